@@ -1,0 +1,158 @@
+"""DeepMAD expressiveness and effectiveness, as the authors' released code computes them.
+
+Notation (log is the natural log). The network is expanded into *units*: the stem conv
+(1 layer), every block (3 layers for ``bottleneck`` and ``inverted``, 2 for ``basic``) and
+the head 1x1 conv if any (1 layer). A stage's first block takes ``c_in`` channels and the
+stride; its other blocks take ``out`` channels and stride 1.
+
+(1) Unit width W_u, the product of its layers' fan-ins c_in * k^2 / groups:
+      conv: c_in k^2;  bottleneck: c_in (btn k^2) btn;  inverted: c_in k^2 btn;
+      basic: (c_in k^2)(btn k^2)  -- with btn = out this is our extension
+      (c_in k^2)(out k^2) of the authors' scorer, which cannot score basic blocks.
+    logstd_u = 0.5 log W_u.
+(2) Scoring stages: a new one starts at every stride-2 unit except the first unit.
+    c_i = output channels of stage i's last unit, r_i = resolution after it (integer
+    division by the strides).
+(3) H_i = (log c_i + log r_i^2) * sum_{u <= end of stage i} logstd_u
+(4) score = sum_i alpha_i H_i, alpha = (1, 1, 1, 1, 8) by default (5 stages).
+(5) rho_i = Lc_i / exp(sum_{u <= end i} log W_u / Lc_i), Lc_i = layers up to stage end i;
+    effectiveness = max_i rho_i.
+(6) depth penalty = 10 exp(std of the spec stages' depths L) (population std); for
+    bottleneck networks the first two stages are left out. Reported apart, never
+    subtracted from ``score``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from designer.spec import NetworkSpec
+
+DEFAULT_ALPHA = (1.0, 1.0, 1.0, 1.0, 8.0)
+DEPTH_PENALTY_RATIO = 10.0
+LAYERS_PER_BLOCK = {"basic": 2, "bottleneck": 3, "inverted": 3}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One scoring unit: a conv (stem, head) or a whole block."""
+
+    name: str
+    log_width: float  # log W_u
+    layers: int
+    out: int
+    stride: int
+
+
+def block_log_width(family: str, c_in: int, btn: int, k: int) -> float:
+    """log W_u of one block (equation 1)."""
+    if family == "bottleneck":
+        return math.log(c_in) + 2 * math.log(btn) + 2 * math.log(k)
+    if family == "inverted":
+        return math.log(c_in) + math.log(btn) + 2 * math.log(k)
+    if family == "basic":
+        return math.log(c_in) + math.log(btn) + 4 * math.log(k)
+    raise ValueError(f"unknown block family {family!r}")
+
+
+def units(spec: NetworkSpec) -> list[Unit]:
+    out = [Unit("stem", math.log(spec.in_channels * spec.stem.k ** 2), 1, spec.stem.out, spec.stem.stride)]
+    channels = spec.stem.out
+    for i, stage in enumerate(spec.stages):
+        for j in range(stage.L):
+            c_in = channels if j == 0 else stage.out
+            out.append(Unit(f"stages.{i}.{j}", block_log_width(stage.family, c_in, stage.btn, stage.k),
+                            LAYERS_PER_BLOCK[stage.family], stage.out, stage.stride if j == 0 else 1))
+        channels = stage.out
+    if spec.head is not None:
+        out.append(Unit("head", math.log(channels), 1, spec.head, 1))
+    return out
+
+
+@dataclass
+class DeepMADScores:
+    score: float
+    stage_entropy: list[float]  # H_i, before alpha
+    alpha: tuple[float, ...]
+    stage_ends: list[int]  # index of each scoring stage's last unit
+    stage_channels: list[int]
+    stage_resolution: list[int]
+    rho: list[float]
+    effectiveness: float
+    layers: int
+    depth_penalty: float
+
+    def to_dict(self) -> dict:
+        return {
+            "deepmad_score": self.score,
+            "stage_entropy": self.stage_entropy,
+            "alpha": list(self.alpha),
+            "stage_channels": self.stage_channels,
+            "stage_resolution": self.stage_resolution,
+            "rho": self.rho,
+            "effectiveness": self.effectiveness,
+            "layers": self.layers,
+            "depth_penalty": self.depth_penalty,
+        }
+
+
+def scoring_stages(unit_list: list[Unit]) -> list[int]:
+    """Index of the last unit of each scoring stage (equation 2)."""
+    ends = [i - 1 for i, unit in enumerate(unit_list) if i > 0 and unit.stride == 2]
+    ends.append(len(unit_list) - 1)
+    return ends
+
+
+def depth_penalty(spec: NetworkSpec, ratio: float = DEPTH_PENALTY_RATIO) -> float:
+    """The authors' depth penalty (equation 6)."""
+    depths = [stage.L for stage in spec.stages]
+    if spec.stages[0].family == "bottleneck":
+        depths = depths[2:]
+    if not depths:
+        return ratio  # exp(0): a single depth has no spread
+    mean = sum(depths) / len(depths)
+    std = math.sqrt(sum((d - mean) ** 2 for d in depths) / len(depths))
+    return ratio * math.exp(std)
+
+
+def deepmad_scores(spec: NetworkSpec, alpha: tuple[float, ...] | list[float] | None = None) -> DeepMADScores:
+    """Expressiveness score, effectiveness and depth penalty of ``spec`` (equations 1-6)."""
+    unit_list = units(spec)
+    ends = scoring_stages(unit_list)
+    if alpha is None:
+        if len(ends) != len(DEFAULT_ALPHA):
+            raise ValueError(
+                f"alpha: the network has {len(ends)} scoring stages (one per stride-2 unit after the first "
+                f"unit, plus the first); the default alpha (1, 1, 1, 1, 8) is for 5: give {len(ends)} stage weights")
+        alpha = DEFAULT_ALPHA
+    alpha = tuple(float(a) for a in alpha)
+    if len(alpha) != len(ends):
+        raise ValueError(f"alpha: got {len(alpha)} stage weights for {len(ends)} scoring stages")
+
+    resolution_after, r = [], spec.resolution
+    for unit in unit_list:
+        r //= unit.stride
+        resolution_after.append(r)
+    if min(resolution_after) < 1:
+        raise ValueError(f"resolution {spec.resolution} vanishes under a total stride of {spec.total_stride}")
+
+    prefix_log_width, prefix_layers, total_w, total_l = [], [], 0.0, 0
+    for unit in unit_list:
+        total_w += unit.log_width
+        total_l += unit.layers
+        prefix_log_width.append(total_w)
+        prefix_layers.append(total_l)
+
+    entropy, channels, resolution, rho = [], [], [], []
+    for end in ends:
+        c, res = unit_list[end].out, resolution_after[end]
+        entropy.append((math.log(c) + math.log(res ** 2)) * 0.5 * prefix_log_width[end])
+        channels.append(c)
+        resolution.append(res)
+        layers = prefix_layers[end]
+        rho.append(layers / math.exp(prefix_log_width[end] / layers))
+    score = sum(a * h for a, h in zip(alpha, entropy))
+    return DeepMADScores(score=score, stage_entropy=entropy, alpha=alpha, stage_ends=ends,
+                         stage_channels=channels, stage_resolution=resolution, rho=rho,
+                         effectiveness=max(rho), layers=prefix_layers[-1], depth_penalty=depth_penalty(spec))
