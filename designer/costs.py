@@ -121,7 +121,8 @@ def block_layers(family: str, prefix: str, c_in: int, out: int, btn: int, k: int
                  in_res: int, first: bool) -> tuple[list[Layer], int]:
     """The conv layers of one block and its elementwise op count (BN, activations, add, pooling).
 
-    ``first``: the block opens its stage (bottleneck stages give it a projection shortcut).
+    ``first``: the block opens its stage (basic and bottleneck stages give it a projection
+    shortcut). Every cost is affine in ``c_in``.
     """
     res = _down(in_res, stride)
     layers: list[Layer] = []
@@ -130,7 +131,7 @@ def block_layers(family: str, prefix: str, c_in: int, out: int, btn: int, k: int
         layers += [Layer(f"{prefix}.conv1.conv", "conv", c_in, btn, k, stride, 1, in_res, res),
                    Layer(f"{prefix}.conv2.conv", "conv", btn, out, k, 1, 1, res, res)]
         ops += 2 * btn * res * res + out * res * res  # BN + ReLU, BN
-        has_projection = c_in != out or stride != 1
+        has_projection = first
     elif family == "bottleneck":
         layers += [Layer(f"{prefix}.conv1.conv", "conv", c_in, btn, 1, 1, 1, in_res, in_res),
                    Layer(f"{prefix}.conv2.conv", "conv", btn, btn, k, stride, 1, in_res, res),

@@ -4,18 +4,18 @@ Block families (``c_in`` is the block input, ``s`` the stride, which only a stag
 first block carries; every conv is bias-free and followed by BatchNorm):
 
 * ``basic`` (ResNet-18/34): k x k conv c_in->btn (stride s), BN, ReLU; k x k conv
-  btn->out, BN; plus the shortcut; ReLU. The shortcut is the identity unless c_in != out
-  or s != 1, then a projection.
+  btn->out, BN; plus the shortcut; ReLU.
 * ``bottleneck`` (ResNet-50): 1x1 conv c_in->btn, BN, ReLU; k x k conv btn->btn
-  (stride s), BN, ReLU; 1x1 conv btn->out, BN; plus the shortcut; ReLU. A stage's first
-  block always has a projection shortcut.
+  (stride s), BN, ReLU; 1x1 conv btn->out, BN; plus the shortcut; ReLU.
 * ``inverted`` (MobileNetV2/EfficientNet): 1x1 conv c_in->btn, BN, SiLU; depthwise
   k x k conv (stride s), BN, SiLU; squeeze-excite on btn channels (global pool, 1x1 conv
   btn->btn//4 with bias, SiLU, 1x1 conv back with bias, sigmoid gate); 1x1 conv
   btn->out, BN (linear bottleneck: no activation); plus the input when c_in == out and
   s == 1 (no projection otherwise).
 
-A projection shortcut is a 2x2 average pool with stride 2 (only when strided, ceil mode)
+In ``basic`` and ``bottleneck`` stages the first block always has a projection shortcut
+and the others the identity, so a block's costs are affine in its input width (which the
+design MILP relies on). A projection shortcut is a 2x2 average pool with stride 2 (only when strided, ceil mode)
 then a 1x1 conv c_in->out and BN, as in ResNet-D.
 
 The network is: stem (k x k conv, BN, ReLU), the stages, an optional 1x1 head conv (BN,
@@ -65,7 +65,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvBNAct(c_in, btn, k, stride)
         self.conv2 = ConvBNAct(btn, out, k, act=None)
-        self.shortcut = Projection(c_in, out, stride) if c_in != out or stride != 1 else nn.Identity()
+        self.shortcut = Projection(c_in, out, stride) if first else nn.Identity()
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

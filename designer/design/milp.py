@@ -1,0 +1,359 @@
+r"""The DeepMAD design problem as a mixed-integer linear program over width *cells*.
+
+Every width range is split into cells [lo, hi] of grid points. Stage j (1..n) picks one
+*configuration* q = (out cell, btn cell, k) by a binary z_{jq}, and its depth by an integer
+L_{jq} (disaggregated: L_{jq} = 0 unless z_{jq} = 1). The stem picks one width cell (s_v).
+Values (log widths) are taken at each cell's ``hi`` and costs at its ``lo``; every cost grows
+and every value grows with every width, so the model is a *relaxation* of the space the
+cells cover, and *exact* when every cell is a single grid point (then an optimal solution is
+optimal for the discrete design problem). :mod:`designer.design.solve` refines cells until
+the two meet.
+
+Notation: c_j is stage j's width (c_0 the stem's), w_{jv} = sum of z_{jq} over q with out
+cell v (w_{0v} = s_v), lpb the layers per block, R_{j-1} / r_j the input / output
+resolution of stage j, own(q) the log width of a block without its log c_in term
+(:func:`designer.entropy.block_log_width` at c_in = 1).
+
+(D1) one choice per stage:      sum_q z_{jq} = 1;   sum_v s_v = 1
+(D2) depth bounds:              Lmin_j z_{jq} <= L_{jq} <= Lmax_j z_{jq}
+(D3) stage log-width sum:       S_j = log c_{j-1} + sum_q [(L_{jq} - z_{jq})(log c(q) + own(q)) + z_{jq} own(q)]
+     with log c_{j-1} = sum_v log(hi_v) w_{j-1,v}
+(D4) prefix sums:               P_e = log W_stem + sum_{j <= j_e} S_j (+ log c_n for a head conv)
+(D5) objective (DeepMAD score): sum_e alpha_e (log r_e P_e + 0.5 log c_e P_e)
+     where log c_e P_e = log c_e S_{j_e} + log c_e P_{<j_e}:
+       log c_e S_{j_e}: per configuration (exact), plus log c_{j_e} log c_{j_e - 1} = sum_v log(hi_v) Y_{ev},
+         sum_v Y_{ev} = sum_q log(hi c(q)) z_{j_e q},  0 <= Y_{ev} <= Ymax w_{j_e - 1, v}
+       log c_e P_{<j_e} = sum_v log(hi_v) Q_{ev},  sum_v Q_{ev} = P_{<j_e},  0 <= Q_{ev} <= U_e w_{j_e v}
+     (upper-bounding disaggregations: exact at integer points since the objective is maximised)
+(D6) costs (MACs, params):      stem(c_0) + sum_j sum_q [first(q) z_{jq} + rest(q)(L_{jq} - z_{jq})]
+                                 + sum_j sum_v lo_v G_{jv} + head/classifier(c_n)  <= budget
+     cross term c_{j-1} g(q) of a stage's first block (cost per input channel):
+                                 sum_v G_{jv} = sum_q g(q) z_{jq},  0 <= G_{jv} <= Gmax w_{j-1,v}
+(D7) layers:                    Lc = 1 + lpb sum_{jq} L_{jq} (+1 head) <= max_layers
+(D8) effectiveness, per stage end e:  P_e >= Lc_e log(Lc_e / rho0), imposed by the secants of
+     the convex right side between consecutive attainable Lc_e (exact at attainable points)
+(D9) monotone widths:           sum_v lo_v w_{jv} <= sum_v hi_v w_{j+1,v}
+(D10) activation footprint of every layer of a first block: foot(q) + R^2 bpe c_{j-1} <= M;
+     of the other blocks: configurations over M get L_{jq} <= z_{jq}
+(D11) depth spread:             L_i - L_k <= spread  for i, k in the depth-penalty stages
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pyomo.environ as pyo
+
+from designer.costs import Layer, block_layers
+from designer.design.problem import DesignProblem
+from designer.entropy import block_log_width
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Grid widths lo, lo + step, ..., hi (a single width when lo == hi)."""
+
+    lo: int
+    hi: int
+
+    @property
+    def is_point(self) -> bool:
+        return self.lo == self.hi
+
+
+@dataclass(frozen=True)
+class Config:
+    out: Cell
+    btn: Cell
+    k: int
+
+
+@dataclass
+class Cells:
+    """The cells of every choice: stem widths, and per stage out and btn widths."""
+
+    stem: list[Cell]
+    out: list[list[Cell]]  # out[j - 1] for stage j
+    btn: list[list[Cell]]
+
+    @property
+    def exact(self) -> bool:
+        return all(c.is_point for group in [self.stem, *self.out, *self.btn] for c in group)
+
+
+@dataclass
+class Choice:
+    """What a solution picked: the stem cell and per stage (config, depth)."""
+
+    stem: Cell
+    stages: list[tuple[Config, int]]
+
+
+def _cost(layers: list[Layer]) -> tuple[int, int]:
+    return sum(layer.macs for layer in layers), sum(layer.params for layer in layers)
+
+
+@dataclass
+class _StageData:
+    configs: list[Config]
+    first: list[tuple[int, int]]   # (MACs, params) of the first block without its c_in terms
+    slope: list[tuple[int, int]]   # per input channel of the first block
+    rest: list[tuple[int, int]]    # one later block
+    first_foot: list[list[int]]    # per first-block layer, footprint without c_in
+    foot_slope: list[int]          # per first-block layer, footprint per input channel
+    rest_over_memory: list[bool]
+    own: list[float]               # block log width without log c_in, at hi widths
+
+
+def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells: list[Cell]) -> _StageData:
+    res = problem.resolutions()
+    r_in, r_out, stride = res[j - 1], res[j], problem.strides[j]
+    bpe = problem.bytes_per_element
+    data = _StageData([], [], [], [], [], [], [], [])
+    memory = problem.max_activation_bytes
+    for c in out_cells:
+        b_min, b_max = problem.btn_bounds(c.lo)[0], problem.btn_bounds(c.hi)[1]
+        for b in btn_cells:
+            if b.hi < b_min or b.lo > b_max:
+                continue
+            # the cheapest and the widest btn this cell allows next to some out in the out cell
+            lo_b, hi_b = max(b.lo, b_min), min(b.hi, b_max)
+            for k in problem.kernels:
+                first0, _ = block_layers(problem.family, "b", 0, c.lo, lo_b, k, stride, r_in, first=True)
+                first1, _ = block_layers(problem.family, "b", 1, c.lo, lo_b, k, stride, r_in, first=True)
+                rest, _ = block_layers(problem.family, "b", c.lo, c.lo, lo_b, k, 1, r_out, first=False)
+                feet0 = [layer.activation_bytes(bpe) for layer in first0]
+                slopes = [layer1.activation_bytes(bpe) - layer0.activation_bytes(bpe)
+                          for layer0, layer1 in zip(first0, first1)]
+                if memory is not None and any(f > memory for f, s in zip(feet0, slopes) if s == 0):
+                    continue
+                data.configs.append(Config(c, b, k))
+                f0, f1 = _cost(first0), _cost(first1)
+                data.first.append(f0)
+                data.slope.append((f1[0] - f0[0], f1[1] - f0[1]))
+                data.rest.append(_cost(rest))
+                data.first_foot.append(feet0)
+                data.foot_slope = slopes  # the same for every configuration of the family
+                data.rest_over_memory.append(
+                    memory is not None and max(layer.activation_bytes(bpe) for layer in rest) > memory)
+                data.own.append(block_log_width(problem.family, 1, hi_b, k))
+    return data
+
+
+def _secants(lpb: int, lc_min: int, lc_max: int, rho0: float) -> list[tuple[float, float]]:
+    """(slope, intercept) of the secants of x log(x / rho0) between attainable layer counts."""
+    g = lambda x: x * math.log(x / rho0)  # noqa: E731
+    points = list(range(lc_min, lc_max + 1, lpb))
+    if len(points) == 1:
+        return [(0.0, g(points[0]))]
+    cuts = []
+    for a, b in zip(points, points[1:]):
+        slope = (g(b) - g(a)) / (b - a)
+        cuts.append((slope, g(a) - slope * a))
+    return cuts
+
+
+def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") -> tuple[pyo.ConcreteModel, list]:
+    """The MILP over ``cells``; ``objective`` is ``score`` (maximise) or one of ``macs``,
+    ``params``, ``layers``, ``activation`` (minimise, used to explain infeasibility)."""
+    n, lpb = problem.n_stages, problem.layers_per_block
+    res = problem.resolutions()
+    stages = [stage_data(problem, j, cells.out[j - 1], cells.btn[j - 1]) for j in range(1, n + 1)]
+    m = pyo.ConcreteModel(name=problem.name)
+    m.stem = pyo.Var(range(len(cells.stem)), domain=pyo.Binary)
+    m.z = pyo.Var([(j, q) for j in range(1, n + 1) for q in range(len(stages[j - 1].configs))], domain=pyo.Binary)
+    m.L = pyo.Var(m.z.index_set(), domain=pyo.NonNegativeIntegers)
+    m.c = pyo.ConstraintList()
+    quicksum = pyo.quicksum
+
+    def cells_of(j: int) -> list[Cell]:
+        return cells.stem if j == 0 else cells.out[j - 1]
+
+    # W[j][v]: the indicator (fractional in the LP) that stage j's width lies in its cell v
+    W = {0: [m.stem[v] for v in range(len(cells.stem))]}
+    for j in range(1, n + 1):
+        W[j] = [quicksum(m.z[j, q] for q, cfg in enumerate(stages[j - 1].configs) if cfg.out == cell)
+                for cell in cells.out[j - 1]]
+
+    def w(j: int, v: int):
+        return W[j][v]
+
+    def width(j: int, end: str):
+        return quicksum(getattr(cell, end) * w(j, v) for v, cell in enumerate(cells_of(j)))
+
+    def log_width(j: int):
+        return quicksum(math.log(cell.hi) * w(j, v) for v, cell in enumerate(cells_of(j)))
+
+    def depth(j: int):
+        return quicksum(m.L[j, q] for q in range(len(stages[j - 1].configs)))
+
+    # (D1) one choice per stage; (D2) depth bounds
+    m.c.add(quicksum(m.stem.values()) == 1)
+    for j in range(1, n + 1):
+        m.c.add(quicksum(m.z[j, q] for q in range(len(stages[j - 1].configs))) == 1)
+        lo, hi = problem.stage_depth_bounds(j)
+        for q in range(len(stages[j - 1].configs)):
+            m.c.add(m.L[j, q] >= lo * m.z[j, q])
+            m.c.add(m.L[j, q] <= hi * m.z[j, q])
+            if stages[j - 1].rest_over_memory[q]:  # (D10) only one block fits the footprint budget
+                m.c.add(m.L[j, q] <= m.z[j, q])
+
+    # (D3) stage log-width sums; (D4) prefix sums
+    log_w_stem = math.log(problem.in_channels * problem.stem_kernel ** 2)
+    S = {}
+    for j in range(1, n + 1):
+        d = stages[j - 1]
+        S[j] = log_width(j - 1) + quicksum(
+            (m.L[j, q] - m.z[j, q]) * (math.log(cfg.out.hi) + d.own[q]) + m.z[j, q] * d.own[q]
+            for q, cfg in enumerate(d.configs))
+
+    def prefix(j: int):
+        return log_w_stem + quicksum(S[i] for i in range(1, min(j, n) + 1)) + (log_width(n) if j == n + 1 else 0)
+
+    def layer_count(j: int):
+        return 1 + lpb * quicksum(depth(i) for i in range(1, min(j, n) + 1)) + (1 if j == n + 1 else 0)
+
+    # (D5) the DeepMAD score
+    ends = problem.scoring_ends()
+    terms = []
+    for e, ((j_e, r_e), alpha) in enumerate(zip(ends, problem.stage_alpha)):
+        terms.append(alpha * math.log(r_e) * prefix(j_e))
+        if j_e == 0:
+            terms.append(0.5 * alpha * log_w_stem * log_width(0))
+        elif j_e == n + 1:
+            terms.append(0.5 * alpha * math.log(problem.head) * prefix(j_e))
+        else:
+            d = stages[j_e - 1]
+            terms.append(0.5 * alpha * quicksum(
+                math.log(cfg.out.hi) * ((m.L[j_e, q] - m.z[j_e, q]) * (math.log(cfg.out.hi) + d.own[q])
+                                        + m.z[j_e, q] * d.own[q]) for q, cfg in enumerate(d.configs)))
+            prev = cells_of(j_e - 1)
+            y_max = max(math.log(cfg.out.hi) for cfg in d.configs)
+            Y = pyo.Var(range(len(prev)), bounds=(0, y_max))
+            m.add_component(f"Y_{e}", Y)
+            m.c.add(quicksum(Y.values()) == quicksum(math.log(cfg.out.hi) * m.z[j_e, q]
+                                                     for q, cfg in enumerate(d.configs)))
+            for v in range(len(prev)):
+                m.c.add(Y[v] <= y_max * w(j_e - 1, v))
+            terms.append(0.5 * alpha * quicksum(math.log(cell.hi) * Y[v] for v, cell in enumerate(prev)))
+            own_cells = cells_of(j_e)
+            u = prefix_bound(problem, cells, stages, j_e)
+            Q = pyo.Var(range(len(own_cells)), bounds=(0, u))
+            m.add_component(f"Q_{e}", Q)
+            m.c.add(quicksum(Q.values()) == prefix(j_e - 1))
+            for v in range(len(own_cells)):
+                m.c.add(Q[v] <= u * w(j_e, v))
+            terms.append(0.5 * alpha * quicksum(math.log(cell.hi) * Q[v] for v, cell in enumerate(own_cells)))
+    score = quicksum(terms)
+
+    # (D6) costs: stem, stages (first blocks with their c_in cross terms, later blocks), head, classifier
+    stem_layer = lambda c: Layer("stem", "conv", problem.in_channels, c, problem.stem_kernel,  # noqa: E731
+                                 problem.strides[0], 1, problem.resolution, res[0])
+    last_layers = lambda c: _tail_layers(problem, c, res[n])  # noqa: E731
+    cost = {}
+    for index, name in enumerate(("macs", "params")):
+        total = [quicksum(_cost([stem_layer(cell.lo)])[index] * m.stem[v] for v, cell in enumerate(cells.stem))]
+        for j in range(1, n + 1):
+            d = stages[j - 1]
+            total.append(quicksum(d.first[q][index] * m.z[j, q] + d.rest[q][index] * (m.L[j, q] - m.z[j, q])
+                                  for q in range(len(d.configs))))
+            prev = cells_of(j - 1)
+            g_max = max(s[index] for s in d.slope)
+            G = pyo.Var(range(len(prev)), bounds=(0, g_max))
+            m.add_component(f"G_{name}_{j}", G)
+            m.c.add(quicksum(G.values()) == quicksum(d.slope[q][index] * m.z[j, q] for q in range(len(d.configs))))
+            for v in range(len(prev)):
+                m.c.add(G[v] <= g_max * w(j - 1, v))
+            total.append(quicksum(cell.lo * G[v] for v, cell in enumerate(prev)))
+        total.append(quicksum(_cost(last_layers(cell.lo))[index] * w(n, v) for v, cell in enumerate(cells.out[n - 1])))
+        cost[name] = quicksum(total)
+    if problem.max_macs is not None and objective != "macs":
+        m.c.add(cost["macs"] <= problem.max_macs)
+    if problem.max_params is not None and objective != "params":
+        m.c.add(cost["params"] <= problem.max_params)
+
+    # (D7) layers
+    total_layers = layer_count(n + 1 if problem.head is not None else n)
+    if problem.max_layers is not None and objective != "layers":
+        m.c.add(total_layers <= problem.max_layers)
+
+    # (D8) effectiveness at every stage end
+    if problem.effectiveness is not None and objective != "effectiveness":
+        for j_e, _ in ends:
+            if j_e == 0:
+                continue  # the stem's rho is a constant, checked by the caller
+            depth_range = [problem.stage_depth_bounds(i) for i in range(1, min(j_e, n) + 1)]
+            extra = 1 if j_e == n + 1 else 0
+            lc_min = 1 + lpb * sum(lo for lo, _ in depth_range) + extra
+            lc_max = 1 + lpb * sum(hi for _, hi in depth_range) + extra
+            lc, p = layer_count(j_e), prefix(j_e)
+            for slope, intercept in _secants(lpb, lc_min, lc_max, problem.effectiveness):
+                m.c.add(p >= slope * lc + intercept)
+
+    # (D9) monotone stage widths
+    if problem.monotone:
+        for j in range(1, n):
+            m.c.add(width(j, "lo") <= width(j + 1, "hi"))
+
+    # (D10) footprint of the first blocks' layers that read the stage input
+    memory = problem.max_activation_bytes
+    if memory is not None and objective != "activation":
+        for j in range(1, n + 1):
+            d = stages[j - 1]
+            for layer_index, slope in enumerate(d.foot_slope):
+                if slope:
+                    m.c.add(quicksum(d.first_foot[q][layer_index] * m.z[j, q] for q in range(len(d.configs)))
+                            + slope * width(j - 1, "lo") <= memory)
+
+    # (D11) depth spread over the depth-penalty stages
+    if problem.max_depth_spread is not None:
+        chosen = problem.penalty_stages()
+        for a in chosen:
+            for b in chosen:
+                if a != b:
+                    m.c.add(depth(a) - depth(b) <= problem.max_depth_spread)
+
+    if objective == "score":
+        m.objective = pyo.Objective(expr=score, sense=pyo.maximize)
+    elif objective in ("macs", "params"):
+        m.objective = pyo.Objective(expr=cost[objective], sense=pyo.minimize)
+    elif objective == "layers":
+        m.objective = pyo.Objective(expr=total_layers, sense=pyo.minimize)
+    else:
+        raise ValueError(f"objective: unknown {objective!r}")
+    return m, stages
+
+
+def _tail_layers(problem: DesignProblem, channels: int, res: int) -> list[Layer]:
+    """Head conv (if any) and classifier after a last stage of ``channels``."""
+    layers = []
+    if problem.head is not None:
+        layers.append(Layer("head", "conv", channels, problem.head, 1, 1, 1, res, res))
+        channels = problem.head
+    layers.append(Layer("classifier", "linear", channels, problem.num_classes, 1, 1, 1, 1, 1, bias=True,
+                        batchnorm=False))
+    return layers
+
+
+def prefix_bound(problem: DesignProblem, cells: Cells, stages: list[_StageData], j: int) -> float:
+    """An upper bound on P_{<j}, the log-width sum of the units before stage j."""
+    total = math.log(problem.in_channels * problem.stem_kernel ** 2)
+    prev_max = max(math.log(c.hi) for c in cells.stem)
+    for i in range(1, j):
+        d = stages[i - 1]
+        _, l_max = problem.stage_depth_bounds(i)
+        best = max(own + (l_max - 1) * (math.log(cfg.out.hi) + own) for cfg, own in zip(d.configs, d.own))
+        total += prev_max + best
+        prev_max = max(math.log(cfg.out.hi) for cfg in d.configs)
+    return total
+
+
+def extract(model: pyo.ConcreteModel, cells: Cells, stages: list[_StageData]) -> Choice:
+    """The cells and depths a solved model picked (its variables hold the solution)."""
+    stem = max(range(len(cells.stem)), key=lambda v: pyo.value(model.stem[v]))
+    picks = []
+    for j, d in enumerate(stages, start=1):
+        q = max(range(len(d.configs)), key=lambda q: pyo.value(model.z[j, q]))
+        picks.append((d.configs[q], int(round(pyo.value(model.L[j, q])))))
+    return Choice(stem=cells.stem[stem], stages=picks)

@@ -1,0 +1,297 @@
+"""The DeepMAD design problem as data: family, stride pattern, search space, budgets.
+
+A :class:`DesignProblem` is printable and round-trips through JSON; ``solve()`` (in
+:mod:`designer.design.solve`) returns a :class:`DesignResult`, whose figures are recounted
+from the returned spec by the backbone's cost model and scorer, never taken from the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from designer.costs import count
+from designer.entropy import DEFAULT_ALPHA, LAYERS_PER_BLOCK, deepmad_scores
+from designer.spec import FAMILIES, NetworkSpec, Stage, Stem
+from solvers.result import SolveResult
+
+# Per family: (inner-width / out ratio range, kernels, effectiveness budget) as the authors use.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bottleneck": {"btn_ratio": (0.1, 1.0), "kernels": (3, 5), "effectiveness": 0.3, "strides": (2, 2, 2, 2, 1, 2)},
+    "basic": {"btn_ratio": (0.25, 1.0), "kernels": (3, 5), "effectiveness": 0.3, "strides": (2, 2, 2, 2, 1, 2)},
+    "inverted": {"btn_ratio": (1.5, 6.0), "kernels": (3, 5, 7), "effectiveness": 0.5, "strides": (2, 1, 2, 2, 2, 2)},
+}
+
+
+class DesignError(ValueError):
+    """A design problem is invalid or infeasible; the message names the field or budget."""
+
+
+def floor_to(value: float, step: int) -> int:
+    return int(math.floor(value / step + 1e-9)) * step
+
+
+def ceil_to(value: float, step: int) -> int:
+    return int(math.ceil(value / step - 1e-9)) * step
+
+
+@dataclass
+class DesignProblem:
+    """Maximise the DeepMAD score over a discrete space of networks under budgets.
+
+    Space: the stem width and every stage's ``out`` and ``btn`` on multiples of
+    ``width_step``; ``btn`` between ``btn_ratio[0] * out`` (rounded down to the grid) and
+    ``btn_ratio[1] * out`` (rounded up); ``k`` from ``kernels``; ``L`` from ``depths``
+    (the first stage at most ``first_stage_max_depth``); optionally non-decreasing stage
+    widths (``monotone``, DeepMAD's third guideline).
+
+    Budgets (None: none): ``max_macs`` and ``max_params`` (as :func:`designer.costs.count`
+    counts them), ``max_layers`` (DeepMAD's layer count), ``effectiveness`` (rho0: every
+    stage end's rho at most this), ``max_activation_bytes`` (inputs + output of any single
+    conv/linear layer, at ``bytes_per_element``), ``max_depth_spread`` (largest difference
+    between two stage depths, counted over the stages the depth penalty uses).
+    """
+
+    family: str = "bottleneck"
+    resolution: int = 224
+    in_channels: int = 3
+    num_classes: int = 1000
+    strides: list[int] | None = None  # the stem's, then one per stage
+    head: int | None = None
+    stem_kernel: int = 3
+    width_step: int = 8
+    stem_widths: tuple[int, int] = (16, 64)
+    out_widths: tuple[int, int] = (16, 2048)
+    btn_ratio: tuple[float, float] | None = None
+    kernels: tuple[int, ...] | None = None
+    depths: tuple[int, int] = (1, 16)
+    first_stage_max_depth: int | None = 3
+    monotone: bool = True
+    max_macs: float | None = None
+    max_params: float | None = None
+    max_layers: int | None = None
+    effectiveness: float | None = None
+    max_activation_bytes: float | None = None
+    bytes_per_element: int = 1
+    max_depth_spread: int | None = None
+    alpha: list[float] | None = None
+    name: str = "design"
+
+    def __post_init__(self) -> None:
+        defaults = FAMILY_DEFAULTS.get(self.family)
+        if defaults is None:
+            raise DesignError(f"family: must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        if self.strides is None:
+            self.strides = list(defaults["strides"])
+        if self.btn_ratio is None:
+            self.btn_ratio = defaults["btn_ratio"]
+        if self.kernels is None:
+            self.kernels = defaults["kernels"]
+        self.strides = list(self.strides)
+        self.stem_widths, self.out_widths = tuple(self.stem_widths), tuple(self.out_widths)
+        self.btn_ratio, self.kernels, self.depths = tuple(self.btn_ratio), tuple(self.kernels), tuple(self.depths)
+        if self.alpha is not None:
+            self.alpha = [float(a) for a in self.alpha]
+        self.validate()
+
+    # ---- validation -------------------------------------------------------------------
+    def validate(self) -> None:
+        def positive_int(value: Any, name: str) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DesignError(f"{name}: must be a positive integer, got {value!r}")
+
+        for name in ("resolution", "in_channels", "num_classes", "width_step", "bytes_per_element"):
+            positive_int(getattr(self, name), name)
+        if len(self.strides) < 2 or any(s not in (1, 2) for s in self.strides):
+            raise DesignError(f"strides: the stem's stride then one per stage, each 1 or 2; got {self.strides}")
+        if self.stem_kernel % 2 == 0:
+            raise DesignError(f"stem_kernel: must be odd, got {self.stem_kernel}")
+        if self.head is not None:
+            positive_int(self.head, "head")
+        for name in ("stem_widths", "out_widths", "depths"):
+            lo, hi = getattr(self, name)
+            positive_int(lo, f"{name}[0]")
+            positive_int(hi, f"{name}[1]")
+            if lo > hi:
+                raise DesignError(f"{name}: lower bound {lo} exceeds upper bound {hi}")
+        for name in ("stem_widths", "out_widths"):
+            lo, hi = getattr(self, name)
+            if ceil_to(lo, self.width_step) > hi:
+                raise DesignError(f"{name}: no multiple of width_step={self.width_step} in [{lo}, {hi}]")
+        lo, hi = self.btn_ratio
+        if not 0 < lo <= hi:
+            raise DesignError(f"btn_ratio: need 0 < min <= max, got {self.btn_ratio}")
+        if not self.kernels or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in self.kernels):
+            raise DesignError(f"kernels: must be odd positive integers, got {self.kernels}")
+        if self.first_stage_max_depth is not None:
+            positive_int(self.first_stage_max_depth, "first_stage_max_depth")
+        for name in ("max_macs", "max_params", "max_activation_bytes"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise DesignError(f"{name}: must be positive, got {value!r}")
+        if self.max_layers is not None:
+            positive_int(self.max_layers, "max_layers")
+        if self.effectiveness is not None and not self.effectiveness > 0:
+            raise DesignError(f"effectiveness: must be positive, got {self.effectiveness!r}")
+        if self.max_depth_spread is not None and (not isinstance(self.max_depth_spread, int)
+                                                  or self.max_depth_spread < 0):
+            raise DesignError(f"max_depth_spread: must be a non-negative integer, got {self.max_depth_spread!r}")
+        if math.prod(self.strides) > self.resolution:
+            raise DesignError(f"strides: a total stride of {math.prod(self.strides)} exceeds the resolution "
+                              f"{self.resolution}")
+        n_ends = len(self.scoring_ends())
+        if self.alpha is None:
+            if n_ends != len(DEFAULT_ALPHA):
+                raise DesignError(f"alpha: the stride pattern {self.strides} gives {n_ends} scoring stages; the "
+                                  f"default alpha is for 5: give {n_ends} stage weights")
+        elif len(self.alpha) != n_ends:
+            raise DesignError(f"alpha: got {len(self.alpha)} stage weights for {n_ends} scoring stages")
+
+    # ---- derived structure --------------------------------------------------------------
+    @property
+    def n_stages(self) -> int:
+        return len(self.strides) - 1
+
+    @property
+    def stage_alpha(self) -> list[float]:
+        return list(self.alpha) if self.alpha is not None else list(DEFAULT_ALPHA)
+
+    @property
+    def layers_per_block(self) -> int:
+        return LAYERS_PER_BLOCK[self.family]
+
+    def stage_depth_bounds(self, j: int) -> tuple[int, int]:
+        """Depth bounds of stage ``j`` (1-based)."""
+        lo, hi = self.depths
+        if j == 1 and self.first_stage_max_depth is not None:
+            hi = min(hi, self.first_stage_max_depth)
+        return lo, hi
+
+    def btn_bounds(self, out: int) -> tuple[int, int]:
+        lo, hi = self.btn_ratio
+        return max(self.width_step, floor_to(lo * out, self.width_step)), ceil_to(hi * out, self.width_step)
+
+    def resolutions(self) -> list[int]:
+        """Cost-model resolution after the stem (index 0) and after each stage (padded convs)."""
+        out, r = [], self.resolution
+        for s in self.strides:
+            r = -(-r // s)
+            out.append(r)
+        return out
+
+    def scoring_ends(self) -> list[tuple[int, int]]:
+        """(stage index ending a scoring stage: 0 = stem, n + 1 = head, its scorer resolution)."""
+        score_res, r = [], self.resolution
+        for s in self.strides:
+            r //= s
+            score_res.append(r)
+        ends = [j - 1 for j in range(1, self.n_stages + 1) if self.strides[j] == 2]
+        ends.append(self.n_stages + 1 if self.head is not None else self.n_stages)
+        return [(j, score_res[min(j, self.n_stages)]) for j in ends]
+
+    def penalty_stages(self) -> list[int]:
+        """1-based stages whose depths the authors' depth penalty measures."""
+        stages = list(range(1, self.n_stages + 1))
+        return stages[2:] if self.family == "bottleneck" else stages
+
+    def to_spec(self, stem_width: int, stages: list[tuple[int, int, int, int]]) -> NetworkSpec:
+        """A spec from the stem width and per-stage (out, btn, k, L)."""
+        return NetworkSpec(
+            resolution=self.resolution, in_channels=self.in_channels, num_classes=self.num_classes,
+            stem=Stem(out=stem_width, k=self.stem_kernel, stride=self.strides[0]),
+            stages=[Stage(self.family, out, btn, k, L, stride)
+                    for (out, btn, k, L), stride in zip(stages, self.strides[1:])],
+            head=self.head, name=self.name)
+
+    # ---- serialisation ------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DesignProblem:
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise DesignError(f"problem: unknown field(s) {', '.join(unknown)}")
+        return cls(**data)
+
+    # ---- checking a design against the problem ----------------------------------------
+    def violations(self, spec: NetworkSpec) -> list[str]:
+        """Every budget or space rule that ``spec`` breaks, recounted independently."""
+        costs, scores = count(spec, self.bytes_per_element), deepmad_scores(spec, self.stage_alpha)
+        found = []
+        if self.max_macs is not None and costs.macs > self.max_macs:
+            found.append(f"MACs {costs.macs} > {self.max_macs:g}")
+        if self.max_params is not None and costs.params > self.max_params:
+            found.append(f"params {costs.params} > {self.max_params:g}")
+        if self.max_layers is not None and scores.layers > self.max_layers:
+            found.append(f"layers {scores.layers} > {self.max_layers}")
+        if self.effectiveness is not None and scores.effectiveness > self.effectiveness + 1e-12:
+            found.append(f"effectiveness {scores.effectiveness:.6f} > {self.effectiveness}")
+        if self.max_activation_bytes is not None and costs.max_activation_bytes > self.max_activation_bytes:
+            found.append(f"activation bytes {costs.max_activation_bytes} > {self.max_activation_bytes:g}")
+        if self.monotone and any(a.out > b.out for a, b in zip(spec.stages, spec.stages[1:])):
+            found.append("stage widths decrease")
+        for j, stage in enumerate(spec.stages, start=1):
+            lo, hi = self.stage_depth_bounds(j)
+            if not lo <= stage.L <= hi:
+                found.append(f"stage {j} depth {stage.L} outside [{lo}, {hi}]")
+            b_lo, b_hi = self.btn_bounds(stage.out)
+            if not b_lo <= stage.btn <= b_hi:
+                found.append(f"stage {j} btn {stage.btn} outside [{b_lo}, {b_hi}]")
+        if self.max_depth_spread is not None:
+            depths = [spec.stages[j - 1].L for j in self.penalty_stages()]
+            if depths and max(depths) - min(depths) > self.max_depth_spread:
+                found.append(f"depth spread {max(depths) - min(depths)} > {self.max_depth_spread}")
+        return found
+
+
+@dataclass
+class DesignResult:
+    """A solved design: the spec, the solver's report, and figures recounted from the spec."""
+
+    problem: DesignProblem
+    spec: NetworkSpec | None
+    solve: SolveResult
+    score: float | None = None
+    macs: int | None = None
+    params: int | None = None
+    effectiveness: float | None = None
+    layers: int | None = None
+    depth_penalty: float | None = None
+    max_activation_bytes: int | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, problem: DesignProblem, spec: NetworkSpec | None, solve: SolveResult,
+                  history: list[dict[str, float]] | None = None) -> DesignResult:
+        result = cls(problem=problem, spec=spec, solve=solve, history=history or [])
+        if spec is not None:
+            costs, scores = count(spec, problem.bytes_per_element), deepmad_scores(spec, problem.stage_alpha)
+            result.score, result.macs, result.params = scores.score, costs.macs, costs.params
+            result.effectiveness, result.layers = scores.effectiveness, scores.layers
+            result.depth_penalty, result.max_activation_bytes = scores.depth_penalty, costs.max_activation_bytes
+        return result
+
+    @property
+    def status(self) -> str:
+        return str(self.solve.status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.to_dict() if self.spec is not None else None,
+            "status": str(self.solve.status), "objective": self.solve.objective, "bound": self.solve.bound,
+            "gap": self.solve.gap, "seconds": self.solve.seconds, "score": self.score, "macs": self.macs,
+            "params": self.params, "effectiveness": self.effectiveness, "layers": self.layers,
+            "depth_penalty": self.depth_penalty, "max_activation_bytes": self.max_activation_bytes,
+            "solver": self.solve.solver, "message": self.solve.message, "model_size": self.solve.model_size,
+            "history": self.history, "problem": self.problem.to_dict(),
+        }

@@ -1,0 +1,272 @@
+"""Solve a :class:`DesignProblem` to a proven bound.
+
+Small spaces are solved exactly: one MILP over every grid point (:mod:`designer.design.milp`).
+Large spaces (the multiples-of-8 grid up to 2048 channels) are solved by *cell refinement*,
+a branch-and-bound over width ranges in which HiGHS does the branching over depths,
+kernels and cell choices:
+
+1. split every width range into a few cells (the smallest width is always a cell of its
+   own); the MILP over cells, with values at each cell's widest point and costs at its
+   narrowest, is a relaxation, so HiGHS's bound on it bounds the real optimum;
+2. *polish*: solve the exact MILP over a sample of the grid points inside the cells the
+   relaxation picked, which gives a real design (an incumbent);
+3. split the picked cells in two (geometric midpoint) and repeat, until the gap between
+   the best bound and the best design is at most ``rel_gap`` or time runs out.
+
+The result reports the best design's recounted score as the objective, the smallest proven
+bound, and their gap.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from designer.design.milp import Cell, Cells, Choice, build_model, extract
+from designer.design.problem import DesignError, DesignProblem, DesignResult, ceil_to, floor_to
+from designer.entropy import deepmad_scores
+from designer.spec import NetworkSpec
+from solvers import highs
+from solvers.result import SolveResult, Status, relative_gap
+
+EXACT_LIMIT = 600  # configurations per stage up to which one exact MILP is solved
+
+
+def grid(lo: int, hi: int, step: int) -> list[int]:
+    return list(range(ceil_to(lo, step), floor_to(hi, step) + 1, step))
+
+
+def split_geometric(points: list[int], parts: int) -> list[Cell]:
+    """Cells covering ``points``: the first point alone, the rest in ``parts`` geometric ranges."""
+    if len(points) <= parts + 1:
+        return [Cell(p, p) for p in points]
+    cells, rest = [Cell(points[0], points[0])], points[1:]
+    edges = [rest[0] * (rest[-1] / rest[0]) ** (i / parts) for i in range(parts + 1)]
+    start = 0
+    for i in range(1, parts + 1):
+        end = max(start, max(idx for idx, p in enumerate(rest) if p <= edges[i] + 1e-9))
+        if i == parts:
+            end = len(rest) - 1
+        if start <= end:
+            cells.append(Cell(rest[start], rest[end]))
+            start = end + 1
+    return cells
+
+
+def split_cell(cell: Cell, step: int) -> list[Cell]:
+    if cell.is_point:
+        return [cell]
+    mid = floor_to(math.sqrt(cell.lo * cell.hi), step)
+    mid = min(max(mid, cell.lo), cell.hi - step)
+    return [Cell(cell.lo, mid), Cell(mid + step, cell.hi)]
+
+
+def btn_range(problem: DesignProblem) -> tuple[int, int]:
+    lo_out, hi_out = ceil_to(problem.out_widths[0], problem.width_step), floor_to(problem.out_widths[1], problem.width_step)
+    return problem.btn_bounds(lo_out)[0], problem.btn_bounds(hi_out)[1]
+
+
+def initial_cells(problem: DesignProblem, parts: int = 6) -> Cells:
+    step = problem.width_step
+    stem = split_geometric(grid(*problem.stem_widths, step), 3)
+    outs = split_geometric(grid(*problem.out_widths, step), parts)
+    btns = split_geometric(grid(*btn_range(problem), step), parts)
+    return Cells(stem=stem, out=[list(outs) for _ in range(problem.n_stages)],
+                 btn=[list(btns) for _ in range(problem.n_stages)])
+
+
+def exact_cells(problem: DesignProblem) -> Cells:
+    step = problem.width_step
+    points = lambda lo, hi: [Cell(p, p) for p in grid(lo, hi, step)]  # noqa: E731
+    return Cells(stem=points(*problem.stem_widths),
+                 out=[points(*problem.out_widths) for _ in range(problem.n_stages)],
+                 btn=[points(*btn_range(problem)) for _ in range(problem.n_stages)])
+
+
+def exact_size(problem: DesignProblem) -> int:
+    """Configurations per stage of the exact model (out x btn x k pairs in the space)."""
+    outs = grid(*problem.out_widths, problem.width_step)
+    return sum(len(grid(*problem.btn_bounds(c), problem.width_step)) for c in outs) * len(problem.kernels)
+
+
+def choice_to_spec(problem: DesignProblem, choice: Choice) -> NetworkSpec:
+    return problem.to_spec(choice.stem.lo, [(cfg.out.lo, max(cfg.btn.lo, problem.btn_bounds(cfg.out.lo)[0]),
+                                             cfg.k, depth) for cfg, depth in choice.stages])
+
+
+def solve_cells(problem: DesignProblem, cells: Cells, time_limit: float | None, rel_gap: float, threads: int,
+                objective: str = "score") -> tuple[SolveResult, Choice | None]:
+    start = time.perf_counter()
+    model, stages = build_model(problem, cells, objective)
+    if any(not d.configs for d in stages):
+        empty = next(j for j, d in enumerate(stages, start=1) if not d.configs)
+        return SolveResult(Status.INFEASIBLE, solver="highs",
+                           message=f"stage {empty}: no (out, btn, k) in the space fits the activation budget"), None
+    result = highs.solve(model, time_limit=time_limit, rel_gap=rel_gap, threads=threads)
+    result.seconds = time.perf_counter() - start  # model building included
+    return result, extract(model, cells, stages) if result.status.has_solution else None
+
+
+def _polish_cells(problem: DesignProblem, choice: Choice, samples: int) -> Cells:
+    step = problem.width_step
+
+    def sample(cell: Cell) -> list[Cell]:
+        points = grid(cell.lo, cell.hi, step)
+        if len(points) > samples:
+            points = sorted({points[round(i * (len(points) - 1) / (samples - 1))] for i in range(samples)})
+        return [Cell(p, p) for p in points]
+
+    return Cells(stem=sample(choice.stem), out=[sample(cfg.out) for cfg, _ in choice.stages],
+                 btn=[sample(cfg.btn) for cfg, _ in choice.stages])
+
+
+def _neighbourhood(problem: DesignProblem, spec: NetworkSpec, radius: int) -> Cells:
+    """Every grid point within ``radius`` steps of ``spec``'s widths (exact cells)."""
+    step = problem.width_step
+
+    def around(value: int, lo: int, hi: int) -> list[Cell]:
+        return [Cell(p, p) for p in grid(max(lo, value - radius * step), min(hi, value + radius * step), step)]
+
+    b_lo, b_hi = btn_range(problem)
+    return Cells(stem=around(spec.stem.out, *problem.stem_widths),
+                 out=[around(st.out, *problem.out_widths) for st in spec.stages],
+                 btn=[around(st.btn, b_lo, b_hi) for st in spec.stages])
+
+
+def _refine(cells: Cells, choice: Choice, step: int) -> Cells:
+    def replace(group: list[Cell], picked: Cell) -> list[Cell]:
+        out = []
+        for cell in group:
+            out.extend(split_cell(cell, step) if cell == picked else [cell])
+        return out
+
+    return Cells(stem=replace(cells.stem, choice.stem),
+                 out=[replace(group, cfg.out) for group, (cfg, _) in zip(cells.out, choice.stages)],
+                 btn=[replace(group, cfg.btn) for group, (cfg, _) in zip(cells.btn, choice.stages)])
+
+
+def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.01, threads: int = 1,
+          method: str = "auto", progress: Callable[[dict], None] | None = None) -> DesignResult:
+    """Maximise the DeepMAD score of ``problem``; see the module docstring.
+
+    ``method``: ``exact`` (one MILP over every grid point), ``refine`` (cell refinement) or
+    ``auto`` (exact when the space has at most ``EXACT_LIMIT`` configurations per stage).
+    ``progress`` is called with a dict (iteration, bound, best score, gap, seconds) per step.
+    Raises :class:`DesignError` naming the budget that cannot be met when none can.
+    """
+    _check_stem(problem)
+    if method == "auto":
+        method = "exact" if exact_size(problem) <= EXACT_LIMIT else "refine"
+    if method not in ("exact", "refine"):
+        raise DesignError(f"method: must be auto, exact or refine, got {method!r}")
+    start = time.perf_counter()
+    if method == "exact":
+        result, choice = solve_cells(problem, exact_cells(problem), time_limit, rel_gap, threads)
+        if result.status == Status.INFEASIBLE:
+            raise DesignError(explain_infeasible(problem, threads))
+        spec = choice_to_spec(problem, choice) if choice is not None else None
+        result.solver = "highs (exact MILP)"
+        return DesignResult.from_spec(problem, spec, result)
+
+    cells, best_spec, best_score, bound = initial_cells(problem), None, None, math.inf
+    history: list[dict[str, float]] = []
+    iteration, total_size, lns_seconds = 0, {}, 0.0
+    status = Status.NO_SOLUTION
+    while True:
+        remaining = time_limit - (time.perf_counter() - start)
+        if remaining <= 0.05:
+            break
+        iteration += 1
+        relaxed, choice = solve_cells(problem, cells, remaining, rel_gap / 4, threads)
+        total_size = relaxed.model_size
+        if relaxed.status == Status.INFEASIBLE:
+            if best_spec is None:
+                raise DesignError(explain_infeasible(problem, threads))
+            break  # cannot happen for a relaxation of a feasible problem; keep what we have
+        if relaxed.bound is not None:
+            bound = min(bound, relaxed.bound)
+        if choice is None:
+            break  # out of time before the relaxation had a solution
+        remaining = time_limit - (time.perf_counter() - start)
+        if remaining > 0.05:
+            polish_cells = cells if cells.exact else _polish_cells(problem, choice, samples=5)
+            polished, polish_choice = solve_cells(problem, polish_cells, remaining, 1e-4, threads)
+            if polish_choice is not None:
+                spec = choice_to_spec(problem, polish_choice)
+                score = deepmad_scores(spec, problem.stage_alpha).score
+                if not problem.violations(spec) and (best_score is None or score > best_score):
+                    best_spec, best_score = spec, score
+        # large-neighbourhood search: exact MILPs around the best design while they improve it
+        # (at most 40% of the time limit in all, so the bound keeps improving too)
+        while best_spec is not None and lns_seconds < 0.4 * time_limit:
+            remaining = min(time_limit - (time.perf_counter() - start), 0.4 * time_limit - lns_seconds)
+            if remaining <= 0.05:
+                break
+            lns_start = time.perf_counter()
+            local, local_choice = solve_cells(problem, _neighbourhood(problem, best_spec, radius=3), remaining,
+                                              1e-6, threads)
+            lns_seconds += time.perf_counter() - lns_start
+            if local_choice is None:
+                break
+            spec = choice_to_spec(problem, local_choice)
+            score = deepmad_scores(spec, problem.stage_alpha).score
+            if problem.violations(spec) or score <= best_score * (1 + 1e-9):
+                break
+            best_spec, best_score = spec, score
+        gap = relative_gap(best_score, bound)
+        history.append({"iteration": iteration, "bound": bound, "score": best_score, "gap": gap,
+                        "seconds": time.perf_counter() - start})
+        if progress is not None:
+            progress(history[-1])
+        if gap is not None and gap <= rel_gap:
+            status = Status.OPTIMAL
+            break
+        if relaxed.status == Status.OPTIMAL and all(c.is_point for c in [choice.stem]
+                                                     + [x for cfg, _ in choice.stages for x in (cfg.out, cfg.btn)]):
+            # the relaxation's optimum is an exact design: nothing left to refine
+            bound = min(bound, relaxed.objective)
+            status = Status.OPTIMAL
+            break
+        cells = _refine(cells, choice, problem.width_step)
+    if best_spec is not None and status != Status.OPTIMAL:
+        status = Status.FEASIBLE
+    result = SolveResult(status=status, objective=best_score, bound=None if math.isinf(bound) else bound,
+                         gap=relative_gap(best_score, bound), seconds=time.perf_counter() - start,
+                         solver="highs (cell refinement)", message=f"{iteration} refinement iterations",
+                         model_size=total_size)
+    return DesignResult.from_spec(problem, best_spec, result, history)
+
+
+def _check_stem(problem: DesignProblem) -> None:
+    if problem.effectiveness is not None:
+        rho_stem = 1 / (problem.in_channels * problem.stem_kernel ** 2)
+        if rho_stem > problem.effectiveness:
+            raise DesignError(f"effectiveness: the stem alone has rho {rho_stem:.4f} > {problem.effectiveness}; "
+                              f"the smallest feasible effectiveness budget is {rho_stem:.4f}")
+
+
+def explain_infeasible(problem: DesignProblem, threads: int = 1) -> str:
+    """Name the budgets that cannot be met, each with the smallest value the space allows
+    when every other budget holds."""
+    budgets = [("macs", "max_macs", "MACs"), ("params", "max_params", "parameters"),
+               ("layers", "max_layers", "layers")]
+    found = []
+    for objective, field, label in budgets:
+        limit = getattr(problem, field)
+        if limit is None:
+            continue
+        result, choice = solve_cells(problem, initial_cells(problem), 30.0, 1e-6, threads, objective=objective)
+        if result.status == Status.INFEASIBLE:
+            continue
+        if result.bound is not None and result.bound > limit:
+            # the minimum over cells is exact when it picked single widths, else a lower bound
+            exact = result.status == Status.OPTIMAL and choice is not None and choice.stem.is_point and all(
+                cfg.out.is_point and cfg.btn.is_point for cfg, _ in choice.stages)
+            found.append(f"the {label} budget {limit:g} cannot be met: with the other budgets, the smallest "
+                         f"{label} any design in the space can have is {'' if exact else 'at least '}"
+                         f"{math.ceil(result.bound - 1e-6):,}")
+    if not found:
+        found.append("the budgets cannot all be met together (each alone can); relax MACs, parameters, "
+                     "layers, effectiveness or the activation budget")
+    return "; ".join(found)

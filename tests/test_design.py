@@ -1,0 +1,144 @@
+"""The design MILP against brute-force enumeration of tiny spaces, and its contracts."""
+
+import itertools
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from designer.cli import app
+from designer.costs import count
+from designer.design import DesignError, DesignProblem, solve
+from designer.design.search import evolutionary_search
+from designer.design.solve import grid
+from designer.entropy import deepmad_scores
+
+
+def brute_force(problem: DesignProblem):
+    """Best (score, spec) over every design of the space, checked by the problem's own recount."""
+    step = problem.width_step
+    stage_options = []
+    for j in range(1, problem.n_stages + 1):
+        options = []
+        for out in grid(*problem.out_widths, step):
+            for btn in grid(*problem.btn_bounds(out), step):
+                for k in problem.kernels:
+                    lo, hi = problem.stage_depth_bounds(j)
+                    options += [(out, btn, k, L) for L in range(lo, hi + 1)]
+        stage_options.append(options)
+    best = (-math.inf, None)
+    for stem in grid(*problem.stem_widths, step):
+        for stages in itertools.product(*stage_options):
+            spec = problem.to_spec(stem, list(stages))
+            if problem.violations(spec):
+                continue
+            score = deepmad_scores(spec, problem.stage_alpha).score
+            if score > best[0]:
+                best = (score, spec)
+    return best
+
+
+TINY = dict(resolution=32, num_classes=10, strides=[1, 2, 2], alpha=[1.0, 1.0, 4.0], stem_widths=(16, 24),
+            out_widths=(16, 40), depths=(1, 3), first_stage_max_depth=2)
+
+CASES = {
+    "bottleneck": DesignProblem(family="bottleneck", kernels=(3,), max_macs=2.5e6, max_params=40e3,
+                                effectiveness=0.5, **TINY),
+    "bottleneck-free-widths": DesignProblem(family="bottleneck", kernels=(3, 5), max_macs=3e6, max_params=50e3,
+                                            effectiveness=0.6, monotone=False, max_layers=14, **TINY),
+    "inverted-head": DesignProblem(family="inverted", kernels=(3,), max_macs=2e6, max_params=30e3,
+                                   effectiveness=0.6, head=64, btn_ratio=(1.5, 3.0), **TINY),
+    "basic-memory": DesignProblem(family="basic", kernels=(3,), max_macs=6e6, max_params=60e3,
+                                  effectiveness=0.9, max_activation_bytes=24_000, max_depth_spread=1, **TINY),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_exact_milp_equals_brute_force(name):
+    problem = CASES[name]
+    best_score, best_spec = brute_force(problem)
+    result = solve(problem, method="exact", rel_gap=0.0, time_limit=60)
+    assert result.status == "optimal"
+    assert result.spec is not None and not problem.violations(result.spec)
+    assert result.score == pytest.approx(best_score, rel=1e-9)
+    # the MILP objective is the real score of the design it returns
+    assert result.solve.objective == pytest.approx(result.score, rel=1e-6)
+    assert result.solve.bound >= result.score - 1e-6
+
+
+@pytest.mark.parametrize("name", ["bottleneck", "inverted-head"])
+def test_cell_refinement_proves_the_same_optimum(name):
+    problem = CASES[name]
+    best_score, _ = brute_force(problem)
+    result = solve(problem, method="refine", rel_gap=1e-9, time_limit=60)
+    assert result.status == "optimal"
+    assert result.score == pytest.approx(best_score, rel=1e-9)
+    assert result.solve.bound >= best_score - 1e-6
+    assert not problem.violations(result.spec)
+
+
+def test_memory_budget_holds_on_recount_and_binds():
+    problem = CASES["basic-memory"]
+    result = solve(problem, method="exact", rel_gap=0.0)
+    assert count(result.spec).max_activation_bytes <= problem.max_activation_bytes
+    unconstrained = DesignProblem.from_dict({**problem.to_dict(), "max_activation_bytes": None})
+    free = solve(unconstrained, method="exact", rel_gap=0.0)
+    assert count(free.spec).max_activation_bytes > problem.max_activation_bytes  # the budget really binds
+    assert free.score > result.score
+
+
+def test_infeasible_budget_names_the_budget_and_the_smallest_value():
+    problem = DesignProblem.from_dict({**CASES["bottleneck"].to_dict(), "max_macs": 1e5})
+    with pytest.raises(DesignError, match=r"the MACs budget 100000 cannot be met.*smallest MACs any design in the "
+                                          r"space can have is (at least )?[\d,]+"):
+        solve(problem, method="exact")
+    with pytest.raises(DesignError) as info:
+        solve(problem, method="exact")
+    smallest = int(str(info.value).rsplit(" ", 1)[-1].replace(",", ""))
+    # the stated minimum is a true lower bound: designs at it exist (meeting the other budgets) or none below
+    relaxed = DesignProblem.from_dict({**problem.to_dict(), "max_macs": smallest})
+    assert solve(relaxed, method="exact").spec is not None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"family": "dense"}, "family: must be one of"),
+    ({"strides": [2, 3]}, "strides"),
+    ({"max_macs": -1}, "max_macs: must be positive"),
+    ({"out_widths": (64, 16)}, "out_widths: lower bound 64 exceeds upper bound 16"),
+    ({"strides": [2, 2, 2]}, "alpha: the stride pattern"),
+    ({"alpha": [1, 2]}, "alpha: got 2 stage weights for 5"),
+    ({"kernels": (2,)}, "kernels: must be odd"),
+    ({"max_depth_spread": -1}, "max_depth_spread"),
+])
+def test_problem_validation(kwargs, message):
+    with pytest.raises(DesignError, match=message):
+        DesignProblem(**kwargs)
+
+
+def test_problem_round_trips_through_json():
+    problem = CASES["inverted-head"]
+    again = DesignProblem.from_dict(json.loads(problem.to_json()))
+    assert again == problem
+
+
+def test_evolutionary_baseline_returns_feasible_designs():
+    problem = CASES["bottleneck"]
+    result = evolutionary_search(problem, time_limit=None, max_candidates=2000, seed=1)
+    assert result.spec is not None and not problem.violations(result.spec)
+    assert result.solve.bound is None  # it proves nothing
+    assert result.score <= brute_force(problem)[0] + 1e-9
+
+
+def test_cli_design_json():
+    runner = CliRunner()
+    args = ["design", "--resolution", "32", "--classes", "10", "--strides", "1,2,2", "--alpha", "1,1,4",
+            "--macs", "2.5e6", "--params", "4e4", "--effectiveness", "0.5", "--time-limit", "20", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    for key in ("spec", "status", "objective", "bound", "gap", "seconds", "macs", "params", "effectiveness"):
+        assert key in payload
+    assert payload["macs"] <= 2.5e6 and payload["params"] <= 4e4
+    bad = runner.invoke(app, ["design", "--macs", "1e5", "--params", "1e6", "--time-limit", "5"])
+    assert bad.exit_code == 2 and "MACs budget" in bad.output
