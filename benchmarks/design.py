@@ -1,0 +1,117 @@
+"""Design benchmark: the MILP against the released DeepMAD structures and the EA baseline.
+
+One row per budget level: each released structure's own MACs, params and effectiveness (our
+cost model) are the budgets, with its stride pattern, head conv and resolution. Columns:
+the released structure's score (our scorer), the MILP's score, bound, gap and seconds, the
+EA's best score at the same wall time and at ``--ea-factor`` times it, and the convex
+relaxation's bound at the MILP design's depths and kernels (a bound for those depths only).
+
+    python benchmarks/design.py                       # all levels, 60 s each
+    python benchmarks/design.py --levels deepmad-r50 --time-limit 600 --ea-factor 0
+    python benchmarks/design.py --pareto 8 --plot pareto.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from designer import zoo
+from designer.costs import count
+from designer.design import DesignProblem, solve
+from designer.design.relax import relaxation_bound
+from designer.design.search import evolutionary_search
+from designer.entropy import deepmad_scores
+
+LEVELS = ["deepmad-r18", "deepmad-r34", "deepmad-r50", "deepmad-29m-224"]
+
+
+def level_problem(name: str, macs: float | None = None) -> tuple[DesignProblem, float]:
+    spec = zoo.load(name)
+    costs, scores = count(spec), deepmad_scores(spec)
+    family = spec.stages[0].family
+    monotone = all(a.out <= b.out for a, b in zip(spec.stages, spec.stages[1:]))
+    problem = DesignProblem(
+        family=family, resolution=spec.resolution, num_classes=spec.num_classes, head=spec.head,
+        strides=[spec.stem.stride] + [s.stride for s in spec.stages], monotone=monotone,
+        max_macs=macs if macs is not None else costs.macs, max_params=costs.params,
+        effectiveness=scores.effectiveness, name=f"{name}-budget")
+    return problem, scores.score
+
+
+def fmt(value, digits=1):
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def run_level(name: str, time_limit: float, ea_factor: float, seed: int) -> dict:
+    problem, released = level_problem(name)
+    start = time.perf_counter()
+    result = solve(problem, time_limit=time_limit, rel_gap=0.01,
+                   progress=lambda s: print(f"  {name}: {s}", file=sys.stderr))
+    violations = problem.violations(result.spec) if result.spec is not None else ["no design"]
+    ea_same = evolutionary_search(problem, time_limit=result.solve.seconds, seed=seed)
+    ea_long = evolutionary_search(problem, time_limit=ea_factor * result.solve.seconds, seed=seed) if ea_factor else None
+    relaxed = (relaxation_bound(problem, [s.L for s in result.spec.stages], [s.k for s in result.spec.stages])
+               if result.spec is not None else None)
+    return {"level": name, "released": released, "score": result.score, "bound": result.solve.bound,
+            "gap": result.solve.gap, "seconds": result.solve.seconds, "status": result.status,
+            "ea_same": ea_same.score, "ea_long": ea_long.score if ea_long else None,
+            "relaxation": relaxed.bound if relaxed else None, "violations": violations,
+            "spec": result.spec, "wall": time.perf_counter() - start}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", nargs="*", default=LEVELS)
+    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--ea-factor", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pareto", type=int, default=0, help="points of a Pareto sweep over MACs (R50 family)")
+    parser.add_argument("--pareto-time", type=float, default=20.0)
+    parser.add_argument("--plot", default="pareto.png")
+    args = parser.parse_args()
+
+    rows = [run_level(name, args.time_limit, args.ea_factor, args.seed) for name in args.levels]
+    print(f"| level | released score | MIP score | bound | gap | s | status | EA same time | EA x{args.ea_factor:g} "
+          f"| relaxation bound (MIP depths) | budgets on recount |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        gap = "n/a" if r["gap"] is None else f"{100 * r['gap']:.1f}%"
+        print(f"| {r['level']} | {fmt(r['released'])} | {fmt(r['score'])} | {fmt(r['bound'])} | {gap} "
+              f"| {r['seconds']:.0f} | {r['status']} | {fmt(r['ea_same'])} | {fmt(r['ea_long'])} "
+              f"| {fmt(r['relaxation'])} | {'ok' if not r['violations'] else '; '.join(r['violations'])} |")
+    for r in rows:
+        if r["spec"] is not None:
+            stages = " ".join(f"({s.out},{s.btn},{s.k},{s.L},{s.stride})" for s in r["spec"].stages)
+            print(f"\n{r['level']} MIP design: stem {r['spec'].stem.out}, {stages}")
+
+    if args.pareto:
+        base, _ = level_problem("deepmad-r50")
+        points = []
+        for i in range(args.pareto):
+            macs = base.max_macs * (0.25 + 0.75 * i / max(1, args.pareto - 1))
+            problem, _ = level_problem("deepmad-r50", macs=macs)
+            result = solve(problem, time_limit=args.pareto_time)
+            points.append((macs, result.score, result.solve.bound))
+            print(f"pareto: MACs {macs:.3g} score {fmt(result.score)} bound {fmt(result.solve.bound)}", file=sys.stderr)
+        print("\n| MACs budget | MIP score | bound |\n|---|---|---|")
+        for macs, score, bound in points:
+            print(f"| {macs:.3g} | {fmt(score)} | {fmt(bound)} |")
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([p[0] / 1e9 for p in points], [p[1] for p in points], "o-", label="MIP design")
+        ax.plot([p[0] / 1e9 for p in points], [p[2] for p in points], "v--", label="proven bound")
+        ax.set_xlabel("MACs budget (G)")
+        ax.set_ylabel("DeepMAD score")
+        ax.set_title("Score against MACs (R50 params and effectiveness budgets)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        print(f"\nplot written to {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Apply per-layer sparsities with ``torch.nn.utils.prune`` so users' tools see standard
+pruned modules (``weight_orig`` and ``weight_mask``), and make them permanent."""
+
+from __future__ import annotations
+
+from torch import nn
+from torch.nn.utils import prune
+
+from designer.pruning.curves import magnitude_mask, prunable_layers
+
+
+def apply_sparsity(model: nn.Module, sparsity: dict[str, float]) -> dict[str, float]:
+    """Mask each named layer by magnitude to its sparsity (a removed weight stays removed:
+    zeros from earlier rounds count as removed); returns the sparsities reached."""
+    modules = dict(prunable_layers(model))
+    unknown = sorted(set(sparsity) - set(modules))
+    if unknown:
+        raise ValueError(f"sparsity: no prunable layer named {', '.join(unknown)}")
+    reached = {}
+    for name, target in sparsity.items():
+        module = modules[name]
+        if prune.is_pruned(module) and hasattr(module, "weight_mask"):
+            prune.remove(module, "weight")
+        weight = module.weight.detach()
+        mask = magnitude_mask(weight, target, current=weight != 0)
+        prune.custom_from_mask(module, "weight", mask)
+        reached[name] = 1 - mask.sum().item() / mask.numel()
+    return reached
+
+
+def make_permanent(model: nn.Module) -> None:
+    """Fold every mask into its weight (``prune.remove``)."""
+    for _, module in prunable_layers(model):
+        if hasattr(module, "weight_mask"):
+            prune.remove(module, "weight")
+
+
+def layer_sparsity(model: nn.Module) -> dict[str, float]:
+    return {name: float((module.weight == 0).sum()) / module.weight.numel() for name, module in prunable_layers(model)}
+
+
+def total_sparsity(model: nn.Module) -> float:
+    layers = prunable_layers(model)
+    zeros = sum(int((m.weight == 0).sum()) for _, m in layers)
+    return zeros / sum(m.weight.numel() for _, m in layers)

@@ -1,0 +1,227 @@
+"""Per-layer output-distortion curves (Xu et al., ICCV 2023).
+
+For every prunable layer (Conv2d, Linear) and every sparsity on a grid, prune that layer
+alone by weight magnitude and measure how far the network's logits move on a calibration
+batch: the mean squared error against the unpruned network (or, with ``worst_case``, the
+largest per-sample MSE). BatchNorm statistics are re-estimated on the calibration batch for
+every measurement (``recalibrate_bn``): without it, pruning shifts every later activation's
+statistics and the curves go flat at high sparsity.
+
+Speed: no autograd; for our :class:`~designer.network.Network` the input of the block holding
+the pruned layer is cached, so each measurement runs only that block and the ones after it;
+grid points that keep the same number of weights are measured once.
+
+Curves round-trip through JSON:
+``{"layers": [{"name", "weights", "macs", "sparsity": [...], "distortion": [...]}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+PRUNABLE = (nn.Conv2d, nn.Linear)
+
+
+def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, PRUNABLE)]
+
+
+def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None) -> torch.Tensor:
+    """Keep the largest-magnitude weights so that about ``sparsity`` of them go, never all of
+    an output channel (its largest weight stays), never one that ``current`` already removed."""
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity: must be in [0, 1], got {sparsity}")
+    magnitude = weight.detach().abs().flatten(1) if weight.dim() > 1 else weight.detach().abs()[:, None]
+    if current is not None:
+        magnitude = torch.where(current.reshape(magnitude.shape).bool(), magnitude, torch.full_like(magnitude, -1.0))
+    n = magnitude.numel()
+    keep = n - int(math.floor(sparsity * n + 1e-9))
+    if current is not None:
+        keep = min(keep, int(current.sum()))  # removed weights never come back
+    mask = torch.zeros(n, dtype=torch.bool)
+    if keep > 0:
+        mask[torch.topk(magnitude.flatten(), keep, sorted=False).indices] = True
+    mask = mask.reshape(magnitude.shape)
+    # each output channel keeps its largest weight (a survivor, as every channel keeps one)
+    mask[torch.arange(magnitude.shape[0]), magnitude.argmax(dim=1)] = True
+    return mask.reshape(weight.shape)
+
+
+@contextmanager
+def batch_statistics(model: nn.Module) -> Iterator[None]:
+    """Within the block, BatchNorm normalises with the statistics of the batch it sees (the
+    re-estimation on one calibration batch) and updates nothing, so the forward is a pure
+    function that ``torch.func.vmap`` can batch; buffers and modes are restored after."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.track_running_stats, m.running_mean, m.running_var) for m in norms]
+    try:
+        for m in norms:
+            m.train()
+            m.track_running_stats = False
+            m.running_mean = m.running_var = None
+        yield
+    finally:
+        for m, (mode, track, mean, var) in zip(norms, saved):
+            m.train(mode)
+            m.track_running_stats = track
+            m.running_mean, m.running_var = mean, var
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> None:
+    """Re-estimate every BatchNorm's running statistics on ``inputs`` (cumulative average)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    mode = model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for start in range(0, len(inputs), batch_size):
+        model(inputs[start:start + batch_size])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(mode)
+
+
+@dataclass
+class LayerCurve:
+    name: str
+    weights: int
+    macs: int
+    sparsity: list[float]
+    distortion: list[float]
+
+    def kept_weights(self) -> list[float]:
+        return [self.weights * (1 - s) for s in self.sparsity]
+
+
+@dataclass
+class Curves:
+    layers: list[LayerCurve]
+
+    def to_dict(self) -> dict:
+        return {"layers": [asdict(layer) for layer in self.layers]}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Curves:
+        if not isinstance(data, dict) or "layers" not in data:
+            raise ValueError("curves: expected an object with a 'layers' list")
+        layers = []
+        for i, layer in enumerate(data["layers"]):
+            missing = {"name", "weights", "macs", "sparsity", "distortion"} - set(layer)
+            if missing:
+                raise ValueError(f"curves: layers[{i}] lacks {', '.join(sorted(missing))}")
+            if len(layer["sparsity"]) != len(layer["distortion"]) or not layer["sparsity"]:
+                raise ValueError(f"curves: layers[{i}] needs as many distortions as sparsities (at least one)")
+            layers.append(LayerCurve(**{k: layer[k] for k in ("name", "weights", "macs", "sparsity", "distortion")}))
+        return cls(layers)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Curves:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def layer_macs(model: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
+    """MACs of every prunable layer (weights x output positions), by forward hooks."""
+    macs, hooks = {}, []
+    for name, module in prunable_layers(model):
+        def hook(mod, args, output, name=name):
+            positions = output.shape[2] * output.shape[3] if output.dim() == 4 else 1
+            macs[name] = mod.weight.numel() * positions
+        hooks.append(module.register_forward_hook(hook))
+    with torch.no_grad():
+        model.eval()
+        model(inputs[:1])
+    for h in hooks:
+        h.remove()
+    return macs
+
+
+def _units(model: nn.Module) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
+    """The model as a chain of (module-path prefix, callable); one unit for unknown models."""
+    from designer.network import Network
+    if not isinstance(model, Network):
+        return [("", model)]
+    units: list[tuple[str, Callable]] = [("stem.", model.stem)]
+    for i, stage in enumerate(model.stages):
+        units += [(f"stages.{i}.{j}.", block) for j, block in enumerate(stage)]
+    units.append(("head.", model.head))
+    units.append(("classifier", lambda x: model.classifier(torch.flatten(model.pool(x), 1))))
+    return units
+
+
+def default_grid(points: int = 101) -> list[float]:
+    return [i / (points - 1) for i in range(points)]
+
+
+@torch.no_grad()
+def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] | None = None,
+                      worst_case: bool = False, recalibrate_bn: bool = True, progress: bool = False,
+                      chunk: int = 16) -> Curves:
+    """Distortion of the logits on ``inputs`` as each prunable layer alone is pruned (see module doc).
+
+    The distinct masks of one layer are evaluated ``chunk`` at a time in one batched forward
+    (``torch.func.vmap`` over the pruned weight)."""
+    grid = sorted(set(grid if grid is not None else default_grid()))
+    model.eval()
+    macs = layer_macs(model, inputs)
+    units = _units(model)
+    context = batch_statistics(model) if recalibrate_bn else _nothing()
+    with context:
+        cached = []
+        x = inputs
+        for _, unit in units:
+            cached.append(x)
+            x = unit(x)
+        reference = x
+        curves = []
+        for name, module in tqdm(prunable_layers(model), desc="distortion curves", disable=not progress):
+            first = next(i for i, (prefix, _) in enumerate(units) if name.startswith(prefix))
+            prefix, unit = units[first]
+            local = name[len(prefix):] + ".weight" if prefix.endswith(".") else "weight"
+            original = module.weight.detach().clone()
+            current = original != 0
+            masks = [magnitude_mask(original, s, current) for s in grid]
+            kept = [int(m.sum()) for m in masks]
+            distinct = sorted(set(kept), key=kept.index)
+            weights = torch.stack([original * masks[kept.index(k)] for k in distinct])
+
+            def suffix(weight: torch.Tensor) -> torch.Tensor:
+                if isinstance(unit, nn.Module):
+                    y = torch.func.functional_call(unit, {local: weight}, (cached[first],))
+                else:  # the classifier unit
+                    y = torch.nn.functional.linear(torch.flatten(model.pool(cached[first]), 1), weight,
+                                                   model.classifier.bias)
+                for _, later in units[first + 1:]:
+                    y = later(y)
+                error = ((y - reference) ** 2).flatten(1).mean(1)
+                return error.max() if worst_case else error.mean()
+
+            values = torch.cat([torch.func.vmap(suffix)(weights[i:i + chunk]) for i in range(0, len(distinct), chunk)])
+            by_kept = dict(zip(distinct, values.tolist()))
+            curves.append(LayerCurve(name, original.numel(), macs[name], [1 - k / original.numel() for k in kept],
+                                     [by_kept[k] for k in kept]))
+    return Curves(curves)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

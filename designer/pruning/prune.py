@@ -1,0 +1,92 @@
+"""Prune a network to a target, one-shot or iteratively (the authors' schedule: each round
+removes ``round_fraction`` of what is left, then fine-tunes), with any allocation method.
+
+Every round: allocate (RD: re-measure the distortion curves on the current network, then the
+knapsack DP; baselines: their own rule), mask with ``torch.nn.utils.prune``, re-estimate
+BatchNorm statistics on the calibration batch, fine-tune with the masks in place, make the
+masks permanent. A removed weight is never restored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from designer.pruning.allocate import BASELINES, METHODS, allocate
+from designer.pruning.apply import apply_sparsity, make_permanent, total_sparsity
+from designer.pruning.curves import default_grid, distortion_curves, layer_macs, prunable_layers, \
+    recalibrate_batchnorm
+
+
+@dataclass
+class PruneReport:
+    method: str
+    rounds: list[dict] = field(default_factory=list)
+    sparsity: dict[str, float] = field(default_factory=dict)  # final per-layer sparsity
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "rounds": self.rounds, "sparsity": self.sparsity}
+
+
+def round_targets(final: float, fraction: float, schedule: str) -> list[float]:
+    """Kept fractions round by round: (1 - fraction)^r until ``final`` (``one-shot``: [final])."""
+    if not 0 < final <= 1:
+        raise ValueError(f"target: the kept fraction must be in (0, 1], got {final}")
+    if schedule == "one-shot":
+        return [final]
+    if schedule != "iterative":
+        raise ValueError(f"schedule: must be one-shot or iterative, got {schedule!r}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"round_fraction: must be in (0, 1), got {fraction}")
+    targets, kept = [], 1.0
+    while kept * (1 - fraction) > final + 1e-12:
+        kept *= 1 - fraction
+        targets.append(kept)
+    return targets + [final]
+
+
+def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd", sparsity: float | None = None,
+                keep_macs: float | None = None, schedule: str = "iterative", round_fraction: float = 0.2,
+                finetune: Callable[[nn.Module], None] | None = None, grid: list[float] | None = None,
+                worst_case: bool = False, progress: bool = False) -> PruneReport:
+    """Prune ``model`` in place to ``sparsity`` of its prunable weights removed, or (RD only)
+    to ``keep_macs``, a fraction of its prunable layers' MACs kept."""
+    if method not in METHODS:
+        raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
+    if (sparsity is None) == (keep_macs is None):
+        raise ValueError("give exactly one of sparsity and keep_macs")
+    if keep_macs is not None and not method.startswith("rd"):
+        raise ValueError(f"keep_macs: only the rd methods allocate under a MACs budget; {method} takes sparsity")
+    if sparsity is not None and not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity: must be in [0, 1), got {sparsity}")
+    final_kept = 1 - sparsity if sparsity is not None else keep_macs
+    layers = prunable_layers(model)
+    total_weights = sum(m.weight.numel() for _, m in layers)
+    macs = layer_macs(model, calibration)
+    total_macs = sum(macs.values())
+    report = PruneReport(method)
+    for kept in round_targets(final_kept, round_fraction, schedule):
+        if method.startswith("rd"):
+            curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
+                                       progress=progress)
+            solver = "slope" if method == "rd-slope" else "dp"
+            if sparsity is not None:
+                allocation = allocate(curves, keep_weights=kept * total_weights, method=solver)
+            else:
+                allocation = allocate(curves, keep_macs=kept * total_macs, method=solver)
+            targets, predicted = allocation.sparsity, allocation.distortion
+        else:
+            targets, predicted = BASELINES[method](model, 1 - kept), None
+        reached = apply_sparsity(model, targets)
+        recalibrate_batchnorm(model, calibration)
+        if finetune is not None:
+            finetune(model)
+        make_permanent(model)
+        kept_macs = sum(macs[n] * (1 - reached[n]) for n in reached) / total_macs
+        report.rounds.append({"target_kept": kept, "sparsity": total_sparsity(model), "kept_macs": kept_macs,
+                              "predicted_distortion": predicted})
+    report.sparsity = {name: float((m.weight == 0).sum()) / m.weight.numel() for name, m in layers}
+    return report

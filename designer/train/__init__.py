@@ -1,0 +1,1 @@
+"""Datasets that work offline and a small, readable training loop."""

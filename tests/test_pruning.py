@@ -1,0 +1,151 @@
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from designer.network import build
+from designer.pruning.allocate import BASELINES, allocate
+from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
+from designer.pruning.curves import Curves, batch_statistics, distortion_curves, magnitude_mask, prunable_layers
+from designer.pruning.prune import prune_model, round_targets
+from designer.spec import NetworkSpec, Stage, Stem
+
+SPEC = NetworkSpec(resolution=8, in_channels=1, num_classes=5, stem=Stem(8, 3, 1),
+                   stages=[Stage("bottleneck", 16, 8, 3, 2, 1), Stage("inverted", 16, 24, 3, 1, 2)])
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    net = build(SPEC)
+    for m in net.modules():  # break the zero-init symmetry so every layer matters
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    return torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def plain_distortion(model, x, name, sparsity):
+    """The definition, without caching or batching: full forwards with batch statistics."""
+    module = dict(model.named_modules())[name]
+    original = module.weight.detach().clone()
+    with torch.no_grad(), batch_statistics(model):
+        reference = model(x)
+        module.weight.copy_(original * magnitude_mask(original, sparsity, original != 0))
+        pruned = model(x)
+        module.weight.copy_(original)
+    return float(((pruned - reference) ** 2).flatten(1).mean(1).mean())
+
+
+def test_curves_equal_plain_forwards(model, calibration):
+    grid = [0.0, 0.3, 0.6, 0.9, 1.0]
+    curves = distortion_curves(model, calibration, grid, chunk=2)
+    assert [c.name for c in curves.layers] == [n for n, _ in prunable_layers(model)]
+    for layer in curves.layers:
+        assert layer.distortion[0] == pytest.approx(0.0, abs=1e-10)
+        for s, d in zip(grid[1:], layer.distortion[1:]):
+            assert d == pytest.approx(plain_distortion(model, calibration, layer.name, s), rel=1e-4, abs=1e-9)
+
+
+def test_curves_on_any_module_and_json_round_trip(tmp_path, calibration):
+    torch.manual_seed(0)
+    generic = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3))
+    curves = distortion_curves(generic, calibration, [0.0, 0.5, 1.0])
+    assert [c.macs for c in curves.layers] == [4 * 9 * 36, 144 * 3]
+    path = tmp_path / "curves.json"
+    curves.save(path)
+    assert Curves.load(path) == curves
+    path.write_text('{"layers": [{"name": "x"}]}')
+    with pytest.raises(ValueError, match=r"layers\[0\] lacks"):
+        Curves.load(path)
+
+
+def test_magnitude_mask_keeps_a_weight_per_channel_and_never_restores():
+    weight = torch.randn(6, 4, 3, 3)
+    mask = magnitude_mask(weight, 1.0)
+    assert mask.flatten(1).sum(1).tolist() == [1] * 6
+    half = magnitude_mask(weight, 0.5)
+    assert half.sum() >= weight.numel() // 2
+    kept = weight.abs()[half].min()
+    assert (weight.abs()[~half] <= kept).all()
+    again = magnitude_mask(weight * half, 0.2, current=half)  # asks for less sparsity than already there
+    assert not (again & ~half).any()
+
+
+def brute_force_allocation(curves, budget):
+    best = None
+    for picks in itertools.product(*[range(len(c.sparsity)) for c in curves.layers]):
+        kept = sum(c.weights * (1 - c.sparsity[i]) for c, i in zip(curves.layers, picks))
+        if kept <= budget + 1e-9:
+            value = sum(c.distortion[i] for c, i in zip(curves.layers, picks))
+            best = value if best is None or value < best else best
+    return best
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.4, 0.7])
+def test_rd_allocation_equals_brute_force_on_real_curves(model, calibration, fraction):
+    curves = distortion_curves(model, calibration, [0.0, 0.25, 0.5, 0.75, 0.95])
+    curves = Curves(curves.layers[:5])
+    total = sum(c.weights for c in curves.layers)
+    allocation = allocate(curves, keep_weights=fraction * total, bins=None)
+    assert allocation.kept_weights <= fraction * total
+    assert allocation.distortion == pytest.approx(brute_force_allocation(curves, fraction * total))
+    binned = allocate(curves, keep_weights=fraction * total, bins=5000)
+    assert binned.kept_weights <= fraction * total
+    assert binned.distortion >= allocation.distortion - 1e-12
+
+
+def test_macs_budget_is_respected(model, calibration):
+    curves = distortion_curves(model, calibration, [i / 10 for i in range(11)])
+    total_macs = sum(c.macs for c in curves.layers)
+    allocation = allocate(curves, keep_macs=0.3 * total_macs)
+    assert allocation.kept_macs <= 0.3 * total_macs
+    with pytest.raises(ValueError, match="keep_macs"):
+        allocate(curves, keep_macs=1.0)
+
+
+@pytest.mark.parametrize("method", sorted(BASELINES))
+def test_baselines_reach_their_target(model, method):
+    net = build(SPEC)
+    net.load_state_dict(model.state_dict())
+    allocation = BASELINES[method](net, 0.8)
+    apply_sparsity(net, allocation)
+    make_permanent(net)
+    assert total_sparsity(net) == pytest.approx(0.8, abs=0.03)  # one survivor per channel may remain
+    assert all(s < 1 for s in layer_sparsity(net).values())
+
+
+def test_iterative_pruning_uses_the_prune_api_and_never_restores(model, calibration):
+    net = build(SPEC)
+    net.load_state_dict(model.state_dict())
+    seen_masks, zeros_before = [], {}
+
+    def finetune(m):
+        seen_masks.append(all(hasattr(mod, "weight_mask") for _, mod in prunable_layers(m)))
+        for name, mod in prunable_layers(m):  # a fine-tuning step that tries to revive pruned weights
+            with torch.no_grad():
+                mod.weight_orig.add_(0.01)
+        for name, mod in prunable_layers(m):
+            if name in zeros_before:
+                assert not (zeros_before[name] & (mod.weight != 0)).any()
+        for name, mod in prunable_layers(m):
+            zeros_before[name] = mod.weight == 0
+
+    report = prune_model(net, calibration, method="rd", sparsity=0.6, schedule="iterative",
+                         finetune=finetune, grid=[i / 20 for i in range(21)])
+    assert all(seen_masks) and len(report.rounds) == len(round_targets(0.4, 0.2, "iterative"))
+    assert total_sparsity(net) == pytest.approx(0.6, abs=0.02)
+    assert not any(hasattr(mod, "weight_mask") for _, mod in prunable_layers(net))  # permanent
+
+
+def test_round_targets():
+    assert round_targets(0.1, 0.2, "one-shot") == [0.1]
+    targets = round_targets(0.5, 0.2, "iterative")
+    assert targets == pytest.approx([0.8, 0.64, 0.512, 0.5])
+    with pytest.raises(ValueError, match="schedule"):
+        round_targets(0.5, 0.2, "weekly")
