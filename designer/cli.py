@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -176,6 +177,157 @@ def design(
         f"max activation {result.max_activation_bytes:,} B")
     if out is not None:
         console.print(f"spec written to {out}")
+
+
+@app.command()
+def train(
+    spec: str = typer.Argument(..., help="Spec JSON, TinyNAS file or built-in name."),
+    dataset: str = typer.Option("digits", help="digits, mnist5k, shapes, or an .npz file."),
+    epochs: int = typer.Option(10, help="Training epochs."),
+    lr: float = typer.Option(0.05, help="Peak learning rate (SGD, cosine schedule)."),
+    batch_size: int = typer.Option(64),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("run"), help="Folder for checkpoint.pt and metrics.json."),
+) -> None:
+    """Train a spec on an offline dataset; writes a checkpoint `prune` and `map` accept."""
+    from designer.checkpoint import save_checkpoint
+    from designer.network import build
+    from designer.train.data import load_dataset
+    from designer.train.loop import TrainConfig, evaluate, train as train_loop
+    try:
+        network = load_spec(spec)
+        splits = load_dataset(dataset, seed=seed)
+    except (SpecError, ValueError) as error:
+        _fail(str(error))
+    adapted = fit_to_dataset(network, splits)
+    if adapted != network:
+        Console(stderr=True).print(f"note: spec adapted to {splits.name}: resolution {adapted.resolution}, "
+                                   f"{adapted.in_channels} input channels, {adapted.num_classes} classes")
+    torch.manual_seed(seed)
+    model = build(adapted)
+    history = train_loop(model, splits.train, TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                                                          progress=True), val_set=splits.val)
+    test = evaluate(model, splits.test)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(model, out / "checkpoint.pt", dataset=dataset, seed=seed, test_accuracy=test["accuracy"])
+    (out / "metrics.json").write_text(json.dumps({"history": history, "test": test}, indent=2))
+    console.print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); checkpoint {out / 'checkpoint.pt'}")
+
+
+def fit_to_dataset(spec: NetworkSpec, splits) -> NetworkSpec:
+    """The spec with the dataset's resolution, input channels and classes."""
+    data = spec.to_dict()
+    data.update(resolution=splits.resolution, in_channels=splits.in_channels, num_classes=splits.num_classes)
+    return NetworkSpec.from_dict(data)
+
+
+@app.command()
+def prune(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `mpdesign train`."),
+    sparsity: Optional[float] = typer.Option(None, help="Fraction of prunable weights to remove."),
+    keep_macs: Optional[float] = typer.Option(None, help="Fraction of prunable layers' MACs to keep (rd)."),
+    method: str = typer.Option("rd", help="rd, rd-slope, lamp, global, uniform, uniform+ or erk."),
+    mode: str = typer.Option("weights", help="weights (masks) or channels (a smaller network)."),
+    schedule: str = typer.Option("iterative", help="iterative (20% of what is left per round) or one-shot."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset for calibration and fine-tuning (default: the "
+                                                     "checkpoint's)."),
+    calibration: int = typer.Option(256, help="Calibration images (the first of the training split)."),
+    grid: int = typer.Option(101, help="Sparsity grid points per layer."),
+    finetune_epochs: int = typer.Option(1, help="Fine-tuning epochs after each round (0: none)."),
+    out: Path = typer.Option(Path("pruned.pt"), help="Pruned checkpoint."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Prune a trained checkpoint with rate-distortion allocation or a baseline."""
+    from designer.checkpoint import load_checkpoint, save_checkpoint
+    from designer.pruning.curves import default_grid
+    from designer.pruning.prune import prune_model
+    from designer.train.data import load_dataset
+    from designer.train.loop import TrainConfig, evaluate, train as train_loop
+    if mode not in ("weights", "channels"):
+        _fail(f"--mode: must be weights or channels, got {mode!r}")
+    try:
+        model, metadata = load_checkpoint(checkpoint)
+        name = dataset or metadata.get("dataset")
+        if name is None:
+            raise ValueError("--dataset: the checkpoint names no dataset; give one")
+        splits = load_dataset(name, seed=metadata.get("seed", 0))
+        calib = splits.train.tensors[0][:calibration]
+        finetune = None
+        if finetune_epochs:
+            config = TrainConfig(epochs=finetune_epochs, lr=0.01, warmup_epochs=0, seed=metadata.get("seed", 0))
+            finetune = lambda m: train_loop(m, splits.train, config)  # noqa: E731
+        before = evaluate(model, splits.test)
+        if mode == "channels":
+            _prune_channels(model, calib, splits, sparsity, keep_macs, finetune, before, out, metadata, as_json)
+            return
+        report = prune_model(model, calib, method=method, sparsity=sparsity, keep_macs=keep_macs, schedule=schedule,
+                             finetune=finetune, grid=default_grid(grid), progress=not as_json)
+    except ValueError as error:
+        _fail(str(error))
+    after = evaluate(model, splits.test)
+    save_checkpoint(model, out, **{**metadata, "pruning": report.to_dict(), "test_accuracy": after["accuracy"]})
+    summary = {"method": method, "sparsity": report.rounds[-1]["sparsity"], "kept_macs": report.rounds[-1]["kept_macs"],
+               "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"], "rounds": report.rounds,
+               "layer_sparsity": report.sparsity, "checkpoint": str(out)}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        console.print(f"{method}: sparsity {summary['sparsity']:.4f}, kept MACs {summary['kept_macs']:.4f}, "
+                      f"accuracy {before['accuracy']:.4f} -> {after['accuracy']:.4f}; written to {out}")
+
+
+def _prune_channels(model, calib, splits, sparsity, keep_macs, finetune, before, out, metadata, as_json) -> None:
+    from designer.checkpoint import save_checkpoint
+    from designer.costs import count
+    from designer.pruning.channels import latency, prune_channels
+    from designer.train.loop import evaluate
+    full = count(model.spec)
+    if (sparsity is None) == (keep_macs is None):
+        raise ValueError("give exactly one of --sparsity (fraction of parameters removed) and --keep-macs")
+    result = prune_channels(model, calib, max_params=None if sparsity is None else (1 - sparsity) * full.params,
+                            max_macs=None if keep_macs is None else keep_macs * full.macs)
+    if finetune is not None:
+        finetune(result.model)
+    after = evaluate(result.model, splits.test)
+    batch = calib[:32]
+    dense_latency, small_latency = latency(model, batch), latency(result.model, batch)
+    save_checkpoint(result.model, out, **{**metadata, "test_accuracy": after["accuracy"]})
+    summary = {"mode": "channels", "widths": {f"stages[{i}].btn": w for i, w in result.widths.items()},
+               "params": result.params, "params_dense": full.params, "macs": result.macs, "macs_dense": full.macs,
+               "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
+               "latency_dense_s": dense_latency, "latency_pruned_s": small_latency, "checkpoint": str(out)}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        console.print(f"channels: params {full.params:,} -> {result.params:,}, MACs {full.macs:,} -> {result.macs:,}, "
+                      f"latency {1e3 * dense_latency:.2f} -> {1e3 * small_latency:.2f} ms (batch 32), accuracy "
+                      f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}; written to {out}")
+
+
+@app.command()
+def allocate(
+    curves: Path = typer.Argument(..., help="Distortion curves JSON."),
+    keep_weights: Optional[float] = typer.Option(None, help="Kept weights budget (count)."),
+    keep_macs: Optional[float] = typer.Option(None, help="Kept MACs budget (count)."),
+    method: str = typer.Option("dp", help="dp (binned knapsack DP) or slope (Lagrangian)."),
+    bins: int = typer.Option(20000, help="Budget bins of the DP (0: exact integer state)."),
+    as_json: bool = typer.Option(True, "--json/--table"),
+) -> None:
+    """Per-layer sparsities minimising the summed distortion under a budget."""
+    from designer.pruning.allocate import allocate as allocate_curves
+    from designer.pruning.curves import Curves
+    try:
+        result = allocate_curves(Curves.load(curves), keep_weights=keep_weights, keep_macs=keep_macs, method=method,
+                                 bins=bins or None)
+    except ValueError as error:
+        _fail(str(error))
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        for name, value in result.sparsity.items():
+            console.print(f"{name}: {value:.4f}")
+        console.print(f"distortion {result.distortion:.6g}, kept weights {result.kept_weights:,.0f}, "
+                      f"kept MACs {result.kept_macs:,.0f}")
 
 
 @app.command()

@@ -149,3 +149,34 @@ def test_round_targets():
     assert targets == pytest.approx([0.8, 0.64, 0.512, 0.5])
     with pytest.raises(ValueError, match="schedule"):
         round_targets(0.5, 0.2, "weekly")
+
+
+@pytest.mark.parametrize("family", ["bottleneck", "basic", "inverted"])
+def test_shrink_keeps_the_function_when_nothing_is_removed_and_recounts(family, calibration):
+    from designer.costs import count
+    from designer.pruning.channels import shrink
+    spec = NetworkSpec(resolution=8, in_channels=1, num_classes=5, stem=Stem(8, 3, 1),
+                       stages=[Stage(family, 16, 16, 3, 2, 1), Stage(family, 24, 32, 3, 2, 2)])
+    torch.manual_seed(0)
+    net = build(spec).eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+    same = shrink(net, {0: 16, 1: 32}).eval()
+    assert torch.allclose(same(calibration), net(calibration), atol=1e-5)
+    small = shrink(net, {0: 5, 1: 9}).eval()
+    assert small.spec.stages[0].btn == 5 and small.spec.stages[1].btn == 9
+    assert sum(p.numel() for p in small.parameters()) == count(small.spec).params
+    assert small(calibration).shape == (64, 5)
+
+
+def test_channel_pruning_meets_the_budget_on_recount(model, calibration):
+    from designer.costs import count
+    from designer.pruning.channels import prune_channels
+    full = count(model.spec)
+    result = prune_channels(model, calibration, max_macs=0.7 * full.macs, fractions=[0.25, 0.5, 0.75, 1.0])
+    recount = count(result.model.spec)
+    assert recount.macs <= 0.7 * full.macs and recount.macs == result.macs
+    assert sum(p.numel() for p in result.model.parameters()) == recount.params == result.params
+    with pytest.raises(ValueError, match="below the smallest network"):
+        prune_channels(model, calibration, max_params=10)

@@ -31,8 +31,8 @@ class PruneReport:
         return {"method": self.method, "rounds": self.rounds, "sparsity": self.sparsity}
 
 
-def round_targets(final: float, fraction: float, schedule: str) -> list[float]:
-    """Kept fractions round by round: (1 - fraction)^r until ``final`` (``one-shot``: [final])."""
+def round_targets(final: float, fraction: float, schedule: str, start: float = 1.0) -> list[float]:
+    """Kept fractions round by round: start (1 - fraction)^r until ``final`` (``one-shot``: [final])."""
     if not 0 < final <= 1:
         raise ValueError(f"target: the kept fraction must be in (0, 1], got {final}")
     if schedule == "one-shot":
@@ -41,7 +41,7 @@ def round_targets(final: float, fraction: float, schedule: str) -> list[float]:
         raise ValueError(f"schedule: must be one-shot or iterative, got {schedule!r}")
     if not 0 < fraction < 1:
         raise ValueError(f"round_fraction: must be in (0, 1), got {fraction}")
-    targets, kept = [], 1.0
+    targets, kept = [], start
     while kept * (1 - fraction) > final + 1e-12:
         kept *= 1 - fraction
         targets.append(kept)
@@ -68,7 +68,12 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
     macs = layer_macs(model, calibration)
     total_macs = sum(macs.values())
     report = PruneReport(method)
-    for kept in round_targets(final_kept, round_fraction, schedule):
+    # an already pruned model continues from where it is
+    if sparsity is not None:
+        start = 1 - total_sparsity(model)
+    else:
+        start = sum(macs[n] * float((m.weight != 0).sum()) / m.weight.numel() for n, m in layers) / total_macs
+    for kept in round_targets(final_kept, round_fraction, schedule, start=start):
         if method.startswith("rd"):
             curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
                                        progress=progress)

@@ -1,0 +1,76 @@
+"""train -> prune (weights and channels) -> allocate through the command line."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from designer.checkpoint import load_checkpoint
+from designer.costs import count
+from designer.pruning.apply import total_sparsity
+
+runner = CliRunner()
+
+SPEC = {"resolution": 8, "in_channels": 1, "num_classes": 10, "stem": {"out": 8, "k": 3, "stride": 1},
+        "stages": [{"family": "bottleneck", "out": 16, "btn": 8, "k": 3, "L": 2, "stride": 1},
+                   {"family": "bottleneck", "out": 32, "btn": 16, "k": 3, "L": 1, "stride": 2}]}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from designer.cli import app
+    folder = tmp_path_factory.mktemp("run")
+    (folder / "spec.json").write_text(json.dumps(SPEC))
+    result = runner.invoke(app, ["train", str(folder / "spec.json"), "--dataset", "digits", "--epochs", "2",
+                                 "--out", str(folder / "run")])
+    assert result.exit_code == 0, result.output
+    return folder / "run" / "checkpoint.pt"
+
+
+def test_prune_weights_one_shot(checkpoint, tmp_path):
+    from designer.cli import app
+    out = tmp_path / "pruned.pt"
+    result = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.7", "--schedule", "one-shot",
+                                 "--grid", "11", "--calibration", "64", "--finetune-epochs", "0",
+                                 "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    model, metadata = load_checkpoint(out)
+    assert total_sparsity(model) == pytest.approx(summary["sparsity"]) == pytest.approx(0.7, abs=0.02)
+    assert metadata["pruning"]["method"] == "rd"
+
+
+def test_prune_channels_gives_a_smaller_network(checkpoint, tmp_path):
+    from designer.cli import app
+    out = tmp_path / "small.pt"
+    result = runner.invoke(app, ["prune", str(checkpoint), "--mode", "channels", "--keep-macs", "0.6",
+                                 "--calibration", "64", "--finetune-epochs", "0", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    model, _ = load_checkpoint(out)
+    assert count(model.spec).macs == summary["macs"] <= 0.6 * summary["macs_dense"]
+    assert sum(p.numel() for p in model.parameters()) == summary["params"]
+
+
+def test_prune_errors_are_clear(checkpoint):
+    from designer.cli import app
+    result = runner.invoke(app, ["prune", str(checkpoint), "--keep-macs", "0.5", "--method", "lamp"])
+    assert result.exit_code == 2 and "only the rd methods allocate under a MACs budget" in result.output
+    result = runner.invoke(app, ["prune", "missing.pt", "--sparsity", "0.5"])
+    assert result.exit_code == 2 and "no such checkpoint" in result.output
+
+
+def test_allocate_prints_the_documented_json(tmp_path):
+    from designer.cli import app
+    from designer.pruning.curves import Curves, LayerCurve
+    curves = Curves([LayerCurve("a", 100, 1000, [0.0, 0.5, 0.9], [0.0, 0.1, 0.5]),
+                     LayerCurve("b", 300, 300, [0.0, 0.5, 0.9], [0.0, 0.01, 0.2])])
+    path = tmp_path / "curves.json"
+    curves.save(path)
+    result = runner.invoke(app, ["allocate", str(path), "--keep-weights", "200"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"sparsity", "distortion", "kept_weights", "kept_macs"}
+    assert payload["sparsity"] == {"a": 0.5, "b": 0.5} and payload["kept_weights"] <= 200
+    bad = runner.invoke(app, ["allocate", str(path), "--keep-weights", "5"])
+    assert bad.exit_code == 2 and "below" in bad.output
