@@ -1,0 +1,1 @@
+"""Accelerator mapping (COSMA): schedule, scratchpad addresses and spills of a tensor graph."""

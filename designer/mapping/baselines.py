@@ -1,0 +1,188 @@
+"""Baseline mappings, as COSMA compares against: a schedule (the graph's own topological
+order, or a minimum-peak order), an eviction rule when the scratchpad is full (Belady: the
+resident tensor used furthest in the future; greedy: the cheapest eviction, spilling costs its
+bytes, dropping a dead or host-backed tensor costs nothing), and TFLite-style first-fit
+addresses. When fragmentation leaves no gap big enough it evicts more (spilling what is still
+needed), and when a step's own operands still do not fit it retries the whole plan with
+another placement rule (lowest address; highest; operands of the next step at the top).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from designer.mapping.graph import TensorGraph
+from designer.mapping.io import Mapping, Step
+
+EVICTIONS = ("belady", "greedy")
+PLACEMENTS = ("first-fit", "last-fit", "next-on-top")
+
+
+class PlacementError(RuntimeError):
+    pass
+
+
+def required_bytes(graph: TensorGraph) -> int:
+    """M_R: the largest inputs + outputs of one operator; no smaller scratchpad can run it."""
+    return max(graph.operand_bytes(op) for op in graph.operators)
+
+
+def greedy_min_peak_order(graph: TensorGraph) -> list[str]:
+    """List scheduling that runs, among ready operators, the one leaving the least live memory."""
+    remaining_uses = {t: len(c) for t, c in graph.consumers.items()}
+    done: set[str] = set()
+    indegree = {op: graph.dag.in_degree(op) for op in graph.operators}
+    ready = [op for op, d in indegree.items() if d == 0]
+    order = []
+    while ready:
+        def effect(op: str) -> int:
+            o = graph.operators[op]
+            freed = sum(graph.tensors[t].bytes for t in set(o.inputs)
+                        if graph.tensors[t].producer is not None and remaining_uses[t] == 1)
+            return sum(graph.tensors[t].bytes for t in o.outputs if graph.consumers[t]) - freed
+
+        op = min(ready, key=lambda o: (effect(o), list(graph.operators).index(o)))
+        ready.remove(op)
+        order.append(op)
+        done.add(op)
+        for t in set(graph.operators[op].inputs):
+            remaining_uses[t] -= 1
+        for succ in graph.dag.successors(op):
+            indegree[succ] -= 1
+            if indegree[succ] == 0:
+                ready.append(succ)
+    return order
+
+
+def _gaps(resident: dict[str, int], graph: TensorGraph, capacity: int) -> list[tuple[int, int]]:
+    spans = sorted((a, a + graph.tensors[n].bytes) for n, a in resident.items())
+    gaps, cursor = [], 0
+    for start, end in spans:
+        if start > cursor:
+            gaps.append((cursor, start))
+        cursor = max(cursor, end)
+    if cursor < capacity:
+        gaps.append((cursor, capacity))
+    return gaps
+
+
+def _place(size: int, gaps: list[tuple[int, int]], top: bool) -> int | None:
+    fitting = [(s, e) for s, e in gaps if e - s >= size]
+    if not fitting:
+        return None
+    if top:
+        return max(e for _, e in fitting) - size
+    return min(s for s, _ in fitting)
+
+
+@dataclass
+class _State:
+    resident: dict[str, int]
+    hosted: frozenset[str]
+    step: Step | None = None
+
+
+def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capacity: int, eviction: str,
+             placement: str, next_use, clear: bool = False) -> _State | None:
+    """Run step t from ``state`` with one placement rule; None when its operands do not fit.
+    ``clear``: evict every tensor the step does not use before placing (a fallback that keeps
+    the layout free of tensors other than the step's own)."""
+    op_name = order[t]
+    op = graph.operators[op_name]
+    operands = list(dict.fromkeys(op.inputs + op.outputs))
+    next_operands = set(graph.operands(order[t + 1])) if t + 1 < len(order) else set()
+    hosted = set(state.hosted)
+    # dead tensors go for free; inputs and weights are re-read from host wherever there is room
+    resident = {n: a for n, a in state.resident.items()
+                if graph.tensors[n].producer is not None and (next_use(n, t) < float("inf") or n in operands)}
+    incoming = sorted((n for n in operands if n not in resident), key=lambda n: -graph.tensors[n].bytes)
+
+    def eviction_key(name: str):
+        cost = 0 if name in hosted else graph.tensors[name].bytes
+        return (-next_use(name, t), cost) if eviction == "belady" else (cost, -next_use(name, t))
+
+    candidates = sorted((n for n in resident if n not in operands), key=eviction_key)
+    spilled = []
+    while True:
+        trial = dict(resident)
+        for name in incoming:
+            top = placement == "last-fit" or (placement == "next-on-top" and name in next_operands)
+            address = _place(graph.tensors[name].bytes, _gaps(trial, graph, capacity), top)
+            if address is None:
+                break
+            trial[name] = address
+        else:
+            if not (clear and candidates):
+                break
+        if not candidates:
+            return None
+        victim = candidates.pop(0)
+        if victim not in hosted:
+            spilled.append(victim)
+            hosted.add(victim)
+        del resident[victim]
+    retrieved = [n for n in incoming if graph.tensors[n].producer not in (None, op_name)]
+    return _State(trial, frozenset(hosted), Step(op_name, dict(trial), spilled, retrieved))
+
+
+def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: str = "belady",
+         placement: str = "first-fit", max_backtracks: int | None = None) -> Mapping:
+    """Plan the order step by step with ``placement``; when a step's operands cannot fit around
+    the tensors carried into it, back up and place the earlier steps' tensors by the other
+    rules (a depth-first search, at most ``max_backtracks`` retries, default 20 per step)."""
+    if eviction not in EVICTIONS:
+        raise ValueError(f"eviction: must be one of {', '.join(EVICTIONS)}, got {eviction!r}")
+    if not graph.is_schedule(order):
+        raise ValueError("order: not a topological order of the graph's operators")
+    positions = {op: i for i, op in enumerate(order)}
+    uses = {t: sorted(positions[c] for c in consumers) for t, consumers in graph.consumers.items()}
+
+    def next_use(name: str, t: int) -> float:
+        return next((u for u in uses[name] if u >= t), float("inf"))
+
+    rules = [(p, clear) for clear in (False, True) for p in [placement] + [q for q in PLACEMENTS if q != placement]]
+    budget = max_backtracks if max_backtracks is not None else 20 * len(order)
+    # stack[t] = (state before step t, index of the next rule to try at step t)
+    stack: list[tuple[_State, int]] = [(_State({}, frozenset()), 0)]
+    deepest_failure = 0
+    while len(stack) <= len(order):
+        t = len(stack) - 1
+        state, rule = stack[-1]
+        result = None
+        while rule < len(rules) and result is None:
+            result = _advance(graph, order, t, state, scratchpad_bytes, eviction, *rules[rule][:1], next_use,
+                              clear=rules[rule][1])
+            rule += 1
+        stack[-1] = (state, rule)
+        if result is not None:
+            stack.append((result, 0))
+            continue
+        deepest_failure = max(deepest_failure, t)
+        budget -= 1
+        stack.pop()
+        if not stack or budget < 0:
+            raise PlacementError(f"step {deepest_failure} ({order[deepest_failure]}): its operands do not fit "
+                                 f"around the tensors carried into it, under every placement rule tried")
+    steps = [state.step for state, _ in stack[1:]]
+    return Mapping(scratchpad_bytes, steps, method=f"{eviction}/{placement}")
+
+
+def baseline(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None = None,
+             eviction: str = "belady") -> Mapping:
+    """The cheapest valid plan over the placement rules for this order and eviction rule."""
+    start = time.perf_counter()
+    order = order or graph.topological_order()
+    best, failures = None, []
+    for placement in PLACEMENTS:
+        try:
+            mapping = plan(graph, order, scratchpad_bytes, eviction, placement)
+        except PlacementError as err:
+            failures.append(str(err))
+            continue
+        if best is None or mapping.offchip_bytes(graph) < best.offchip_bytes(graph):
+            best = mapping
+    if best is None:
+        raise PlacementError("; ".join(failures))
+    best.seconds = time.perf_counter() - start
+    return best

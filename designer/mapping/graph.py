@@ -1,0 +1,256 @@
+"""Tensor graphs: operators that read and write tensors of known byte sizes (on networkx).
+
+An operator reads its ``inputs`` and creates all its ``outputs`` together. A tensor has one
+producer, or none (a network input or a weight, loaded from host memory at no counted cost).
+
+Importers:
+
+* :func:`from_node_link`: networkx node-link JSON, one output tensor per node, as exported for
+  Checkmate (size ``cost_ram``) or the random layered graphs (size ``out_cost``, and
+  ``param_cost`` as a weight tensor when ``include_weights``);
+* :func:`from_hmcos`: the HMCOS/COSMA format (``name``, ``dummy_input_tensors``,
+  ``graph_output_tensors``, ``tensor_list``, ``tensor_sizes``, ``dag``);
+* :func:`from_torch`: any ``torch.nn.Module`` through ``torch.fx`` with an example input;
+* :func:`load_graph`: any of those files, our own graph JSON, or a network spec JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+
+class GraphError(ValueError):
+    """A malformed tensor graph; the message names the operator or tensor."""
+
+
+@dataclass
+class Tensor:
+    name: str
+    bytes: int
+    producer: str | None = None
+
+
+@dataclass
+class Operator:
+    name: str
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+
+class TensorGraph:
+    """Operators (in the order given, a valid topological order is not assumed) and tensors."""
+
+    def __init__(self, operators: list[Operator], tensors: list[Tensor], name: str = ""):
+        self.name = name
+        self.operators: dict[str, Operator] = {}
+        for op in operators:
+            if op.name in self.operators:
+                raise GraphError(f"operator {op.name!r}: defined twice")
+            self.operators[op.name] = op
+        self.tensors: dict[str, Tensor] = {}
+        for tensor in tensors:
+            if tensor.name in self.tensors:
+                raise GraphError(f"tensor {tensor.name!r}: defined twice")
+            self.tensors[tensor.name] = tensor
+        self._validate()
+        self.dag = nx.DiGraph()
+        self.dag.add_nodes_from(self.operators)
+        for op in self.operators.values():
+            for t in op.inputs:
+                producer = self.tensors[t].producer
+                if producer is not None:
+                    self.dag.add_edge(producer, op.name)
+        if not nx.is_directed_acyclic_graph(self.dag):
+            cycle = " -> ".join(a for a, _ in nx.find_cycle(self.dag))
+            raise GraphError(f"the graph has a cycle: {cycle}")
+        self.consumers: dict[str, list[str]] = {t: [] for t in self.tensors}
+        for op in self.operators.values():
+            for t in dict.fromkeys(op.inputs):
+                self.consumers[t].append(op.name)
+
+    def _validate(self) -> None:
+        if not self.operators:
+            raise GraphError("the graph has no operators")
+        for tensor in self.tensors.values():
+            if isinstance(tensor.bytes, bool) or not isinstance(tensor.bytes, int) or tensor.bytes <= 0:
+                raise GraphError(f"tensor {tensor.name!r}: size must be a positive integer of bytes, "
+                                 f"got {tensor.bytes!r}")
+            if tensor.producer is not None and tensor.producer not in self.operators:
+                raise GraphError(f"tensor {tensor.name!r}: producer {tensor.producer!r} is not an operator")
+        for op in self.operators.values():
+            for t in op.inputs + op.outputs:
+                if t not in self.tensors:
+                    raise GraphError(f"operator {op.name!r}: tensor {t!r} is not defined")
+            for t in op.outputs:
+                if self.tensors[t].producer != op.name:
+                    raise GraphError(f"operator {op.name!r}: output {t!r} names {self.tensors[t].producer!r} "
+                                     f"as its producer")
+            if set(op.inputs) & set(op.outputs):
+                raise GraphError(f"operator {op.name!r}: reads a tensor it writes")
+        for tensor in self.tensors.values():
+            if tensor.producer is not None and tensor.name not in self.operators[tensor.producer].outputs:
+                raise GraphError(f"tensor {tensor.name!r}: not among its producer's outputs")
+
+    # ---- queries --------------------------------------------------------------------
+    def operands(self, op: str) -> list[str]:
+        """Distinct tensors an operator needs resident: its inputs and outputs."""
+        o = self.operators[op]
+        return list(dict.fromkeys(o.inputs + o.outputs))
+
+    def operand_bytes(self, op: str) -> int:
+        return sum(self.tensors[t].bytes for t in self.operands(op))
+
+    def topological_order(self) -> list[str]:
+        """The operators in file order when that is topological, else networkx's order that
+        follows file order as closely as it can."""
+        index = {name: i for i, name in enumerate(self.operators)}
+        return list(nx.lexicographical_topological_sort(self.dag, key=lambda n: index[n]))
+
+    def is_schedule(self, order: list[str]) -> bool:
+        position = {op: i for i, op in enumerate(order)}
+        return (sorted(order) == sorted(self.operators)
+                and all(position[a] < position[b] for a, b in self.dag.edges))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "tensors": {t.name: {"bytes": t.bytes, "producer": t.producer} for t in self.tensors.values()},
+                "operators": {o.name: {"inputs": o.inputs, "outputs": o.outputs} for o in self.operators.values()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorGraph:
+        try:
+            tensors = [Tensor(name, int(t["bytes"]) if float(t["bytes"]).is_integer() else t["bytes"],
+                              t.get("producer")) for name, t in data["tensors"].items()]
+            operators = [Operator(name, list(o.get("inputs", [])), list(o.get("outputs", [])))
+                         for name, o in data["operators"].items()]
+        except (KeyError, TypeError, AttributeError) as err:
+            raise GraphError(f"graph JSON: expected 'tensors' and 'operators' objects ({err})") from None
+        return cls(operators, tensors, data.get("name", ""))
+
+    def __repr__(self) -> str:
+        return f"TensorGraph({self.name!r}, {len(self.operators)} operators, {len(self.tensors)} tensors)"
+
+
+def _size(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or not float(value).is_integer():
+        raise GraphError(f"{where}: size must be a positive integer of bytes, got {value!r}")
+    return int(value)
+
+
+def from_node_link(data: dict[str, Any], name: str = "", include_weights: bool = False) -> TensorGraph:
+    """One operator per node, producing one tensor named after it."""
+    nodes = data.get("nodes")
+    links = data.get("links", data.get("edges"))
+    if not isinstance(nodes, list) or not isinstance(links, list):
+        raise GraphError("node-link JSON: expected 'nodes' and 'links' lists")
+    ids, operators, tensors = {}, {}, []
+    for i, node in enumerate(nodes):
+        key = node.get("id", node.get("name", i))
+        label = str(node.get("name", key))
+        if label in operators:
+            label = f"{label}#{key}"
+        ids[key] = label
+        size = node.get("cost_ram", node.get("out_cost"))
+        if size is None:
+            raise GraphError(f"node {label!r}: no output size ('cost_ram' or 'out_cost')")
+        operators[label] = Operator(label, [], [label])
+        tensors.append(Tensor(label, _size(size, f"node {label!r}"), label))
+        if include_weights and node.get("param_cost", 0):
+            weight = f"{label}/weights"
+            tensors.append(Tensor(weight, _size(node["param_cost"], f"node {label!r} param_cost"), None))
+            operators[label].inputs.append(weight)
+    for link in links:
+        source = link.get("source", link.get("0"))
+        target = link.get("target", link.get("1"))
+        if source not in ids or target not in ids:
+            raise GraphError(f"link {source!r} -> {target!r}: dangling (no such node)")
+        operators[ids[target]].inputs.append(ids[source])
+    return TensorGraph(list(operators.values()), tensors, name)
+
+
+def from_hmcos(data: dict[str, Any]) -> TensorGraph:
+    try:
+        sizes = dict(zip(data["tensor_list"], data["tensor_sizes"]))
+        dag = data["dag"]
+    except KeyError as err:
+        raise GraphError(f"HMCOS JSON: missing key {err}") from None
+    producers = {}
+    operators = []
+    for node in dag:
+        op = Operator(str(node["name"]), [str(t) for t in node.get("input_tensors", [])],
+                      [str(t) for t in node.get("output_tensors", [])])
+        for t in op.outputs:
+            producers[t] = op.name
+        operators.append(op)
+    tensors = []
+    for t in data["tensor_list"]:
+        if t not in sizes:
+            raise GraphError(f"tensor {t!r}: no size")
+        tensors.append(Tensor(str(t), _size(sizes[t], f"tensor {t!r}"), producers.get(t)))
+    return TensorGraph(operators, tensors, str(data.get("name", "")))
+
+
+def from_torch(module, example_input, bytes_per_element: int = 1, include_weights: bool = False,
+               name: str = "") -> TensorGraph:
+    """Trace ``module`` with ``torch.fx`` and size every value by shape propagation on
+    ``example_input``; ``bytes_per_element`` defaults to 1 (the 8-bit setting of COSMA)."""
+    import torch
+    from torch.fx import symbolic_trace
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    traced = symbolic_trace(module)
+    ShapeProp(traced).propagate(example_input)
+    operators, tensors, known = [], [], set()
+    for node in traced.graph.nodes:
+        meta = node.meta.get("tensor_meta")
+        if node.op == "output":
+            continue
+        size = int(torch.Size(meta.shape).numel()) * bytes_per_element if meta is not None else 0
+        if size <= 0:
+            continue
+        if node.op in ("placeholder", "get_attr"):
+            tensors.append(Tensor(node.name, size, None))
+            known.add(node.name)
+            continue
+        inputs = list(dict.fromkeys(a.name for a in node.all_input_nodes if a.name in known))
+        if include_weights and node.op == "call_module":
+            for pname, param in traced.get_submodule(node.target).named_parameters(recurse=False):
+                weight = f"{node.name}.{pname}"
+                tensors.append(Tensor(weight, param.numel() * bytes_per_element, None))
+                inputs.append(weight)
+        tensors.append(Tensor(node.name, size, node.name))
+        known.add(node.name)
+        operators.append(Operator(node.name, inputs, [node.name]))
+    return TensorGraph(operators, tensors, name or type(module).__name__)
+
+
+def load_graph(path: str | Path, include_weights: bool = False, bytes_per_element: int = 1) -> TensorGraph:
+    """A graph from any supported file (see the module docstring); a network spec JSON is
+    built and traced at its resolution with batch size 1."""
+    path = Path(path)
+    if not path.is_file():
+        raise GraphError(f"{path}: no such file")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise GraphError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise GraphError(f"{path}: expected a JSON object")
+    if "nodes" in data:
+        return from_node_link(data, path.stem, include_weights)
+    if "dag" in data:
+        return from_hmcos(data)
+    if "operators" in data and "tensors" in data:
+        return TensorGraph.from_dict(data)
+    if "stages" in data:
+        from designer.network import build, example_input
+        from designer.spec import NetworkSpec
+        spec = NetworkSpec.from_dict(data)
+        return from_torch(build(spec).eval(), example_input(spec, 1), bytes_per_element, include_weights,
+                          spec.name or path.stem)
+    raise GraphError(f"{path}: not a graph (node-link, HMCOS, mpdesign graph) nor a network spec JSON")
