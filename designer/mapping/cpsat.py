@@ -1,0 +1,230 @@
+r"""The mapping problem as a constraint program (OR-Tools CP-SAT).
+
+Variables and constraints (sizes and the scratchpad divided by the GCD of all of them):
+
+(C1) a position pos_o per operator, all different, pos_p + 1 <= pos_c for every edge, and
+     pos_o within [ancestors(o), n - 1 - descendants(o)];
+(C2) per produced tensor T (producer p, consumers C): a first residency interval
+     [pos_p, e_0) at address a_0, and up to R optional reload intervals [s_r, e_r) at
+     addresses a_r (present iff x_r; x_{r+1} => x_r), with s_1 >= e_0 + 1 and
+     s_{r+1} >= e_r + 1 (a tensor absent for a step may come back at another address; one
+     resident in consecutive steps keeps its address);
+(C3) coverage: every consumer c lies in one interval: b_{c,0} => pos_c < e_0,
+     b_{c,r} => x_r and s_r <= pos_c < e_r, sum_r b_{c,r} >= 1;
+(C4) a tensor with no producer (input, weight) is read from host for each use: a one-step
+     interval [pos_c, pos_c + 1) at its own address per consumer, at no counted cost;
+(C5) NoOverlap2D over the (time, address) rectangles of all intervals, addresses within
+     [0, M - size]; a redundant Cumulative over time with capacity M;
+(C6) objective: sum_T bytes_T (x_1 + sum_r x_r): one spill (the first time a tensor leaves)
+     and one retrieval per reload.
+
+R (``max_reloads``) limits the reloads per tensor; tests check that raising it does not change
+the optimum on small graphs. With ``addresses=False`` the model drops (C5)'s rectangles and
+keeps the Cumulative: the minimum-peak and relaxed problems.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import reduce
+
+import networkx as nx
+from ortools.sat.python import cp_model
+
+from designer.mapping.graph import TensorGraph
+from designer.mapping.io import Mapping, Step
+from solvers.result import SolveResult, Status
+
+STATUS = {cp_model.OPTIMAL: Status.OPTIMAL, cp_model.FEASIBLE: Status.FEASIBLE,
+          cp_model.INFEASIBLE: Status.INFEASIBLE, cp_model.UNKNOWN: Status.NO_SOLUTION,
+          cp_model.MODEL_INVALID: Status.ERROR}
+
+
+def position_windows(graph: TensorGraph) -> dict[str, tuple[int, int]]:
+    n = len(graph.operators)
+    return {op: (len(nx.ancestors(graph.dag, op)), n - 1 - len(nx.descendants(graph.dag, op)))
+            for op in graph.operators}
+
+
+def _solve(model: cp_model.CpModel, time_limit: float, threads: int, seed: int) -> tuple[cp_model.CpSolver, int]:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = float(time_limit)
+    solver.parameters.num_workers = threads
+    solver.parameters.random_seed = seed
+    return solver, solver.Solve(model)
+
+
+def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, seed: int = 0) \
+        -> tuple[SolveResult, list[str] | None]:
+    """M_P: the least peak of live bytes over schedules without spilling (no addresses);
+    returns the result (objective = best peak found, bound = proven lower bound) and its order."""
+    start = time.perf_counter()
+    n = len(graph.operators)
+    model = cp_model.CpModel()
+    windows = position_windows(graph)
+    pos = {op: model.NewIntVar(lo, hi, f"pos[{op}]") for op, (lo, hi) in windows.items()}
+    model.AddAllDifferent(list(pos.values()))
+    for a, b in graph.dag.edges:
+        model.Add(pos[a] + 1 <= pos[b])
+    intervals, demands = [], []
+    for name, tensor in graph.tensors.items():
+        consumers = graph.consumers[name]
+        if tensor.producer is None:
+            for c in consumers:
+                intervals.append(model.NewIntervalVar(pos[c], 1, pos[c] + 1, f"use[{name},{c}]"))
+                demands.append(tensor.bytes)
+            continue
+        end = model.NewIntVar(1, n, f"end[{name}]")
+        model.AddMaxEquality(end, [pos[tensor.producer] + 1] + [pos[c] + 1 for c in consumers])
+        size = model.NewIntVar(1, n, f"len[{name}]")
+        intervals.append(model.NewIntervalVar(pos[tensor.producer], size, end, f"live[{name}]"))
+        demands.append(tensor.bytes)
+    lower = max(graph.operand_bytes(op) for op in graph.operators)
+    peak = model.NewIntVar(lower, sum(t.bytes for t in graph.tensors.values()) * max(1, n), "peak")
+    model.AddCumulative(intervals, demands, peak)
+    model.Minimize(peak)
+    solver, code = _solve(model, time_limit, threads, seed)
+    status = STATUS.get(code, Status.ERROR)
+    order = None
+    objective = bound = None
+    if status.has_solution:
+        order = sorted(graph.operators, key=lambda op: solver.Value(pos[op]))
+        objective, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
+    gap = None if objective is None else (objective - bound) / max(objective, 1e-9)
+    return SolveResult(status, objective, bound, gap, time.perf_counter() - start, solution=order, solver="cp-sat",
+                       message=solver.StatusName(code)), order
+
+
+def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, max_reloads: int = 2,
+                  threads: int = 1, seed: int = 0, hint: Mapping | None = None,
+                  order: list[str] | None = None) -> tuple[SolveResult, Mapping | None]:
+    """Minimise off-chip traffic (spilled + retrieved bytes); ``order`` fixes the schedule
+    (the paper's fixed-schedule mode); ``hint`` warm-starts from a mapping (a baseline)."""
+    start = time.perf_counter()
+    n = len(graph.operators)
+    sizes = [t.bytes for t in graph.tensors.values()]
+    unit = reduce(math.gcd, sizes + [scratchpad_bytes])
+    capacity = scratchpad_bytes // unit
+    model = cp_model.CpModel()
+    windows = position_windows(graph)
+    if order is not None:
+        windows = {op: (i, i) for i, op in enumerate(order)}
+    pos = {op: model.NewIntVar(lo, hi, f"pos[{op}]") for op, (lo, hi) in windows.items()}
+    model.AddAllDifferent(list(pos.values()))
+    for a, b in graph.dag.edges:
+        model.Add(pos[a] + 1 <= pos[b])
+
+    # (C2)-(C4) intervals: per tensor, a list of (presence or None, start, end, address, time interval)
+    x_intervals, y_intervals, demands, cost_terms = [], [], [], []
+    records: dict[str, list] = {}
+    for name, tensor in graph.tensors.items():
+        size = tensor.bytes // unit
+        consumers = graph.consumers[name]
+        records[name] = []
+        if size > capacity:
+            raise ValueError(f"tensor {name!r} ({tensor.bytes} bytes) is larger than the scratchpad")
+        if tensor.producer is None:
+            for c in consumers:
+                address = model.NewIntVar(0, capacity - size, f"a[{name},{c}]")
+                x = model.NewFixedSizeIntervalVar(pos[c], 1, f"t[{name},{c}]")
+                y = model.NewFixedSizeIntervalVar(address, size, f"m[{name},{c}]")
+                x_intervals.append(x), y_intervals.append(y), demands.append(size)
+                records[name].append((None, pos[c], pos[c] + 1, address, c))
+            continue
+        p = pos[tensor.producer]
+        e0 = model.NewIntVar(windows[tensor.producer][0] + 1, n, f"e0[{name}]")
+        model.Add(e0 >= p + 1)
+        length0 = model.NewIntVar(1, n, f"len0[{name}]")
+        model.Add(length0 == e0 - p)
+        a0 = model.NewIntVar(0, capacity - size, f"a0[{name}]")
+        x_intervals.append(model.NewIntervalVar(p, length0, e0, f"t0[{name}]"))
+        y_intervals.append(model.NewFixedSizeIntervalVar(a0, size, f"m0[{name}]"))
+        demands.append(size)
+        records[name].append((None, p, e0, a0, None))
+        if not consumers:
+            model.Add(e0 == p + 1)
+            continue
+        reloads = max_reloads
+        previous_end, previous_present = e0, None
+        cover = {c: [] for c in consumers}
+        for c in consumers:
+            b = model.NewBoolVar(f"b0[{name},{c}]")
+            model.Add(pos[c] <= e0 - 1).OnlyEnforceIf(b)
+            cover[c].append(b)
+        for r in range(1, reloads + 1):
+            present = model.NewBoolVar(f"x{r}[{name}]")
+            if previous_present is not None:
+                model.AddImplication(present, previous_present)
+            s = model.NewIntVar(0, n - 1, f"s{r}[{name}]")
+            e = model.NewIntVar(1, n, f"e{r}[{name}]")
+            length = model.NewIntVar(1, n, f"len{r}[{name}]")
+            model.Add(length == e - s)
+            model.Add(s >= previous_end + 1).OnlyEnforceIf(present)
+            a = model.NewIntVar(0, capacity - size, f"a{r}[{name}]")
+            x_intervals.append(model.NewOptionalIntervalVar(s, length, e, present, f"t{r}[{name}]"))
+            y_intervals.append(model.NewOptionalFixedSizeIntervalVar(a, size, present, f"m{r}[{name}]"))
+            demands.append(size)
+            for c in consumers:
+                b = model.NewBoolVar(f"b{r}[{name},{c}]")
+                model.AddImplication(b, present)
+                model.Add(s <= pos[c]).OnlyEnforceIf(b)
+                model.Add(pos[c] <= e - 1).OnlyEnforceIf(b)
+                cover[c].append(b)
+            cost_terms.append((size, present, r == 1))
+            records[name].append((present, s, e, a, None))
+            previous_end, previous_present = e, present
+        for c in consumers:
+            model.AddBoolOr(cover[c])
+
+    # (C5) space: rectangles, and the redundant cumulative
+    model.AddNoOverlap2D(x_intervals, y_intervals)
+    model.AddCumulative(x_intervals, demands, capacity)
+    # (C6) objective: a spill when the first reload exists, a retrieval per reload
+    objective = sum(size * present * (2 if first else 1) for size, present, first in cost_terms)
+    model.Minimize(objective)
+    if hint is not None:
+        _add_hint(model, graph, hint, pos, records, unit)
+
+    solver, code = _solve(model, time_limit, threads, seed)
+    status = STATUS.get(code, Status.ERROR)
+    seconds = time.perf_counter() - start
+    if not status.has_solution:
+        return SolveResult(status, seconds=seconds, solver="cp-sat", message=solver.StatusName(code)), None
+    mapping = extract(graph, solver, pos, records, unit, scratchpad_bytes)
+    value, bound = solver.ObjectiveValue() * unit, solver.BestObjectiveBound() * unit
+    gap = 0.0 if value == bound else (value - bound) / max(value, 1e-9)
+    mapping.status, mapping.bound, mapping.gap, mapping.seconds = str(status), bound, gap, seconds
+    mapping.method = "cp-sat" if order is None else "cp-sat (fixed schedule)"
+    result = SolveResult(status, value, bound, gap, seconds, solution=mapping, solver="cp-sat",
+                         message=solver.StatusName(code),
+                         model_size={"variables": len(model.Proto().variables),
+                                     "constraints": len(model.Proto().constraints)})
+    return result, mapping
+
+
+def extract(graph: TensorGraph, solver: cp_model.CpSolver, pos, records, unit: int, capacity: int) -> Mapping:
+    """Rebuild the steps (resident sets, spills, reloads) from a solution."""
+    order = sorted(graph.operators, key=lambda op: solver.Value(pos[op]))
+    steps = [Step(op) for op in order]
+    for name, intervals in records.items():
+        live = []
+        for present, start, end, address, _ in intervals:
+            if present is not None and not solver.BooleanValue(present):
+                continue
+            live.append((solver.Value(start), solver.Value(end), solver.Value(address) * unit))
+        producer = graph.tensors[name].producer
+        for k, (start, end, address) in enumerate(live):
+            for t in range(start, min(end, len(steps))):
+                steps[t].resident[name] = address
+            if producer is not None and k > 0:
+                steps[start].retrieved.append(name)
+        if producer is not None and len(live) > 1:
+            steps[live[0][1]].spilled.append(name)  # written to host as it first leaves
+    return Mapping(capacity, steps)
+
+
+def _add_hint(model, graph, hint: Mapping, pos, records, unit: int) -> None:
+    """Hint the schedule (positions) of a known mapping; CP-SAT completes the rest."""
+    for t, op in enumerate(hint.order):
+        model.AddHint(pos[op], t)

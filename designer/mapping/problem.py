@@ -1,0 +1,141 @@
+"""The mapping problem as data, its budgets, and one call that solves it against the baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from designer.mapping.baselines import EVICTIONS, PlacementError, baseline, greedy_min_peak_order, required_bytes
+from designer.mapping.cpsat import min_peak, solve_mapping
+from designer.mapping.graph import TensorGraph
+from designer.mapping.io import Mapping
+from designer.mapping.simulate import simulate
+from solvers.result import SolveResult, Status
+
+MODES = ("joint", "fixed")
+
+
+class MappingError(ValueError):
+    """A mapping problem that cannot be posed (a budget below M_R, an unknown mode)."""
+
+
+@dataclass
+class Budgets:
+    """M_R (nothing smaller runs), M_P (least peak without spilling) and M_H (their middle)."""
+
+    required: int
+    peak: int
+    peak_proven: bool
+    min_peak_order: list[str]
+
+    @property
+    def halfway(self) -> int:
+        return (self.required + self.peak) // 2
+
+    def to_dict(self) -> dict:
+        return {"M_R": self.required, "M_P": self.peak, "M_H": self.halfway, "M_P_proven": self.peak_proven}
+
+
+def budgets(graph: TensorGraph, time_limit: float = 20.0) -> Budgets:
+    result, order = min_peak(graph, time_limit=time_limit)
+    if order is None:  # no schedule found in time: fall back to the greedy order's peak
+        order = greedy_min_peak_order(graph)
+        peak = peak_of(graph, order)
+        return Budgets(required_bytes(graph), peak, False, order)
+    return Budgets(required_bytes(graph), int(result.objective), result.status == Status.OPTIMAL, order)
+
+
+def peak_of(graph: TensorGraph, order: list[str]) -> int:
+    """Peak live bytes of a schedule that never spills (tensors live from producer to last use)."""
+    position = {op: i for i, op in enumerate(order)}
+    live = [0] * len(order)
+    for name, tensor in graph.tensors.items():
+        uses = [position[c] for c in graph.consumers[name]]
+        if tensor.producer is None:
+            for u in set(uses):
+                live[u] += tensor.bytes
+            continue
+        start = position[tensor.producer]
+        for t in range(start, max(uses + [start]) + 1):
+            live[t] += tensor.bytes
+    return max(live)
+
+
+def parse_scratchpad(text: str, limits: Budgets) -> int:
+    named = {"M_R": limits.required, "M_P": limits.peak, "M_H": limits.halfway}
+    if text.upper() in named:
+        return named[text.upper()]
+    try:
+        value = float(text)
+    except ValueError:
+        raise MappingError(f"--scratchpad: a byte count or M_R, M_H, M_P; got {text!r}") from None
+    if not value.is_integer() or value <= 0:
+        raise MappingError(f"--scratchpad: must be a positive whole number of bytes, got {text!r}")
+    return int(value)
+
+
+@dataclass
+class MappingProblem:
+    graph: TensorGraph
+    scratchpad_bytes: int
+    mode: str = "joint"  # joint: schedule, addresses and spills; fixed: the given schedule
+    order: list[str] | None = None  # for mode fixed (default: the graph's topological order)
+    time_limit: float = 60.0
+    max_reloads: int = 2
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise MappingError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        required = required_bytes(self.graph)
+        if self.scratchpad_bytes < required:
+            worst = max(self.graph.operators, key=self.graph.operand_bytes)
+            raise MappingError(f"scratchpad_bytes {self.scratchpad_bytes:,} is below M_R = {required:,}, the inputs "
+                               f"and outputs of {worst!r}: no mapping exists")
+        if self.order is not None and not self.graph.is_schedule(self.order):
+            raise MappingError("order: not a topological order of the graph's operators")
+
+    def baselines(self, min_peak_order: list[str] | None = None) -> dict[str, Mapping]:
+        orders = {"topological": self.order or self.graph.topological_order()}
+        if self.mode == "joint":
+            orders["min-peak"] = min_peak_order or greedy_min_peak_order(self.graph)
+        found = {}
+        for order_name, order in orders.items():
+            for eviction in EVICTIONS:
+                try:
+                    found[f"{order_name}/{eviction}"] = baseline(self.graph, self.scratchpad_bytes, order, eviction)
+                except PlacementError:
+                    continue
+        return found
+
+    def solve(self, min_peak_order: list[str] | None = None) -> MappingResult:
+        found = self.baselines(min_peak_order)
+        best = min(found.values(), key=lambda m: m.offchip_bytes(self.graph), default=None)
+        order = (self.order or self.graph.topological_order()) if self.mode == "fixed" else None
+        result, mapping = solve_mapping(self.graph, self.scratchpad_bytes, self.time_limit, self.max_reloads,
+                                        self.threads, hint=best, order=order)
+        if mapping is None and best is not None:  # no solution in time: the best baseline, with the bound
+            mapping = best
+        replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None
+        return MappingResult(self, mapping, result, found, replay)
+
+
+@dataclass
+class MappingResult:
+    problem: MappingProblem
+    mapping: Mapping | None
+    solve: SolveResult
+    baselines: dict[str, Mapping] = field(default_factory=dict)
+    replay: object = None
+
+    @property
+    def offchip_bytes(self) -> int | None:
+        return None if self.mapping is None else self.mapping.offchip_bytes(self.problem.graph)
+
+    def baseline_bytes(self) -> dict[str, int]:
+        return {name: m.offchip_bytes(self.problem.graph) for name, m in self.baselines.items()}
+
+    def to_dict(self) -> dict:
+        data = self.mapping.to_dict(self.problem.graph) if self.mapping is not None else {}
+        data.update(status=str(self.solve.status), bound=self.solve.bound, gap=self.solve.gap,
+                    seconds=self.solve.seconds, baselines=self.baseline_bytes())
+        return data

@@ -1,0 +1,212 @@
+"""Mapping: importers, budgets, baselines and CP-SAT, every mapping replayed by the simulator."""
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from designer.mapping.baselines import baseline, greedy_min_peak_order, required_bytes
+from designer.mapping.cpsat import min_peak, solve_mapping
+from designer.mapping.graph import GraphError, Operator, Tensor, TensorGraph, from_hmcos, from_torch, load_graph
+from designer.mapping.problem import MappingError, MappingProblem, budgets, peak_of
+from designer.mapping.simulate import simulate
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "graphs"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/graphs is not present")
+
+
+def chain_with_skip(sizes=(4, 4, 4, 4)) -> TensorGraph:
+    """a -> b -> c -> d with a skip a -> d; one tensor per operator."""
+    names = "abcd"
+    inputs = {"a": [], "b": ["a"], "c": ["b"], "d": ["c", "a"]}
+    return TensorGraph([Operator(n, inputs[n], [n]) for n in names],
+                       [Tensor(n, s, n) for n, s in zip(names, sizes)], "skip")
+
+
+def random_dag(seed: int, n: int = 6, unit: bool = True) -> TensorGraph:
+    rng = random.Random(seed)
+    operators, tensors = [], []
+    for i in range(n):
+        parents = sorted(rng.sample(range(i), k=min(i, rng.randint(1, 2)))) if i else []
+        operators.append(Operator(f"o{i}", [f"o{p}" for p in parents], [f"o{i}"]))
+        tensors.append(Tensor(f"o{i}", 1 if unit else rng.randint(1, 4), f"o{i}"))
+    return TensorGraph(operators, tensors, f"random{seed}")
+
+
+def brute_force_traffic(graph: TensorGraph, capacity: int) -> int | None:
+    """Least spilled + retrieved tensors over every schedule and every residency choice, for
+    unit-size tensors (where addresses cannot fragment): a DP over (resident, hosted) sets."""
+    best = None
+    for order in itertools.permutations(graph.operators):
+        if not graph.is_schedule(list(order)):
+            continue
+        position = {op: i for i, op in enumerate(order)}
+        last = {t: max((position[c] for c in cs), default=position[graph.tensors[t].producer])
+                for t, cs in graph.consumers.items()}
+        states = {(frozenset(), frozenset()): 0}
+        for t, op in enumerate(order):
+            needed = frozenset(graph.operands(op))
+            produced = {name for name, tensor in graph.tensors.items() if position[tensor.producer] <= t}
+            new_states = {}
+            for (resident, hosted), cost in states.items():
+                optional = [x for x in produced - needed if last[x] > t and (x in resident or x in hosted)]
+                for k in range(len(optional) + 1):
+                    for keep in itertools.combinations(optional, k):
+                        chosen = needed | frozenset(keep)
+                        if len(chosen) > capacity:
+                            continue
+                        extra, new_hosted = 0, set(hosted)
+                        for x in resident - chosen:
+                            if last[x] >= t and x not in hosted:
+                                extra += 1
+                                new_hosted.add(x)
+                        for x in chosen - resident:
+                            if graph.tensors[x].producer != op:
+                                if x not in hosted:
+                                    break
+                                extra += 1
+                        else:
+                            key = (chosen, frozenset(new_hosted))
+                            if cost + extra < new_states.get(key, float("inf")):
+                                new_states[key] = cost + extra
+            states = new_states
+        if states:
+            value = min(states.values())
+            best = value if best is None or value < best else best
+    return best
+
+
+def test_graph_validation_errors():
+    with pytest.raises(GraphError, match="size must be a positive integer"):
+        TensorGraph([Operator("a", [], ["x"])], [Tensor("x", 0, "a")])
+    with pytest.raises(GraphError, match="tensor 'y' is not defined"):
+        TensorGraph([Operator("a", ["y"], ["x"])], [Tensor("x", 1, "a")])
+    with pytest.raises(GraphError, match="cycle"):
+        TensorGraph([Operator("a", ["y"], ["x"]), Operator("b", ["x"], ["y"])], [Tensor("x", 1, "a"), Tensor("y", 1, "b")])
+    with pytest.raises(GraphError, match="dangling"):
+        from designer.mapping.graph import from_node_link
+        from_node_link({"nodes": [{"id": 0, "cost_ram": 4}], "links": [{"source": 0, "target": 9}]})
+
+
+def test_hmcos_import():
+    data = {"name": "tiny", "dummy_input_tensors": ["in"], "graph_output_tensors": ["y"],
+            "tensor_list": ["in", "x", "y"], "tensor_sizes": [8, 4, 2],
+            "dag": [{"name": "conv", "input_nodes": [], "input_tensors": ["in"], "output_tensors": ["x"]},
+                    {"name": "relu", "input_nodes": ["conv"], "input_tensors": ["x"], "output_tensors": ["y"]}]}
+    graph = from_hmcos(data)
+    assert graph.tensors["in"].producer is None and graph.tensors["y"].producer == "relu"
+    assert required_bytes(graph) == 12
+
+
+def test_torch_import_of_a_designed_network():
+    from designer import zoo
+    from designer.network import build, example_input
+    spec = zoo.load("tiny-cifar")
+    model = build(spec).eval()
+    graph = from_torch(model, example_input(spec, 1), include_weights=True)
+    conv_weights = [t for name, t in graph.tensors.items() if name.endswith(".weight") and t.producer is None]
+    assert conv_weights and graph.topological_order()
+    assert graph.tensors["x"].bytes == 3 * 32 * 32  # the input, 1 byte per element
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 8), st.booleans())
+def test_baselines_are_valid_at_every_budget_from_required(seed, n, unit):
+    graph = random_dag(seed, n, unit)
+    required = required_bytes(graph)
+    for capacity in (required, required + 1, peak_of(graph, greedy_min_peak_order(graph))):
+        for eviction in ("belady", "greedy"):
+            mapping = baseline(graph, max(capacity, required), eviction=eviction)
+            replay = simulate(graph, mapping.to_dict(graph))
+            assert replay.valid, replay.errors
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_cpsat_equals_brute_force_on_unit_graphs(seed):
+    graph = random_dag(seed, n=6)
+    capacity = required_bytes(graph)
+    result, mapping = solve_mapping(graph, capacity, time_limit=30)
+    assert result.status == "optimal"
+    replay = simulate(graph, mapping.to_dict(graph))
+    assert replay.valid, replay.errors
+    assert replay.offchip_bytes == result.objective == brute_force_traffic(graph, capacity)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_more_reloads_do_not_change_the_optimum(seed):
+    graph = random_dag(seed + 100, n=6, unit=False)
+    capacity = required_bytes(graph)
+    two, _ = solve_mapping(graph, capacity, time_limit=30, max_reloads=2)
+    three, _ = solve_mapping(graph, capacity, time_limit=30, max_reloads=3)
+    assert two.status == three.status == "optimal" and two.objective == three.objective
+
+
+def test_simulator_rejects_broken_mappings():
+    graph = chain_with_skip()
+    _, mapping = solve_mapping(graph, 12, time_limit=10)
+    good = mapping.to_dict(graph)
+    assert simulate(graph, good).valid
+    overlap = json.loads(json.dumps(good))
+    step = next(s for s in overlap["steps"] if len(s["resident"]) >= 2)
+    first, second = list(step["resident"])[:2]
+    step["resident"][second] = step["resident"][first]
+    assert any("rule 3" in e for e in simulate(graph, overlap).errors)
+    dropped = json.loads(json.dumps(good))
+    del dropped["steps"][2]["resident"]["a"]  # 'a' is needed by d at step 3
+    assert not simulate(graph, dropped).valid
+    lying = dict(good, offchip_bytes=good["offchip_bytes"] + 1)
+    assert any("rule 9" in e for e in simulate(graph, lying).errors)
+
+
+def test_spilling_when_the_skip_does_not_fit():
+    graph = chain_with_skip(sizes=(4, 8, 8, 4))  # M_R = 16: b and c fill it, so a must leave
+    result, mapping = solve_mapping(graph, 16, time_limit=10)
+    replay = simulate(graph, mapping.to_dict(graph))
+    assert replay.valid and result.status == "optimal"
+    assert result.objective == replay.offchip_bytes == 8  # spill a, then retrieve it
+    result, mapping = solve_mapping(graph, 20, time_limit=10)
+    assert simulate(graph, mapping.to_dict(graph)).valid and result.objective == 0
+
+
+def test_budget_below_required_is_refused():
+    graph = chain_with_skip()
+    with pytest.raises(MappingError, match="below M_R = 12"):
+        MappingProblem(graph, 11)
+
+
+@needs_shared
+@pytest.mark.parametrize("name", ["ResNet50_256_224x224x3_test", "VGG16_256_224x224x3_train"])
+def test_checkmate_graphs_at_required_and_peak(name):
+    graph = load_graph(SHARED / "checkmate" / f"{name}.json")
+    limits = budgets(graph, time_limit=20)
+    for capacity in (limits.required, limits.peak):
+        result = MappingProblem(graph, capacity, time_limit=30).solve(limits.min_peak_order)
+        assert result.replay.valid, result.replay.errors
+        for mapping in result.baselines.values():
+            assert simulate(graph, mapping.to_dict(graph)).valid
+        assert result.offchip_bytes <= min(result.baseline_bytes().values())
+        if capacity == limits.peak:
+            assert result.offchip_bytes == 0
+
+
+def test_cli_map_json(tmp_path):
+    from designer.cli import app
+    graph = random_dag(3, n=7, unit=False)
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(graph.to_dict()))
+    out = tmp_path / "mapping.json"
+    result = CliRunner().invoke(app, ["map", str(path), "--scratchpad", "M_R", "--time-limit", "10", "--out", str(out),
+                                      "--plot", str(tmp_path / "layout.png"), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["valid"] and payload["scratchpad_bytes"] == payload["budgets"]["M_R"]
+    assert simulate(graph, json.loads(out.read_text())).valid
+    assert (tmp_path / "layout.png").stat().st_size > 0
+    bad = CliRunner().invoke(app, ["map", str(path), "--scratchpad", "1"])
+    assert bad.exit_code == 2 and "below M_R" in bad.output
