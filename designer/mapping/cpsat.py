@@ -98,9 +98,11 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
 
 def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, max_reloads: int = 2,
                   threads: int = 1, seed: int = 0, hint: Mapping | None = None,
-                  order: list[str] | None = None) -> tuple[SolveResult, Mapping | None]:
+                  order: list[str] | None = None, known_bound: float | None = None) -> tuple[SolveResult, Mapping | None]:
     """Minimise off-chip traffic (spilled + retrieved bytes); ``order`` fixes the schedule
-    (the paper's fixed-schedule mode); ``hint`` warm-starts from a mapping (a baseline)."""
+    (the paper's fixed-schedule mode); ``hint`` warm-starts from a mapping (a baseline);
+    ``known_bound``: a proven lower bound on the traffic (bytes), e.g. the address-free MILP's,
+    added as a constraint so CP-SAT can stop once it reaches it."""
     start = time.perf_counter()
     n = len(graph.operators)
     sizes = [t.bytes for t in graph.tensors.values()]
@@ -183,6 +185,8 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     # (C6) objective: a spill when the first reload exists, a retrieval per reload
     objective = sum(size * present * (2 if first else 1) for size, present, first in cost_terms)
     model.Minimize(objective)
+    if known_bound is not None and cost_terms:
+        model.Add(objective >= math.ceil(known_bound / unit - 1e-9))
     if hint is not None:
         _add_hint(model, graph, hint, pos, records, unit)
 

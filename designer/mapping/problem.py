@@ -8,10 +8,16 @@ from designer.mapping.baselines import EVICTIONS, PlacementError, baseline, gree
 from designer.mapping.cpsat import min_peak, solve_mapping
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping
+from designer.mapping.milp import lower_bound
 from designer.mapping.simulate import simulate
 from solvers.result import SolveResult, Status
 
 MODES = ("joint", "fixed")
+MILP_LIMIT = 120  # operators up to which the address-free MILP bound is computed
+
+
+def mode_allows_bound(mode: str) -> bool:
+    return mode == "joint"  # the MILP schedules freely, so it bounds the joint problem only
 
 
 class MappingError(ValueError):
@@ -82,6 +88,7 @@ class MappingProblem:
     time_limit: float = 60.0
     max_reloads: int = 2
     threads: int = 1
+    lower_bound: bool = True  # also bound the traffic with the address-free MILP (graphs up to MILP_LIMIT ops)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -108,13 +115,33 @@ class MappingProblem:
         return found
 
     def solve(self, min_peak_order: list[str] | None = None) -> MappingResult:
+        """Baselines, then (graphs up to MILP_LIMIT operators) the address-free MILP's lower bound,
+        then CP-SAT warm-started from the best baseline and told the bound. The result's bound is
+        the best proven by either model."""
         found = self.baselines(min_peak_order)
         best = min(found.values(), key=lambda m: m.offchip_bytes(self.graph), default=None)
         order = (self.order or self.graph.topological_order()) if self.mode == "fixed" else None
-        result, mapping = solve_mapping(self.graph, self.scratchpad_bytes, self.time_limit, self.max_reloads,
-                                        self.threads, hint=best, order=order)
+        relaxed = None
+        if (self.lower_bound and mode_allows_bound(self.mode) and len(self.graph.operators) <= MILP_LIMIT
+                and best is not None and best.offchip_bytes(self.graph) > 0):
+            relaxed = lower_bound(self.graph, self.scratchpad_bytes, self.time_limit / 2, self.threads)
+        known = relaxed.bound if relaxed is not None and relaxed.bound else None
+        remaining = self.time_limit - (relaxed.seconds if relaxed is not None else 0.0)
+        result, mapping = solve_mapping(self.graph, self.scratchpad_bytes, max(remaining, 0.2 * self.time_limit),
+                                        self.max_reloads, self.threads, hint=best, order=order, known_bound=known)
+        if relaxed is not None:
+            result.seconds += relaxed.seconds
         if mapping is None and best is not None:  # no solution in time: the best baseline, with the bound
             mapping = best
+            result.objective = best.offchip_bytes(self.graph)
+        if known is not None and result.objective is not None and (result.bound is None or known > result.bound):
+            result.bound = min(known, result.objective)
+            result.gap = (result.objective - result.bound) / max(result.objective, 1e-9)
+            result.message += f"; bound from the address-free MILP ({relaxed.status})"
+            if result.gap <= 1e-4 and mapping is not best:
+                result.status = Status.OPTIMAL
+        if mapping is not None:
+            mapping.status, mapping.bound, mapping.gap = str(result.status), result.bound, result.gap
         replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None
         return MappingResult(self, mapping, result, found, replay)
 
