@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mpdesign inspect deepmad-r50
+	$(BIN)/mpdesign pipeline --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -391,6 +391,27 @@ def map_graph(
 
 
 @app.command()
+def pipeline(
+    dataset: str = typer.Option("digits", help="digits, mnist5k, shapes, or an .npz file."),
+    macs: float = typer.Option(2.5e6, help="MACs budget of the design."),
+    params: float = typer.Option(1.2e5, help="Parameter budget of the design."),
+    sparsity: float = typer.Option(0.7, help="Pruning target (fraction of prunable weights removed)."),
+    scratchpad: str = typer.Option("M_H", help="Scratchpad bytes, or M_R, M_H, M_P."),
+    epochs: int = typer.Option(15, help="Training epochs."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/pipeline"), help="Run folder (report.md, plots, checkpoints)."),
+) -> None:
+    """Design under a budget -> train -> prune (RD) -> fine-tune -> map onto a scratchpad."""
+    from designer.pipeline import PipelineConfig, run_pipeline
+    config = PipelineConfig(dataset=dataset, macs=macs, params=params, sparsity=sparsity, scratchpad=scratchpad,
+                            epochs=epochs, seed=seed)
+    try:
+        run_pipeline(config, out, log=console.print)
+    except (DesignError, SpecError, ValueError, RuntimeError) as error:
+        _fail(str(error))
+
+
+@app.command()
 def specs() -> None:
     """List the built-in specs."""
     for name in zoo.names():

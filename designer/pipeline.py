@@ -1,0 +1,203 @@
+"""The whole job: design under a budget -> train -> prune (rate-distortion) -> fine-tune -> map
+onto a scratchpad; writes ``report.md`` and plots into the run folder.
+
+Every step is one API call a notebook could make too; this module only chains them and
+records their figures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from designer.checkpoint import save_checkpoint
+from designer.design import DesignProblem, solve
+from designer.entropy import deepmad_scores
+from designer.mapping.graph import from_torch
+from designer.mapping.plot import plot_layout
+from designer.mapping.problem import MappingProblem, budgets, parse_scratchpad
+from designer.network import build, example_input
+from designer.pruning.curves import default_grid, distortion_curves
+from designer.pruning.prune import prune_model
+from designer.train.data import load_dataset
+from designer.train.loop import TrainConfig, evaluate, train
+
+
+@dataclass
+class PipelineConfig:
+    dataset: str = "digits"
+    family: str = "bottleneck"
+    macs: float = 2.5e6
+    params: float = 1.2e5
+    effectiveness: float = 0.5
+    design_seconds: float = 20.0
+    epochs: int = 15
+    sparsity: float = 0.7
+    prune_grid: int = 21
+    calibration: int = 128
+    scratchpad: str = "M_H"
+    map_seconds: float = 30.0
+    seed: int = 0
+
+
+def pipeline_problem(config: PipelineConfig, resolution: int, in_channels: int, classes: int) -> DesignProblem:
+    """A design problem sized for the dataset: stem stride 1, then stages that halve the
+    resolution down to about 2x2 (at most four), the last scoring stage weighted 8."""
+    strides = [1, 1]
+    r = resolution
+    while r // 2 >= 2 and len(strides) < 5:
+        strides.append(2)
+        r //= 2
+    ends = 1 + sum(1 for s in strides[1:] if s == 2)
+    return DesignProblem(family=config.family, resolution=resolution, in_channels=in_channels, num_classes=classes,
+                         strides=strides, alpha=[1.0] * (ends - 1) + [8.0], max_macs=config.macs,
+                         max_params=config.params, effectiveness=config.effectiveness, out_widths=(8, 256),
+                         stem_widths=(8, 32), depths=(1, 4), first_stage_max_depth=2, name="pipeline-design")
+
+
+def run_pipeline(config: PipelineConfig, out: str | Path, log: Callable[[str], None] = print) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict = {"config": asdict(config)}
+    torch.manual_seed(config.seed)
+    splits = load_dataset(config.dataset, seed=config.seed)
+
+    # 1. design
+    log(f"[1/4] design: maximise the DeepMAD score under {config.macs:g} MACs, {config.params:g} params ...")
+    problem = pipeline_problem(config, splits.resolution, splits.in_channels, splits.num_classes)
+    design = solve(problem, time_limit=config.design_seconds,
+                   progress=lambda s: log(f"      iteration {s['iteration']}: best {s['score']}, bound {s['bound']:.1f}"))
+    if design.spec is None:
+        raise RuntimeError(f"design: no design found ({design.solve.message})")
+    spec = design.spec
+    spec.save(out / "design.json")
+    figures["design"] = {k: v for k, v in design.to_dict().items() if k not in ("problem", "history")}
+    log(f"      score {design.score:.2f} (bound {design.solve.bound}, {design.status}), MACs {design.macs:,}, "
+        f"params {design.params:,}")
+
+    # 2. train
+    log(f"[2/4] train on {splits.name} for {config.epochs} epochs ...")
+    model = build(spec)
+    start = time.perf_counter()
+    history = train(model, splits.train, TrainConfig(epochs=config.epochs, seed=config.seed), val_set=splits.val)
+    dense = evaluate(model, splits.test)
+    save_checkpoint(model, out / "checkpoint.pt", dataset=config.dataset, seed=config.seed,
+                    test_accuracy=dense["accuracy"])
+    figures["train"] = {"seconds": time.perf_counter() - start, "test_accuracy": dense["accuracy"],
+                        "history": history}
+    log(f"      test accuracy {dense['accuracy']:.4f}")
+
+    # 3. prune
+    log(f"[3/4] prune to {config.sparsity:.0%} sparsity (rate-distortion, iterative, fine-tuning each round) ...")
+    calibration = splits.train.tensors[0][:config.calibration]
+    curves = distortion_curves(model, calibration, default_grid(config.prune_grid))
+    finetune = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=config.seed)
+    report = prune_model(model, calibration, method="rd", sparsity=config.sparsity, schedule="iterative",
+                         finetune=lambda m: train(m, splits.train, finetune), grid=default_grid(config.prune_grid))
+    pruned = evaluate(model, splits.test)
+    save_checkpoint(model, out / "pruned.pt", dataset=config.dataset, seed=config.seed,
+                    test_accuracy=pruned["accuracy"], pruning=report.to_dict())
+    figures["prune"] = {"test_accuracy": pruned["accuracy"], "rounds": report.rounds, "sparsity": report.sparsity}
+    log(f"      sparsity {report.rounds[-1]['sparsity']:.3f}, test accuracy {pruned['accuracy']:.4f}")
+
+    # 4. map
+    log("[4/4] map onto a scratchpad (8-bit activations) ...")
+    graph = from_torch(model.eval(), example_input(spec, 1), bytes_per_element=1, name=spec.name)
+    limits = budgets(graph, time_limit=min(20.0, config.map_seconds))
+    mapping_problem = MappingProblem(graph, parse_scratchpad(config.scratchpad, limits), time_limit=config.map_seconds)
+    mapped = mapping_problem.solve(limits.min_peak_order)
+    mapped.mapping.save(out / "mapping.json", graph)
+    figures["map"] = {"operators": len(graph.operators), "budgets": limits.to_dict(),
+                      "scratchpad_bytes": mapping_problem.scratchpad_bytes, "offchip_bytes": mapped.offchip_bytes,
+                      "baselines": mapped.baseline_bytes(), "status": str(mapped.solve.status),
+                      "bound": mapped.solve.bound, "gap": mapped.solve.gap, "valid": bool(mapped.replay)}
+    log(f"      {mapped.offchip_bytes:,} bytes off-chip ({mapped.solve.status}); baselines "
+        f"{min(mapped.baseline_bytes().values(), default=0):,} at best; simulator "
+        f"{'valid' if mapped.replay else 'INVALID'}")
+
+    _plots(out, spec, problem.stage_alpha, history, curves, graph, mapped.mapping)
+    (out / "figures.json").write_text(json.dumps(figures, indent=1, default=str))
+    (out / "report.md").write_text(_report(figures, spec))
+    log(f"report written to {out / 'report.md'}")
+    return figures
+
+
+def _plots(out: Path, spec, alpha, history, curves, graph, mapping) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot([h["epoch"] for h in history], [h["train_accuracy"] for h in history], label="train")
+    ax.plot([h["epoch"] for h in history], [h["val_accuracy"] for h in history], label="validation")
+    ax.set_xlabel("epoch"), ax.set_ylabel("accuracy"), ax.legend()
+    fig.tight_layout(), fig.savefig(out / "training.png", dpi=110), plt.close(fig)
+
+    scores = deepmad_scores(spec, alpha)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.bar(range(len(scores.stage_entropy)), scores.stage_entropy)
+    ax.set_xlabel("scoring stage"), ax.set_ylabel("entropy H_i")
+    fig.tight_layout(), fig.savefig(out / "entropy.png", dpi=110), plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for layer in curves.layers[:: max(1, len(curves.layers) // 8)]:
+        ax.semilogy(layer.sparsity, [max(d, 1e-12) for d in layer.distortion], label=layer.name)
+    ax.set_xlabel("layer sparsity"), ax.set_ylabel("output distortion (MSE)"), ax.legend(fontsize=6)
+    fig.tight_layout(), fig.savefig(out / "rd_curves.png", dpi=110), plt.close(fig)
+
+    plot_layout(graph, mapping, out / "layout.png")
+
+
+def _report(figures: dict, spec) -> str:
+    d, t, p, m = figures["design"], figures["train"], figures["prune"], figures["map"]
+    stages = "\n".join(f"| {i} | {s.out} | {s.btn} | {s.k} | {s.L} | {s.stride} |" for i, s in enumerate(spec.stages, 1))
+    gap = "n/a" if d["gap"] is None else f"{100 * d['gap']:.2f}%"
+    map_gap = "n/a" if m["gap"] is None else f"{100 * m['gap']:.2f}%"
+    baselines = "\n".join(f"| {name} | {value:,} |" for name, value in sorted(m["baselines"].items(), key=lambda x: x[1]))
+    return f"""# mpdesign pipeline report
+
+Dataset `{figures['config']['dataset']}`, seed {figures['config']['seed']}.
+
+## 1. Design (DeepMAD score by MILP)
+
+Status {d['status']}, score {d['score']:.2f}, bound {d['bound']}, gap {gap}, {d['seconds']:.1f} s.
+MACs {d['macs']:,} (budget {figures['config']['macs']:g}), params {d['params']:,} (budget
+{figures['config']['params']:g}), effectiveness {d['effectiveness']:.4f}, {d['layers']} layers.
+
+| stage | out | btn | k | L | stride |
+|---|---|---|---|---|---|
+| stem | {spec.stem.out} | | {spec.stem.k} | 1 | {spec.stem.stride} |
+{stages}
+
+![entropy per stage](entropy.png)
+
+## 2. Training
+
+Test accuracy {t['test_accuracy']:.4f} after {len(t['history'])} epochs ({t['seconds']:.1f} s).
+
+![training](training.png)
+
+## 3. Pruning (rate-distortion allocation, iterative)
+
+Sparsity {p['rounds'][-1]['sparsity']:.4f} of the prunable weights in {len(p['rounds'])} rounds, kept MACs
+{p['rounds'][-1]['kept_macs']:.4f}; test accuracy {p['test_accuracy']:.4f}.
+
+![distortion curves](rd_curves.png)
+
+## 4. Mapping onto a scratchpad
+
+{m['operators']} operators; M_R {m['budgets']['M_R']:,}, M_P {m['budgets']['M_P']:,}, M_H {m['budgets']['M_H']:,} bytes;
+scratchpad {m['scratchpad_bytes']:,} bytes. Off-chip traffic {m['offchip_bytes']:,} bytes, status {m['status']},
+bound {m['bound']}, gap {map_gap}; the simulator found the mapping {'valid' if m['valid'] else 'INVALID'}.
+
+| baseline | bytes |
+|---|---|
+{baselines}
+
+![scratchpad layout](layout.png)
+"""
