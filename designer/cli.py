@@ -334,7 +334,8 @@ def allocate(
 def map_graph(
     graph: Path = typer.Argument(..., help="A graph JSON (node-link, HMCOS, mpdesign), a spec JSON or a checkpoint."),
     scratchpad: str = typer.Option("M_H", help="Bytes, or M_R, M_H, M_P."),
-    mode: str = typer.Option("joint", help="joint (schedule, addresses, spills) or fixed (the graph's order)."),
+    mode: str = typer.Option("joint", help="joint (schedule, addresses, spills), fixed (the graph's order) or "
+                                          "divide (windows, for large graphs)."),
     time_limit: float = typer.Option(60.0, help="Seconds for CP-SAT."),
     max_reloads: int = typer.Option(2, help="Reloads allowed per tensor."),
     weights: bool = typer.Option(False, "--weights", help="Treat weights as tensors (spec/checkpoint/random graphs)."),

@@ -210,3 +210,18 @@ def test_cli_map_json(tmp_path):
     assert (tmp_path / "layout.png").stat().st_size > 0
     bad = CliRunner().invoke(app, ["map", str(path), "--scratchpad", "1"])
     assert bad.exit_code == 2 and "below M_R" in bad.output
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_divide_and_conquer_is_valid_on_random_graphs(seed):
+    from designer.mapping.divide import divide_and_conquer
+    graph = random_dag(seed + 200, n=14, unit=False)
+    mapping = divide_and_conquer(graph, required_bytes(graph), window=4, seconds_per_window=3)
+    replay = simulate(graph, mapping.to_dict(graph))
+    assert replay.valid, replay.errors
+
+
+def test_divide_mode_through_the_problem():
+    graph = random_dag(7, n=16, unit=False)
+    result = MappingProblem(graph, required_bytes(graph), mode="divide", window=5, seconds_per_window=3).solve()
+    assert result.replay.valid and result.solve.status == "feasible" and result.solve.bound is None

@@ -98,15 +98,25 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
 
 def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, max_reloads: int = 2,
                   threads: int = 1, seed: int = 0, hint: Mapping | None = None,
-                  order: list[str] | None = None, known_bound: float | None = None) -> tuple[SolveResult, Mapping | None]:
+                  order: list[str] | None = None, known_bound: float | None = None,
+                  entering: dict[str, int | None] | None = None, hosted: set[str] | frozenset[str] = frozenset(),
+                  leaving: set[str] | frozenset[str] = frozenset()) -> tuple[SolveResult, Mapping | None]:
     """Minimise off-chip traffic (spilled + retrieved bytes); ``order`` fixes the schedule
     (the paper's fixed-schedule mode); ``hint`` warm-starts from a mapping (a baseline);
     ``known_bound``: a proven lower bound on the traffic (bytes), e.g. the address-free MILP's,
-    added as a constraint so CP-SAT can stop once it reaches it."""
+    added as a constraint so CP-SAT can stop once it reaches it.
+
+    Boundary conditions, for solving one window of a larger graph (:mod:`designer.mapping.divide`):
+    ``entering`` maps tensors produced before the window (producer-less in ``graph``) to their
+    address if resident just before it, or None if only in host; ``hosted`` are tensors with a
+    host copy already; ``leaving`` tensors are needed after the window, so each ends resident
+    at the last step or with a host copy."""
     start = time.perf_counter()
+    entering = entering or {}
     n = len(graph.operators)
     sizes = [t.bytes for t in graph.tensors.values()]
-    unit = reduce(math.gcd, sizes + [scratchpad_bytes])
+    addresses = [a for a in entering.values() if a is not None]
+    unit = reduce(math.gcd, sizes + [scratchpad_bytes] + addresses)
     capacity = scratchpad_bytes // unit
     model = cp_model.CpModel()
     windows = position_windows(graph)
@@ -117,75 +127,117 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     for a, b in graph.dag.edges:
         model.Add(pos[a] + 1 <= pos[b])
 
-    # (C2)-(C4) intervals: per tensor, a list of (presence or None, start, end, address, time interval)
-    x_intervals, y_intervals, demands, cost_terms = [], [], [], []
+    # (C2)-(C4) intervals; records[name]: (presence or None, start, end, address, consumer or None)
+    x_intervals, y_intervals, demands, costs = [], [], [], []
     records: dict[str, list] = {}
+    spills: dict[str, cp_model.IntVar] = {}
     for name, tensor in graph.tensors.items():
         size = tensor.bytes // unit
         consumers = graph.consumers[name]
         records[name] = []
         if size > capacity:
             raise ValueError(f"tensor {name!r} ({tensor.bytes} bytes) is larger than the scratchpad")
-        if tensor.producer is None:
+        if tensor.producer is None and name not in entering:  # (C4) inputs and weights: free per use
             for c in consumers:
                 address = model.NewIntVar(0, capacity - size, f"a[{name},{c}]")
-                x = model.NewFixedSizeIntervalVar(pos[c], 1, f"t[{name},{c}]")
-                y = model.NewFixedSizeIntervalVar(address, size, f"m[{name},{c}]")
-                x_intervals.append(x), y_intervals.append(y), demands.append(size)
+                x_intervals.append(model.NewFixedSizeIntervalVar(pos[c], 1, f"t[{name},{c}]"))
+                y_intervals.append(model.NewFixedSizeIntervalVar(address, size, f"m[{name},{c}]"))
+                demands.append(size)
                 records[name].append((None, pos[c], pos[c] + 1, address, c))
             continue
-        p = pos[tensor.producer]
-        e0 = model.NewIntVar(windows[tensor.producer][0] + 1, n, f"e0[{name}]")
-        model.Add(e0 >= p + 1)
-        length0 = model.NewIntVar(1, n, f"len0[{name}]")
-        model.Add(length0 == e0 - p)
-        a0 = model.NewIntVar(0, capacity - size, f"a0[{name}]")
-        x_intervals.append(model.NewIntervalVar(p, length0, e0, f"t0[{name}]"))
-        y_intervals.append(model.NewFixedSizeIntervalVar(a0, size, f"m0[{name}]"))
-        demands.append(size)
-        records[name].append((None, p, e0, a0, None))
-        if not consumers:
-            model.Add(e0 == p + 1)
+        # the first residency: from the producer's step, or from the window's start at the address it has
+        first_present = None
+        if tensor.producer is not None:
+            begin = pos[tensor.producer]
+            e0 = model.NewIntVar(windows[tensor.producer][0] + 1, n, f"e0[{name}]")
+            length0 = model.NewIntVar(1, n, f"len0[{name}]")
+            a0 = model.NewIntVar(0, capacity - size, f"a0[{name}]")
+            model.Add(length0 == e0 - begin)
+            x_intervals.append(model.NewIntervalVar(begin, length0, e0, f"t0[{name}]"))
+            y_intervals.append(model.NewFixedSizeIntervalVar(a0, size, f"m0[{name}]"))
+            records[name].append((None, begin, e0, a0, None))
+            demands.append(size)
+            drop = e0
+        elif entering[name] is not None:
+            first_present = model.NewBoolVar(f"p0[{name}]")
+            e0 = model.NewIntVar(1, n, f"e0[{name}]")
+            address = entering[name] // unit
+            x_intervals.append(model.NewOptionalIntervalVar(0, e0, e0, first_present, f"t0[{name}]"))
+            y_intervals.append(model.NewOptionalFixedSizeIntervalVar(address, size, first_present, f"m0[{name}]"))
+            records[name].append((first_present, 0, e0, model.NewConstant(address), None))
+            demands.append(size)
+            drop = model.NewIntVar(0, n, f"drop[{name}]")  # the step it first leaves: e0, or 0
+            model.Add(drop == e0).OnlyEnforceIf(first_present)
+            model.Add(drop == 0).OnlyEnforceIf(first_present.Not())
+        else:  # only in host when the window starts
+            e0 = drop = None
+        if tensor.producer is not None and not consumers and name not in leaving:
+            model.Add(e0 == begin + 1)
             continue
-        reloads = max_reloads
-        previous_end, previous_present = e0, None
+        already_hosted = name in hosted or (tensor.producer is None and entering.get(name) is None)
+        if already_hosted:
+            spill = model.NewConstant(1)
+        else:
+            spill = spills[name] = model.NewBoolVar(f"y[{name}]")
+            costs.append((size, spill))
         cover = {c: [] for c in consumers}
-        for c in consumers:
-            b = model.NewBoolVar(f"b0[{name},{c}]")
-            model.Add(pos[c] <= e0 - 1).OnlyEnforceIf(b)
-            cover[c].append(b)
-        for r in range(1, reloads + 1):
+        end_cover = []
+        if e0 is not None:
+            for c in consumers:
+                b = model.NewBoolVar(f"b0[{name},{c}]")
+                model.Add(pos[c] <= e0 - 1).OnlyEnforceIf(b)
+                if first_present is not None:
+                    model.AddImplication(b, first_present)
+                cover[c].append(b)
+            if name in leaving:
+                stays = model.NewBoolVar(f"end0[{name}]")
+                model.Add(e0 == n).OnlyEnforceIf(stays)
+                if first_present is not None:
+                    model.AddImplication(stays, first_present)
+                end_cover.append(stays)
+        previous_end, previous_present = drop, None
+        for r in range(1, max_reloads + 1):
             present = model.NewBoolVar(f"x{r}[{name}]")
-            if previous_present is not None:
-                model.AddImplication(present, previous_present)
-            s = model.NewIntVar(0, n - 1, f"s{r}[{name}]")
-            e = model.NewIntVar(1, n, f"e{r}[{name}]")
+            model.AddImplication(present, previous_present if previous_present is not None else spill)
+            s_r = model.NewIntVar(0, n - 1, f"s{r}[{name}]")
+            e_r = model.NewIntVar(1, n, f"e{r}[{name}]")
             length = model.NewIntVar(1, n, f"len{r}[{name}]")
-            model.Add(length == e - s)
-            model.Add(s >= previous_end + 1).OnlyEnforceIf(present)
-            a = model.NewIntVar(0, capacity - size, f"a{r}[{name}]")
-            x_intervals.append(model.NewOptionalIntervalVar(s, length, e, present, f"t{r}[{name}]"))
-            y_intervals.append(model.NewOptionalFixedSizeIntervalVar(a, size, present, f"m{r}[{name}]"))
+            model.Add(length == e_r - s_r)
+            if previous_end is not None:  # absent for a step before coming back (rule 6)
+                model.Add(s_r >= previous_end + 1).OnlyEnforceIf(present)
+            a_r = model.NewIntVar(0, capacity - size, f"a{r}[{name}]")
+            x_intervals.append(model.NewOptionalIntervalVar(s_r, length, e_r, present, f"t{r}[{name}]"))
+            y_intervals.append(model.NewOptionalFixedSizeIntervalVar(a_r, size, present, f"m{r}[{name}]"))
             demands.append(size)
             for c in consumers:
                 b = model.NewBoolVar(f"b{r}[{name},{c}]")
                 model.AddImplication(b, present)
-                model.Add(s <= pos[c]).OnlyEnforceIf(b)
-                model.Add(pos[c] <= e - 1).OnlyEnforceIf(b)
+                model.Add(s_r <= pos[c]).OnlyEnforceIf(b)
+                model.Add(pos[c] <= e_r - 1).OnlyEnforceIf(b)
                 cover[c].append(b)
-            cost_terms.append((size, present, r == 1))
-            records[name].append((present, s, e, a, None))
-            previous_end, previous_present = e, present
+            if name in leaving:
+                stays = model.NewBoolVar(f"end{r}[{name}]")
+                model.AddImplication(stays, present)
+                model.Add(e_r == n).OnlyEnforceIf(stays)
+                end_cover.append(stays)
+            costs.append((size, present))
+            records[name].append((present, s_r, e_r, a_r, None))
+            previous_end, previous_present = e_r, present
         for c in consumers:
             model.AddBoolOr(cover[c])
+        if name in leaving:  # resident at the last step, or a host copy for later
+            model.AddBoolOr(end_cover + [spill])
+        if first_present is not None and not already_hosted:
+            # leaving at the window's start while still needed needs a host copy
+            model.AddImplication(first_present.Not(), spill)
 
     # (C5) space: rectangles, and the redundant cumulative
     model.AddNoOverlap2D(x_intervals, y_intervals)
     model.AddCumulative(x_intervals, demands, capacity)
-    # (C6) objective: a spill when the first reload exists, a retrieval per reload
-    objective = sum(size * present * (2 if first else 1) for size, present, first in cost_terms)
+    # (C6) objective: one spill per tensor that ever leaves while needed, one retrieval per reload
+    objective = sum(size * literal for size, literal in costs)
     model.Minimize(objective)
-    if known_bound is not None and cost_terms:
+    if known_bound is not None and costs:
         model.Add(objective >= math.ceil(known_bound / unit - 1e-9))
     if hint is not None:
         _add_hint(model, graph, hint, pos, records, unit)
@@ -195,7 +247,7 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     seconds = time.perf_counter() - start
     if not status.has_solution:
         return SolveResult(status, seconds=seconds, solver="cp-sat", message=solver.StatusName(code)), None
-    mapping = extract(graph, solver, pos, records, unit, scratchpad_bytes)
+    mapping = extract(graph, solver, pos, records, spills, unit, scratchpad_bytes, entering)
     value, bound = solver.ObjectiveValue() * unit, solver.BestObjectiveBound() * unit
     gap = 0.0 if value == bound else (value - bound) / max(value, 1e-9)
     mapping.status, mapping.bound, mapping.gap, mapping.seconds = str(status), bound, gap, seconds
@@ -207,7 +259,8 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     return result, mapping
 
 
-def extract(graph: TensorGraph, solver: cp_model.CpSolver, pos, records, unit: int, capacity: int) -> Mapping:
+def extract(graph: TensorGraph, solver: cp_model.CpSolver, pos, records, spills, unit: int, capacity: int,
+            entering: dict[str, int | None]) -> Mapping:
     """Rebuild the steps (resident sets, spills, reloads) from a solution."""
     order = sorted(graph.operators, key=lambda op: solver.Value(pos[op]))
     steps = [Step(op) for op in order]
@@ -217,14 +270,23 @@ def extract(graph: TensorGraph, solver: cp_model.CpSolver, pos, records, unit: i
             if present is not None and not solver.BooleanValue(present):
                 continue
             live.append((solver.Value(start), solver.Value(end), solver.Value(address) * unit))
-        producer = graph.tensors[name].producer
-        for k, (start, end, address) in enumerate(live):
+        for start, end, address in live:
             for t in range(start, min(end, len(steps))):
                 steps[t].resident[name] = address
-            if producer is not None and k > 0:
+        tensor = graph.tensors[name]
+        carried = name in entering
+        if tensor.producer is None and not carried:
+            continue
+        resident_first = bool(live) and (tensor.producer is not None or (entering[name] is not None
+                                                                        and live[0][0] == 0))
+        for k, (start, end, address) in enumerate(live):
+            if k > 0 or not resident_first:
                 steps[start].retrieved.append(name)
-        if producer is not None and len(live) > 1:
-            steps[live[0][1]].spilled.append(name)  # written to host as it first leaves
+        if name in spills and solver.BooleanValue(spills[name]):
+            # written to host the first time it leaves: after its first interval, or at the start
+            leave = live[0][1] if resident_first else 0
+            if leave < len(steps) and (not resident_first or name not in steps[leave].resident):
+                steps[leave].spilled.append(name)
     return Mapping(capacity, steps)
 
 

@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 
 from designer.mapping.baselines import EVICTIONS, PlacementError, baseline, greedy_min_peak_order, required_bytes
 from designer.mapping.cpsat import min_peak, solve_mapping
+from designer.mapping.divide import divide_and_conquer
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping
 from designer.mapping.milp import lower_bound
 from designer.mapping.simulate import simulate
 from solvers.result import SolveResult, Status
 
-MODES = ("joint", "fixed")
+MODES = ("joint", "fixed", "divide")
 MILP_LIMIT = 120  # operators up to which the address-free MILP bound is computed
 
 
@@ -83,12 +84,14 @@ def parse_scratchpad(text: str, limits: Budgets) -> int:
 class MappingProblem:
     graph: TensorGraph
     scratchpad_bytes: int
-    mode: str = "joint"  # joint: schedule, addresses and spills; fixed: the given schedule
+    mode: str = "joint"  # joint: schedule, addresses and spills; fixed: the given schedule; divide: windows
     order: list[str] | None = None  # for mode fixed (default: the graph's topological order)
     time_limit: float = 60.0
     max_reloads: int = 2
     threads: int = 1
     lower_bound: bool = True  # also bound the traffic with the address-free MILP (graphs up to MILP_LIMIT ops)
+    window: int = 40  # divide mode: operators per window
+    seconds_per_window: float = 5.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -120,6 +123,8 @@ class MappingProblem:
         the best proven by either model."""
         found = self.baselines(min_peak_order)
         best = min(found.values(), key=lambda m: m.offchip_bytes(self.graph), default=None)
+        if self.mode == "divide":
+            return self._divide(found, min_peak_order)
         order = (self.order or self.graph.topological_order()) if self.mode == "fixed" else None
         relaxed = None
         if (self.lower_bound and mode_allows_bound(self.mode) and len(self.graph.operators) <= MILP_LIMIT
@@ -143,6 +148,17 @@ class MappingProblem:
         if mapping is not None:
             mapping.status, mapping.bound, mapping.gap = str(result.status), result.bound, result.gap
         replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None
+        return MappingResult(self, mapping, result, found, replay)
+
+
+    def _divide(self, found: dict[str, Mapping], min_peak_order: list[str] | None) -> MappingResult:
+        mapping = divide_and_conquer(self.graph, self.scratchpad_bytes, window=self.window,
+                                     seconds_per_window=self.seconds_per_window, max_reloads=self.max_reloads,
+                                     order=min_peak_order)
+        traffic = mapping.offchip_bytes(self.graph)
+        result = SolveResult(Status.FEASIBLE, traffic, None, None, mapping.seconds, solution=mapping,
+                             solver="cp-sat windows", message=mapping.method)
+        replay = simulate(self.graph, mapping.to_dict(self.graph))
         return MappingResult(self, mapping, result, found, replay)
 
 

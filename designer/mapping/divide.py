@@ -1,0 +1,115 @@
+"""Divide and conquer for graphs too large for one solve (NAS cells, 1000-node graphs).
+
+COSMA's heuristic is not public; ours is a rolling horizon over a global order:
+
+1. **Order.** A global schedule: the greedy minimum-peak order (list scheduling that keeps
+   live bytes low). It decides which operators are solved together, not their final order.
+2. **Window.** The next ``window`` operators not yet committed are solved by the CP-SAT model
+   (:func:`designer.mapping.cpsat.solve_mapping`), free to reorder them, with boundary
+   conditions carried from the committed steps: a tensor resident when the window starts
+   keeps its address while it stays; a tensor only in host must be retrieved (its bytes
+   count); a tensor needed after the window ends resident at its last step or with a host copy.
+3. **Commit at a narrow cut.** Only the window's first steps are kept, up to the point in
+   its second half where the fewest bytes are live across the cut; the rest of the window
+   goes back to the front of the queue. The solver has planned past the commit point, so
+   the state it leaves can be continued (the next window may replay those very steps).
+4. **Stitch.** The committed steps form one mapping; the simulator replays it.
+
+What it gives up: no reordering beyond a window, and each window minimises its own traffic,
+not what it leaves behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from designer.mapping.baselines import greedy_min_peak_order
+from designer.mapping.cpsat import solve_mapping
+from designer.mapping.graph import Operator, Tensor, TensorGraph
+from designer.mapping.io import Mapping, Step
+
+
+def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 40, seconds_per_window: float = 10.0,
+                       max_reloads: int = 2, order: list[str] | None = None,
+                       progress: Callable[[str], None] | None = None) -> Mapping:
+    """Map ``graph`` window by window (see the module docstring)."""
+    start_time = time.perf_counter()
+    queue = list(order or greedy_min_peak_order(graph))
+    position = {op: i for i, op in enumerate(queue)}
+    committed: list[Step] = []
+    resident: dict[str, int] = {}
+    hosted: set[str] = set()
+    history: list[tuple[int, dict[str, int], set[str], list[str]]] = []  # state before each commit
+    size, solves = window, 0
+    while queue:
+        ops = queue[:size]
+        # "needed after the window" means by an operator still in the queue beyond it
+        later = {op: i for i, op in enumerate(queue)}
+        mapping, status = _solve_window(graph, ops, len(ops), later, resident, hosted, scratchpad_bytes,
+                                        seconds_per_window * size / window, max_reloads)
+        solves += 1
+        if mapping is None:
+            if not history or size >= len(position):
+                raise RuntimeError(f"window at operator {len(committed)} of {len(position)}: no mapping found "
+                                   f"({status})")
+            # the state the last commit left cannot be continued: undo it, plan twice as far
+            count, resident, hosted, queue = history.pop()
+            del committed[count:]
+            size *= 2
+            if progress is not None:
+                progress(f"{status} after {len(committed)} operators; re-planning with windows of {size}")
+            continue
+        history.append((len(committed), dict(resident), set(hosted), list(queue)))
+        keep = len(ops) if len(ops) == len(queue) else _narrow_point(graph, mapping)
+        kept = mapping.steps[:keep]
+        committed.extend(kept)
+        for step in kept:
+            hosted.update(step.spilled)
+        resident = {n: a for n, a in kept[-1].resident.items() if graph.tensors[n].producer is not None}
+        queue = [step.op for step in mapping.steps[keep:]] + queue[len(ops):]
+        size = window
+        if progress is not None:
+            progress(f"{len(committed)}/{len(position)} operators mapped ({status}), "
+                     f"{time.perf_counter() - start_time:.0f} s")
+    return Mapping(scratchpad_bytes, committed, method=f"divide and conquer ({solves} windows of <= {window})",
+                   status="feasible", seconds=time.perf_counter() - start_time)
+
+
+def _narrow_point(graph: TensorGraph, mapping: Mapping) -> int:
+    """How many of a window's steps to commit: the cut in its second half with the fewest
+    produced bytes resident across it."""
+    steps = mapping.steps
+    half = max(1, len(steps) // 2)
+
+    def crossing(k: int) -> int:  # bytes resident both at step k - 1 and step k
+        before, after = steps[k - 1].resident, steps[k].resident
+        return sum(graph.tensors[n].bytes for n in before if n in after and graph.tensors[n].producer is not None)
+
+    return min(range(half, len(steps)), key=lambda k: (crossing(k), -k))
+
+
+def _solve_window(graph: TensorGraph, ops: list[str], end: int, position: dict[str, int], resident: dict[str, int],
+                  hosted: set[str], scratchpad_bytes: int, seconds: float, max_reloads: int):
+    inside = set(ops)
+    tensors, entering = {}, {}
+    for op in ops:
+        for name in graph.operators[op].inputs + graph.operators[op].outputs:
+            tensor = graph.tensors[name]
+            tensors[name] = Tensor(name, tensor.bytes, tensor.producer if tensor.producer in inside else None)
+            if tensor.producer is not None and tensor.producer not in inside:
+                entering[name] = resident.get(name)
+    for name, address in resident.items():  # resident tensors needed only after this window
+        if name not in tensors and any(position.get(c, -1) >= end for c in graph.consumers[name]):
+            tensors[name] = Tensor(name, graph.tensors[name].bytes, None)
+            entering[name] = address
+    leaving = {name for name in tensors
+               if graph.tensors[name].producer is not None and any(position.get(c, -1) >= end for c in graph.consumers[name])}
+    sub = TensorGraph([Operator(op, list(graph.operators[op].inputs), list(graph.operators[op].outputs))
+                       for op in ops], list(tensors.values()), f"{graph.name}[window]")
+    kwargs = dict(entering=entering, hosted=hosted & set(tensors), leaving=leaving)
+    hint = Mapping(scratchpad_bytes, [Step(op) for op in ops])
+    result, mapping = solve_mapping(sub, scratchpad_bytes, seconds, max_reloads, hint=hint, **kwargs)
+    if mapping is None and result.status != "infeasible":  # out of time: keep the global order, an easier problem
+        result, mapping = solve_mapping(sub, scratchpad_bytes, 2 * seconds, max_reloads, order=ops, **kwargs)
+    return mapping, result.status
