@@ -32,23 +32,21 @@ def load_spec(source: str, resolution: Optional[int] = None, num_classes: Option
     if Path(source).exists():
         return NetworkSpec.load(source, resolution=resolution, num_classes=num_classes)
     if source in zoo.names():
-        spec = zoo.load(source)
-        if resolution is not None:
-            spec.resolution = resolution
-        if num_classes is not None:
-            spec.num_classes = num_classes
-        spec.validate()
-        return spec
+        return zoo.load(source).replace(resolution=resolution, num_classes=num_classes)
     raise SpecError(f"{source}: no such file, nor a built-in spec ({', '.join(zoo.names())})")
 
 
-def _parse_alpha(alpha: Optional[str]) -> Optional[list[float]]:
-    if alpha is None:
+def _parse_list(text: Optional[str], option: str, kind: type = float) -> Optional[list]:
+    if text is None:
         return None
     try:
-        return [float(a) for a in alpha.split(",")]
+        return [kind(x) for x in text.split(",")]
     except ValueError:
-        raise SpecError(f"--alpha: expected comma-separated numbers, got {alpha!r}") from None
+        raise SpecError(f"{option}: expected comma-separated {kind.__name__}s, got {text!r}") from None
+
+
+def _parse_alpha(alpha: Optional[str]) -> Optional[list[float]]:
+    return _parse_list(alpha, "--alpha")
 
 
 def _si(value: float) -> str:
@@ -100,15 +98,6 @@ def inspect(
         f"at {report['bytes_per_element']} byte(s)/element")
 
 
-def _parse_ints(text: Optional[str], option: str) -> Optional[list[int]]:
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise DesignError(f"{option}: expected comma-separated integers, got {text!r}") from None
-
-
 @app.command()
 def design(
     family: str = typer.Option("bottleneck", help="Block family: bottleneck, inverted or basic."),
@@ -136,7 +125,7 @@ def design(
     err = Console(stderr=True)
     try:
         problem = DesignProblem(
-            family=family, resolution=resolution, num_classes=classes, strides=_parse_ints(strides, "--strides"),
+            family=family, resolution=resolution, num_classes=classes, strides=_parse_list(strides, "--strides", int),
             head=head, monotone=not no_monotone, max_macs=macs, max_params=params, max_layers=layers,
             effectiveness=effectiveness if effectiveness is not None else FAMILY_DEFAULTS.get(family, {}).get(
                 "effectiveness"),
@@ -216,9 +205,7 @@ def train(
 
 def fit_to_dataset(spec: NetworkSpec, splits) -> NetworkSpec:
     """The spec with the dataset's resolution, input channels and classes."""
-    data = spec.to_dict()
-    data.update(resolution=splits.resolution, in_channels=splits.in_channels, num_classes=splits.num_classes)
-    return NetworkSpec.from_dict(data)
+    return spec.replace(resolution=splits.resolution, in_channels=splits.in_channels, num_classes=splits.num_classes)
 
 
 @app.command()

@@ -129,6 +129,10 @@ class NetworkSpec:
         """Channels entering the classifier."""
         return self.head if self.head is not None else self.stages[-1].out
 
+    def replace(self, **changes: Any) -> NetworkSpec:
+        """A validated copy with the given top-level fields changed (None values are ignored)."""
+        return NetworkSpec.from_dict({**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}})
+
     # ---- serialisation ------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,13 +186,7 @@ class NetworkSpec:
         except json.JSONDecodeError:
             data = None
         if isinstance(data, dict) and "stages" in data:
-            spec = cls.from_dict(data)
-            if resolution is not None:
-                spec.resolution = resolution
-            if num_classes is not None:
-                spec.num_classes = num_classes
-            spec.validate()
-            return spec
+            return cls.from_dict(data).replace(resolution=resolution, num_classes=num_classes)
         return from_tinynas(text, resolution=resolution or 224, num_classes=num_classes or 1000,
                             name=path.stem)
 
