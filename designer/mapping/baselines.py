@@ -127,16 +127,20 @@ def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capaci
 
 
 def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: str = "belady",
-         placement: str = "first-fit", max_backtracks: int | None = None) -> Mapping:
+         placement: str = "first-fit", max_backtracks: int | None = None,
+         resident: dict[str, int] | None = None, hosted: set[str] | None = None) -> Mapping:
     """Plan the order step by step with ``placement``; when a step's operands cannot fit around
     the tensors carried into it, back up and place the earlier steps' tensors by the other
-    rules (a depth-first search, at most ``max_backtracks`` retries, default 20 per step)."""
+    rules (a depth-first search, at most ``max_backtracks`` retries, default 20 per step).
+
+    ``resident`` and ``hosted`` continue a partial mapping: ``order`` then holds the operators
+    still to run, and those tensors are where the earlier steps left them."""
     if eviction not in EVICTIONS:
         raise ValueError(f"eviction: must be one of {', '.join(EVICTIONS)}, got {eviction!r}")
-    if not graph.is_schedule(order):
+    if resident is None and not graph.is_schedule(order):
         raise ValueError("order: not a topological order of the graph's operators")
     positions = {op: i for i, op in enumerate(order)}
-    uses = {t: sorted(positions[c] for c in consumers) for t, consumers in graph.consumers.items()}
+    uses = {t: sorted(positions[c] for c in consumers if c in positions) for t, consumers in graph.consumers.items()}
 
     def next_use(name: str, t: int) -> float:
         return next((u for u in uses[name] if u >= t), float("inf"))
@@ -144,7 +148,7 @@ def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: 
     rules = [(p, clear) for clear in (False, True) for p in [placement] + [q for q in PLACEMENTS if q != placement]]
     budget = max_backtracks if max_backtracks is not None else 20 * len(order)
     # stack[t] = (state before step t, index of the next rule to try at step t)
-    stack: list[tuple[_State, int]] = [(_State({}, frozenset()), 0)]
+    stack: list[tuple[_State, int]] = [(_State(dict(resident or {}), frozenset(hosted or ())), 0)]
     deepest_failure = 0
     while len(stack) <= len(order):
         t = len(stack) - 1

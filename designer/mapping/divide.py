@@ -13,7 +13,9 @@ COSMA's heuristic is not public; ours is a rolling horizon over a global order:
    its second half where the fewest bytes are live across the cut; the rest of the window
    goes back to the front of the queue. The solver has planned past the commit point, so
    the state it leaves can be continued (the next window may replay those very steps).
-4. **Stitch.** The committed steps form one mapping; the simulator replays it.
+4. **Fallback.** A window CP-SAT cannot solve in its time (neither free nor in the global
+   order) is run by the Belady baseline, continued from the committed state.
+5. **Stitch.** The committed steps form one mapping; the simulator replays it.
 
 What it gives up: no reordering beyond a window, and each window minimises its own traffic,
 not what it leaves behind.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from designer.mapping.baselines import greedy_min_peak_order
+from designer.mapping.baselines import greedy_min_peak_order, plan
 from designer.mapping.cpsat import solve_mapping
 from designer.mapping.graph import Operator, Tensor, TensorGraph
 from designer.mapping.io import Mapping, Step
@@ -40,39 +42,33 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
     committed: list[Step] = []
     resident: dict[str, int] = {}
     hosted: set[str] = set()
-    history: list[tuple[int, dict[str, int], set[str], list[str]]] = []  # state before each commit
-    size, solves = window, 0
+    solves = fallbacks = 0
     while queue:
-        ops = queue[:size]
+        ops = queue[:window]
         # "needed after the window" means by an operator still in the queue beyond it
         later = {op: i for i, op in enumerate(queue)}
         mapping, status = _solve_window(graph, ops, len(ops), later, resident, hosted, scratchpad_bytes,
-                                        seconds_per_window * size / window, max_reloads)
+                                        seconds_per_window, max_reloads)
         solves += 1
-        if mapping is None:
-            if not history or size >= len(position):
-                raise RuntimeError(f"window at operator {len(committed)} of {len(position)}: no mapping found "
-                                   f"({status})")
-            # the state the last commit left cannot be continued: undo it, plan twice as far
-            count, resident, hosted, queue = history.pop()
-            del committed[count:]
-            size *= 2
-            if progress is not None:
-                progress(f"{status} after {len(committed)} operators; re-planning with windows of {size}")
-            continue
-        history.append((len(committed), dict(resident), set(hosted), list(queue)))
-        keep = len(ops) if len(ops) == len(queue) else _narrow_point(graph, mapping)
-        kept = mapping.steps[:keep]
+        if mapping is not None:
+            keep = len(ops) if len(ops) == len(queue) else _narrow_point(graph, mapping)
+            kept = mapping.steps[:keep]
+            queue = [step.op for step in mapping.steps[keep:]] + queue[len(ops):]
+        else:  # the window was not solved in time: the Belady baseline carries on from here
+            continued = plan(graph, queue, scratchpad_bytes, "belady", resident=resident, hosted=hosted)
+            kept = continued.steps[:len(ops)]
+            queue = queue[len(ops):]
+            fallbacks += 1
+            status = f"{status}, baseline used"
         committed.extend(kept)
         for step in kept:
             hosted.update(step.spilled)
         resident = {n: a for n, a in kept[-1].resident.items() if graph.tensors[n].producer is not None}
-        queue = [step.op for step in mapping.steps[keep:]] + queue[len(ops):]
-        size = window
         if progress is not None:
             progress(f"{len(committed)}/{len(position)} operators mapped ({status}), "
                      f"{time.perf_counter() - start_time:.0f} s")
-    return Mapping(scratchpad_bytes, committed, method=f"divide and conquer ({solves} windows of <= {window})",
+    return Mapping(scratchpad_bytes, committed, method=f"divide and conquer ({solves} windows of <= {window}, "
+                                                       f"{fallbacks} finished by the baseline)",
                    status="feasible", seconds=time.perf_counter() - start_time)
 
 
@@ -111,5 +107,5 @@ def _solve_window(graph: TensorGraph, ops: list[str], end: int, position: dict[s
     hint = Mapping(scratchpad_bytes, [Step(op) for op in ops])
     result, mapping = solve_mapping(sub, scratchpad_bytes, seconds, max_reloads, hint=hint, **kwargs)
     if mapping is None and result.status != "infeasible":  # out of time: keep the global order, an easier problem
-        result, mapping = solve_mapping(sub, scratchpad_bytes, 2 * seconds, max_reloads, order=ops, **kwargs)
+        result, mapping = solve_mapping(sub, scratchpad_bytes, seconds, max_reloads, order=ops, **kwargs)
     return mapping, result.status
