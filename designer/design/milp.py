@@ -36,12 +36,17 @@ resolution of stage j, own(q) the log width of a block without its log c_in term
 (D10) activation footprint of every layer of a first block: foot(q) + R^2 bpe c_{j-1} <= M;
      of the other blocks: configurations over M get L_{jq} <= z_{jq}
 (D11) depth spread:             L_i - L_k <= spread  for i, k in the depth-penalty stages
+(R8) inside a cell, a later block's log width is its value at the cell's lo widths plus a gain
+     D_{jq} <= (L_{jq} - z_{jq}) (value at hi - value at lo), and the gain is paid for:
+     D_{jq} <= rate_MACs(q) FM_{jq} and D_{jq} <= rate_params(q) FP_{jq}, with FM, FP added to
+     the MACs and params of (D6). rate(q) bounds log-width gained per extra cost from the lo
+     corner (:func:`_gain_rates`); for single-width cells D is zero and the model is exact.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyomo.environ as pyo
 
@@ -104,6 +109,9 @@ class _StageData:
     foot_slope: list[int]          # per first-block layer, footprint per input channel
     rest_over_memory: list[bool]
     own: list[float]               # block log width without log c_in, at hi widths
+    rest_lo: list[float] = field(default_factory=list)  # a later block's log width at lo widths
+    rest_gain: list[float] = field(default_factory=list)  # its increase from lo to hi widths
+    rate: list[tuple[float, float]] = field(default_factory=list)  # log width per MAC / per param, at most
 
 
 def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells: list[Cell]) -> _StageData:
@@ -138,7 +146,34 @@ def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells:
                 data.rest_over_memory.append(
                     memory is not None and max(layer.activation_bytes(bpe) for layer in rest) > memory)
                 data.own.append(block_log_width(problem.family, 1, hi_b, k))
+                rest_lo = block_log_width(problem.family, c.lo, lo_b, k)
+                data.rest_lo.append(rest_lo)
+                data.rest_gain.append(math.log(c.hi) + data.own[-1] - rest_lo)
+                data.rate.append(_gain_rates(problem, c.lo, lo_b, k, r_out))
     return data
+
+
+def _gain_rates(problem: DesignProblem, c: int, b: int, k: int, res: int) -> tuple[float, float]:
+    """Upper bounds on (gain in a later block's log width) / (its extra MACs, extra params) for
+    widths moving up from (c, b) (R8 of :mod:`designer.design.milp`'s docstring).
+
+    The block's costs are polynomials with non-negative coefficients in (c, b), so along any
+    non-negative direction d they grow at least by their gradient at (c, b) times d, while the
+    log width (log c + beta log b) grows at most by its gradient; the ratio of the two is at
+    most the larger of the two coordinate ratios. Squeeze-excite terms are left out of the
+    costs, which can only lower the gradient and so raise these bounds."""
+    from designer.design.relax import MONOMIALS, block_posynomial
+    coefficients = block_posynomial(problem, k, 1, res, first=False)  # (monomial, [MACs, params])
+    beta = {"bottleneck": 2, "inverted": 1, "basic": 1}[problem.family]
+    rates = []
+    for index in (0, 1):
+        d_c = sum(row[index] * (e_in + e_c) * c ** (e_in + e_c - 1) * b ** e_b
+                  for (e_in, e_c, e_b), row in zip(MONOMIALS, coefficients) if e_in + e_c > 0)
+        d_b = sum(row[index] * e_b * c ** (e_in + e_c) * b ** (e_b - 1)
+                  for (e_in, e_c, e_b), row in zip(MONOMIALS, coefficients) if e_b > 0)
+        ratios = [(1 / c) / d_c if d_c > 0 else math.inf, (beta / b) / d_b if d_b > 0 else math.inf]
+        rates.append(max(ratios))
+    return rates[0], rates[1]
 
 
 def _secants(lpb: int, lc_min: int, lc_max: int, rho0: float) -> list[tuple[float, float]]:
@@ -199,14 +234,33 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
             if stages[j - 1].rest_over_memory[q]:  # (D10) only one block fits the footprint budget
                 m.c.add(m.L[j, q] <= m.z[j, q])
 
+    # (R8) a later block's log width inside a cell: its value at lo widths plus a gain D that
+    # costs at least D / rate extra MACs and params (FM, FP), instead of the free value at hi
+    gain_keys = [(j, q) for j in range(1, n + 1) for q in range(len(stages[j - 1].configs))
+                 if stages[j - 1].rest_gain[q] > 1e-12]
+    m.D = pyo.Var(gain_keys, domain=pyo.NonNegativeReals)
+    m.FM = pyo.Var(gain_keys, domain=pyo.NonNegativeReals)
+    m.FP = pyo.Var(gain_keys, domain=pyo.NonNegativeReals)
+    for j, q in gain_keys:
+        d = stages[j - 1]
+        m.c.add(m.D[j, q] <= d.rest_gain[q] * (m.L[j, q] - m.z[j, q]))
+        rate_macs, rate_params = d.rate[q]
+        if problem.max_macs is not None and math.isfinite(rate_macs):
+            m.c.add(m.D[j, q] <= rate_macs * m.FM[j, q])
+        if problem.max_params is not None and math.isfinite(rate_params):
+            m.c.add(m.D[j, q] <= rate_params * m.FP[j, q])
+
+    def rest_value(j: int, q: int):
+        d = stages[j - 1]
+        gain = m.D[j, q] if (j, q) in m.D else 0
+        return (m.L[j, q] - m.z[j, q]) * d.rest_lo[q] + gain
+
     # (D3) stage log-width sums; (D4) prefix sums
     log_w_stem = math.log(problem.in_channels * problem.stem_kernel ** 2)
     S = {}
     for j in range(1, n + 1):
         d = stages[j - 1]
-        S[j] = log_width(j - 1) + quicksum(
-            (m.L[j, q] - m.z[j, q]) * (math.log(cfg.out.hi) + d.own[q]) + m.z[j, q] * d.own[q]
-            for q, cfg in enumerate(d.configs))
+        S[j] = log_width(j - 1) + quicksum(rest_value(j, q) + m.z[j, q] * d.own[q] for q in range(len(d.configs)))
 
     def prefix(j: int):
         return log_w_stem + quicksum(S[i] for i in range(1, min(j, n) + 1)) + (log_width(n) if j == n + 1 else 0)
@@ -226,8 +280,8 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
         else:
             d = stages[j_e - 1]
             terms.append(0.5 * alpha * quicksum(
-                math.log(cfg.out.hi) * ((m.L[j_e, q] - m.z[j_e, q]) * (math.log(cfg.out.hi) + d.own[q])
-                                        + m.z[j_e, q] * d.own[q]) for q, cfg in enumerate(d.configs)))
+                math.log(cfg.out.hi) * (rest_value(j_e, q) + m.z[j_e, q] * d.own[q])
+                for q, cfg in enumerate(d.configs)))
             prev = cells_of(j_e - 1)
             y_max = max(math.log(cfg.out.hi) for cfg in d.configs)
             Y = pyo.Var(range(len(prev)), bounds=(0, y_max))
@@ -267,6 +321,7 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
                 m.c.add(G[v] <= g_max * w(j - 1, v))
             total.append(quicksum(cell.lo * G[v] for v, cell in enumerate(prev)))
         total.append(quicksum(_cost(last_layers(cell.lo))[index] * w(n, v) for v, cell in enumerate(cells.out[n - 1])))
+        total.append(quicksum((m.FM if name == "macs" else m.FP)[key] for key in gain_keys))
         cost[name] = quicksum(total)
     if problem.max_macs is not None and objective != "macs":
         m.c.add(cost["macs"] <= problem.max_macs)

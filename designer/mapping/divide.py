@@ -13,8 +13,9 @@ COSMA's heuristic is not public; ours is a rolling horizon over a global order:
    its second half where the fewest bytes are live across the cut; the rest of the window
    goes back to the front of the queue. The solver has planned past the commit point, so
    the state it leaves can be continued (the next window may replay those very steps).
-4. **Fallback.** A window CP-SAT cannot solve in its time (neither free nor in the global
-   order) is run by the Belady baseline, continued from the committed state.
+4. **Yardstick and fallback.** The Belady baseline, continued from the committed state, is
+   planned for the same steps; it is committed instead when CP-SAT found nothing in time or
+   moves more bytes over the steps it would commit.
 5. **Stitch.** The committed steps form one mapping; the simulator replays it.
 
 What it gives up: no reordering beyond a window, and each window minimises its own traffic,
@@ -50,14 +51,19 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
         mapping, status = _solve_window(graph, ops, len(ops), later, resident, hosted, scratchpad_bytes,
                                         seconds_per_window, max_reloads)
         solves += 1
-        if mapping is not None:
-            keep = len(ops) if len(ops) == len(queue) else _narrow_point(graph, mapping)
+        # the Belady baseline carried on from the same state: the fallback, and a yardstick
+        continued = plan(graph, queue, scratchpad_bytes, "belady", resident=resident, hosted=hosted)
+        keep = len(ops) if mapping is None or len(ops) == len(queue) else _narrow_point(graph, mapping)
+
+        def traffic(steps: list[Step]) -> int:
+            return sum(graph.tensors[t].bytes for step in steps for t in step.spilled + step.retrieved)
+
+        if mapping is not None and traffic(mapping.steps[:keep]) <= traffic(continued.steps[:keep]):
             kept = mapping.steps[:keep]
             queue = [step.op for step in mapping.steps[keep:]] + queue[len(ops):]
-        else:  # the window was not solved in time: the Belady baseline carries on from here
-            continued = plan(graph, queue, scratchpad_bytes, "belady", resident=resident, hosted=hosted)
-            kept = continued.steps[:len(ops)]
-            queue = queue[len(ops):]
+        else:  # not solved in time, or worse than the baseline over the same number of steps
+            kept = continued.steps[:keep]
+            queue = queue[keep:]
             fallbacks += 1
             status = f"{status}, baseline used"
         committed.extend(kept)
