@@ -22,7 +22,7 @@ from designer.mapping.graph import from_torch
 from designer.mapping.plot import plot_layout
 from designer.mapping.problem import MappingProblem, budgets, parse_scratchpad
 from designer.network import build, example_input
-from designer.pruning.curves import default_grid, distortion_curves
+from designer.pruning.curves import default_grid
 from designer.pruning.prune import prune_model
 from designer.train.data import load_dataset
 from designer.train.loop import TrainConfig, evaluate, train
@@ -95,7 +95,6 @@ def run_pipeline(config: PipelineConfig, out: str | Path, log: Callable[[str], N
     # 3. prune
     log(f"[3/4] prune to {config.sparsity:.0%} sparsity (rate-distortion, iterative, fine-tuning each round) ...")
     calibration = splits.train.tensors[0][:config.calibration]
-    curves = distortion_curves(model, calibration, default_grid(config.prune_grid))
     finetune = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=config.seed)
     report = prune_model(model, calibration, method="rd", sparsity=config.sparsity, schedule="iterative",
                          finetune=lambda m: train(m, splits.train, finetune), grid=default_grid(config.prune_grid))
@@ -120,7 +119,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, log: Callable[[str], N
         f"{min(mapped.baseline_bytes().values(), default=0):,} at best; simulator "
         f"{'valid' if mapped.replay else 'INVALID'}")
 
-    _plots(out, spec, problem.stage_alpha, history, curves, graph, mapped.mapping)
+    _plots(out, spec, problem.stage_alpha, history, report.first_curves, graph, mapped.mapping)
     (out / "figures.json").write_text(json.dumps(figures, indent=1, default=str))
     (out / "report.md").write_text(_report(figures, spec))
     log(f"report written to {out / 'report.md'}")

@@ -17,7 +17,7 @@ from torch import nn
 
 from designer.pruning.allocate import BASELINES, METHODS, allocate
 from designer.pruning.apply import apply_sparsity, make_permanent, total_sparsity
-from designer.pruning.curves import default_grid, distortion_curves, layer_macs, prunable_layers, \
+from designer.pruning.curves import Curves, default_grid, distortion_curves, layer_macs, prunable_layers, \
     recalibrate_batchnorm
 
 
@@ -26,6 +26,7 @@ class PruneReport:
     method: str
     rounds: list[dict] = field(default_factory=list)
     sparsity: dict[str, float] = field(default_factory=dict)  # final per-layer sparsity
+    first_curves: Curves | None = None  # RD: the curves of the unpruned network (first round)
 
     def to_dict(self) -> dict:
         return {"method": self.method, "rounds": self.rounds, "sparsity": self.sparsity}
@@ -77,6 +78,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
         if method.startswith("rd"):
             curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
                                        progress=progress)
+            report.first_curves = report.first_curves or curves
             solver = "slope" if method == "rd-slope" else "dp"
             if sparsity is not None:
                 allocation = allocate(curves, keep_weights=kept * total_weights, method=solver)
