@@ -240,7 +240,8 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     if known_bound is not None and costs:
         model.Add(objective >= math.ceil(known_bound / unit - 1e-9))
     if hint is not None:
-        _add_hint(model, graph, hint, pos, records, unit)
+        for t, op in enumerate(hint.order):  # the schedule of a known mapping; CP-SAT completes the rest
+            model.AddHint(pos[op], t)
 
     solver, code = _solve(model, time_limit, threads, seed)
     status = STATUS.get(code, Status.ERROR)
@@ -288,9 +289,3 @@ def extract(graph: TensorGraph, solver: cp_model.CpSolver, pos, records, spills,
             if leave < len(steps) and (not resident_first or name not in steps[leave].resident):
                 steps[leave].spilled.append(name)
     return Mapping(capacity, steps)
-
-
-def _add_hint(model, graph, hint: Mapping, pos, records, unit: int) -> None:
-    """Hint the schedule (positions) of a known mapping; CP-SAT completes the rest."""
-    for t, op in enumerate(hint.order):
-        model.AddHint(pos[op], t)
