@@ -128,13 +128,15 @@ def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capaci
 
 def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: str = "belady",
          placement: str = "first-fit", max_backtracks: int | None = None,
-         resident: dict[str, int] | None = None, hosted: set[str] | None = None) -> Mapping:
+         resident: dict[str, int] | None = None, hosted: set[str] | None = None,
+         steps: int | None = None) -> Mapping:
     """Plan the order step by step with ``placement``; when a step's operands cannot fit around
     the tensors carried into it, back up and place the earlier steps' tensors by the other
     rules (a depth-first search, at most ``max_backtracks`` retries, default 20 per step).
 
     ``resident`` and ``hosted`` continue a partial mapping: ``order`` then holds the operators
-    still to run, and those tensors are where the earlier steps left them."""
+    still to run, and those tensors are where the earlier steps left them. ``steps`` plans only
+    that many operators (the rest of ``order`` still counts as future uses)."""
     if eviction not in EVICTIONS:
         raise ValueError(f"eviction: must be one of {', '.join(EVICTIONS)}, got {eviction!r}")
     if resident is None and not graph.is_schedule(order):
@@ -150,7 +152,8 @@ def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: 
     # stack[t] = (state before step t, index of the next rule to try at step t)
     stack: list[tuple[_State, int]] = [(_State(dict(resident or {}), frozenset(hosted or ())), 0)]
     deepest_failure = 0
-    while len(stack) <= len(order):
+    limit = len(order) if steps is None else min(steps, len(order))
+    while len(stack) <= limit:
         t = len(stack) - 1
         state, rule = stack[-1]
         result = None
@@ -168,8 +171,7 @@ def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: 
         if not stack or budget < 0:
             raise PlacementError(f"step {deepest_failure} ({order[deepest_failure]}): its operands do not fit "
                                  f"around the tensors carried into it, under every placement rule tried")
-    steps = [state.step for state, _ in stack[1:]]
-    return Mapping(scratchpad_bytes, steps, method=f"{eviction}/{placement}")
+    return Mapping(scratchpad_bytes, [state.step for state, _ in stack[1:]], method=f"{eviction}/{placement}")
 
 
 def baseline(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None = None,

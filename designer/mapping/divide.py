@@ -52,7 +52,7 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
                                         seconds_per_window, max_reloads)
         solves += 1
         # the Belady baseline carried on from the same state: the fallback, and a yardstick
-        continued = plan(graph, queue, scratchpad_bytes, "belady", resident=resident, hosted=hosted)
+        continued = plan(graph, queue, scratchpad_bytes, "belady", resident=resident, hosted=hosted, steps=len(ops))
         keep = len(ops) if mapping is None or len(ops) == len(queue) else _narrow_point(graph, mapping)
 
         def traffic(steps: list[Step]) -> int:
