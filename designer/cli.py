@@ -45,8 +45,8 @@ def _parse_list(text: Optional[str], option: str, kind: type = float) -> Optiona
         raise SpecError(f"{option}: expected comma-separated {kind.__name__}s, got {text!r}") from None
 
 
-def _parse_alpha(alpha: Optional[str]) -> Optional[list[float]]:
-    return _parse_list(alpha, "--alpha")
+def _percent(fraction: Optional[float]) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.2f}%"
 
 
 def _si(value: float) -> str:
@@ -68,7 +68,7 @@ def inspect(
     """Costs (params, MACs, activation memory) and DeepMAD scores of a network spec."""
     try:
         network = load_spec(spec, resolution, classes)
-        report = inspect_spec(network, _parse_alpha(alpha), bytes_per_element)
+        report = inspect_spec(network, _parse_list(alpha, "--alpha"), bytes_per_element)
     except (SpecError, ValueError) as err:
         _fail(str(err))
     if as_json:
@@ -130,11 +130,11 @@ def design(
             effectiveness=effectiveness if effectiveness is not None else FAMILY_DEFAULTS.get(family, {}).get(
                 "effectiveness"),
             max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
-            max_depth_spread=max_depth_spread, alpha=_parse_alpha(alpha))
+            max_depth_spread=max_depth_spread, alpha=_parse_list(alpha, "--alpha"))
 
         def report(step: dict) -> None:
             score = "none yet" if step["score"] is None else f"{step['score']:.2f}"
-            gap_text = "n/a" if step["gap"] is None else f"{100 * step['gap']:.2f}%"
+            gap_text = _percent(step["gap"])
             err.print(f"[dim]iteration {step['iteration']}: best {score}, bound {step['bound']:.2f}, "
                       f"gap {gap_text}, {step['seconds']:.1f} s[/]")
 
@@ -157,7 +157,7 @@ def design(
         table.add_row(str(i), str(stage.out), str(stage.btn), str(stage.k), str(stage.L), str(stage.stride))
     console.print(table)
     bound = "none" if result.solve.bound is None else f"{result.solve.bound:.2f}"
-    gap_text = "n/a" if result.solve.gap is None else f"{100 * result.solve.gap:.2f}%"
+    gap_text = _percent(result.solve.gap)
     console.print(
         f"status {result.status}   score {result.score:.2f}   bound {bound}   gap {gap_text}   "
         f"{result.solve.seconds:.1f} s ({result.solve.solver})\n"
@@ -372,7 +372,7 @@ def map_graph(
         table.add_row(f"baseline {name}", f"{value:,}")
     table.add_row(f"[bold]{result.mapping.method}[/]", f"[bold]{result.offchip_bytes:,}[/]")
     console.print(table)
-    gap = "n/a" if result.solve.gap is None else f"{100 * result.solve.gap:.2f}%"
+    gap = _percent(result.solve.gap)
     bound = "n/a" if result.solve.bound is None else f"{result.solve.bound:,.0f}"
     console.print(f"status {result.solve.status}   bound {bound}   gap {gap}   {result.solve.seconds:.1f} s   "
                   f"simulator: {'valid' if result.replay else 'INVALID ' + '; '.join(result.replay.errors[:3])}")

@@ -6,13 +6,12 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from designer.mapping.baselines import baseline, greedy_min_peak_order, required_bytes
-from designer.mapping.cpsat import min_peak, solve_mapping
+from designer.mapping.cpsat import solve_mapping
 from designer.mapping.graph import GraphError, Operator, Tensor, TensorGraph, from_hmcos, from_torch, load_graph
 from designer.mapping.problem import MappingError, MappingProblem, budgets, peak_of
 from designer.mapping.simulate import simulate

@@ -211,14 +211,11 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
         W[j] = [quicksum(m.z[j, q] for q, cfg in enumerate(stages[j - 1].configs) if cfg.out == cell)
                 for cell in cells.out[j - 1]]
 
-    def w(j: int, v: int):
-        return W[j][v]
-
     def width(j: int, end: str):
-        return quicksum(getattr(cell, end) * w(j, v) for v, cell in enumerate(cells_of(j)))
+        return quicksum(getattr(cell, end) * W[j][v] for v, cell in enumerate(cells_of(j)))
 
     def log_width(j: int):
-        return quicksum(math.log(cell.hi) * w(j, v) for v, cell in enumerate(cells_of(j)))
+        return quicksum(math.log(cell.hi) * W[j][v] for v, cell in enumerate(cells_of(j)))
 
     def depth(j: int):
         return quicksum(m.L[j, q] for q in range(len(stages[j - 1].configs)))
@@ -289,7 +286,7 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
             m.c.add(quicksum(Y.values()) == quicksum(math.log(cfg.out.hi) * m.z[j_e, q]
                                                      for q, cfg in enumerate(d.configs)))
             for v in range(len(prev)):
-                m.c.add(Y[v] <= y_max * w(j_e - 1, v))
+                m.c.add(Y[v] <= y_max * W[j_e - 1][v])
             terms.append(0.5 * alpha * quicksum(math.log(cell.hi) * Y[v] for v, cell in enumerate(prev)))
             own_cells = cells_of(j_e)
             u = prefix_bound(problem, cells, stages, j_e)
@@ -297,7 +294,7 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
             m.add_component(f"Q_{e}", Q)
             m.c.add(quicksum(Q.values()) == prefix(j_e - 1))
             for v in range(len(own_cells)):
-                m.c.add(Q[v] <= u * w(j_e, v))
+                m.c.add(Q[v] <= u * W[j_e][v])
             terms.append(0.5 * alpha * quicksum(math.log(cell.hi) * Q[v] for v, cell in enumerate(own_cells)))
     score = quicksum(terms)
 
@@ -318,9 +315,9 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
             m.add_component(f"G_{name}_{j}", G)
             m.c.add(quicksum(G.values()) == quicksum(d.slope[q][index] * m.z[j, q] for q in range(len(d.configs))))
             for v in range(len(prev)):
-                m.c.add(G[v] <= g_max * w(j - 1, v))
+                m.c.add(G[v] <= g_max * W[j - 1][v])
             total.append(quicksum(cell.lo * G[v] for v, cell in enumerate(prev)))
-        total.append(quicksum(_cost(last_layers(cell.lo))[index] * w(n, v) for v, cell in enumerate(cells.out[n - 1])))
+        total.append(quicksum(_cost(last_layers(cell.lo))[index] * W[n][v] for v, cell in enumerate(cells.out[n - 1])))
         total.append(quicksum((m.FM if name == "macs" else m.FP)[key] for key in gain_keys))
         cost[name] = quicksum(total)
     if problem.max_macs is not None and objective != "macs":

@@ -226,6 +226,10 @@ class DesignProblem:
     # ---- checking a design against the problem ----------------------------------------
     def violations(self, spec: NetworkSpec) -> list[str]:
         """Every budget or space rule that ``spec`` breaks, recounted independently."""
+        return self.evaluate(spec)[1]
+
+    def evaluate(self, spec: NetworkSpec) -> tuple[float, list[str]]:
+        """The DeepMAD score of ``spec`` and the rules it breaks, from one recount."""
         costs, scores = count(spec, self.bytes_per_element), deepmad_scores(spec, self.stage_alpha)
         found = []
         if self.max_macs is not None and costs.macs > self.max_macs:
@@ -251,7 +255,7 @@ class DesignProblem:
             depths = [spec.stages[j - 1].L for j in self.penalty_stages()]
             if depths and max(depths) - min(depths) > self.max_depth_spread:
                 found.append(f"depth spread {max(depths) - min(depths)} > {self.max_depth_spread}")
-        return found
+        return scores.score, found
 
 
 @dataclass

@@ -13,7 +13,6 @@ import random
 from collections.abc import Callable
 
 from designer.design.problem import DesignProblem, DesignResult, ceil_to, floor_to
-from designer.entropy import deepmad_scores
 from designer.spec import NetworkSpec
 from solvers.evolution import evolve
 from solvers.result import SolveResult, Status
@@ -87,10 +86,8 @@ def make_evaluate(problem: DesignProblem) -> Callable[[Candidate], float | None]
             return None
         if any(s[3] < 1 or s[1] < 1 for s in stages):
             return None
-        spec = to_spec(problem, candidate)
-        if problem.violations(spec):
-            return None
-        return deepmad_scores(spec, problem.stage_alpha).score
+        score, broken = problem.evaluate(to_spec(problem, candidate))
+        return None if broken else score
 
     return evaluate
 

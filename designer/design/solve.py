@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 from designer.design.milp import Cell, Cells, Choice, build_model, extract
 from designer.design.problem import DesignError, DesignProblem, DesignResult, ceil_to, floor_to
-from designer.entropy import deepmad_scores
 from designer.spec import NetworkSpec
 from solvers import highs
 from solvers.result import SolveResult, Status, relative_gap
@@ -194,8 +193,8 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             polished, polish_choice = solve_cells(problem, polish_cells, remaining, 1e-4, threads)
             if polish_choice is not None:
                 spec = choice_to_spec(problem, polish_choice)
-                score = deepmad_scores(spec, problem.stage_alpha).score
-                if not problem.violations(spec) and (best_score is None or score > best_score):
+                score, broken = problem.evaluate(spec)
+                if not broken and (best_score is None or score > best_score):
                     best_spec, best_score = spec, score
         # large-neighbourhood search: exact MILPs around the best design while they improve it
         # (at most 40% of the time limit in all, so the bound keeps improving too)
@@ -210,8 +209,8 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             if local_choice is None:
                 break
             spec = choice_to_spec(problem, local_choice)
-            score = deepmad_scores(spec, problem.stage_alpha).score
-            if problem.violations(spec) or score <= best_score * (1 + 1e-9):
+            score, broken = problem.evaluate(spec)
+            if broken or score <= best_score * (1 + 1e-9):
                 break
             best_spec, best_score = spec, score
         gap = relative_gap(best_score, bound)

@@ -39,7 +39,7 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
     """Map ``graph`` window by window (see the module docstring)."""
     start_time = time.perf_counter()
     queue = list(order or greedy_min_peak_order(graph))
-    position = {op: i for i, op in enumerate(queue)}
+    total = len(queue)
     committed: list[Step] = []
     resident: dict[str, int] = {}
     hosted: set[str] = set()
@@ -71,7 +71,7 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
             hosted.update(step.spilled)
         resident = {n: a for n, a in kept[-1].resident.items() if graph.tensors[n].producer is not None}
         if progress is not None:
-            progress(f"{len(committed)}/{len(position)} operators mapped ({status}), "
+            progress(f"{len(committed)}/{total} operators mapped ({status}), "
                      f"{time.perf_counter() - start_time:.0f} s")
     return Mapping(scratchpad_bytes, committed, method=f"divide and conquer ({solves} windows of <= {window}, "
                                                        f"{fallbacks} finished by the baseline)",

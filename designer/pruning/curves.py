@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -175,16 +175,16 @@ def default_grid(points: int = 101) -> list[float]:
 @torch.no_grad()
 def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] | None = None,
                       worst_case: bool = False, recalibrate_bn: bool = True, progress: bool = False,
-                      chunk: int = 16) -> Curves:
+                      chunk: int = 16, macs: dict[str, int] | None = None) -> Curves:
     """Distortion of the logits on ``inputs`` as each prunable layer alone is pruned (see module doc).
 
     The distinct masks of one layer are evaluated ``chunk`` at a time in one batched forward
     (``torch.func.vmap`` over the pruned weight)."""
     grid = sorted(set(grid if grid is not None else default_grid()))
     model.eval()
-    macs = layer_macs(model, inputs)
+    macs = macs if macs is not None else layer_macs(model, inputs)
     units = _units(model)
-    context = batch_statistics(model) if recalibrate_bn else _nothing()
+    context = batch_statistics(model) if recalibrate_bn else nullcontext()
     with context:
         cached = []
         x = inputs
@@ -220,8 +220,3 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
             curves.append(LayerCurve(name, original.numel(), macs[name], [1 - k / original.numel() for k in kept],
                                      [by_kept[k] for k in kept]))
     return Curves(curves)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from designer.pruning.allocate import BASELINES, METHODS, allocate
-from designer.pruning.apply import apply_sparsity, make_permanent, total_sparsity
+from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
 from designer.pruning.curves import Curves, default_grid, distortion_curves, layer_macs, prunable_layers, \
     recalibrate_batchnorm
 
@@ -77,7 +77,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
     for kept in round_targets(final_kept, round_fraction, schedule, start=start):
         if method.startswith("rd"):
             curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
-                                       progress=progress)
+                                       progress=progress, macs=macs)
             report.first_curves = report.first_curves or curves
             solver = "slope" if method == "rd-slope" else "dp"
             if sparsity is not None:
@@ -95,5 +95,5 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
         kept_macs = sum(macs[n] * (1 - reached[n]) for n in reached) / total_macs
         report.rounds.append({"target_kept": kept, "sparsity": total_sparsity(model), "kept_macs": kept_macs,
                               "predicted_distortion": predicted})
-    report.sparsity = {name: float((m.weight == 0).sum()) / m.weight.numel() for name, m in layers}
+    report.sparsity = layer_sparsity(model)
     return report
