@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mpdesign pipeline --out runs/demo
 
+# One thread per process: the suite's networks are tiny, and two-thread torch on a 2-core box
+# whose other core is busy (a solver, a notebook kernel, a DDP peer) spins; measured 10x slower.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --nbmake tests notebooks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -7,7 +7,7 @@ EA's best score at the same wall time and at ``--ea-factor`` times it, and the c
 relaxation's bound at the MILP design's depths and kernels (a bound for those depths only).
 
     python benchmarks/design.py                       # all levels, 60 s each
-    python benchmarks/design.py --levels deepmad-r50 --time-limit 600 --ea-factor 0
+    python benchmarks/design.py --levels deepmad-r50 --time-limit 600 --ea-factor 0   # MILP only
     python benchmarks/design.py --pareto 8 --plot pareto.png
 """
 
@@ -24,7 +24,7 @@ from designer.design.relax import relaxation_bound
 from designer.design.search import evolutionary_search
 from designer.entropy import deepmad_scores
 
-LEVELS = ["deepmad-r18", "deepmad-r34", "deepmad-r50", "deepmad-29m-224"]
+LEVELS = ["deepmad-r18", "deepmad-r34", "deepmad-r50", "deepmad-29m-224", "deepmad-50m", "deepmad-89m"]
 
 
 def level_problem(name: str, macs: float | None = None) -> tuple[DesignProblem, float]:
@@ -50,13 +50,13 @@ def run_level(name: str, time_limit: float, ea_factor: float, seed: int) -> dict
     result = solve(problem, time_limit=time_limit, rel_gap=0.01,
                    progress=lambda s: print(f"  {name}: {s}", file=sys.stderr))
     violations = problem.violations(result.spec) if result.spec is not None else ["no design"]
-    ea_same = evolutionary_search(problem, time_limit=result.solve.seconds, seed=seed)
-    ea_long = evolutionary_search(problem, time_limit=ea_factor * result.solve.seconds, seed=seed) if ea_factor else None
+    ea_same = evolutionary_search(problem, time_limit=result.solve.seconds, seed=seed) if ea_factor >= 1 else None
+    ea_long = evolutionary_search(problem, time_limit=ea_factor * result.solve.seconds, seed=seed) if ea_factor > 1 else None
     relaxed = (relaxation_bound(problem, [s.L for s in result.spec.stages], [s.k for s in result.spec.stages])
                if result.spec is not None else None)
     return {"level": name, "released": released, "score": result.score, "bound": result.solve.bound,
             "gap": result.solve.gap, "seconds": result.solve.seconds, "status": result.status,
-            "ea_same": ea_same.score, "ea_long": ea_long.score if ea_long else None,
+            "ea_same": ea_same.score if ea_same else None, "ea_long": ea_long.score if ea_long else None,
             "relaxation": relaxed.bound if relaxed else None, "violations": violations,
             "spec": result.spec, "wall": time.perf_counter() - start}
 
@@ -65,7 +65,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", nargs="*", default=LEVELS)
     parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--ea-factor", type=float, default=10.0)
+    parser.add_argument("--ea-factor", type=float, default=10.0,
+                        help="EA runs at the MILP's wall time and at this multiple of it; 1: only the first, 0: no EA")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pareto", type=int, default=0, help="points of a Pareto sweep over MACs (R50 family)")
     parser.add_argument("--pareto-time", type=float, default=20.0)

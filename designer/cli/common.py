@@ -1,0 +1,48 @@
+"""What every command shares: the console, failing with a clear message, reading specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from designer import zoo
+from designer.spec import NetworkSpec, SpecError
+
+console = Console()
+
+
+def fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def load_spec(source: str, resolution: Optional[int] = None, num_classes: Optional[int] = None) -> NetworkSpec:
+    """A spec from a file (spec JSON or TinyNAS structure) or a built-in name."""
+    if Path(source).exists():
+        return NetworkSpec.load(source, resolution=resolution, num_classes=num_classes)
+    if source in zoo.names():
+        return zoo.load(source).replace(resolution=resolution, num_classes=num_classes)
+    raise SpecError(f"{source}: no such file, nor a built-in spec ({', '.join(zoo.names())})")
+
+
+def parse_list(text: Optional[str], option: str, kind: type = float) -> Optional[list]:
+    if text is None:
+        return None
+    try:
+        return [kind(x) for x in text.split(",")]
+    except ValueError:
+        raise SpecError(f"{option}: expected comma-separated {kind.__name__}s, got {text!r}") from None
+
+
+def percent(fraction: Optional[float]) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return f"{value:g}"

@@ -1,0 +1,139 @@
+"""`mpdesign inspect`, `design` and `specs`: network specs and the DeepMAD design problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from designer import zoo
+from designer.cli.common import console, fail, load_spec, parse_list, percent, si
+from designer.design.problem import FAMILY_DEFAULTS, DesignError, DesignProblem
+from designer.design.solve import solve as solve_design
+from designer.report import inspect_spec
+from designer.spec import SpecError
+
+app = typer.Typer()
+
+
+@app.command()
+def inspect(
+    spec: str = typer.Argument(..., help="Spec JSON, TinyNAS structure file, or built-in name (see `mpdesign specs`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    resolution: Optional[int] = typer.Option(None, help="Input resolution (TinyNAS files carry none; default 224)."),
+    classes: Optional[int] = typer.Option(None, help="Number of classes (TinyNAS files: default 1000)."),
+    alpha: Optional[str] = typer.Option(None, help="DeepMAD stage weights, comma-separated (default 1,1,1,1,8)."),
+    bytes_per_element: int = typer.Option(1, help="Bytes per activation element for memory figures."),
+) -> None:
+    """Costs (params, MACs, activation memory) and DeepMAD scores of a network spec."""
+    try:
+        network = load_spec(spec, resolution, classes)
+        report = inspect_spec(network, parse_list(alpha, "--alpha"), bytes_per_element)
+    except (SpecError, ValueError) as err:
+        fail(str(err))
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"{report['name'] or spec} at {report['resolution']}x{report['resolution']}")
+    for column in ("stage", "family", "out", "btn", "k", "L", "stride", "params", "MACs", "max act. bytes"):
+        table.add_column(column, justify="right")
+    for i, row in enumerate(report["stages"]):
+        table.add_row(str(i), row["family"], str(row["out"]), str(row["btn"]), str(row["k"]), str(row["L"]),
+                      str(row["stride"]), si(row["params"]), si(row["macs"]), si(row["max_activation_bytes"]))
+    console.print(table)
+    scoring = Table(title="DeepMAD scoring stages")
+    for column in ("stage", "channels c_i", "resolution r_i", "entropy H_i", "alpha_i", "rho_i"):
+        scoring.add_column(column, justify="right")
+    for i, row in enumerate(report["scoring_stages"]):
+        scoring.add_row(str(i), str(row["channels"]), str(row["resolution"]), f"{row['entropy']:.2f}",
+                        f"{row['alpha']:g}", f"{row['rho']:.4f}")
+    console.print(scoring)
+    console.print(
+        f"params {report['params']:,} (conv weights {report['conv_weights']:,}, BN {report['batchnorm_params']:,}, "
+        f"classifier {report['classifier_params']:,})\n"
+        f"MACs {report['macs']:,} (convs and linears; + {report['elementwise_ops']:,} elementwise ops)\n"
+        f"layers {report['layers']}   effectiveness {report['effectiveness']:.4f}   "
+        f"DeepMAD score {report['deepmad_score']:.2f}   depth penalty {report['depth_penalty']:.2f}\n"
+        f"largest single-layer activation footprint {report['max_activation_bytes']:,} bytes "
+        f"at {report['bytes_per_element']} byte(s)/element")
+
+
+@app.command()
+def design(
+    family: str = typer.Option("bottleneck", help="Block family: bottleneck, inverted or basic."),
+    resolution: int = typer.Option(224, help="Input resolution."),
+    classes: int = typer.Option(1000, help="Number of classes."),
+    macs: Optional[float] = typer.Option(None, help="MACs budget (convs and linears)."),
+    params: Optional[float] = typer.Option(None, help="Parameter budget."),
+    effectiveness: Optional[float] = typer.Option(None, help="Effectiveness budget rho0 (default 0.3 / 0.5 inverted)."),
+    layers: Optional[int] = typer.Option(None, help="Budget on DeepMAD's layer count."),
+    strides: Optional[str] = typer.Option(None, help="The stem's stride then one per stage, e.g. 2,2,2,2,1,2."),
+    head: Optional[int] = typer.Option(None, help="Channels of a fixed 1x1 head conv."),
+    no_monotone: bool = typer.Option(False, "--no-monotone", help="Allow stage widths to decrease."),
+    max_activation_bytes: Optional[float] = typer.Option(None, help="Largest single-layer inputs + output footprint."),
+    bytes_per_element: int = typer.Option(1, help="Bytes per activation element for the footprint budget."),
+    max_depth_spread: Optional[int] = typer.Option(None, help="Largest difference between stage depths."),
+    alpha: Optional[str] = typer.Option(None, help="Stage weights, comma-separated (default 1,1,1,1,8)."),
+    time_limit: float = typer.Option(60.0, help="Seconds."),
+    gap: float = typer.Option(0.01, help="Stop once the relative gap is at most this."),
+    method: str = typer.Option("auto", help="auto, exact (one MILP over the grid) or refine."),
+    threads: int = typer.Option(1, help="HiGHS threads."),
+    out: Optional[Path] = typer.Option(None, help="Write the designed spec here (spec JSON)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Design a network that maximises the DeepMAD score under budgets, with a proven bound."""
+    err = Console(stderr=True)
+    try:
+        problem = DesignProblem(
+            family=family, resolution=resolution, num_classes=classes, strides=parse_list(strides, "--strides", int),
+            head=head, monotone=not no_monotone, max_macs=macs, max_params=params, max_layers=layers,
+            effectiveness=effectiveness if effectiveness is not None else FAMILY_DEFAULTS.get(family, {}).get(
+                "effectiveness"),
+            max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
+            max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"))
+
+        def report(step: dict) -> None:
+            score = "none yet" if step["score"] is None else f"{step['score']:.2f}"
+            gap_text = percent(step["gap"])
+            err.print(f"[dim]iteration {step['iteration']}: best {score}, bound {step['bound']:.2f}, "
+                      f"gap {gap_text}, {step['seconds']:.1f} s[/]")
+
+        result = solve_design(problem, time_limit=time_limit, rel_gap=gap, threads=threads, method=method,
+                              progress=report)
+    except (DesignError, SpecError, ValueError) as error:
+        fail(str(error))
+    if result.spec is not None and out is not None:
+        result.spec.save(out)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    if result.spec is None:
+        fail(f"no design found: {result.solve.message} ({result.status} after {result.solve.seconds:.1f} s)")
+    table = Table(title=f"{family} design at {resolution}x{resolution}")
+    for column in ("stage", "out", "btn", "k", "L", "stride"):
+        table.add_column(column, justify="right")
+    table.add_row("stem", str(result.spec.stem.out), "", str(result.spec.stem.k), "1", str(result.spec.stem.stride))
+    for i, stage in enumerate(result.spec.stages, start=1):
+        table.add_row(str(i), str(stage.out), str(stage.btn), str(stage.k), str(stage.L), str(stage.stride))
+    console.print(table)
+    bound = "none" if result.solve.bound is None else f"{result.solve.bound:.2f}"
+    gap_text = percent(result.solve.gap)
+    console.print(
+        f"status {result.status}   score {result.score:.2f}   bound {bound}   gap {gap_text}   "
+        f"{result.solve.seconds:.1f} s ({result.solve.solver})\n"
+        f"MACs {result.macs:,}   params {result.params:,}   effectiveness {result.effectiveness:.4f}   "
+        f"layers {result.layers}   depth penalty {result.depth_penalty:.2f}   "
+        f"max activation {result.max_activation_bytes:,} B")
+    if out is not None:
+        console.print(f"spec written to {out}")
+
+
+@app.command()
+def specs() -> None:
+    """List the built-in specs."""
+    for name in zoo.names():
+        console.print(name)

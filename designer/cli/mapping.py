@@ -1,0 +1,77 @@
+"""`mpdesign map`: a DNN graph onto a scratchpad (COSMA), against the baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from designer.cli.common import console, fail, percent
+
+app = typer.Typer()
+
+
+@app.command("map")
+def map_graph(
+    graph: Path = typer.Argument(..., help="A graph JSON (node-link, HMCOS, mpdesign), a spec JSON or a checkpoint."),
+    scratchpad: str = typer.Option("M_H", help="Bytes, or M_R, M_H, M_P."),
+    mode: str = typer.Option("joint", help="joint (schedule, addresses, spills), fixed (the graph's order) or "
+                                          "divide (windows, for large graphs)."),
+    solver: str = typer.Option("cpsat", help="cpsat (default, faster) or ilp (COSMA's ILP on HiGHS)."),
+    time_limit: float = typer.Option(60.0, help="Seconds for the solver."),
+    max_reloads: int = typer.Option(2, help="Reloads allowed per tensor."),
+    weights: bool = typer.Option(False, "--weights", help="Treat weights as tensors (spec/checkpoint/random graphs)."),
+    bytes_per_element: int = typer.Option(1, help="Bytes per element when tracing a network (8-bit: 1)."),
+    out: Optional[Path] = typer.Option(None, help="Write the mapping file here."),
+    plot: Optional[Path] = typer.Option(None, help="Draw the scratchpad layout here (PNG)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines."""
+    from designer.mapping.graph import GraphError, from_torch, load_graph
+    from designer.mapping.plot import plot_layout
+    from designer.mapping.problem import MappingError, MappingProblem, budgets, parse_scratchpad
+    err = Console(stderr=True)
+    try:
+        if graph.suffix == ".pt":
+            from designer.checkpoint import load_checkpoint
+            from designer.network import example_input
+            model, _ = load_checkpoint(graph)
+            tensor_graph = from_torch(model, example_input(model.spec, 1), bytes_per_element, weights,
+                                      model.spec.name or graph.stem)
+        else:
+            tensor_graph = load_graph(graph, include_weights=weights, bytes_per_element=bytes_per_element)
+        err.print(f"[dim]{tensor_graph}; computing budgets (M_P by CP-SAT)...[/]")
+        limits = budgets(tensor_graph, time_limit=min(20.0, time_limit))
+        problem = MappingProblem(tensor_graph, parse_scratchpad(scratchpad, limits), mode=mode,
+                                 solver=solver, time_limit=time_limit, max_reloads=max_reloads)
+        err.print(f"[dim]solving at {problem.scratchpad_bytes:,} bytes ({solver}, up to {time_limit:g} s)...[/]")
+        result = problem.solve(min_peak_order=limits.min_peak_order)
+    except (GraphError, MappingError, ValueError) as error:
+        fail(str(error))
+    if result.mapping is None:
+        fail(f"no mapping found: {result.solve.message}")
+    if out is not None:
+        result.mapping.save(out, tensor_graph)
+    if plot is not None:
+        plot_layout(tensor_graph, result.mapping, plot)
+    if as_json:
+        print(json.dumps({**result.to_dict(), "budgets": limits.to_dict(), "valid": bool(result.replay)}, indent=1))
+        return
+    console.print(f"{tensor_graph}\nM_R {limits.required:,}   M_P {limits.peak:,}"
+                  f"{'' if limits.peak_proven else ' (best found, not proven)'}   M_H {limits.halfway:,}   "
+                  f"scratchpad {problem.scratchpad_bytes:,} bytes")
+    table = Table(title="off-chip traffic (spilled + retrieved bytes)")
+    table.add_column("mapping")
+    table.add_column("bytes", justify="right")
+    for name, value in sorted(result.baseline_bytes().items(), key=lambda kv: kv[1]):
+        table.add_row(f"baseline {name}", f"{value:,}")
+    table.add_row(f"[bold]{result.mapping.method}[/]", f"[bold]{result.offchip_bytes:,}[/]")
+    console.print(table)
+    gap = percent(result.solve.gap)
+    bound = "n/a" if result.solve.bound is None else f"{result.solve.bound:,.0f}"
+    console.print(f"status {result.solve.status}   bound {bound}   gap {gap}   {result.solve.seconds:.1f} s   "
+                  f"simulator: {'valid' if result.replay else 'INVALID ' + '; '.join(result.replay.errors[:3])}")

@@ -1,0 +1,103 @@
+"""`mpdesign train` and `pipeline`: training what we design, and the whole chain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.console import Console
+
+from designer.cli.common import console, fail, load_spec
+from designer.design.problem import DesignError
+from designer.spec import NetworkSpec, SpecError
+
+app = typer.Typer()
+
+
+@app.command()
+def train(
+    spec: str = typer.Argument(..., help="Spec JSON, TinyNAS file or built-in name."),
+    dataset: str = typer.Option("digits", help="digits, mnist5k, shapes, an .npz file or an image folder "
+                                               "(one sub-folder per class)."),
+    epochs: int = typer.Option(10, help="Training epochs."),
+    optimizer: str = typer.Option("sgd", help="sgd (Nesterov momentum) or adamw."),
+    lr: float = typer.Option(0.05, help="Peak learning rate (cosine schedule after a warm-up epoch)."),
+    weight_decay: float = typer.Option(5e-4),
+    batch_size: int = typer.Option(64, help="Global batch (split over the processes under torchrun)."),
+    resolution: Optional[int] = typer.Option(None, help="Image-folder datasets: resize images to this size "
+                                                        "(default: the first image's)."),
+    device: str = typer.Option("auto", help="auto (CUDA when there is one), cpu or cuda."),
+    amp: str = typer.Option("auto", help="Mixed precision: auto (on CUDA), on or off."),
+    channels_last: str = typer.Option("auto", help="Channels-last memory: auto (on CUDA), on or off."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("run"), help="Folder for checkpoint.pt and metrics.json."),
+) -> None:
+    """Train a spec on an offline dataset; writes a checkpoint `prune` and `map` accept.
+
+    Under `torchrun --nproc_per_node N -m designer.cli train ...` the same flags train with DDP.
+    """
+    from designer.checkpoint import save_checkpoint
+    from designer.network import build
+    from designer.train import distributed
+    from designer.train.data import load_dataset
+    from designer.train.loop import TrainConfig, evaluate, train as train_loop
+    try:
+        config = TrainConfig(epochs=epochs, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                             batch_size=batch_size, seed=seed, device=device, amp=amp, channels_last=channels_last,
+                             progress=True)
+        network = load_spec(spec)
+        splits = load_dataset(dataset, seed=seed, resolution=resolution)
+    except (SpecError, ValueError) as error:
+        fail(str(error))
+    distributed.init_from_environment(device)
+    main_process = distributed.is_main_process()
+    adapted = fit_to_dataset(network, splits)
+    if adapted != network and main_process:
+        Console(stderr=True).print(f"note: spec adapted to {splits.name}: resolution {adapted.resolution}, "
+                                   f"{adapted.in_channels} input channels, {adapted.num_classes} classes")
+    torch.manual_seed(seed)
+    model = build(adapted)
+    history = train_loop(model, splits.train, config, val_set=splits.val)
+    spread = distributed.parameter_spread(model)
+    test = evaluate(model, splits.test)
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(model.cpu(), out / "checkpoint.pt", dataset=dataset, seed=seed,
+                        test_accuracy=test["accuracy"])
+        metrics = {"history": history, "test": test, "world_size": distributed.world_size(),
+                   "rank_parameter_spread": spread, "config": {**config.__dict__, "progress": None}}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        console.print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
+                      f"checkpoint {out / 'checkpoint.pt'}")
+    distributed.finish()
+    if spread > 0:
+        fail(f"ranks ended with different parameters (largest difference {spread:.3g})")
+
+
+def fit_to_dataset(spec: NetworkSpec, splits) -> NetworkSpec:
+    """The spec with the dataset's resolution, input channels and classes."""
+    return spec.replace(resolution=splits.resolution, in_channels=splits.in_channels, num_classes=splits.num_classes)
+
+
+@app.command()
+def pipeline(
+    dataset: str = typer.Option("digits", help="digits, mnist5k, shapes, or an .npz file."),
+    macs: float = typer.Option(2.5e6, help="MACs budget of the design."),
+    params: float = typer.Option(1.2e5, help="Parameter budget of the design."),
+    sparsity: float = typer.Option(0.7, help="Pruning target (fraction of prunable weights removed)."),
+    scratchpad: str = typer.Option("M_H", help="Scratchpad bytes, or M_R, M_H, M_P."),
+    epochs: int = typer.Option(15, help="Training epochs."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/pipeline"), help="Run folder (report.md, plots, checkpoints)."),
+) -> None:
+    """Design under a budget -> train -> prune (RD) -> fine-tune -> map onto a scratchpad."""
+    from designer.pipeline import PipelineConfig, run_pipeline
+    config = PipelineConfig(dataset=dataset, macs=macs, params=params, sparsity=sparsity, scratchpad=scratchpad,
+                            epochs=epochs, seed=seed)
+    try:
+        run_pipeline(config, out, log=console.print)
+    except (DesignError, SpecError, ValueError, RuntimeError) as error:
+        fail(str(error))

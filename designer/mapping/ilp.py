@@ -1,0 +1,191 @@
+r"""COSMA's integer linear program (pyomo + HiGHS): schedule, addresses and spills in one model.
+
+The paper's equations 1-12 with the known holes closed (no preserve or spill at a tensor's
+first step, one operator per step, nothing resident after its last use, a capacity cut, pair
+variables only where lifetimes can overlap, sizes divided by their GCD). Indices: operators o,
+steps t (o only at t in [ancestors(o), n - 1 - descendants(o)]), produced tensors T (producer
+p(T), consumers C(T)), tensors without a producer F (inputs, weights: compulsory loads).
+
+  E[o,t]    operator o executes at step t
+  C[T,t]    T is created at t;  P[T,t] preserved (resident at t-1 and kept at t)
+  S[T,t]    T is spilled at t (resident at t-1, not at t, written to host)
+  R[T,t]    T is retrieved at t (read back from host);  X[T,t] = C + P + R, resident at t
+  A[T,t]    base address of T at t (integer, units of the GCD);  B[T,U,t] T lies below U
+
+(1)  sum_t E[o,t] = 1;  sum_o E[o,t] = 1
+(2)  precedence: sum_{u<=t} E[c,u] <= sum_{u<t} E[p,u] for every edge p -> c
+(3)  creation: C[T,t] = E[p(T),t]
+(4)  preserve only what was resident: P[T,t] <= X[T,t-1];  P[T,first] = 0
+(5)  retrieve only after a spill, never while resident: R[T,t] <= sum_{u<t} S[T,u],
+     R[T,t] <= 1 - X[T,t-1];  at most one spill: sum_t S[T,t] <= 1
+(6)  spill when leaving: S[T,t] <= X[T,t-1],  S[T,t] <= 1 - X[T,t];  S[T,first] = 0
+(7)  use: E[c,t] <= X[T,t] for every consumer c of T
+(8)  leaving while still needed needs a host copy: X[T,t-1] - X[T,t] <= 1 - N[T,t] + sum_{u<=t} S[T,u]
+     with N[T,t] >= sum_{u>=t} E[c,u] for each consumer c
+(9)  nothing resident after its last use: X[T,t] <= C[T,t] + sum_c sum_{u>=t} E[c,u]
+(10) capacity cut: sum_T size_T X[T,t] + sum_{F in inputs(o)} size_F E[o,t] <= M
+(11) addresses: 0 <= A[T,t] <= M - size_T;  pinned while preserved:
+     |A[T,t] - A[T,t-1]| <= M (1 - P[T,t])
+(12) non-overlap, for T, U that can both be resident at t (inputs F resident when a consumer runs):
+     A[T,t] + size_T <= A[U,t] + M (1 - B[T,U,t]) + M (2 - X[T,t] - X[U,t])
+     A[U,t] + size_U <= A[T,t] + M B[T,U,t]       + M (2 - X[T,t] - X[U,t])
+objective: minimise sum_{T,t} size_T (S[T,t] + R[T,t])
+
+A tensor may come back at another address after a spill (only preserving pins it), as in the
+CP-SAT model. HiGHS runs with tight feasibility tolerances and addresses are rounded when read;
+the simulator replays every mapping, so a slip would be caught, not shipped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import reduce
+
+import pyomo.environ as pyo
+
+from designer.mapping.cpsat import position_windows
+from designer.mapping.graph import TensorGraph
+from designer.mapping.io import Mapping, Step
+from solvers import highs
+from solvers.result import SolveResult
+
+TOLERANCES = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9}
+
+
+def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None = None) -> pyo.ConcreteModel:
+    """The model above; ``order`` fixes the schedule (the paper's fixed-schedule mode)."""
+    n = len(graph.operators)
+    unit = reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes])
+    M = scratchpad_bytes // unit
+    size = {name: t.bytes // unit for name, t in graph.tensors.items()}
+    windows = position_windows(graph)
+    produced = [name for name, t in graph.tensors.items() if t.producer is not None]
+    inputs = [name for name, t in graph.tensors.items() if t.producer is None and graph.consumers[name]]
+    quicksum = pyo.quicksum
+
+    span = {}
+    for name in produced:
+        producer = graph.tensors[name].producer
+        last = max([windows[c][1] for c in graph.consumers[name]] + [windows[producer][1]])
+        span[name] = range(windows[producer][0], last + 1)
+    for name in inputs:
+        steps = {t for c in graph.consumers[name] for t in range(windows[c][0], windows[c][1] + 1)}
+        span[name] = sorted(steps)
+
+    m = pyo.ConcreteModel(name=f"cosma-{graph.name}")
+    m.E = pyo.Var([(o, t) for o, (lo, hi) in windows.items() for t in range(lo, hi + 1)], domain=pyo.Binary)
+    index = [(name, t) for name in produced for t in span[name]]
+    m.C = pyo.Var(index, domain=pyo.Binary)
+    m.P = pyo.Var(index, domain=pyo.Binary)
+    m.S = pyo.Var(index, domain=pyo.Binary)
+    m.R = pyo.Var(index, domain=pyo.Binary)
+    m.N = pyo.Var(index, bounds=(0, 1))
+    m.A = pyo.Var([(name, t) for name in produced + inputs for t in span[name]], domain=pyo.NonNegativeIntegers,
+                  bounds=lambda _, name, t: (0, M - size[name]))
+    m.c = pyo.ConstraintList()
+    for t, o in enumerate(order or []):
+        for u in range(windows[o][0], windows[o][1] + 1):
+            m.E[o, u].fix(1 if u == t else 0)
+
+    def run(o: str, t: int):
+        return m.E[o, t] if (o, t) in m.E else 0
+
+    def resident(name: str, t: int):
+        if graph.tensors[name].producer is None:  # inputs: exactly while a consumer runs
+            return quicksum(run(c, t) for c in graph.consumers[name])
+        if (name, t) not in m.C:
+            return 0
+        return m.C[name, t] + m.P[name, t] + m.R[name, t]
+
+    # (1) one step per operator, one operator per step
+    for o, (lo, hi) in windows.items():
+        m.c.add(quicksum(m.E[o, t] for t in range(lo, hi + 1)) == 1)
+    for t in range(n):
+        m.c.add(quicksum(run(o, t) for o in graph.operators) == 1)
+    # (2) precedence
+    for p, c in graph.dag.edges:
+        for t in range(windows[c][0], windows[c][1] + 1):
+            m.c.add(quicksum(run(c, u) for u in range(t + 1)) <= quicksum(run(p, u) for u in range(t)))
+    for name in produced:
+        producer, consumers, first = graph.tensors[name].producer, graph.consumers[name], span[name][0]
+        for t in span[name]:
+            X, X_before = resident(name, t), resident(name, t - 1)
+            m.c.add(m.C[name, t] == run(producer, t))  # (3)
+            m.c.add(m.P[name, t] <= X_before)  # (4)
+            m.c.add(m.R[name, t] <= quicksum(m.S[name, u] for u in span[name] if u < t))  # (5)
+            m.c.add(m.R[name, t] <= 1 - X_before)
+            m.c.add(m.S[name, t] <= X_before)  # (6)
+            m.c.add(m.S[name, t] <= 1 - X)
+            for c in consumers:
+                m.c.add(run(c, t) <= X)  # (7)
+                m.c.add(m.N[name, t] >= quicksum(run(c, u) for u in range(t, n)))  # (8)
+            m.c.add(X_before - X <= 1 - m.N[name, t] + quicksum(m.S[name, u] for u in span[name] if u <= t))
+            m.c.add(X <= m.C[name, t] + quicksum(run(c, u) for c in consumers for u in range(t, n)))  # (9)
+        m.P[name, first].fix(0)
+        m.S[name, first].fix(0)
+        m.c.add(quicksum(m.S[name, t] for t in span[name]) <= 1)
+    # (10) capacity cut
+    for t in range(n):
+        m.c.add(quicksum(size[name] * resident(name, t) for name in produced + inputs if t in span[name]) <= M)
+    # (11) addresses pinned while preserved
+    for name in produced:
+        for t in span[name][1:]:
+            m.c.add(m.A[name, t] - m.A[name, t - 1] <= M * (1 - m.P[name, t]))
+            m.c.add(m.A[name, t - 1] - m.A[name, t] <= M * (1 - m.P[name, t]))
+    # (12) non-overlap where two lifetimes can meet
+    tensors = produced + inputs
+    pairs = [(a, b, t) for i, a in enumerate(tensors) for b in tensors[i + 1:]
+             for t in sorted(set(span[a]) & set(span[b]))]
+    m.B = pyo.Var(pairs, domain=pyo.Binary)
+    for a, b, t in pairs:
+        both = 2 - resident(a, t) - resident(b, t)
+        m.c.add(m.A[a, t] + size[a] <= m.A[b, t] + M * (1 - m.B[a, b, t]) + M * both)
+        m.c.add(m.A[b, t] + size[b] <= m.A[a, t] + M * m.B[a, b, t] + M * both)
+    m.traffic = pyo.Objective(expr=quicksum(size[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
+                              sense=pyo.minimize)
+    m.unit, m.span, m.produced, m.inputs = unit, span, produced, inputs
+    return m
+
+
+def extract(graph: TensorGraph, model: pyo.ConcreteModel, scratchpad_bytes: int) -> Mapping:
+    """Rebuild the steps (order, resident addresses, spills, reloads) from a solved model."""
+    def on(var) -> bool:
+        return var.value is not None and var.value > 0.5
+
+    at = {t: o for (o, t), var in model.E.items() if on(var)}
+    steps = [Step(at[t]) for t in range(len(graph.operators))]
+    unit = model.unit
+    for name in model.produced:
+        for t in model.span[name]:
+            if on(model.C[name, t]) or on(model.P[name, t]) or on(model.R[name, t]):
+                steps[t].resident[name] = int(round(model.A[name, t].value)) * unit
+            if on(model.S[name, t]):
+                steps[t].spilled.append(name)
+            if on(model.R[name, t]):
+                steps[t].retrieved.append(name)
+    for name in model.inputs:
+        for t in model.span[name]:
+            if steps[t].op in graph.consumers[name]:
+                steps[t].resident[name] = int(round(model.A[name, t].value)) * unit
+    return Mapping(scratchpad_bytes, steps, method="ilp (highs)")
+
+
+def solve_ilp(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, threads: int = 1,
+              order: list[str] | None = None) -> tuple[SolveResult, Mapping | None]:
+    """HiGHS on the full model (``order``: a fixed schedule); objective and bound in bytes."""
+    start = time.perf_counter()
+    model = build_model(graph, scratchpad_bytes, order)
+    built = time.perf_counter() - start
+    result = highs.solve(model, time_limit=max(1.0, time_limit - built), rel_gap=1e-6, threads=threads,
+                         options=TOLERANCES)
+    mapping = extract(graph, model, scratchpad_bytes) if result.objective is not None else None
+    for field in ("objective", "bound"):
+        value = getattr(result, field)
+        if value is not None:
+            setattr(result, field, max(0.0, value * model.unit))
+    result.seconds = time.perf_counter() - start
+    result.message += f"; model built in {built:.1f} s"
+    if mapping is not None:
+        mapping.seconds = result.seconds
+    return result, mapping

@@ -1,0 +1,178 @@
+"""Sweeps: many design or mapping problems, solved on a Dask cluster or one after another.
+
+A sweep is data (a JSON file):
+
+    {"kind": "design", "time_limit": 20,
+     "base": {"family": "bottleneck", "resolution": 32, "num_classes": 10, "max_params": 2e5},
+     "grid": {"max_macs": [5e6, 1e7, 2e7]}}
+
+    {"kind": "mapping", "time_limit": 20,
+     "base": {"graph": "graph.json", "mode": "joint", "weights": false},
+     "grid": {"scratchpad": ["M_R", "M_H", 65536]}}
+
+``base`` is a :class:`~designer.design.DesignProblem` (design) or a graph file and mapping
+options (mapping); ``grid`` maps field names to values and the sweep solves every combination
+(a Cartesian product, in row-major order). Each task is plain data, so it travels to a worker
+as JSON-like dicts; every task gets one solver thread (Dask workers are started with one
+thread each), so a task's answer does not depend on where it ran. Mapping graphs are read on
+the client and sent to the workers, so a remote cluster needs no shared file system.
+
+``run_sweep(sweep)`` uses a local Dask cluster; ``scheduler="tcp://host:8786"`` a running one;
+``scheduler="serial"`` no Dask at all. Results come back in task order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+KINDS = ("design", "mapping")
+MAPPING_BASE = {"graph", "mode", "solver", "weights", "bytes_per_element", "max_reloads"}
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run as given; the message names the field."""
+
+
+@dataclass
+class Sweep:
+    kind: str
+    base: dict[str, Any]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    time_limit: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SweepError(f"kind: must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if not isinstance(self.base, dict):
+            raise SweepError("base: must be an object of problem fields")
+        if not isinstance(self.grid, dict) or not all(isinstance(v, list) and v for v in self.grid.values()):
+            raise SweepError("grid: must map each field to a non-empty list of values")
+        if self.time_limit <= 0:
+            raise SweepError(f"time_limit: must be positive, got {self.time_limit}")
+        if self.kind == "design":
+            from designer.design.problem import DesignProblem
+            unknown = sorted((set(self.base) | set(self.grid)) - set(DesignProblem.__dataclass_fields__))
+            if unknown:
+                raise SweepError(f"design sweep: unknown problem field(s) {', '.join(unknown)}")
+        else:
+            unknown = sorted((set(self.base) - MAPPING_BASE) | (set(self.grid) - {"scratchpad", "mode"}))
+            if unknown:
+                raise SweepError(f"mapping sweep: unknown field(s) {', '.join(unknown)} (base: "
+                                 f"{', '.join(sorted(MAPPING_BASE))}; grid: scratchpad, mode)")
+            if "graph" not in self.base:
+                raise SweepError("mapping sweep: base.graph (a graph or spec file) is required")
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every combination of the grid's values, in row-major order."""
+        keys = list(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """One self-contained payload per grid point (mapping graphs read here, once)."""
+        if self.kind == "design":
+            from designer.design.problem import DesignError, DesignProblem
+            tasks = []
+            for point in self.points():
+                try:
+                    problem = DesignProblem.from_dict({**self.base, **point})
+                except (DesignError, TypeError) as error:
+                    raise SweepError(f"grid point {point}: {error}") from None
+                tasks.append({"kind": "design", "point": point, "problem": problem.to_dict(),
+                              "time_limit": self.time_limit})
+            return tasks
+        from designer.mapping.graph import load_graph
+        graph = load_graph(self.base["graph"], include_weights=self.base.get("weights", False),
+                           bytes_per_element=self.base.get("bytes_per_element", 1)).to_dict()
+        return [{"kind": "mapping", "point": point, "graph": graph, "time_limit": self.time_limit,
+                 "mode": point.get("mode", self.base.get("mode", "joint")),
+                 "scratchpad": str(point.get("scratchpad", "M_H")),
+                 "solver": self.base.get("solver", "cpsat"), "max_reloads": self.base.get("max_reloads", 2)}
+                for point in self.points()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sweep:
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise SweepError(f"sweep: unknown field(s) {', '.join(unknown)}")
+        missing = sorted({"kind", "base"} - set(data))
+        if missing:
+            raise SweepError(f"sweep: missing field(s) {', '.join(missing)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Sweep:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise SweepError(f"{path}: no such sweep file") from None
+        except json.JSONDecodeError as error:
+            raise SweepError(f"{path}: not JSON ({error})") from None
+
+
+def solve_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Solve one task (on a worker or here) with one solver thread; a JSON-ready result."""
+    if task["kind"] == "design":
+        from designer.design.problem import DesignProblem
+        from designer.design.solve import solve
+        result = solve(DesignProblem.from_dict(task["problem"]), time_limit=task["time_limit"], threads=1)
+        data = result.to_dict()
+        data.pop("history", None)
+        return {"point": task["point"], **data}
+    from designer.mapping.graph import TensorGraph
+    from designer.mapping.problem import MappingProblem, budgets, parse_scratchpad
+    graph = TensorGraph.from_dict(task["graph"])
+    limits = budgets(graph, time_limit=min(20.0, task["time_limit"]))
+    problem = MappingProblem(graph, parse_scratchpad(task["scratchpad"], limits), mode=task["mode"],
+                             solver=task["solver"], time_limit=task["time_limit"], max_reloads=task["max_reloads"],
+                             threads=1)
+    result = problem.solve(min_peak_order=limits.min_peak_order)
+    return {"point": task["point"], "scratchpad_bytes": problem.scratchpad_bytes, "budgets": limits.to_dict(),
+            "status": str(result.solve.status), "offchip_bytes": result.offchip_bytes, "bound": result.solve.bound,
+            "gap": result.solve.gap, "seconds": result.solve.seconds, "baselines": result.baseline_bytes(),
+            "valid": bool(result.replay) if result.replay is not None else None}
+
+
+def run_sweep(sweep: Sweep, scheduler: str | None = None, workers: int = 2,
+              progress: Callable[[int, int, dict], None] | None = None) -> list[dict[str, Any]]:
+    """Solve every task of ``sweep``; results in task order.
+
+    ``scheduler``: None for a local Dask cluster of ``workers`` single-threaded processes, an
+    address (``tcp://host:8786``) for a running cluster, or ``"serial"`` to run here.
+    ``progress(done, total, result)`` is called as results arrive.
+    """
+    tasks = sweep.tasks()
+    if scheduler == "serial":
+        results = []
+        for task in tasks:
+            results.append(solve_task(task))
+            if progress:
+                progress(len(results), len(tasks), results[-1])
+        return results
+    from dask.distributed import Client, LocalCluster, as_completed
+    if scheduler is None:
+        if workers < 1:
+            raise SweepError(f"workers: must be at least 1, got {workers}")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        cluster, client = None, Client(scheduler)
+    try:
+        futures = client.map(solve_task, tasks, pure=False)
+        index = {future.key: i for i, future in enumerate(futures)}
+        results: list[dict[str, Any] | None] = [None] * len(tasks)
+        for done, future in enumerate(as_completed(futures), start=1):
+            results[index[future.key]] = future.result()
+            if progress:
+                progress(done, len(tasks), results[index[future.key]])
+        return results
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
