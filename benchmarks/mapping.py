@@ -3,6 +3,7 @@
     python benchmarks/mapping.py --graphs ../shared/graphs/checkmate/*_train.json --budgets M_R M_H
     python benchmarks/mapping.py --graphs ../shared/graphs/random-layered/*.json --mode divide
     python benchmarks/mapping.py --graphs ../shared/graphs/checkmate/vgg16_train.json --solvers cpsat ilp
+    python benchmarks/mapping.py --generated cells8 cells20 encoder4 --budgets M_R M_H
 
 One markdown row per graph and budget (M_R, M_H, M_P): each baseline's bytes, ours, the
 reduction against the best baseline, status, gap and seconds; every mapping is replayed by the
@@ -13,17 +14,30 @@ never depends on ../shared.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 
-from designer.mapping.graph import load_graph
+from designer.mapping.generators import cell_network, transformer_encoder
+from designer.mapping.graph import TensorGraph, load_graph
 from designer.mapping.problem import MappingProblem, budgets, parse_scratchpad
 from designer.mapping.simulate import simulate
 
 
+def generated(name: str) -> TensorGraph:
+    match = re.fullmatch(r"(cells|encoder)(\d+)", name)
+    if match is None:
+        raise SystemExit(f"--generated: expected cellsN or encoderN, got {name!r}")
+    kind, count = match.group(1), int(match.group(2))
+    return cell_network(cells=count) if kind == "cells" else transformer_encoder(layers=count)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--graphs", nargs="+", required=True)
+    parser.add_argument("--graphs", nargs="*", default=[])
+    parser.add_argument("--generated", nargs="*", default=[],
+                        help="cellsN (a DARTS-style network of N cells, 4 nodes, 16 channels, 32x32) or "
+                             "encoderN (N transformer encoder layers, 128 tokens, width 256)")
     parser.add_argument("--budgets", nargs="+", default=["M_R", "M_H", "M_P"])
     parser.add_argument("--mode", default="joint", choices=["joint", "fixed", "divide"])
     parser.add_argument("--solvers", nargs="+", default=["cpsat"], choices=["cpsat", "ilp"],
@@ -35,8 +49,9 @@ def main() -> None:
     print("| graph | ops | budget | bytes | topo/belady | topo/greedy | min-peak/belady | min-peak/greedy | solver "
           "| ours | reduction vs best baseline | status | gap | s | valid |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for path in args.graphs:
-        graph = load_graph(path, include_weights=args.weights)
+    graphs = [load_graph(path, include_weights=args.weights) for path in args.graphs]
+    graphs += [generated(name) for name in args.generated]
+    for graph in graphs:
         start = time.perf_counter()
         limits = budgets(graph, time_limit=min(30.0, args.time_limit))
         budget_seconds = time.perf_counter() - start

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from solvers.parallel import run_all
+
 KINDS = ("design", "mapping")
 MAPPING_BASE = {"graph", "mode", "solver", "weights", "bytes_per_element", "max_reloads"}
 
@@ -147,32 +149,6 @@ def run_sweep(sweep: Sweep, scheduler: str | None = None, workers: int = 2,
     address (``tcp://host:8786``) for a running cluster, or ``"serial"`` to run here.
     ``progress(done, total, result)`` is called as results arrive.
     """
-    tasks = sweep.tasks()
-    if scheduler == "serial":
-        results = []
-        for task in tasks:
-            results.append(solve_task(task))
-            if progress:
-                progress(len(results), len(tasks), results[-1])
-        return results
-    from dask.distributed import Client, LocalCluster, as_completed
-    if scheduler is None:
-        if workers < 1:
-            raise SweepError(f"workers: must be at least 1, got {workers}")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        cluster, client = None, Client(scheduler)
-    try:
-        futures = client.map(solve_task, tasks, pure=False)
-        index = {future.key: i for i, future in enumerate(futures)}
-        results: list[dict[str, Any] | None] = [None] * len(tasks)
-        for done, future in enumerate(as_completed(futures), start=1):
-            results[index[future.key]] = future.result()
-            if progress:
-                progress(done, len(tasks), results[index[future.key]])
-        return results
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    if scheduler is None and workers < 1:
+        raise SweepError(f"workers: must be at least 1, got {workers}")
+    return run_all(solve_task, sweep.tasks(), scheduler=scheduler, workers=workers, progress=progress)

@@ -272,3 +272,20 @@ def test_ilp_fixed_schedule_and_through_the_problem():
     assert joint.replay.valid and joint.offchip_bytes <= ilp.offchip_bytes
     with pytest.raises(MappingError, match="solver"):
         MappingProblem(graph, capacity, solver="gurobi")
+
+
+def test_generated_graphs_map_validly():
+    from designer.mapping.generators import cell_network, transformer_encoder
+    cells = cell_network(cells=3, nodes=2, channels=4, resolution=8, seed=1)
+    encoder = transformer_encoder(layers=1, tokens=8, dim=8, heads=2)
+    assert len(encoder.operators) == 14 and encoder.tensors["layer0/scores"].bytes == 2 * 8 * 8
+    assert cells.tensors["cell2/concat"].producer == "cell2/concat"
+    assert cell_network(seed=1).to_dict() == cell_network(seed=1).to_dict()  # seeded
+    for graph in (cells, encoder):
+        limits = budgets(graph, time_limit=10)
+        result = MappingProblem(graph, limits.required, time_limit=10).solve(limits.min_peak_order)
+        assert result.replay.valid, result.replay.errors
+        for mapping in result.baselines.values():
+            assert simulate(graph, mapping.to_dict(graph)).valid
+    with pytest.raises(ValueError, match="divisible"):
+        transformer_encoder(dim=10, heads=4)

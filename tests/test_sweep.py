@@ -31,13 +31,16 @@ def comparable(result: dict) -> dict:
 
 
 def test_dask_sweep_equals_serial(tmp_path):
-    for sweep in (design_sweep(), mapping_sweep(tmp_path)):
-        serial = run_sweep(sweep, scheduler="serial")
-        parallel = run_sweep(sweep, workers=2)
-        assert [comparable(r) for r in parallel] == [comparable(r) for r in serial]
-        assert [r["point"] for r in serial] == sweep.points()
-        assert all(r["status"] == "optimal" for r in serial)
-    # the design answers hold on recount; the mapping answers replay in the simulator
+    """A local cluster (the default) and a running cluster by address give the serial answers."""
+    from dask.distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        for sweep, scheduler in ((design_sweep(), None), (mapping_sweep(tmp_path), cluster.scheduler_address)):
+            serial = run_sweep(sweep, scheduler="serial")
+            parallel = run_sweep(sweep, scheduler=scheduler, workers=2)
+            assert [comparable(r) for r in parallel] == [comparable(r) for r in serial]
+            assert [r["point"] for r in serial] == sweep.points()
+            assert all(r["status"] == "optimal" for r in serial)
+    # the design answers hold on recount; the mapping answers replayed in the simulator
     for r in run_sweep(design_sweep(), scheduler="serial"):
         problem = DesignProblem.from_dict({**DESIGN_BASE, **r["point"]})
         assert problem.violations(NetworkSpec.from_dict(r["spec"])) == []

@@ -124,3 +124,19 @@ def test_ddp_two_processes_on_cpu(tmp_path):
                                       "--json"])
     assert mapped.exit_code == 0, mapped.output
     assert json.loads(mapped.stdout)["valid"]
+
+
+def test_cli_train_on_an_image_folder_with_adamw(tmp_path):
+    from typer.testing import CliRunner
+    from designer.cli import app
+    _write_folder(tmp_path / "data", classes=3, per_class=20, size=12)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "tiny-cifar", "--dataset", str(tmp_path / "data"), "--resolution", "8",
+                                      "--optimizer", "adamw", "--lr", "0.003", "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["optimizer"] == "adamw" and metrics["world_size"] == 1
+    model, _ = load_checkpoint(out / "checkpoint.pt")
+    assert (model.spec.resolution, model.spec.in_channels, model.spec.num_classes) == (8, 1, 3)
+    bad = CliRunner().invoke(app, ["train", "tiny-cifar", "--optimizer", "lbfgs"])
+    assert bad.exit_code == 2 and "optimizer" in bad.output

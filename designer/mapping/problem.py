@@ -164,7 +164,8 @@ class MappingProblem:
 
     def _solve_ilp(self, found: dict[str, Mapping], best: Mapping | None, order: list[str] | None) -> MappingResult:
         result, mapping = solve_ilp(self.graph, self.scratchpad_bytes, self.time_limit, self.threads, order=order)
-        if mapping is None and best is not None:  # no solution in time: the best baseline, with the bound
+        if best is not None and (mapping is None or best.offchip_bytes(self.graph) < result.objective):
+            # nothing found in time, or worse than a baseline: the best baseline, with HiGHS's bound
             mapping, result.objective = best, best.offchip_bytes(self.graph)
             result.gap = None if result.bound is None else (result.objective - result.bound) / max(result.objective, 1e-9)
         if mapping is not None:

@@ -1,0 +1,52 @@
+"""Run many independent solves: here one after another, on a local Dask cluster, or on a
+running one. Knows nothing about what is solved: a picklable function and plain-data tasks.
+
+Local clusters start one single-threaded worker process per ``workers``, so a solver inside a
+task has one core and answers as it would serially. Results come back in task order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def run_all(function: Callable[[T], R], tasks: Sequence[T], scheduler: str | None = None, workers: int = 2,
+            progress: Callable[[int, int, R], None] | None = None) -> list[R]:
+    """``[function(task) for task in tasks]``, computed where ``scheduler`` says.
+
+    ``scheduler``: ``"serial"`` (here), None (a local Dask cluster of ``workers`` processes)
+    or a Dask scheduler address such as ``tcp://host:8786``. ``progress(done, total, result)``
+    is called as results arrive (in completion order; the returned list is in task order).
+    """
+    if scheduler == "serial":
+        results = []
+        for task in tasks:
+            results.append(function(task))
+            if progress:
+                progress(len(results), len(tasks), results[-1])
+        return results
+    from dask.distributed import Client, LocalCluster, as_completed
+    if scheduler is None:
+        if workers < 1:
+            raise ValueError(f"workers: must be at least 1, got {workers}")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        cluster, client = None, Client(scheduler)
+    try:
+        futures = client.map(function, list(tasks), pure=False)
+        index = {future.key: i for i, future in enumerate(futures)}
+        results: list[Any] = [None] * len(tasks)
+        for done, future in enumerate(as_completed(futures), start=1):
+            results[index[future.key]] = future.result()
+            if progress:
+                progress(done, len(tasks), results[index[future.key]])
+        return results
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
