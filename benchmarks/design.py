@@ -51,7 +51,8 @@ def run_level(name: str, time_limit: float, ea_factor: float, seed: int) -> dict
                    progress=lambda s: print(f"  {name}: {s}", file=sys.stderr))
     violations = problem.violations(result.spec) if result.spec is not None else ["no design"]
     ea_same = evolutionary_search(problem, time_limit=result.solve.seconds, seed=seed) if ea_factor >= 1 else None
-    ea_long = evolutionary_search(problem, time_limit=ea_factor * result.solve.seconds, seed=seed) if ea_factor > 1 else None
+    ea_long = (evolutionary_search(problem, time_limit=ea_factor * result.solve.seconds, seed=seed)
+               if ea_factor > 1 else None)
     relaxed = (relaxation_bound(problem, [s.L for s in result.spec.stages], [s.k for s in result.spec.stages])
                if result.spec is not None else None)
     return {"level": name, "released": released, "score": result.score, "bound": result.solve.bound,

@@ -44,6 +44,7 @@ def main() -> None:
                         help="cpsat (with the address-free MILP bound) and/or COSMA's ILP on HiGHS")
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--weights", action="store_true", help="weights as tensors (random layered graphs)")
+    parser.add_argument("--plot", help="write solve time against graph size (operators) to this PNG")
     args = parser.parse_args()
 
     print("| graph | ops | budget | bytes | topo/belady | topo/greedy | min-peak/belady | min-peak/greedy | solver "
@@ -51,6 +52,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     graphs = [load_graph(path, include_weights=args.weights) for path in args.graphs]
     graphs += [generated(name) for name in args.generated]
+    timings: list[tuple[int, float, str]] = []
     for graph in graphs:
         start = time.perf_counter()
         limits = budgets(graph, time_limit=min(30.0, args.time_limit))
@@ -71,10 +73,29 @@ def main() -> None:
                                                                k.startswith("min-peak") else "fails") for k in
                      ("topological/belady", "topological/greedy", "min-peak/belady", "min-peak/greedy")]
             print(f"| {graph.name} | {len(graph.operators)} | {name} | {capacity:,} | " + " | ".join(cells)
-                  + f" | {solver} | {ours:,} | {reduction} | {result.solve.status} | {gap} | {result.solve.seconds:.1f} "
+                  + f" | {solver} | {ours:,} | {reduction} | {result.solve.status} | {gap} "
+                  f"| {result.solve.seconds:.1f} "
                   f"| {'yes' if valid else 'NO'} |", flush=True)
+            timings.append((len(graph.operators), result.solve.seconds, f"{solver} {name}"))
         print(f"budgets of {graph.name}: M_P {'proven' if limits.peak_proven else 'best found'} in "
               f"{budget_seconds:.1f} s", file=sys.stderr)
+    if args.plot:
+        plot_scaling(timings, args.plot)
+
+
+def plot_scaling(timings: list[tuple[int, float, str]], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label in sorted({label for _, _, label in timings}):
+        points = sorted((ops, seconds) for ops, seconds, kind in timings if kind == label)
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
+    ax.set_xlabel("operators"), ax.set_ylabel("solve seconds"), ax.set_xscale("log"), ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"\nplot written to {path}")
 
 
 if __name__ == "__main__":

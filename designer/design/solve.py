@@ -30,6 +30,8 @@ from solvers import highs
 from solvers.result import SolveResult, Status, relative_gap
 
 EXACT_LIMIT = 600  # configurations per stage up to which one exact MILP is solved
+POLISH_SAMPLES = 5  # grid points per chosen cell in the polish MILP
+LNS_RADIUS = 3  # grid steps around each width of the incumbent in the neighbourhood MILPs
 
 
 def grid(lo: int, hi: int, step: int) -> list[int]:
@@ -189,7 +191,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             break  # out of time before the relaxation had a solution
         remaining = time_limit - (time.perf_counter() - start)
         if remaining > 0.05:
-            polish_cells = cells if cells.exact else _polish_cells(problem, choice, samples=5)
+            polish_cells = cells if cells.exact else _polish_cells(problem, choice, samples=POLISH_SAMPLES)
             polished, polish_choice = solve_cells(problem, polish_cells, remaining, 1e-4, threads)
             if polish_choice is not None:
                 spec = choice_to_spec(problem, polish_choice)
@@ -203,7 +205,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             if remaining <= 0.05:
                 break
             lns_start = time.perf_counter()
-            local, local_choice = solve_cells(problem, _neighbourhood(problem, best_spec, radius=3), remaining,
+            local, local_choice = solve_cells(problem, _neighbourhood(problem, best_spec, radius=LNS_RADIUS), remaining,
                                               1e-6, threads)
             lns_seconds += time.perf_counter() - lns_start
             if local_choice is None:

@@ -12,7 +12,7 @@ from designer.mapping.ilp import solve_ilp
 from designer.mapping.io import Mapping
 from designer.mapping.milp import lower_bound
 from designer.mapping.simulate import simulate
-from solvers.result import SolveResult, Status
+from solvers.result import SolveResult, Status, relative_gap
 
 MODES = ("joint", "fixed", "divide")
 MILP_LIMIT = 120  # operators up to which the address-free MILP bound is computed
@@ -167,7 +167,7 @@ class MappingProblem:
         if best is not None and (mapping is None or best.offchip_bytes(self.graph) < result.objective):
             # nothing found in time, or worse than a baseline: the best baseline, with HiGHS's bound
             mapping, result.objective = best, best.offchip_bytes(self.graph)
-            result.gap = None if result.bound is None else (result.objective - result.bound) / max(result.objective, 1e-9)
+            result.gap = relative_gap(result.objective, result.bound)
         if mapping is not None:
             mapping.status, mapping.bound, mapping.gap = str(result.status), result.bound, result.gap
         replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None

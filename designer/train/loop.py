@@ -121,7 +121,8 @@ def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig,
     if distributed:
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
         loader = DataLoader(train_set, batch_size=per_process_batch, sampler=sampler)
-        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [device.index] if device.type == "cuda" else None
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     else:
         sampler = None
         loader = DataLoader(train_set, batch_size=per_process_batch, shuffle=True, generator=generator)
