@@ -87,13 +87,15 @@ class Sweep:
                               "time_limit": self.time_limit})
             return tasks
         from designer.mapping.graph import load_graph
+        from designer.mapping.problem import budgets, parse_scratchpad
         graph = load_graph(self.base["graph"], include_weights=self.base.get("weights", False),
-                           bytes_per_element=self.base.get("bytes_per_element", 1)).to_dict()
-        return [{"kind": "mapping", "point": point, "graph": graph, "time_limit": self.time_limit,
+                           bytes_per_element=self.base.get("bytes_per_element", 1))
+        limits = budgets(graph, time_limit=min(20.0, self.time_limit))  # once per sweep, not per task
+        return [{"kind": "mapping", "point": point, "graph": graph.to_dict(), "time_limit": self.time_limit,
                  "mode": point.get("mode", self.base.get("mode", "joint")),
-                 "scratchpad": str(point.get("scratchpad", "M_H")),
-                 "solver": self.base.get("solver", "cpsat"), "max_reloads": self.base.get("max_reloads", 2)}
-                for point in self.points()]
+                 "scratchpad_bytes": parse_scratchpad(str(point.get("scratchpad", "M_H")), limits),
+                 "budgets": asdict(limits), "solver": self.base.get("solver", "cpsat"),
+                 "max_reloads": self.base.get("max_reloads", 2)} for point in self.points()]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,10 +130,10 @@ def solve_task(task: dict[str, Any]) -> dict[str, Any]:
         data.pop("history", None)
         return {"point": task["point"], **data}
     from designer.mapping.graph import TensorGraph
-    from designer.mapping.problem import MappingProblem, budgets, parse_scratchpad
+    from designer.mapping.problem import Budgets, MappingProblem
     graph = TensorGraph.from_dict(task["graph"])
-    limits = budgets(graph, time_limit=min(20.0, task["time_limit"]))
-    problem = MappingProblem(graph, parse_scratchpad(task["scratchpad"], limits), mode=task["mode"],
+    limits = Budgets(**task["budgets"])
+    problem = MappingProblem(graph, task["scratchpad_bytes"], mode=task["mode"],
                              solver=task["solver"], time_limit=task["time_limit"], max_reloads=task["max_reloads"],
                              threads=1)
     result = problem.solve(min_peak_order=limits.min_peak_order)

@@ -61,9 +61,9 @@ def train(
     torch.manual_seed(seed)
     model = build(adapted)
     history = train_loop(model, splits.train, config, val_set=splits.val)
-    spread = distributed.parameter_spread(model)
-    test = evaluate(model, splits.test)
+    spread = distributed.parameter_spread(model)  # a collective: every rank takes part
     if main_process:
+        test = evaluate(model, splits.test)
         out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(model.cpu(), out / "checkpoint.pt", dataset=dataset, seed=seed,
                         test_accuracy=test["accuracy"])
