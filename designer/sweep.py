@@ -151,6 +151,4 @@ def run_sweep(sweep: Sweep, scheduler: str | None = None, workers: int = 2,
     address (``tcp://host:8786``) for a running cluster, or ``"serial"`` to run here.
     ``progress(done, total, result)`` is called as results arrive.
     """
-    if scheduler is None and workers < 1:
-        raise SweepError(f"workers: must be at least 1, got {workers}")
     return run_all(solve_task, sweep.tasks(), scheduler=scheduler, workers=workers, progress=progress)

@@ -21,16 +21,16 @@ def _grid_option(values: list[str]) -> dict[str, list]:
         name, _, text = item.partition("=")
         if not name or not text:
             raise ValueError(f"--grid: expected FIELD=v1,v2,..., got {item!r}")
-        grid[name] = [json.loads(v) if _is_json(v) else v for v in text.split(",")]
+        grid[name] = [_value(v) for v in text.split(",")]
     return grid
 
 
-def _is_json(text: str) -> bool:
+def _value(text: str):
+    """A number (or other JSON value) when the text is one, else the text (e.g. M_R)."""
     try:
-        json.loads(text)
-        return True
+        return json.loads(text)
     except json.JSONDecodeError:
-        return False
+        return text
 
 
 @app.command()

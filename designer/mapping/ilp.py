@@ -14,6 +14,7 @@ p(T), consumers C(T)), tensors without a producer F (inputs, weights: compulsory
 
 (1)  sum_t E[o,t] = 1;  sum_o E[o,t] = 1
 (2)  precedence: sum_{u<=t} E[c,u] <= sum_{u<t} E[p,u] for every edge p -> c
+     ((1)-(2) are :mod:`designer.mapping.timeindexed`'s (S1)-(S2), shared with the bound model)
 (3)  creation: C[T,t] = E[p(T),t]
 (4)  preserve only what was resident: P[T,t] <= X[T,t-1];  P[T,first] = 0
 (5)  retrieve only after a spill, never while resident: R[T,t] <= sum_{u<t} S[T,u],
@@ -38,15 +39,14 @@ the simulator replays every mapping, so a slip would be caught, not shipped.
 
 from __future__ import annotations
 
-import math
 import time
-from functools import reduce
 
 import pyomo.environ as pyo
 
 from designer.mapping.cpsat import position_windows
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping, Step
+from designer.mapping.timeindexed import add_schedule, gcd_unit, residency_spans
 from solvers import highs
 from solvers.result import SolveResult
 
@@ -56,7 +56,7 @@ TOLERANCES = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance":
 def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None = None) -> pyo.ConcreteModel:
     """The model above; ``order`` fixes the schedule (the paper's fixed-schedule mode)."""
     n = len(graph.operators)
-    unit = reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes])
+    unit = gcd_unit(graph, scratchpad_bytes)
     M = scratchpad_bytes // unit
     size = {name: t.bytes // unit for name, t in graph.tensors.items()}
     windows = position_windows(graph)
@@ -64,17 +64,14 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
     inputs = [name for name, t in graph.tensors.items() if t.producer is None and graph.consumers[name]]
     quicksum = pyo.quicksum
 
-    span = {}
-    for name in produced:
-        producer = graph.tensors[name].producer
-        last = max([windows[c][1] for c in graph.consumers[name]] + [windows[producer][1]])
-        span[name] = range(windows[producer][0], last + 1)
+    span: dict[str, range | list[int]] = dict(residency_spans(graph, windows))
     for name in inputs:
         steps = {t for c in graph.consumers[name] for t in range(windows[c][0], windows[c][1] + 1)}
         span[name] = sorted(steps)
 
     m = pyo.ConcreteModel(name=f"cosma-{graph.name}")
-    m.E = pyo.Var([(o, t) for o, (lo, hi) in windows.items() for t in range(lo, hi + 1)], domain=pyo.Binary)
+    m.c = pyo.ConstraintList()
+    run = add_schedule(m, graph, windows, order)  # (1) and (2)
     index = [(name, t) for name in produced for t in span[name]]
     m.C = pyo.Var(index, domain=pyo.Binary)
     m.P = pyo.Var(index, domain=pyo.Binary)
@@ -83,13 +80,6 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
     m.N = pyo.Var(index, bounds=(0, 1))
     m.A = pyo.Var([(name, t) for name in produced + inputs for t in span[name]], domain=pyo.NonNegativeIntegers,
                   bounds=lambda _, name, t: (0, M - size[name]))
-    m.c = pyo.ConstraintList()
-    for t, o in enumerate(order or []):
-        for u in range(windows[o][0], windows[o][1] + 1):
-            m.E[o, u].fix(1 if u == t else 0)
-
-    def run(o: str, t: int):
-        return m.E[o, t] if (o, t) in m.E else 0
 
     def resident(name: str, t: int):
         if graph.tensors[name].producer is None:  # inputs: exactly while a consumer runs
@@ -98,15 +88,6 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
             return 0
         return m.C[name, t] + m.P[name, t] + m.R[name, t]
 
-    # (1) one step per operator, one operator per step
-    for o, (lo, hi) in windows.items():
-        m.c.add(quicksum(m.E[o, t] for t in range(lo, hi + 1)) == 1)
-    for t in range(n):
-        m.c.add(quicksum(run(o, t) for o in graph.operators) == 1)
-    # (2) precedence
-    for p, c in graph.dag.edges:
-        for t in range(windows[c][0], windows[c][1] + 1):
-            m.c.add(quicksum(run(c, u) for u in range(t + 1)) <= quicksum(run(p, u) for u in range(t)))
     for name in produced:
         producer, consumers, first = graph.tensors[name].producer, graph.consumers[name], span[name][0]
         for t in span[name]:

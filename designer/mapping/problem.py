@@ -127,64 +127,62 @@ class MappingProblem:
         return found
 
     def solve(self, min_peak_order: list[str] | None = None) -> MappingResult:
-        """Baselines, then (graphs up to MILP_LIMIT operators) the address-free MILP's lower bound,
-        then CP-SAT warm-started from the best baseline and told the bound. The result's bound is
-        the best proven by either model."""
+        """Baselines, then the chosen solver; never a mapping worse than the best baseline.
+
+        CP-SAT (default): on graphs up to MILP_LIMIT operators the address-free MILP's lower
+        bound first, then CP-SAT warm-started from the best baseline and told the bound; the
+        result's bound is the best proven by either model. ILP: COSMA's model on HiGHS.
+        Divide mode: CP-SAT window by window (:mod:`designer.mapping.divide`), no bound."""
         found = self.baselines(min_peak_order)
         best = min(found.values(), key=lambda m: m.offchip_bytes(self.graph), default=None)
-        if self.mode == "divide":
-            return self._divide(found, min_peak_order)
         order = (self.order or self.graph.topological_order()) if self.mode == "fixed" else None
+        if self.mode == "divide":
+            mapping = divide_and_conquer(self.graph, self.scratchpad_bytes, window=self.window,
+                                         seconds_per_window=self.seconds_per_window, max_reloads=self.max_reloads,
+                                         order=min_peak_order)
+            result = SolveResult(Status.FEASIBLE, mapping.offchip_bytes(self.graph), None, None, mapping.seconds,
+                                 solver="cp-sat windows", message=mapping.method)
+            mapping = self._no_worse_than(best, result, mapping)
+        elif self.solver == "ilp":
+            result, mapping = solve_ilp(self.graph, self.scratchpad_bytes, self.time_limit, self.threads, order=order)
+            mapping = self._no_worse_than(best, result, mapping)
+        else:
+            result, mapping = self._solve_cpsat(best, order)
+        if mapping is not None:
+            mapping.status, mapping.bound, mapping.gap = str(result.status), result.bound, result.gap
+        result.solution = mapping
+        replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None
+        return MappingResult(self, mapping, result, found, replay)
+
+    def _solve_cpsat(self, best: Mapping | None, order: list[str] | None) -> tuple[SolveResult, Mapping | None]:
         relaxed = None
-        if self.solver == "ilp":
-            return self._solve_ilp(found, best, order)
         if (self.lower_bound and mode_allows_bound(self.mode) and len(self.graph.operators) <= MILP_LIMIT
                 and best is not None and best.offchip_bytes(self.graph) > 0):
             relaxed = lower_bound(self.graph, self.scratchpad_bytes, self.time_limit / 2, self.threads)
         known = relaxed.bound if relaxed is not None and relaxed.bound else None
         remaining = self.time_limit - (relaxed.seconds if relaxed is not None else 0.0)
-        result, mapping = solve_mapping(self.graph, self.scratchpad_bytes, max(remaining, 0.2 * self.time_limit),
-                                        self.max_reloads, self.threads, hint=best, order=order, known_bound=known)
+        result, found = solve_mapping(self.graph, self.scratchpad_bytes, max(remaining, 0.2 * self.time_limit),
+                                      self.max_reloads, self.threads, hint=best, order=order, known_bound=known)
         if relaxed is not None:
             result.seconds += relaxed.seconds
-        if mapping is None and best is not None:  # no solution in time: the best baseline, with the bound
-            mapping = best
-            result.objective = best.offchip_bytes(self.graph)
+        mapping = self._no_worse_than(best, result, found)
         if known is not None and result.objective is not None and (result.bound is None or known > result.bound):
             result.bound = min(known, result.objective)
-            result.gap = (result.objective - result.bound) / max(result.objective, 1e-9)
-            result.message += f"; bound from the address-free MILP ({relaxed.status})"
-            if result.gap <= 1e-4 and mapping is not best:
-                result.status = Status.OPTIMAL
-        if mapping is not None:
-            mapping.status, mapping.bound, mapping.gap = str(result.status), result.bound, result.gap
-        replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None
-        return MappingResult(self, mapping, result, found, replay)
-
-
-    def _solve_ilp(self, found: dict[str, Mapping], best: Mapping | None, order: list[str] | None) -> MappingResult:
-        result, mapping = solve_ilp(self.graph, self.scratchpad_bytes, self.time_limit, self.threads, order=order)
-        if best is not None and (mapping is None or best.offchip_bytes(self.graph) < result.objective):
-            # nothing found in time, or worse than a baseline: the best baseline, with HiGHS's bound
-            mapping, result.objective = best, best.offchip_bytes(self.graph)
             result.gap = relative_gap(result.objective, result.bound)
-        if mapping is not None:
-            mapping.status, mapping.bound, mapping.gap = str(result.status), result.bound, result.gap
-        replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None
-        return MappingResult(self, mapping, result, found, replay)
+            result.message += f"; bound from the address-free MILP ({relaxed.status})"
+            if result.gap <= 1e-4 and mapping is found:
+                result.status = Status.OPTIMAL
+        return result, mapping
 
-    def _divide(self, found: dict[str, Mapping], min_peak_order: list[str] | None) -> MappingResult:
-        mapping = divide_and_conquer(self.graph, self.scratchpad_bytes, window=self.window,
-                                     seconds_per_window=self.seconds_per_window, max_reloads=self.max_reloads,
-                                     order=min_peak_order)
-        best = min(found.values(), key=lambda m: m.offchip_bytes(self.graph), default=None)
-        if best is not None and best.offchip_bytes(self.graph) < mapping.offchip_bytes(self.graph):
-            mapping = replace(best, seconds=mapping.seconds)  # the windows did worse than a baseline
-        traffic = mapping.offchip_bytes(self.graph)
-        result = SolveResult(Status.FEASIBLE, traffic, None, None, mapping.seconds, solution=mapping,
-                             solver="cp-sat windows", message=mapping.method)
-        replay = simulate(self.graph, mapping.to_dict(self.graph))
-        return MappingResult(self, mapping, result, found, replay)
+    def _no_worse_than(self, best: Mapping | None, result: SolveResult, mapping: Mapping | None) -> Mapping | None:
+        """``mapping``, or a copy of the best baseline when the solver found none or a worse one
+        in time (``result`` then reports the baseline's traffic, with the solver's bound)."""
+        if best is None or (mapping is not None
+                            and mapping.offchip_bytes(self.graph) <= best.offchip_bytes(self.graph)):
+            return mapping
+        result.objective = best.offchip_bytes(self.graph)
+        result.gap = relative_gap(result.objective, result.bound)
+        return replace(best, seconds=result.seconds)
 
 
 @dataclass
