@@ -6,11 +6,11 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from designer.mapping.baselines import baseline, greedy_min_peak_order, required_bytes
+from designer.mapping.baselines import PLACEMENTS, PlacementError, baseline, greedy_min_peak_order, plan, required_bytes
 from designer.mapping.cpsat import solve_mapping
 from designer.mapping.graph import GraphError, Operator, Tensor, TensorGraph, from_hmcos, from_torch, load_graph
 from designer.mapping.problem import MappingError, MappingProblem, budgets, peak_of
@@ -116,14 +116,29 @@ def test_torch_import_of_a_designed_network():
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.integers(3, 8), st.booleans())
+@example(seed=5494, n=5, unit=False)  # every placement rule fails at M_R; the CP-SAT layout does not
 def test_baselines_are_valid_at_every_budget_from_required(seed, n, unit):
     graph = random_dag(seed, n, unit)
     required = required_bytes(graph)
     for capacity in (required, required + 1, peak_of(graph, greedy_min_peak_order(graph))):
         for eviction in ("belady", "greedy"):
-            mapping = baseline(graph, max(capacity, required), eviction=eviction)
+            try:
+                mapping = baseline(graph, max(capacity, required), eviction=eviction)
+            except PlacementError as err:  # acceptable only when no mapping of the order exists
+                assert "proves that no mapping" in str(err)
+                continue
             replay = simulate(graph, mapping.to_dict(graph))
             assert replay.valid, replay.errors
+
+
+def test_baseline_falls_back_to_an_exact_layout_when_every_rule_fails():
+    graph = random_dag(5494, 5, unit=False)  # a chain that fits M_R = 8 bytes only with o0 at address 1..3
+    for placement in PLACEMENTS:
+        with pytest.raises(PlacementError):
+            plan(graph, graph.topological_order(), required_bytes(graph), "belady", placement)
+    mapping = baseline(graph, required_bytes(graph))
+    assert "cp-sat layout" in mapping.method
+    assert simulate(graph, mapping.to_dict(graph)).valid
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -17,13 +17,14 @@ p(T), consumers C(T)), tensors without a producer F (inputs, weights: compulsory
      ((1)-(2) are :mod:`designer.mapping.timeindexed`'s (S1)-(S2), shared with the bound model)
 (3)  creation: C[T,t] = E[p(T),t]
 (4)  preserve only what was resident: P[T,t] <= X[T,t-1];  P[T,first] = 0
-(5)  retrieve only after a spill, never while resident: R[T,t] <= sum_{u<t} S[T,u],
-     R[T,t] <= 1 - X[T,t-1];  at most one spill: sum_t S[T,t] <= 1
+(5)  retrieve only after a spill, never while resident: R[T,t] <= H[T,t-1],
+     R[T,t] <= 1 - X[T,t-1];  at most one spill: H[T,t] = sum_{u<=t} S[T,u] <= 1
+     (H and the schedule's F[o,t] = sum_{u<=t} E[o,u] are running sums, see timeindexed)
 (6)  spill when leaving: S[T,t] <= X[T,t-1],  S[T,t] <= 1 - X[T,t];  S[T,first] = 0
 (7)  use: E[c,t] <= X[T,t] for every consumer c of T
-(8)  leaving while still needed needs a host copy: X[T,t-1] - X[T,t] <= 1 - N[T,t] + sum_{u<=t} S[T,u]
-     with N[T,t] >= sum_{u>=t} E[c,u] for each consumer c
-(9)  nothing resident after its last use: X[T,t] <= C[T,t] + sum_c sum_{u>=t} E[c,u]
+(8)  leaving while still needed needs a host copy: X[T,t-1] - X[T,t] <= 1 - N[T,t] + H[T,t]
+     with N[T,t] >= 1 - F[c,t-1] (c runs at t or later) for each consumer c
+(9)  nothing resident after its last use: X[T,t] <= C[T,t] + sum_c (1 - F[c,t-1])
 (10) capacity cut: sum_T size_T X[T,t] + sum_{F in inputs(o)} size_F E[o,t] <= M
 (11) addresses: 0 <= A[T,t] <= M - size_T;  pinned while preserved:
      |A[T,t] - A[T,t-1]| <= M (1 - P[T,t])
@@ -39,6 +40,7 @@ the simulator replays every mapping, so a slip would be caught, not shipped.
 
 from __future__ import annotations
 
+import math
 import time
 
 import pyomo.environ as pyo
@@ -46,7 +48,7 @@ import pyomo.environ as pyo
 from designer.mapping.cpsat import position_windows
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping, Step
-from designer.mapping.timeindexed import add_schedule, gcd_unit, residency_spans
+from designer.mapping.timeindexed import add_host_copies, add_schedule, gcd_unit, host_copy, residency_spans
 from solvers import highs
 from solvers.result import SolveResult
 
@@ -71,13 +73,15 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
 
     m = pyo.ConcreteModel(name=f"cosma-{graph.name}")
     m.c = pyo.ConstraintList()
-    run = add_schedule(m, graph, windows, order)  # (1) and (2)
+    schedule = add_schedule(m, graph, windows, order)  # (1) and (2)
+    run = schedule.run
     index = [(name, t) for name in produced for t in span[name]]
     m.C = pyo.Var(index, domain=pyo.Binary)
     m.P = pyo.Var(index, domain=pyo.Binary)
     m.S = pyo.Var(index, domain=pyo.Binary)
     m.R = pyo.Var(index, domain=pyo.Binary)
     m.N = pyo.Var(index, bounds=(0, 1))
+    add_host_copies(m, {name: span[name] for name in produced})
     m.A = pyo.Var([(name, t) for name in produced + inputs for t in span[name]], domain=pyo.NonNegativeIntegers,
                   bounds=lambda _, name, t: (0, M - size[name]))
 
@@ -94,18 +98,17 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
             X, X_before = resident(name, t), resident(name, t - 1)
             m.c.add(m.C[name, t] == run(producer, t))  # (3)
             m.c.add(m.P[name, t] <= X_before)  # (4)
-            m.c.add(m.R[name, t] <= quicksum(m.S[name, u] for u in span[name] if u < t))  # (5)
+            m.c.add(m.R[name, t] <= host_copy(m, name, t - 1))  # (5)
             m.c.add(m.R[name, t] <= 1 - X_before)
             m.c.add(m.S[name, t] <= X_before)  # (6)
             m.c.add(m.S[name, t] <= 1 - X)
             for c in consumers:
                 m.c.add(run(c, t) <= X)  # (7)
-                m.c.add(m.N[name, t] >= quicksum(run(c, u) for u in range(t, n)))  # (8)
-            m.c.add(X_before - X <= 1 - m.N[name, t] + quicksum(m.S[name, u] for u in span[name] if u <= t))
-            m.c.add(X <= m.C[name, t] + quicksum(run(c, u) for c in consumers for u in range(t, n)))  # (9)
+                m.c.add(m.N[name, t] >= schedule.pending(c, t))  # (8)
+            m.c.add(X_before - X <= 1 - m.N[name, t] + m.H[name, t])
+            m.c.add(X <= m.C[name, t] + quicksum(schedule.pending(c, t) for c in consumers))  # (9)
         m.P[name, first].fix(0)
         m.S[name, first].fix(0)
-        m.c.add(quicksum(m.S[name, t] for t in span[name]) <= 1)
     # (10) capacity cut
     for t in range(n):
         m.c.add(quicksum(size[name] * resident(name, t) for name in produced + inputs if t in span[name]) <= M)
@@ -161,10 +164,12 @@ def solve_ilp(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
     result = highs.solve(model, time_limit=max(1.0, time_limit - built), rel_gap=1e-6, threads=threads,
                          options=TOLERANCES)
     mapping = extract(graph, model, scratchpad_bytes) if result.objective is not None else None
-    for field in ("objective", "bound"):
-        value = getattr(result, field)
-        if value is not None:
-            setattr(result, field, max(0.0, value * model.unit))
+    # the traffic is a whole number of units (sizes times binaries): HiGHS's 3.9999999999999996
+    # is 4 units, and a bound of 3.2 proves 4
+    if result.objective is not None:
+        result.objective = max(0, round(result.objective)) * model.unit
+    if result.bound is not None:
+        result.bound = max(0, math.ceil(result.bound - 1e-6)) * model.unit
     result.seconds = time.perf_counter() - start
     result.message += f"; model built in {built:.1f} s"
     if mapping is not None:

@@ -14,22 +14,23 @@ sizes divided by their GCD):
 (M1)-(M2) the schedule: :mod:`designer.mapping.timeindexed`'s (S1)-(S2)
 (M3) creation and use: E[p,t] <= X[T,t];  E[c,t] <= X[T,t] for every consumer c of T
 (M4) continuity: X[T,t] <= X[T,t-1] + E[p,t] + R[T,t]
-(M5) host copy: R[T,t] <= sum_{t'<t} S[T,t'];  sum_t S[T,t] <= 1
-(M6) leaving while needed needs a host copy: X[T,t-1] - X[T,t] <= 1 - N[T,t] + sum_{t'<=t} S[T,t'],
-     N[T,t] >= sum_{t'>=t} E[c,t'] for each consumer c (T is still needed at t)
+(M5) host copy: R[T,t] <= H[T,t-1];  H[T,t] = sum_{t'<=t} S[T,t'] <= 1 (a running sum)
+(M6) leaving while needed needs a host copy: X[T,t-1] - X[T,t] <= 1 - N[T,t] + H[T,t],
+     N[T,t] >= 1 - F[c,t-1] for each consumer c (T is still needed at t)
 (M7) capacity: sum_T size_T X[T,t] + sum_o E[o,t] inputs_without_producer(o) <= M
 objective: minimise sum_T size_T sum_t (S[T,t] + R[T,t])
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import pyomo.environ as pyo
 
 from designer.mapping.cpsat import position_windows
 from designer.mapping.graph import TensorGraph
-from designer.mapping.timeindexed import add_schedule, gcd_unit, residency_spans
+from designer.mapping.timeindexed import add_host_copies, add_schedule, gcd_unit, host_copy, residency_spans
 from solvers import highs
 from solvers.result import SolveResult
 
@@ -47,12 +48,14 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int) -> pyo.ConcreteModel:
 
     m = pyo.ConcreteModel(name=f"mapping-lb-{graph.name}")
     m.c = pyo.ConstraintList()
-    run = add_schedule(m, graph, windows)  # (M1)-(M2)
+    schedule = add_schedule(m, graph, windows)  # (M1)-(M2)
+    run = schedule.run
     index = [(name, t) for name in produced for t in span[name]]
     m.X = pyo.Var(index, domain=pyo.Binary)
     m.S = pyo.Var(index, domain=pyo.Binary)
     m.R = pyo.Var(index, domain=pyo.Binary)
     m.N = pyo.Var(index, bounds=(0, 1))
+    add_host_copies(m, span)
 
     def resident(name: str, t: int):
         return m.X[name, t] if (name, t) in m.X else 0
@@ -67,13 +70,11 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int) -> pyo.ConcreteModel:
                 m.c.add(run(c, t) <= m.X[name, t])
             # (M4) continuity; (M5) host copy
             m.c.add(m.X[name, t] <= resident(name, t - 1) + run(producer, t) + m.R[name, t])
-            m.c.add(m.R[name, t] <= quicksum(m.S[name, u] for u in span[name] if u < t))
+            m.c.add(m.R[name, t] <= host_copy(m, name, t - 1))
             # (M6) leaving while still needed
             for c in consumers:
-                m.c.add(m.N[name, t] >= quicksum(run(c, u) for u in range(t, n)))
-            m.c.add(resident(name, t - 1) - m.X[name, t]
-                    <= 1 - m.N[name, t] + quicksum(m.S[name, u] for u in span[name] if u <= t))
-        m.c.add(quicksum(m.S[name, t] for t in span[name]) <= 1)
+                m.c.add(m.N[name, t] >= schedule.pending(c, t))
+            m.c.add(resident(name, t - 1) - m.X[name, t] <= 1 - m.N[name, t] + m.H[name, t])
     # (M7) capacity
     free_inputs = {o: sum(size[t] for t in dict.fromkeys(graph.operators[o].inputs) if graph.tensors[t].producer is None)
                    for o in graph.operators}
@@ -93,10 +94,11 @@ def lower_bound(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 6
     built = time.perf_counter() - start
     result = highs.solve(model, time_limit=max(1.0, time_limit - built), rel_gap=1e-4, threads=threads)
     unit = model.unit
+    # the traffic is a whole number of units, so a fractional bound proves the next whole one
     if result.objective is not None:
-        result.objective *= unit
+        result.objective = max(0, round(result.objective)) * unit
     if result.bound is not None:
-        result.bound = max(0.0, result.bound * unit)
+        result.bound = max(0, math.ceil(result.bound - 1e-6)) * unit
     result.seconds = time.perf_counter() - start
     result.message += f"; model built in {built:.1f} s"
     return result

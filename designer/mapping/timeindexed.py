@@ -3,14 +3,20 @@ COSMA's ILP in ``ilp.py``): sizes in units of their GCD, each tensor's possible 
 steps, and the schedule variables with their constraints.
 
   E[o,t]  operator o executes at step t, only for t in [ancestors(o), n - 1 - descendants(o)]
+  F[o,t]  o has run by step t: F[o,t] = sum_{u<=t} E[o,u], kept as a running sum
+          F[o,t] = F[o,t-1] + E[o,t] (0 before o's window, 1 after it)
   (S1) sum_t E[o,t] = 1;  sum_o E[o,t] = 1
-  (S2) precedence, cumulative form: sum_{u<=t} E[c,u] <= sum_{u<t} E[p,u] for every edge p -> c
+  (S2) precedence: F[c,t] <= F[p,t-1] for every edge p -> c
+
+Writing the prefix sums out in every constraint that needs them (precedence, "still needed")
+makes the model quadratic in the window lengths: pyomo took 35 s to build a 185-operator graph
+that way. The running sums F (and the host-copy sums H of the two models) keep it linear.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from dataclasses import dataclass
 from functools import reduce
 
 import pyomo.environ as pyo
@@ -35,25 +41,67 @@ def residency_spans(graph: TensorGraph, windows: dict[str, tuple[int, int]]) -> 
     return spans
 
 
+@dataclass
+class Schedule:
+    """Expressions over a model's schedule variables (see :func:`add_schedule`)."""
+
+    model: pyo.ConcreteModel
+    windows: dict[str, tuple[int, int]]
+
+    def run(self, o: str, t: int):
+        """E[o,t]: o executes at step t (0 outside its window)."""
+        return self.model.E[o, t] if (o, t) in self.model.E else 0
+
+    def done(self, o: str, t: int):
+        """F[o,t]: o has executed at step t or before."""
+        lo, hi = self.windows[o]
+        if t < lo:
+            return 0
+        if t >= hi:
+            return 1
+        return self.model.F[o, t]
+
+    def pending(self, o: str, t: int):
+        """o executes at step t or later: 1 - F[o,t-1]."""
+        return 1 - self.done(o, t - 1)
+
+
 def add_schedule(m: pyo.ConcreteModel, graph: TensorGraph, windows: dict[str, tuple[int, int]],
-                 order: list[str] | None = None) -> Callable[[str, int], object]:
-    """Declare ``m.E`` and add (S1)-(S2) to ``m.c`` (``order`` fixes the schedule); returns
-    ``run(o, t)``: E[o,t], or 0 outside o's window."""
+                 order: list[str] | None = None) -> Schedule:
+    """Declare ``m.E`` and ``m.F`` and add (S1)-(S2) to ``m.c`` (``order`` fixes the schedule)."""
     m.E = pyo.Var([(o, t) for o, (lo, hi) in windows.items() for t in range(lo, hi + 1)], domain=pyo.Binary)
+    m.F = pyo.Var([(o, t) for o, (lo, hi) in windows.items() for t in range(lo, hi)], bounds=(0, 1))
     for t, o in enumerate(order or []):
         for u in range(windows[o][0], windows[o][1] + 1):
             m.E[o, u].fix(1 if u == t else 0)
-
-    def run(o: str, t: int):
-        return m.E[o, t] if (o, t) in m.E else 0
+    schedule = Schedule(m, windows)
+    for o, (lo, hi) in windows.items():
+        for t in range(lo, hi):
+            m.c.add(m.F[o, t] == schedule.done(o, t - 1) + m.E[o, t])
 
     # (S1) one step per operator, one operator per step
     for o, (lo, hi) in windows.items():
         m.c.add(pyo.quicksum(m.E[o, t] for t in range(lo, hi + 1)) == 1)
     for t in range(len(graph.operators)):
-        m.c.add(pyo.quicksum(run(o, t) for o in graph.operators) == 1)
+        m.c.add(pyo.quicksum(schedule.run(o, t) for o in graph.operators) == 1)
     # (S2) precedence
+    # (at c's last step both sides are 1: p's window ends earlier)
     for p, c in graph.dag.edges:
-        for t in range(windows[c][0], windows[c][1] + 1):
-            m.c.add(pyo.quicksum(run(c, u) for u in range(t + 1)) <= pyo.quicksum(run(p, u) for u in range(t)))
-    return run
+        for t in range(windows[c][0], windows[c][1]):
+            m.c.add(schedule.done(c, t) <= schedule.done(p, t - 1))
+    return schedule
+
+
+def add_host_copies(m: pyo.ConcreteModel, span: dict[str, range]) -> None:
+    """Declare ``m.H``, H[T,t] = sum_{u<=t} S[T,u] (T has a host copy by step t), as a running
+    sum over each produced tensor's span; ``m.S`` must exist."""
+    m.H = pyo.Var([(name, t) for name, steps in span.items() for t in steps], bounds=(0, 1))
+    for name, steps in span.items():
+        for t in steps:
+            before = m.H[name, t - 1] if (name, t - 1) in m.H else 0
+            m.c.add(m.H[name, t] == before + m.S[name, t])
+
+
+def host_copy(m: pyo.ConcreteModel, name: str, t: int):
+    """H[T,t], 0 before T's span."""
+    return m.H[name, t] if (name, t) in m.H else 0
