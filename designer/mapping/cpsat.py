@@ -131,6 +131,8 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     x_intervals, y_intervals, demands, costs = [], [], [], []
     records: dict[str, list] = {}
     spills: dict[str, cp_model.IntVar] = {}
+    lengths: dict[tuple[str, int], cp_model.IntVar] = {}  # (tensor, interval index) -> length, for hints
+    covers: dict[tuple[str, int, str], cp_model.IntVar] = {}  # (tensor, interval index, consumer) -> b
     for name, tensor in graph.tensors.items():
         size = tensor.bytes // unit
         consumers = graph.consumers[name]
@@ -153,6 +155,7 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
             length0 = model.NewIntVar(1, n, f"len0[{name}]")
             a0 = model.NewIntVar(0, capacity - size, f"a0[{name}]")
             model.Add(length0 == e0 - begin)
+            lengths[name, 0] = length0
             x_intervals.append(model.NewIntervalVar(begin, length0, e0, f"t0[{name}]"))
             y_intervals.append(model.NewFixedSizeIntervalVar(a0, size, f"m0[{name}]"))
             records[name].append((None, begin, e0, a0, None))
@@ -184,7 +187,7 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
         end_cover = []
         if e0 is not None:
             for c in consumers:
-                b = model.NewBoolVar(f"b0[{name},{c}]")
+                b = covers[name, 0, c] = model.NewBoolVar(f"b0[{name},{c}]")
                 model.Add(pos[c] <= e0 - 1).OnlyEnforceIf(b)
                 if first_present is not None:
                     model.AddImplication(b, first_present)
@@ -203,6 +206,7 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
             e_r = model.NewIntVar(1, n, f"e{r}[{name}]")
             length = model.NewIntVar(1, n, f"len{r}[{name}]")
             model.Add(length == e_r - s_r)
+            lengths[name, r] = length
             if previous_end is not None:  # absent for a step before coming back (rule 6)
                 model.Add(s_r >= previous_end + 1).OnlyEnforceIf(present)
             a_r = model.NewIntVar(0, capacity - size, f"a{r}[{name}]")
@@ -210,7 +214,7 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
             y_intervals.append(model.NewOptionalFixedSizeIntervalVar(a_r, size, present, f"m{r}[{name}]"))
             demands.append(size)
             for c in consumers:
-                b = model.NewBoolVar(f"b{r}[{name},{c}]")
+                b = covers[name, r, c] = model.NewBoolVar(f"b{r}[{name},{c}]")
                 model.AddImplication(b, present)
                 model.Add(s_r <= pos[c]).OnlyEnforceIf(b)
                 model.Add(pos[c] <= e_r - 1).OnlyEnforceIf(b)
@@ -242,6 +246,8 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     if hint is not None:
         for t, op in enumerate(hint.order):  # the schedule of a known mapping; CP-SAT completes the rest
             model.AddHint(pos[op], t)
+        if any(step.resident for step in hint.steps) and not entering:
+            _hint_residency(model, graph, hint, records, spills, lengths, covers, unit)
 
     solver, code = _solve(model, time_limit, threads, seed)
     status = STATUS.get(code, Status.ERROR)
@@ -258,6 +264,48 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
                          model_size={"variables": len(model.Proto().variables),
                                      "constraints": len(model.Proto().constraints)})
     return result, mapping
+
+
+def _hint_residency(model: cp_model.CpModel, graph: TensorGraph, hint: Mapping, records, spills, lengths, covers,
+                    unit: int) -> None:
+    """Hint a whole known mapping (a baseline): each tensor's residency runs as its first and
+    reload intervals, their addresses, spills and which interval serves each consumer. With a
+    complete hint CP-SAT starts from that mapping instead of searching for a first one, which it
+    does not find in a minute on 185-353-operator training graphs. Runs beyond the model's
+    reload limit are left out (CP-SAT then repairs the hint or ignores it)."""
+    position = {op: t for t, op in enumerate(hint.order)}
+    for name, intervals in records.items():
+        runs: list[list[int]] = []  # [start, end, address]
+        for t, step in enumerate(hint.steps):
+            if name not in step.resident:
+                continue
+            if runs and runs[-1][1] == t and runs[-1][2] == step.resident[name]:
+                runs[-1][1] = t + 1
+            else:
+                runs.append([t, t + 1, step.resident[name]])
+        if graph.tensors[name].producer is None:  # one interval per use, at the address it had there
+            for _, start, _, address, consumer in intervals:
+                run = next((r for r in runs if r[0] <= position[consumer] < r[1]), None)
+                if run is not None:
+                    model.AddHint(address, run[2] // unit)
+            continue
+        if name in spills:
+            model.AddHint(spills[name], any(name in step.spilled for step in hint.steps))
+        for index, (present, start, end, address, _) in enumerate(intervals):
+            run = runs[index] if index < len(runs) else None
+            if present is not None:
+                model.AddHint(present, run is not None)
+            if run is None:
+                continue
+            if index > 0:
+                model.AddHint(start, run[0])
+            model.AddHint(end, run[1])
+            model.AddHint(address, run[2] // unit)
+            if (name, index) in lengths:
+                model.AddHint(lengths[name, index], run[1] - run[0])
+            for consumer in graph.consumers[name]:
+                if (name, index, consumer) in covers:
+                    model.AddHint(covers[name, index, consumer], run[0] <= position[consumer] < run[1])
 
 
 def extract(graph: TensorGraph, solver: cp_model.CpSolver, pos, records, spills, unit: int, capacity: int,
