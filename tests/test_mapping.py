@@ -10,9 +10,24 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from designer.mapping.baselines import PLACEMENTS, PlacementError, baseline, greedy_min_peak_order, plan, required_bytes
+from designer.mapping.baselines import (
+    PLACEMENTS,
+    PlacementError,
+    baseline,
+    greedy_min_peak_order,
+    plan,
+    required_bytes,
+)
 from designer.mapping.cpsat import solve_mapping
-from designer.mapping.graph import GraphError, Operator, Tensor, TensorGraph, from_hmcos, from_torch, load_graph
+from designer.mapping.graph import (
+    GraphError,
+    Operator,
+    Tensor,
+    TensorGraph,
+    from_hmcos,
+    from_torch,
+    load_graph,
+)
 from designer.mapping.problem import MappingError, MappingProblem, budgets, peak_of
 from designer.mapping.simulate import simulate
 

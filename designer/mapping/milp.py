@@ -30,7 +30,13 @@ import pyomo.environ as pyo
 
 from designer.mapping.cpsat import position_windows
 from designer.mapping.graph import TensorGraph
-from designer.mapping.timeindexed import add_host_copies, add_schedule, gcd_unit, host_copy, residency_spans
+from designer.mapping.timeindexed import (
+    add_host_copies,
+    add_schedule,
+    gcd_unit,
+    host_copy,
+    residency_spans,
+)
 from solvers import highs
 from solvers.result import SolveResult
 
