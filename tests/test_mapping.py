@@ -250,6 +250,18 @@ def test_divide_and_conquer_is_valid_on_random_graphs(seed):
     assert replay.valid, replay.errors
 
 
+def test_divide_and_conquer_backs_out_of_a_dead_end():
+    """On this graph a committed window leaves carried tensors where the next window's operands
+    cannot fit; the last CP-SAT commit is undone and the baseline used there instead."""
+    from designer.mapping.divide import divide_and_conquer
+    graph = random_dag(200, n=14, unit=False)
+    mapping = divide_and_conquer(graph, required_bytes(graph), window=4, seconds_per_window=3)
+    assert "0 backtracks" not in mapping.method
+    replay = simulate(graph, mapping.to_dict(graph))
+    assert replay.valid, replay.errors
+    assert mapping.order == [step.op for step in mapping.steps] and len(mapping.steps) == len(graph.operators)
+
+
 def test_divide_mode_through_the_problem():
     graph = random_dag(7, n=16, unit=False)
     result = MappingProblem(graph, required_bytes(graph), mode="divide", window=5, seconds_per_window=3).solve()

@@ -246,8 +246,8 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     if hint is not None:
         for t, op in enumerate(hint.order):  # the schedule of a known mapping; CP-SAT completes the rest
             model.AddHint(pos[op], t)
-        if any(step.resident for step in hint.steps) and not entering:
-            _hint_residency(model, graph, hint, records, spills, lengths, covers, unit)
+        if any(step.resident for step in hint.steps):
+            _hint_residency(model, graph, hint, records, spills, lengths, covers, unit, entering)
 
     solver, code = _solve(model, time_limit, threads, seed)
     status = STATUS.get(code, Status.ERROR)
@@ -267,12 +267,13 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
 
 
 def _hint_residency(model: cp_model.CpModel, graph: TensorGraph, hint: Mapping, records, spills, lengths, covers,
-                    unit: int) -> None:
-    """Hint a whole known mapping (a baseline): each tensor's residency runs as its first and
-    reload intervals, their addresses, spills and which interval serves each consumer. With a
-    complete hint CP-SAT starts from that mapping instead of searching for a first one, which it
-    does not find in a minute on 185-353-operator training graphs. Runs beyond the model's
-    reload limit are left out (CP-SAT then repairs the hint or ignores it)."""
+                    unit: int, entering: dict[str, int | None]) -> None:
+    """Hint a whole known mapping (a baseline, or a window's baseline continued from the
+    committed state): each tensor's residency runs as its first and reload intervals, their
+    addresses, spills and which interval serves each consumer. With a complete hint CP-SAT
+    starts from that mapping instead of searching for a first one, which it does not find in a
+    minute on 185-353-operator training graphs. Runs beyond the model's reload limit are left
+    out (CP-SAT then repairs the hint or ignores it)."""
     position = {op: t for t, op in enumerate(hint.order)}
     for name, intervals in records.items():
         runs: list[list[int]] = []  # [start, end, address]
@@ -283,7 +284,8 @@ def _hint_residency(model: cp_model.CpModel, graph: TensorGraph, hint: Mapping, 
                 runs[-1][1] = t + 1
             else:
                 runs.append([t, t + 1, step.resident[name]])
-        if graph.tensors[name].producer is None:  # one interval per use, at the address it had there
+        carried = name in entering
+        if graph.tensors[name].producer is None and not carried:  # one interval per use
             for _, start, _, address, consumer in intervals:
                 run = next((r for r in runs if r[0] <= position[consumer] < r[1]), None)
                 if run is not None:
@@ -291,21 +293,31 @@ def _hint_residency(model: cp_model.CpModel, graph: TensorGraph, hint: Mapping, 
             continue
         if name in spills:
             model.AddHint(spills[name], any(name in step.spilled for step in hint.steps))
+        # records[i] is interval r = i, or r = i + 1 for a tensor only in host at a window's start
+        has_first = not carried or entering[name] is not None
+        assigned: list[list[int] | None] = []
+        if has_first:
+            keeps = bool(runs) and (not carried or (runs[0][0] == 0 and runs[0][2] == entering[name]))
+            assigned.append(runs.pop(0) if keeps else None)
+        assigned += runs
         for index, (present, start, end, address, _) in enumerate(intervals):
-            run = runs[index] if index < len(runs) else None
+            r = index if has_first else index + 1
+            run = assigned[index] if index < len(assigned) else None
             if present is not None:
                 model.AddHint(present, run is not None)
             if run is None:
                 continue
-            if index > 0:
+            if r > 0:
                 model.AddHint(start, run[0])
+                model.AddHint(address, run[2] // unit)
+            elif not carried:
+                model.AddHint(address, run[2] // unit)
             model.AddHint(end, run[1])
-            model.AddHint(address, run[2] // unit)
-            if (name, index) in lengths:
-                model.AddHint(lengths[name, index], run[1] - run[0])
+            if (name, r) in lengths:
+                model.AddHint(lengths[name, r], run[1] - run[0])
             for consumer in graph.consumers[name]:
-                if (name, index, consumer) in covers:
-                    model.AddHint(covers[name, index, consumer], run[0] <= position[consumer] < run[1])
+                if (name, r, consumer) in covers:
+                    model.AddHint(covers[name, r, consumer], run[0] <= position[consumer] < run[1])
 
 
 def extract(graph: TensorGraph, solver: cp_model.CpSolver, pos, records, spills, unit: int, capacity: int,

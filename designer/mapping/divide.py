@@ -5,7 +5,8 @@ COSMA's heuristic is not public; ours is a rolling horizon over a global order:
 1. **Order.** A global schedule: the greedy minimum-peak order (list scheduling that keeps
    live bytes low). It decides which operators are solved together, not their final order.
 2. **Window.** The next ``window`` operators not yet committed are solved by the CP-SAT model
-   (:func:`designer.mapping.cpsat.solve_mapping`), free to reorder them, with boundary
+   (:func:`designer.mapping.cpsat.solve_mapping`), started from the Belady baseline continued
+   over them (a complete hint), free to reorder them, with boundary
    conditions carried from the committed steps: a tensor resident when the window starts
    keeps its address while it stays; a tensor only in host must be retrieved (its bytes
    count); a tensor needed after the window ends resident at its last step or with a host copy.
@@ -15,7 +16,9 @@ COSMA's heuristic is not public; ours is a rolling horizon over a global order:
    the state it leaves can be continued (the next window may replay those very steps).
 4. **Yardstick and fallback.** The Belady baseline, continued from the committed state, is
    planned for the same steps; it is committed instead when CP-SAT found nothing in time or
-   moves more bytes over the steps it would commit.
+   moves more bytes over the steps it would commit. Addresses of carried tensors cannot move,
+   so a committed layout can be a dead end (no placement of the next window exists); then the
+   last commit taken from CP-SAT is undone and the baseline committed there instead.
 5. **Stitch.** The committed steps form one mapping; the simulator replays it.
 
 What it gives up: no reordering beyond a window, and each window minimises its own traffic,
@@ -27,10 +30,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from designer.mapping.baselines import greedy_min_peak_order, plan
+from designer.mapping.baselines import PlacementError, greedy_min_peak_order, plan
 from designer.mapping.cpsat import solve_mapping
 from designer.mapping.graph import Operator, Tensor, TensorGraph
 from designer.mapping.io import Mapping, Step
+
+MAX_BACKTRACKS = 50  # dead ends undone before giving up
 
 
 def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 40, seconds_per_window: float = 10.0,
@@ -43,24 +48,48 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
     committed: list[Step] = []
     resident: dict[str, int] = {}
     hosted: set[str] = set()
-    solves = fallbacks = 0
+    solves = fallbacks = backtracks = 0
+    # the state before each commit taken from a CP-SAT window, to go back to when a later
+    # window finds the layout it left a dead end (addresses of carried tensors cannot move)
+    history: list[tuple[int, list[str], dict[str, int], set[str]]] = []
+    use_baseline = False
     while queue:
+        state = (len(committed), list(queue), dict(resident), set(hosted))
         ops = queue[:window]
         # "needed after the window" means by an operator still in the queue beyond it
         later = {op: i for i, op in enumerate(queue)}
-        mapping, status = _solve_window(graph, ops, len(ops), later, resident, hosted, scratchpad_bytes,
-                                        seconds_per_window, max_reloads)
-        solves += 1
-        # the Belady baseline carried on from the same state: the fallback, and a yardstick
-        continued = plan(graph, queue, scratchpad_bytes, "belady", resident=resident, hosted=hosted, steps=len(ops))
+        # the Belady baseline carried on from the same state: the window's starting mapping,
+        # the fallback, and a yardstick
+        try:
+            continued = plan(graph, queue, scratchpad_bytes, "belady", resident=resident, hosted=hosted,
+                             steps=len(ops))
+        except PlacementError:  # the committed layout leaves the placement rules no room: CP-SAT must
+            continued = None
+        mapping, status = None, "baseline after a dead end"
+        if not (use_baseline and continued is not None):
+            hint = continued or Mapping(scratchpad_bytes, [Step(op) for op in ops])
+            mapping, status = _solve_window(graph, ops, len(ops), later, resident, hosted, scratchpad_bytes,
+                                            seconds_per_window, max_reloads, hint)
+            solves += 1
+        use_baseline = False
+        if mapping is None and continued is None:
+            if not history or backtracks >= MAX_BACKTRACKS:
+                raise PlacementError(f"divide and conquer: after {len(committed)} operators neither CP-SAT "
+                                     f"({status}) nor the baseline can place the next window")
+            size, queue, resident, hosted = history.pop()
+            del committed[size:]
+            use_baseline, backtracks = True, backtracks + 1
+            continue
         keep = len(ops) if mapping is None or len(ops) == len(queue) else _narrow_point(graph, mapping)
 
         def traffic(steps: list[Step]) -> int:
             return sum(graph.tensors[t].bytes for step in steps for t in step.spilled + step.retrieved)
 
-        if mapping is not None and traffic(mapping.steps[:keep]) <= traffic(continued.steps[:keep]):
+        if mapping is not None and (continued is None
+                                    or traffic(mapping.steps[:keep]) <= traffic(continued.steps[:keep])):
             kept = mapping.steps[:keep]
             queue = [step.op for step in mapping.steps[keep:]] + queue[len(ops):]
+            history.append(state)
         else:  # not solved in time, or worse than the baseline over the same number of steps
             kept = continued.steps[:keep]
             queue = queue[keep:]
@@ -74,7 +103,7 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
             progress(f"{len(committed)}/{total} operators mapped ({status}), "
                      f"{time.perf_counter() - start_time:.0f} s")
     return Mapping(scratchpad_bytes, committed, method=f"divide and conquer ({solves} windows of <= {window}, "
-                                                       f"{fallbacks} finished by the baseline)",
+                                                       f"{fallbacks} finished by the baseline, {backtracks} backtracks)",
                    status="feasible", seconds=time.perf_counter() - start_time)
 
 
@@ -92,7 +121,7 @@ def _narrow_point(graph: TensorGraph, mapping: Mapping) -> int:
 
 
 def _solve_window(graph: TensorGraph, ops: list[str], end: int, position: dict[str, int], resident: dict[str, int],
-                  hosted: set[str], scratchpad_bytes: int, seconds: float, max_reloads: int):
+                  hosted: set[str], scratchpad_bytes: int, seconds: float, max_reloads: int, hint: Mapping):
     inside = set(ops)
     tensors, entering = {}, {}
     for op in ops:
@@ -110,7 +139,6 @@ def _solve_window(graph: TensorGraph, ops: list[str], end: int, position: dict[s
     sub = TensorGraph([Operator(op, list(graph.operators[op].inputs), list(graph.operators[op].outputs))
                        for op in ops], list(tensors.values()), f"{graph.name}[window]")
     kwargs = dict(entering=entering, hosted=hosted & set(tensors), leaving=leaving)
-    hint = Mapping(scratchpad_bytes, [Step(op) for op in ops])
     result, mapping = solve_mapping(sub, scratchpad_bytes, seconds, max_reloads, hint=hint, **kwargs)
     if mapping is None and result.status != "infeasible":  # out of time: keep the global order, an easier problem
         result, mapping = solve_mapping(sub, scratchpad_bytes, seconds, max_reloads, order=ops, **kwargs)
