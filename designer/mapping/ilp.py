@@ -40,7 +40,6 @@ the simulator replays every mapping, so a slip would be caught, not shipped.
 
 from __future__ import annotations
 
-import math
 import time
 
 import pyomo.environ as pyo
@@ -54,6 +53,7 @@ from designer.mapping.timeindexed import (
     gcd_unit,
     host_copy,
     residency_spans,
+    traffic_in_bytes,
 )
 from solvers import highs
 from solvers.result import SolveResult
@@ -170,12 +170,7 @@ def solve_ilp(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
     result = highs.solve(model, time_limit=max(1.0, time_limit - built), rel_gap=1e-6, threads=threads,
                          options=TOLERANCES)
     mapping = extract(graph, model, scratchpad_bytes) if result.objective is not None else None
-    # the traffic is a whole number of units (sizes times binaries): HiGHS's 3.9999999999999996
-    # is 4 units, and a bound of 3.2 proves 4
-    if result.objective is not None:
-        result.objective = max(0, round(result.objective)) * model.unit
-    if result.bound is not None:
-        result.bound = max(0, math.ceil(result.bound - 1e-6)) * model.unit
+    traffic_in_bytes(result, model.unit)
     result.seconds = time.perf_counter() - start
     result.message += f"; model built in {built:.1f} s"
     if mapping is not None:

@@ -23,7 +23,6 @@ objective: minimise sum_T size_T sum_t (S[T,t] + R[T,t])
 
 from __future__ import annotations
 
-import math
 import time
 
 import pyomo.environ as pyo
@@ -36,6 +35,7 @@ from designer.mapping.timeindexed import (
     gcd_unit,
     host_copy,
     residency_spans,
+    traffic_in_bytes,
 )
 from solvers import highs
 from solvers.result import SolveResult
@@ -99,12 +99,7 @@ def lower_bound(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 6
     model = build_model(graph, scratchpad_bytes)
     built = time.perf_counter() - start
     result = highs.solve(model, time_limit=max(1.0, time_limit - built), rel_gap=1e-4, threads=threads)
-    unit = model.unit
-    # the traffic is a whole number of units, so a fractional bound proves the next whole one
-    if result.objective is not None:
-        result.objective = max(0, round(result.objective)) * unit
-    if result.bound is not None:
-        result.bound = max(0, math.ceil(result.bound - 1e-6)) * unit
+    traffic_in_bytes(result, model.unit)
     result.seconds = time.perf_counter() - start
     result.message += f"; model built in {built:.1f} s"
     return result

@@ -22,6 +22,7 @@ from functools import reduce
 import pyomo.environ as pyo
 
 from designer.mapping.graph import TensorGraph
+from solvers.result import SolveResult
 
 
 def gcd_unit(graph: TensorGraph, scratchpad_bytes: int) -> int:
@@ -105,3 +106,13 @@ def add_host_copies(m: pyo.ConcreteModel, span: dict[str, range]) -> None:
 def host_copy(m: pyo.ConcreteModel, name: str, t: int):
     """H[T,t], 0 before T's span."""
     return m.H[name, t] if (name, t) in m.H else 0
+
+
+def traffic_in_bytes(result: SolveResult, unit: int) -> None:
+    """Convert HiGHS's objective and bound from GCD units to bytes. The traffic is a whole
+    number of units (sizes times binaries): HiGHS's 3.9999999999999996 is 4 units, and a bound
+    of 3.2 proves 4."""
+    if result.objective is not None:
+        result.objective = max(0, round(result.objective)) * unit
+    if result.bound is not None:
+        result.bound = max(0, math.ceil(result.bound - 1e-6)) * unit
