@@ -275,15 +275,9 @@ def _hint_residency(model: cp_model.CpModel, graph: TensorGraph, hint: Mapping, 
     minute on 185-353-operator training graphs. Runs beyond the model's reload limit are left
     out (CP-SAT then repairs the hint or ignores it)."""
     position = {op: t for t, op in enumerate(hint.order)}
+    all_runs = hint.residency_runs()
     for name, intervals in records.items():
-        runs: list[list[int]] = []  # [start, end, address]
-        for t, step in enumerate(hint.steps):
-            if name not in step.resident:
-                continue
-            if runs and runs[-1][1] == t and runs[-1][2] == step.resident[name]:
-                runs[-1][1] = t + 1
-            else:
-                runs.append([t, t + 1, step.resident[name]])
+        runs = list(all_runs.get(name, []))  # (start, end, address)
         carried = name in entering
         if graph.tensors[name].producer is None and not carried:  # one interval per use
             for _, start, _, address, consumer in intervals:
@@ -295,7 +289,7 @@ def _hint_residency(model: cp_model.CpModel, graph: TensorGraph, hint: Mapping, 
             model.AddHint(spills[name], any(name in step.spilled for step in hint.steps))
         # records[i] is interval r = i, or r = i + 1 for a tensor only in host at a window's start
         has_first = not carried or entering[name] is not None
-        assigned: list[list[int] | None] = []
+        assigned: list[tuple[int, int, int] | None] = []
         if has_first:
             keeps = bool(runs) and (not carried or (runs[0][0] == 0 and runs[0][2] == entering[name]))
             assigned.append(runs.pop(0) if keeps else None)
@@ -307,10 +301,9 @@ def _hint_residency(model: cp_model.CpModel, graph: TensorGraph, hint: Mapping, 
                 model.AddHint(present, run is not None)
             if run is None:
                 continue
-            if r > 0:
+            if r > 0:  # the first interval starts with its producer (hinted) or at 0
                 model.AddHint(start, run[0])
-                model.AddHint(address, run[2] // unit)
-            elif not carried:
+            if r > 0 or not carried:  # a carried tensor's first address is a constant
                 model.AddHint(address, run[2] // unit)
             model.AddHint(end, run[1])
             if (name, r) in lengths:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from designer.mapping.baselines import PlacementError, greedy_min_peak_order, plan
 from designer.mapping.cpsat import solve_mapping
 from designer.mapping.graph import Operator, Tensor, TensorGraph
-from designer.mapping.io import Mapping, Step
+from designer.mapping.io import Mapping, Step, offchip_bytes
 
 MAX_BACKTRACKS = 50  # dead ends undone before giving up
 
@@ -81,12 +81,8 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
             use_baseline, backtracks = True, backtracks + 1
             continue
         keep = len(ops) if mapping is None or len(ops) == len(queue) else _narrow_point(graph, mapping)
-
-        def traffic(steps: list[Step]) -> int:
-            return sum(graph.tensors[t].bytes for step in steps for t in step.spilled + step.retrieved)
-
-        if mapping is not None and (continued is None
-                                    or traffic(mapping.steps[:keep]) <= traffic(continued.steps[:keep])):
+        if mapping is not None and (continued is None or offchip_bytes(graph, mapping.steps[:keep])
+                                    <= offchip_bytes(graph, continued.steps[:keep])):
             kept = mapping.steps[:keep]
             queue = [step.op for step in mapping.steps[keep:]] + queue[len(ops):]
             history.append(state)

@@ -25,6 +25,11 @@ class Step:
     retrieved: list[str] = field(default_factory=list)
 
 
+def offchip_bytes(graph: TensorGraph, steps: list[Step]) -> int:
+    """Spilled plus retrieved bytes over ``steps``."""
+    return sum(graph.tensors[t].bytes for step in steps for t in step.spilled + step.retrieved)
+
+
 @dataclass
 class Mapping:
     scratchpad_bytes: int
@@ -40,7 +45,20 @@ class Mapping:
         return [step.op for step in self.steps]
 
     def offchip_bytes(self, graph: TensorGraph) -> int:
-        return sum(graph.tensors[t].bytes for step in self.steps for t in step.spilled + step.retrieved)
+        return offchip_bytes(graph, self.steps)
+
+    def residency_runs(self) -> dict[str, list[tuple[int, int, int]]]:
+        """Per tensor, its stretches of consecutive resident steps at one address:
+        (first step, step after the last, address), in step order."""
+        runs: dict[str, list[tuple[int, int, int]]] = {}
+        for t, step in enumerate(self.steps):
+            for name, address in step.resident.items():
+                found = runs.setdefault(name, [])
+                if found and found[-1][1] == t and found[-1][2] == address:
+                    found[-1] = (found[-1][0], t + 1, address)
+                else:
+                    found.append((t, t + 1, address))
+        return runs
 
     def to_dict(self, graph: TensorGraph) -> dict[str, Any]:
         return {"scratchpad_bytes": self.scratchpad_bytes, "offchip_bytes": self.offchip_bytes(graph),
