@@ -14,7 +14,9 @@ stride; its other blocks take ``out`` channels and stride 1.
     c_i = output channels of stage i's last unit, r_i = resolution after it (integer
     division by the strides).
 (3) H_i = (log c_i + log r_i^2) * sum_{u <= end of stage i} logstd_u
-(4) score = sum_i alpha_i H_i, alpha = (1, 1, 1, 1, 8) by default (5 stages).
+(4) score = sum_i alpha_i H_i. Default stage weights (:func:`default_alpha`): 1 for every
+    scoring stage but the last, 8 for the last, as DeepMAD weights its five stages
+    (1, 1, 1, 1, 8); a network with n scoring stages gets (1, ..., 1, 8) of length n.
 (5) rho_i = Lc_i / exp(sum_{u <= end i} log W_u / Lc_i), Lc_i = layers up to stage end i;
     effectiveness = max_i rho_i.
 (6) depth penalty = 10 exp(std of the spec stages' depths L) (population std); for
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 
 from designer.spec import NetworkSpec
 
-DEFAULT_ALPHA = (1.0, 1.0, 1.0, 1.0, 8.0)
+LAST_STAGE_WEIGHT = 8.0  # DeepMAD's weight on the last scoring stage; the others weigh 1
 DEPTH_PENALTY_RATIO = 10.0
 LAYERS_PER_BLOCK = {"basic": 2, "bottleneck": 3, "inverted": 3}
 
@@ -54,6 +56,28 @@ def block_log_width(family: str, c_in: int, btn: int, k: int) -> float:
     if family == "basic":
         return math.log(c_in) + math.log(btn) + 4 * math.log(k)
     raise ValueError(f"unknown block family {family!r}")
+
+
+def default_alpha(n_stages: int) -> tuple[float, ...]:
+    """The default stage weights for ``n_stages`` scoring stages: (1, ..., 1, 8) (equation 4).
+
+    The one place the default is made: ``inspect``, ``design``, the pipeline and the API all
+    call it, so a network with three downsamplings is scored as one with five would be."""
+    if n_stages < 1:
+        raise ValueError(f"alpha: a network has at least one scoring stage, got {n_stages}")
+    return (1.0,) * (n_stages - 1) + (LAST_STAGE_WEIGHT,)
+
+
+def check_alpha(alpha, n_stages: int) -> tuple[float, ...]:
+    """``alpha`` as a tuple of floats, or a ValueError naming what is wrong with it."""
+    values = tuple(float(a) for a in alpha)
+    if len(values) != n_stages:
+        raise ValueError(f"alpha: got {len(values)} stage weights for {n_stages} scoring stages (one per "
+                         f"stride-2 unit after the first unit, plus the first)")
+    if not all(math.isfinite(a) and a >= 0 for a in values) or not any(values):
+        raise ValueError(f"alpha: stage weights must be finite, non-negative and not all zero, got "
+                         f"{', '.join(f'{a:g}' for a in values)}")
+    return values
 
 
 def units(spec: NetworkSpec) -> list[Unit]:
@@ -120,15 +144,7 @@ def deepmad_scores(spec: NetworkSpec, alpha: tuple[float, ...] | list[float] | N
     """Expressiveness score, effectiveness and depth penalty of ``spec`` (equations 1-6)."""
     unit_list = units(spec)
     ends = scoring_stages(unit_list)
-    if alpha is None:
-        if len(ends) != len(DEFAULT_ALPHA):
-            raise ValueError(
-                f"alpha: the network has {len(ends)} scoring stages (one per stride-2 unit after the first "
-                f"unit, plus the first); the default alpha (1, 1, 1, 1, 8) is for 5: give {len(ends)} stage weights")
-        alpha = DEFAULT_ALPHA
-    alpha = tuple(float(a) for a in alpha)
-    if len(alpha) != len(ends):
-        raise ValueError(f"alpha: got {len(alpha)} stage weights for {len(ends)} scoring stages")
+    alpha = default_alpha(len(ends)) if alpha is None else check_alpha(alpha, len(ends))
 
     resolution_after, r = [], spec.resolution
     for unit in unit_list:

@@ -47,15 +47,14 @@ class PipelineConfig:
 
 def pipeline_problem(config: PipelineConfig, resolution: int, in_channels: int, classes: int) -> DesignProblem:
     """A design problem sized for the dataset: stem stride 1, then stages that halve the
-    resolution down to about 2x2 (at most four), the last scoring stage weighted 8."""
+    resolution down to about 2x2 (at most four), scored with the default stage weights."""
     strides = [1, 1]
     r = resolution
     while r // 2 >= 2 and len(strides) < 5:
         strides.append(2)
         r //= 2
-    ends = 1 + sum(1 for s in strides[1:] if s == 2)
     return DesignProblem(family=config.family, resolution=resolution, in_channels=in_channels, num_classes=classes,
-                         strides=strides, alpha=[1.0] * (ends - 1) + [8.0], max_macs=config.macs,
+                         strides=strides, max_macs=config.macs,
                          max_params=config.params, effectiveness=config.effectiveness, out_widths=(8, 256),
                          stem_widths=(8, 32), depths=(1, 4), first_stage_max_depth=2, name="pipeline-design")
 

@@ -10,7 +10,8 @@ networks.
 :func:`solve_dp` runs the dynamic program over a *binned* budget: each cost is rounded **up**
 to a multiple of ``bin_size`` (budget / ``bins``), so every returned choice meets the real
 budget. Its worst case: the result is at least as good as the exact optimum for the budget
-reduced by ``groups * bin_size`` (each group's rounding wastes less than one bin). With
+reduced by ``groups * bin_size`` (each group's rounding wastes less than one bin); what the
+rounding left of the real budget is then spent greedily (:func:`spend_slack`). With
 ``bins=None`` the state is the exact integer cost (costs must then be integers; for small
 problems). Time O(groups x options x bins), memory O(groups x bins) for the choices kept for
 backtracking.
@@ -22,6 +23,7 @@ budget. It only reaches allocations on the lower convex hull of each group's opt
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -87,6 +89,8 @@ def solve_dp(costs: Sequence[Sequence[float]], losses: Sequence[Sequence[float]]
         solution.append(option)
         b -= int(np.ceil(costs[g][option] / bin_size - 1e-9))
     solution.reverse()
+    if bins is not None:
+        solution = spend_slack(costs, losses, budget, solution)
     objective = float(sum(losses[g][i] for g, i in enumerate(solution)))
     exact = bins is None
     return SolveResult(Status.OPTIMAL if exact else Status.FEASIBLE, objective=objective,
@@ -97,6 +101,33 @@ def solve_dp(costs: Sequence[Sequence[float]], losses: Sequence[Sequence[float]]
                        f"{len(costs) * bin_size:g}",
                        model_size={"groups": len(costs), "bins": width,
                                    "options": sum(len(c) for c in costs)})
+
+
+def spend_slack(costs: Sequence[Sequence[float]], losses: Sequence[Sequence[float]], budget: float,
+                solution: list[int]) -> list[int]:
+    """Spend what the binned DP's rounding left of the *real* budget: repeatedly move the group
+    whose move to another option lowers the loss most per extra unit of cost (at equal loss,
+    the costlier option), while the real total stays within the budget. Never worse than ``solution``; with a budget that admits
+    every group's costliest option it reaches them (a zero-sparsity target removes nothing)."""
+    solution = list(solution)
+    spare = budget - sum(costs[g][i] for g, i in enumerate(solution))
+    while True:
+        best = None
+        for g, (group_costs, group_losses) in enumerate(zip(costs, losses)):
+            here_cost, here_loss = group_costs[solution[g]], group_losses[solution[g]]
+            for option, (cost, loss) in enumerate(zip(group_costs, group_losses)):
+                extra, gain = cost - here_cost, here_loss - loss
+                # a move lowers the loss, or keeps it and spends budget (keeps more at equal loss)
+                if extra > spare or gain < 0 or (gain == 0 and extra <= 0):
+                    continue
+                rate = gain / extra if extra > 0 else math.inf
+                if best is None or rate > best[0]:
+                    best = (rate, g, option, extra)
+        if best is None:
+            return solution
+        _, g, option, extra = best
+        solution[g] = option
+        spare -= extra
 
 
 def solve_lagrangian(costs: Sequence[Sequence[float]], losses: Sequence[Sequence[float]], budget: float,

@@ -46,5 +46,5 @@ def test_inspect_errors_are_one_clear_line(tmp_path):
     assert "Traceback" not in result.output
     missing = runner.invoke(app, ["inspect", "no-such-net"])
     assert missing.exit_code == 2 and "built-in spec" in missing.output
-    alpha = runner.invoke(app, ["inspect", "tiny-cifar"])
+    alpha = runner.invoke(app, ["inspect", "tiny-cifar", "--alpha", "1,1"])
     assert alpha.exit_code == 2 and "3 scoring stages" in alpha.output

@@ -30,10 +30,11 @@ def test_stage_entropy_by_hand_on_a_two_unit_network():
     assert scores.rho == pytest.approx([1 / 27, rho1])
 
 
-def test_other_stage_counts_need_their_own_alpha():
+def test_other_stage_counts_get_their_own_default_alpha():
     spec = zoo.load("tiny-cifar")
-    with pytest.raises(ValueError, match="3 scoring stages"):
-        deepmad_scores(spec)
+    default = deepmad_scores(spec)
+    assert default.alpha == (1.0, 1.0, 8.0)
+    assert default.score == pytest.approx(deepmad_scores(spec, alpha=[1, 1, 8]).score)
     with pytest.raises(ValueError, match="got 2 stage weights for 3"):
         deepmad_scores(spec, alpha=[1, 1])
     assert deepmad_scores(spec, alpha=[1, 1, 4]).score > 0

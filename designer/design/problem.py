@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from designer.costs import count
-from designer.entropy import DEFAULT_ALPHA, LAYERS_PER_BLOCK, deepmad_scores
+from designer.entropy import LAYERS_PER_BLOCK, check_alpha, deepmad_scores, default_alpha
 from designer.spec import FAMILIES, NetworkSpec, Stage, Stem
 from solvers.result import SolveResult
 
@@ -141,13 +141,11 @@ class DesignProblem:
         if math.prod(self.strides) > self.resolution:
             raise DesignError(f"strides: a total stride of {math.prod(self.strides)} exceeds the resolution "
                               f"{self.resolution}")
-        n_ends = len(self.scoring_ends())
-        if self.alpha is None:
-            if n_ends != len(DEFAULT_ALPHA):
-                raise DesignError(f"alpha: the stride pattern {self.strides} gives {n_ends} scoring stages; the "
-                                  f"default alpha is for 5: give {n_ends} stage weights")
-        elif len(self.alpha) != n_ends:
-            raise DesignError(f"alpha: got {len(self.alpha)} stage weights for {n_ends} scoring stages")
+        if self.alpha is not None:
+            try:
+                check_alpha(self.alpha, len(self.scoring_ends()))
+            except ValueError as error:
+                raise DesignError(f"{error} (the stride pattern {self.strides})") from None
 
     # ---- derived structure --------------------------------------------------------------
     @property
@@ -156,7 +154,7 @@ class DesignProblem:
 
     @property
     def stage_alpha(self) -> list[float]:
-        return list(self.alpha) if self.alpha is not None else list(DEFAULT_ALPHA)
+        return list(self.alpha) if self.alpha is not None else list(default_alpha(len(self.scoring_ends())))
 
     @property
     def layers_per_block(self) -> int:

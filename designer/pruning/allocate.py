@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from designer.pruning.curves import Curves, prunable_layers
+from designer.pruning.curves import Curves, kept_count, prunable_layers
 from solvers.knapsack import solve_dp, solve_lagrangian
 from solvers.result import SolveResult, Status
 
@@ -138,6 +138,38 @@ def erk(model: nn.Module, sparsity: float) -> dict[str, float]:
             break
         dense |= over
     return {n: 0.0 if n in dense else 1 - raw[n] * scale for n in sizes}
+
+
+def within_budget(model: nn.Module, sparsity: dict[str, float], keep_weights: int) -> dict[str, float]:
+    """``sparsity`` adjusted so that the masks :func:`~designer.pruning.apply.apply_sparsity`
+    makes keep at most ``keep_weights`` weights in all.
+
+    A baseline's rule sets per-layer fractions; the one-weight-per-output-channel floor (and
+    rounding) can make the masks keep more than the budget. The excess is taken from the layers
+    above their floor, in proportion to what each keeps above it (largest remainders first), so
+    every method is compared at the same kept count."""
+    layers = dict(prunable_layers(model))
+    counts, floors = {}, {}
+    for name, target in sparsity.items():
+        weight = layers[name].weight.detach()
+        current = weight != 0
+        counts[name] = kept_count(weight, target, current)
+        floors[name] = kept_count(weight, 1.0, current)
+    others = sum(int((m.weight != 0).sum()) for n, m in layers.items() if n not in sparsity)
+    excess = sum(counts.values()) + others - keep_weights
+    if excess <= 0:
+        return {name: 1 - counts[name] / layers[name].weight.numel() for name in sparsity}
+    slack = {name: counts[name] - floors[name] for name in counts}
+    total_slack = sum(slack.values())
+    if total_slack < excess:
+        smallest = sum(floors.values()) + others
+        raise ValueError(f"keep_weights: {keep_weights:,} is below the {smallest:,} weights pruning must keep (one "
+                         f"per output channel); the highest reachable sparsity keeps {smallest:,}")
+    shares = {name: excess * slack[name] / total_slack for name in counts}
+    cut = {name: int(math.floor(share)) for name, share in shares.items()}
+    for name in sorted(counts, key=lambda n: (cut[n] - shares[n], n))[:excess - sum(cut.values())]:
+        cut[name] += 1
+    return {name: 1 - (counts[name] - cut[name]) / layers[name].weight.numel() for name in sparsity}
 
 
 BASELINES = {"global": global_magnitude, "lamp": lamp, "uniform": uniform, "uniform+": uniform_plus, "erk": erk}

@@ -35,24 +35,36 @@ def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, module) for name, module in model.named_modules() if isinstance(module, PRUNABLE)]
 
 
-def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None) -> torch.Tensor:
-    """Keep the largest-magnitude weights so that about ``sparsity`` of them go, never all of
-    an output channel (its largest weight stays), never one that ``current`` already removed."""
-    if not 0.0 <= sparsity <= 1.0:
+def kept_count(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None) -> int:
+    """How many weights :func:`magnitude_mask` keeps at ``sparsity``: ``n - floor(sparsity n)``,
+    raised to the floor (one weight per output channel that still has one) and capped by the
+    weights ``current`` still keeps. The floor is *part* of this count, never added on top."""
+    if not 0.0 <= sparsity <= 1.0 or math.isnan(sparsity):
         raise ValueError(f"sparsity: must be in [0, 1], got {sparsity}")
-    magnitude = weight.detach().abs().flatten(1) if weight.dim() > 1 else weight.detach().abs()[:, None]
-    if current is not None:
-        magnitude = torch.where(current.reshape(magnitude.shape).bool(), magnitude, torch.full_like(magnitude, -1.0))
-    n = magnitude.numel()
-    keep = n - int(math.floor(sparsity * n + 1e-9))
-    if current is not None:
-        keep = min(keep, int(current.sum()))  # removed weights never come back
-    mask = torch.zeros(n, dtype=torch.bool)
-    if keep > 0:
-        mask[torch.topk(magnitude.flatten(), keep, sorted=False).indices] = True
-    mask = mask.reshape(magnitude.shape)
-    # each output channel keeps its largest weight (a survivor, as every channel keeps one)
-    mask[torch.arange(magnitude.shape[0]), magnitude.argmax(dim=1)] = True
+    n = weight.numel()
+    alive = current.reshape(weight.shape[0], -1) if current is not None else None
+    floor = int(alive.any(dim=1).sum()) if alive is not None else weight.shape[0]
+    # 1e-6: a sparsity written as 1 - kept / n (curves, allocations) gives back exactly kept
+    keep = max(n - int(math.floor(sparsity * n + 1e-6)), floor)
+    return min(keep, int(alive.sum())) if alive is not None else keep
+
+
+def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None) -> torch.Tensor:
+    """Keep exactly :func:`kept_count` weights: each output channel's largest surviving weight
+    (so no channel dies), then the largest-magnitude others; never one that ``current``
+    already removed."""
+    keep = kept_count(weight, sparsity, current)
+    magnitude = weight.detach().abs().reshape(weight.shape[0], -1).clone()
+    alive = (current.reshape(magnitude.shape).bool() if current is not None
+             else torch.ones_like(magnitude, dtype=torch.bool))
+    magnitude[~alive] = -1.0
+    mask = torch.zeros(magnitude.shape, dtype=torch.bool)
+    rows = torch.nonzero(alive.any(dim=1)).flatten()
+    mask[rows, magnitude[rows].argmax(dim=1)] = True
+    rest = keep - int(mask.sum())
+    if rest > 0:
+        candidates = torch.where(mask, torch.full_like(magnitude, -2.0), magnitude).flatten()
+        mask.view(-1)[torch.topk(candidates, rest, sorted=False).indices] = True
     return mask.reshape(weight.shape)
 
 
@@ -196,7 +208,9 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
         for name, module in tqdm(prunable_layers(model), desc="distortion curves", disable=not progress):
             first = next(i for i, (prefix, _) in enumerate(units) if name.startswith(prefix))
             prefix, unit = units[first]
-            local = name[len(prefix):] + ".weight" if prefix.endswith(".") else "weight"
+            # the pruned weight's name inside the unit: the unit may be the whole model (prefix
+            # ""), a submodule ("stages.0.1."), or the classifier closure (its weight passed directly)
+            local = name[len(prefix):] + ".weight" if prefix.endswith(".") or not prefix else "weight"
             original = module.weight.detach().clone()
             current = original != 0
             masks = [magnitude_mask(original, s, current) for s in grid]

@@ -9,13 +9,14 @@ masks permanent. A removed weight is never restored.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from designer.pruning.allocate import BASELINES, METHODS, allocate
+from designer.pruning.allocate import BASELINES, METHODS, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
 from designer.pruning.curves import Curves, default_grid, distortion_curves, layer_macs, prunable_layers, \
     recalibrate_batchnorm
@@ -63,6 +64,8 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
         raise ValueError(f"keep_macs: only the rd methods allocate under a MACs budget; {method} takes sparsity")
     if sparsity is not None and not 0 <= sparsity < 1:
         raise ValueError(f"sparsity: must be in [0, 1), got {sparsity}")
+    if keep_macs is not None and not 0 < keep_macs <= 1:
+        raise ValueError(f"keep_macs: the kept fraction of MACs must be in (0, 1], got {keep_macs}")
     final_kept = 1 - sparsity if sparsity is not None else keep_macs
     layers = prunable_layers(model)
     total_weights = sum(m.weight.numel() for _, m in layers)
@@ -75,25 +78,31 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
     else:
         start = sum(macs[n] * float((m.weight != 0).sum()) / m.weight.numel() for n, m in layers) / total_macs
     for kept in round_targets(final_kept, round_fraction, schedule, start=start):
+        # budgets are whole weights (or MACs) kept, counted on the masks: never over, for every method
+        budget = int(math.floor(kept * (total_weights if sparsity is not None else total_macs) + 1e-6))
         if method.startswith("rd"):
             curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
                                        progress=progress, macs=macs)
             report.first_curves = report.first_curves or curves
             solver = "slope" if method == "rd-slope" else "dp"
             if sparsity is not None:
-                allocation = allocate(curves, keep_weights=kept * total_weights, method=solver)
+                allocation = allocate(curves, keep_weights=budget, method=solver)
             else:
-                allocation = allocate(curves, keep_macs=kept * total_macs, method=solver)
+                allocation = allocate(curves, keep_macs=budget, method=solver)
             targets, predicted = allocation.sparsity, allocation.distortion
         else:
-            targets, predicted = BASELINES[method](model, 1 - kept), None
+            targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
+            predicted = None
         reached = apply_sparsity(model, targets)
         recalibrate_batchnorm(model, calibration)
         if finetune is not None:
             finetune(model)
         make_permanent(model)
+        kept_weights = sum(int((m.weight != 0).sum()) for _, m in layers)
         kept_macs = sum(macs[n] * (1 - reached[n]) for n in reached) / total_macs
-        report.rounds.append({"target_kept": kept, "sparsity": total_sparsity(model), "kept_macs": kept_macs,
-                              "predicted_distortion": predicted})
+        report.rounds.append({"target_kept": kept, "budget": budget,
+                              "budget_unit": "weights" if sparsity is not None else "MACs",
+                              "kept_weights": kept_weights, "sparsity": total_sparsity(model),
+                              "kept_macs": kept_macs, "predicted_distortion": predicted})
     report.sparsity = layer_sparsity(model)
     return report
