@@ -177,15 +177,18 @@ class NetworkSpec:
         neither; defaults 224 and 1000) and override nothing in a spec JSON file
         unless given.
         """
+        from designer.checks import read_text
         path = Path(path)
-        if not path.is_file():
-            raise SpecError(f"{path}: no such file")
-        text = path.read_text()
+        try:
+            text = read_text(path, "spec")
+        except ValueError as error:
+            raise SpecError(str(error)) from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
             data = None
-        if isinstance(data, dict) and "stages" in data:
+        if isinstance(data, dict) and not {"best_structures", "structure_info"} & set(data):
+            # a spec JSON object (missing fields are named by from_dict), not a TinyNAS file
             return cls.from_dict(data).replace(resolution=resolution, num_classes=num_classes)
         return from_tinynas(text, resolution=resolution or 224, num_classes=num_classes or 1000,
                             name=path.stem)

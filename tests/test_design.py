@@ -104,7 +104,8 @@ def test_infeasible_budget_names_the_budget_and_the_smallest_value():
 @pytest.mark.parametrize("kwargs, message", [
     ({"family": "dense"}, "family: must be one of"),
     ({"strides": [2, 3]}, "strides"),
-    ({"max_macs": -1}, "max_macs: must be positive"),
+    ({"max_macs": -1}, "max_macs: must be a positive finite number"),
+    ({"max_params": float("inf")}, "max_params: must be a positive finite number"),
     ({"out_widths": (64, 16)}, "out_widths: lower bound 64 exceeds upper bound 16"),
     ({"strides": [2, 2, 2], "alpha": [1, 1]}, "alpha: got 2 stage weights for 3"),
     ({"alpha": [1, 1, float("nan"), 1, 8]}, "alpha: stage weights must be finite"),

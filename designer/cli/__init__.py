@@ -6,6 +6,10 @@ this one gathers them.
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Sequence
+
 import typer
 
 from designer.cli import design, mapping, pruning, sweep, train
@@ -20,5 +24,25 @@ for group in (design, train, pruning, mapping, sweep):
 __all__ = ["app", "load_spec", "main"]
 
 
-def main() -> None:
-    app()
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``mpdesign`` entry point. Every failure is one ``error:`` line on stderr: exit 2 for
+    bad input (also typer's own usage errors), 130 for Ctrl-C, 1 for anything unexpected
+    (``MPDESIGN_TRACEBACK=1`` shows the traceback of those)."""
+    try:
+        code = app(args=list(argv) if argv is not None else None, prog_name="mpdesign", standalone_mode=False)
+    except typer.TyperException as error:  # usage errors: unknown option, a value of the wrong type, ...
+        ctx = getattr(error, "ctx", None)
+        where = f" (see 'mpdesign {ctx.info_name} --help')" if ctx is not None and ctx.parent is not None else ""
+        typer.echo(f"error: {' '.join(error.format_message().split())}{where}", err=True)
+        sys.exit(getattr(error, "exit_code", 2))
+    except (typer.Abort, KeyboardInterrupt):
+        code = 130
+    except Exception as error:  # noqa: BLE001 - the last line of defence, not a way of handling errors
+        if os.environ.get("MPDESIGN_TRACEBACK"):
+            raise
+        typer.echo(f"error: unexpected {type(error).__name__}: {' '.join(str(error).split())} (a bug: please report "
+                   f"it; MPDESIGN_TRACEBACK=1 shows where)", err=True)
+        sys.exit(1)
+    if code == 130:
+        typer.echo("error: interrupted (Ctrl-C); no output was written", err=True)
+    sys.exit(code or 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -14,9 +15,10 @@ from designer.spec import NetworkSpec, SpecError
 console = Console()
 
 
-def fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
+def fail(message: str, code: int = 2) -> None:
+    """One line on stderr, ``error: ...``, and exit ``code`` (2: bad input)."""
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(code=code)
 
 
 def load_spec(source: str, resolution: Optional[int] = None, num_classes: Optional[int] = None) -> NetworkSpec:
@@ -32,9 +34,12 @@ def parse_list(text: Optional[str], option: str, kind: type = float) -> Optional
     if text is None:
         return None
     try:
-        return [kind(x) for x in text.split(",")]
+        values = [kind(x) for x in text.split(",")]
     except ValueError:
         raise SpecError(f"{option}: expected comma-separated {kind.__name__}s, got {text!r}") from None
+    if kind is float and not all(math.isfinite(v) for v in values):
+        raise SpecError(f"{option}: expected finite numbers, got {text!r}")
+    return values
 
 
 def percent(fraction: Optional[float]) -> str:

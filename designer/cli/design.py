@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from designer import zoo
+from designer import checks, zoo
 from designer.cli.common import console, fail, load_spec, parse_list, percent, si
 from designer.design.problem import FAMILY_DEFAULTS, DesignError, DesignProblem
-from designer.design.solve import solve as solve_design
+from designer.design.solve import check_arguments, solve as solve_design
 from designer.report import inspect_spec
 from designer.spec import SpecError
 
@@ -26,11 +26,16 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     resolution: Optional[int] = typer.Option(None, help="Input resolution (TinyNAS files carry none; default 224)."),
     classes: Optional[int] = typer.Option(None, help="Number of classes (TinyNAS files: default 1000)."),
-    alpha: Optional[str] = typer.Option(None, help="DeepMAD stage weights, comma-separated (default 1,1,1,1,8)."),
+    alpha: Optional[str] = typer.Option(None, help="DeepMAD stage weights, comma-separated (default: 1 for every "
+                                                   "scoring stage, 8 for the last)."),
     bytes_per_element: int = typer.Option(1, help="Bytes per activation element for memory figures."),
 ) -> None:
     """Costs (params, MACs, activation memory) and DeepMAD scores of a network spec."""
     try:
+        checks.integer(bytes_per_element, "--bytes-per-element", minimum=1)
+        for value, option in ((resolution, "--resolution"), (classes, "--classes")):
+            if value is not None:
+                checks.integer(value, option, minimum=1)
         network = load_spec(spec, resolution, classes)
         report = inspect_spec(network, parse_list(alpha, "--alpha"), bytes_per_element)
     except (SpecError, ValueError) as err:
@@ -77,7 +82,8 @@ def design(
     max_activation_bytes: Optional[float] = typer.Option(None, help="Largest single-layer inputs + output footprint."),
     bytes_per_element: int = typer.Option(1, help="Bytes per activation element for the footprint budget."),
     max_depth_spread: Optional[int] = typer.Option(None, help="Largest difference between stage depths."),
-    alpha: Optional[str] = typer.Option(None, help="Stage weights, comma-separated (default 1,1,1,1,8)."),
+    alpha: Optional[str] = typer.Option(None, help="Stage weights, comma-separated (default: 1 per scoring stage, "
+                                                   "8 for the last)."),
     time_limit: float = typer.Option(60.0, help="Seconds."),
     gap: float = typer.Option(0.01, help="Stop once the relative gap is at most this."),
     method: str = typer.Option("auto", help="auto, exact (one MILP over the grid) or refine."),
@@ -88,6 +94,8 @@ def design(
     """Design a network that maximises the DeepMAD score under budgets, with a proven bound."""
     err = Console(stderr=True)
     try:
+        checks.writable_file(out, "--out")
+        checks.choice(family, "--family", tuple(FAMILY_DEFAULTS))
         problem = DesignProblem(
             family=family, resolution=resolution, num_classes=classes, strides=parse_list(strides, "--strides", int),
             head=head, monotone=not no_monotone, max_macs=macs, max_params=params, max_layers=layers,
@@ -95,6 +103,7 @@ def design(
                 "effectiveness"),
             max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
             max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"))
+        check_arguments(problem, time_limit, gap, threads, method)
 
         def report(step: dict) -> None:
             score = "none yet" if step["score"] is None else f"{step['score']:.2f}"
@@ -110,9 +119,10 @@ def design(
         result.spec.save(out)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
-        return
     if result.spec is None:
-        fail(f"no design found: {result.solve.message} ({result.status} after {result.solve.seconds:.1f} s)")
+        fail(f"no design found: {result.solve.message} ({result.status} after {result.solve.seconds:.1f} s)", code=1)
+    if as_json:
+        return
     table = Table(title=f"{family} design at {resolution}x{resolution}")
     for column in ("stage", "out", "btn", "k", "L", "stride"):
         table.add_column(column, justify="right")

@@ -195,6 +195,8 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
     n, lpb = problem.n_stages, problem.layers_per_block
     res = problem.resolutions()
     stages = [stage_data(problem, j, cells.out[j - 1], cells.btn[j - 1]) for j in range(1, n + 1)]
+    if any(not d.configs for d in stages):
+        return None, stages  # a stage with no (out, btn, k) under the activation budget: infeasible
     m = pyo.ConcreteModel(name=problem.name)
     m.stem = pyo.Var(range(len(cells.stem)), domain=pyo.Binary)
     m.z = pyo.Var([(j, q) for j in range(1, n + 1) for q in range(len(stages[j - 1].configs))], domain=pyo.Binary)

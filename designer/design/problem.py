@@ -127,14 +127,13 @@ class DesignProblem:
             raise DesignError(f"kernels: must be odd positive integers, got {self.kernels}")
         if self.first_stage_max_depth is not None:
             positive_int(self.first_stage_max_depth, "first_stage_max_depth")
-        for name in ("max_macs", "max_params", "max_activation_bytes"):
+        for name in ("max_macs", "max_params", "max_activation_bytes", "effectiveness"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise DesignError(f"{name}: must be positive, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or not value > 0):
+                raise DesignError(f"{name}: must be a positive finite number, got {value!r}")
         if self.max_layers is not None:
             positive_int(self.max_layers, "max_layers")
-        if self.effectiveness is not None and not self.effectiveness > 0:
-            raise DesignError(f"effectiveness: must be positive, got {self.effectiveness!r}")
         if self.max_depth_spread is not None and (not isinstance(self.max_depth_spread, int)
                                                   or self.max_depth_spread < 0):
             raise DesignError(f"max_depth_spread: must be a non-negative integer, got {self.max_depth_spread!r}")

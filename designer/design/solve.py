@@ -29,7 +29,8 @@ import math
 import time
 from collections.abc import Callable
 
-from designer.design.milp import Cell, Cells, Choice, build_model, extract
+from designer import checks
+from designer.design.milp import Cell, Cells, Choice, build_model, extract, stage_data
 from designer.design.problem import DesignError, DesignProblem, DesignResult, ceil_to, floor_to
 from designer.spec import NetworkSpec
 from solvers import highs
@@ -165,23 +166,30 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
     ``method``: ``exact`` (one MILP over every grid point), ``refine`` (cell refinement) or
     ``auto`` (exact when the space has at most ``EXACT_LIMIT`` configurations per stage).
     ``progress`` is called with a dict (iteration, bound, best score, gap, seconds) per step.
-    Raises :class:`DesignError` naming the budget that cannot be met when none can.
+    Raises :class:`DesignError` naming the budget that cannot be met when none can, and for
+    bad arguments, before any solve. Feasible budgets always give a design, however short the
+    time limit: a constructive design that meets every budget is the first incumbent.
     """
-    _check_stem(problem)
+    check_arguments(problem, time_limit, rel_gap, threads, method)
+    _check_fixed_parts(problem)
     if method == "auto":
         method = "exact" if exact_size(problem) <= EXACT_LIMIT else "refine"
-    if method not in ("exact", "refine"):
-        raise DesignError(f"method: must be auto, exact or refine, got {method!r}")
     start = time.perf_counter()
+    first = constructive_design(problem)
     if method == "exact":
         result, choice = solve_cells(problem, exact_cells(problem), time_limit, rel_gap, threads)
         if result.status == Status.INFEASIBLE:
             raise DesignError(explain_infeasible(problem, threads))
-        spec = choice_to_spec(problem, choice) if choice is not None else None
         result.solver = "highs (exact MILP)"
+        if choice is None and first is not None:
+            result = _constructive_result(problem, first, result, time.perf_counter() - start)
+            return DesignResult.from_spec(problem, first, result)
+        spec = choice_to_spec(problem, choice) if choice is not None else None
         return DesignResult.from_spec(problem, spec, result)
 
-    cells, best_spec, best_score, bound = initial_cells(problem), None, None, math.inf
+    best_spec, bound = first, math.inf
+    best_score = problem.evaluate(first)[0] if first is not None else None
+    cells, found_by_milp = initial_cells(problem), False
     history: list[dict[str, float]] = []
     iteration, total_size, lns_seconds = 0, {}, 0.0
     status = Status.NO_SOLUTION
@@ -206,13 +214,13 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             polished, polish_choice = solve_cells(problem, polish_cells, min(remaining, POLISH_SHARE * time_limit),
                                                   1e-4, threads)
             remaining = time_limit - (time.perf_counter() - start)
-            if polish_choice is None and best_spec is None and remaining > 0.05:  # no design at all yet: go on
+            if polish_choice is None and not found_by_milp and remaining > 0.05:  # no MILP design yet: go on
                 polished, polish_choice = solve_cells(problem, polish_cells, remaining, 1e-4, threads)
             if polish_choice is not None:
                 spec = choice_to_spec(problem, polish_choice)
                 score, broken = problem.evaluate(spec)
                 if not broken and (best_score is None or score > best_score):
-                    best_spec, best_score = spec, score
+                    best_spec, best_score, found_by_milp = spec, score, True
         # large-neighbourhood search: exact MILPs around the best design while they improve it
         # (capped, so the bound keeps improving too)
         while best_spec is not None and lns_seconds < LNS_SHARE * time_limit:
@@ -229,7 +237,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             score, broken = problem.evaluate(spec)
             if broken or score <= best_score * (1 + 1e-9):
                 break
-            best_spec, best_score = spec, score
+            best_spec, best_score, found_by_milp = spec, score, True
         gap = relative_gap(best_score, bound)
         history.append({"iteration": iteration, "bound": bound, "score": best_score, "gap": gap,
                         "seconds": time.perf_counter() - start})
@@ -249,12 +257,60 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         status = Status.FEASIBLE
     result = SolveResult(status=status, objective=best_score, bound=None if math.isinf(bound) else bound,
                          gap=relative_gap(best_score, bound), seconds=time.perf_counter() - start,
-                         solver="highs (cell refinement)", message=f"{iteration} refinement iterations",
+                         solver="highs (cell refinement)" if found_by_milp or best_spec is None else "constructive start",
+                         message=f"{iteration} refinement iterations" + (
+                             "" if found_by_milp or best_spec is None else
+                             "; the MILPs found no better design in the time limit than the constructive start"),
                          model_size=total_size)
     return DesignResult.from_spec(problem, best_spec, result, history)
 
 
-def _check_stem(problem: DesignProblem) -> None:
+def check_arguments(problem: DesignProblem, time_limit: float, rel_gap: float, threads: int, method: str) -> None:
+    """Every argument of :func:`solve`, before any work: a clear DesignError naming it."""
+    try:
+        checks.time_limit(time_limit, "time_limit")
+        checks.fraction(rel_gap, "rel_gap", include_one=False)
+        checks.integer(threads, "threads", minimum=1)
+        checks.choice(method, "method", ("auto", "exact", "refine"))
+    except ValueError as error:
+        raise DesignError(str(error)) from None
+    if problem.max_macs is None and problem.max_params is None:
+        raise DesignError("budgets: give max_macs or max_params (or both); without either the most expressive "
+                          "network is simply the largest one the space allows")
+
+
+def constructive_design(problem: DesignProblem) -> NetworkSpec | None:
+    """A quick design meeting every budget (the evolutionary search's starting structure:
+    depth 1, widths doubling stage by stage, the widest that fits), or None."""
+    from designer.design.search import starting_candidate, to_spec
+    candidate = starting_candidate(problem)
+    if candidate is None:
+        return None
+    spec = to_spec(problem, candidate)
+    return spec if not problem.violations(spec) else None
+
+
+def _constructive_result(problem: DesignProblem, spec: NetworkSpec, solver_result: SolveResult,
+                         seconds: float) -> SolveResult:
+    score = problem.evaluate(spec)[0]
+    bound = solver_result.bound
+    return SolveResult(Status.FEASIBLE, objective=score, bound=bound, gap=relative_gap(score, bound),
+                       seconds=seconds, solver="constructive start",
+                       message=f"the MILP ({solver_result.solver}) found no design in the time limit "
+                               f"({solver_result.status}); the constructive start meets every budget",
+                       model_size=solver_result.model_size)
+
+
+def _check_fixed_parts(problem: DesignProblem) -> None:
+    """Budgets the stem alone already breaks, with the smallest value any design can have."""
+    if problem.max_activation_bytes is not None:
+        resolution, after = problem.resolution, problem.resolutions()[0]
+        narrowest = ceil_to(problem.stem_widths[0], problem.width_step)
+        stem_bytes = (problem.in_channels * resolution ** 2 + narrowest * after ** 2) * problem.bytes_per_element
+        if stem_bytes > problem.max_activation_bytes:
+            raise DesignError(f"max_activation_bytes: {problem.max_activation_bytes:g} is below the stem conv's own "
+                              f"footprint at its narrowest width ({narrowest} channels): the smallest feasible "
+                              f"budget is at least {stem_bytes:,} bytes")
     if problem.effectiveness is not None:
         rho_stem = 1 / (problem.in_channels * problem.stem_kernel ** 2)
         if rho_stem > problem.effectiveness:
@@ -267,6 +323,11 @@ def explain_infeasible(problem: DesignProblem, threads: int = 1) -> str:
     when every other budget holds."""
     budgets = [("macs", "max_macs", "MACs"), ("params", "max_params", "parameters"),
                ("layers", "max_layers", "layers")]
+    cells = initial_cells(problem)
+    for j in range(1, problem.n_stages + 1):
+        if not stage_data(problem, j, cells.out[j - 1], cells.btn[j - 1]).configs:
+            return (f"max_activation_bytes: {problem.max_activation_bytes:g} bytes: no block of stage {j} fits it "
+                    f"(the footprint of its first block's layers at the narrowest widths exceeds the budget)")
     found = []
     for objective, field, label in budgets:
         limit = getattr(problem, field)
