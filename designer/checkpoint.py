@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from designer.network import Network, build
-from designer.spec import NetworkSpec
+from designer.spec import NetworkSpec, SpecError
 
 
 def save_checkpoint(model: Network, path: str | Path, **metadata: Any) -> None:
@@ -20,9 +20,24 @@ def load_checkpoint(path: str | Path) -> tuple[Network, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such checkpoint")
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
+        raise ValueError(f"{path}: not a checkpoint torch can read ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else 'no detail'})") from None
     if not isinstance(data, dict) or "spec" not in data or "state_dict" not in data:
         raise ValueError(f"{path}: not an mpdesign checkpoint (needs 'spec' and 'state_dict')")
-    model = build(NetworkSpec.from_dict(data["spec"]))
-    model.load_state_dict(data["state_dict"])
-    return model.eval(), data.get("metadata", {})
+    try:
+        model = build(NetworkSpec.from_dict(data["spec"]))
+    except SpecError as error:
+        raise ValueError(f"{path}: the checkpoint's spec is invalid: {error}") from None
+    try:
+        result = model.load_state_dict(data["state_dict"], strict=False)
+    except RuntimeError as error:  # shapes that differ from the spec's
+        detail = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), str(error))
+        raise ValueError(f"{path}: the weights do not match the checkpoint's spec ({detail})") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f"{path}: the weights do not match the checkpoint's spec (missing: "
+                         f"{', '.join(result.missing_keys[:3]) or 'none'}; unexpected: "
+                         f"{', '.join(result.unexpected_keys[:3]) or 'none'})")
+    return model.eval(), data.get("metadata", {}) if isinstance(data.get("metadata", {}), dict) else {}

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 
+from designer import checks
 from designer.checkpoint import save_checkpoint
 from designer.design import DesignProblem, solve
 from designer.entropy import deepmad_scores
 from designer.mapping.graph import from_torch
 from designer.mapping.plot import plot_layout
-from designer.mapping.problem import MappingProblem, budgets, parse_scratchpad
+from designer.mapping.problem import MappingProblem, budgets, check_scratchpad, parse_scratchpad
 from designer.network import build, example_input
 from designer.pruning.curves import default_grid
 from designer.pruning.prune import prune_model
@@ -44,6 +45,26 @@ class PipelineConfig:
     map_seconds: float = 30.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Every field checked before any step runs (a pipeline that fails after minutes of
+        design and training for a typo in its last step's option helps nobody)."""
+        checks.choice(self.family, "family", ("basic", "bottleneck", "inverted"))
+        checks.positive(self.macs, "macs")
+        checks.positive(self.params, "params")
+        checks.positive(self.effectiveness, "effectiveness")
+        checks.time_limit(self.design_seconds, "design_seconds")
+        checks.integer(self.epochs, "epochs", minimum=1)
+        checks.fraction(self.sparsity, "sparsity", include_one=False)
+        checks.integer(self.prune_grid, "prune_grid", minimum=2)
+        checks.integer(self.calibration, "calibration", minimum=1)
+        check_scratchpad(self.scratchpad)
+        checks.time_limit(self.map_seconds, "map_seconds")
+        checks.integer(self.seed, "seed", minimum=0)
+
+
+class PipelineError(RuntimeError):
+    """A step failed; the message names it and the steps that completed (their files stay)."""
+
 
 def pipeline_problem(config: PipelineConfig, resolution: int, in_channels: int, classes: int) -> DesignProblem:
     """A design problem sized for the dataset: stem stride 1, then stages that halve the
@@ -60,24 +81,42 @@ def pipeline_problem(config: PipelineConfig, resolution: int, in_channels: int, 
 
 
 def run_pipeline(config: PipelineConfig, out: str | Path, log: Callable[[str], None] = print) -> dict:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Run the four steps into ``out``. Bad inputs (the dataset, budgets, output folder) are
+    refused before the first step; a step that fails raises :class:`PipelineError` naming the
+    steps that completed."""
+    out = checks.writable_folder(out, "out")
+    splits = load_dataset(config.dataset, seed=config.seed)
+    problem = pipeline_problem(config, splits.resolution, splits.in_channels, splits.num_classes)
+    completed: list[str] = []
+    try:
+        return _run_steps(config, out, splits, problem, completed, log)
+    except Exception as error:
+        if not completed and isinstance(error, ValueError):
+            raise  # bad input the first step found (e.g. budgets no design meets): nothing was made
+        done = ", ".join(completed) if completed else "none"
+        raise PipelineError(f"step {len(completed) + 1} ({['design', 'train', 'prune', 'map'][len(completed)]}) "
+                            f"failed: {error}; steps completed: {done}"
+                            + (f" (their files are in {out})" if completed else "")) from error
+
+
+def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem, completed: list[str],
+               log: Callable[[str], None]) -> dict:
     figures: dict = {"config": asdict(config)}
     torch.manual_seed(config.seed)
-    splits = load_dataset(config.dataset, seed=config.seed)
 
     # 1. design
     log(f"[1/4] design: maximise the DeepMAD score under {config.macs:g} MACs, {config.params:g} params ...")
-    problem = pipeline_problem(config, splits.resolution, splits.in_channels, splits.num_classes)
     design = solve(problem, time_limit=config.design_seconds,
                    progress=lambda s: log(f"      iteration {s['iteration']}: best {s['score']}, bound {s['bound']:.1f}"))
     if design.spec is None:
         raise RuntimeError(f"design: no design found ({design.solve.message})")
     spec = design.spec
+    out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     spec.save(out / "design.json")
     figures["design"] = {k: v for k, v in design.to_dict().items() if k not in ("problem", "history")}
     log(f"      score {design.score:.2f} (bound {design.solve.bound}, {design.status}), MACs {design.macs:,}, "
         f"params {design.params:,}")
+    completed.append("design")
 
     # 2. train
     log(f"[2/4] train on {splits.name} for {config.epochs} epochs ...")
@@ -90,6 +129,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, log: Callable[[str], N
     figures["train"] = {"seconds": time.perf_counter() - start, "test_accuracy": dense["accuracy"],
                         "history": history}
     log(f"      test accuracy {dense['accuracy']:.4f}")
+    completed.append("train")
 
     # 3. prune
     log(f"[3/4] prune to {config.sparsity:.0%} sparsity (rate-distortion, iterative, fine-tuning each round) ...")
@@ -102,6 +142,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, log: Callable[[str], N
                     test_accuracy=pruned["accuracy"], pruning=report.to_dict())
     figures["prune"] = {"test_accuracy": pruned["accuracy"], "rounds": report.rounds, "sparsity": report.sparsity}
     log(f"      sparsity {report.rounds[-1]['sparsity']:.3f}, test accuracy {pruned['accuracy']:.4f}")
+    completed.append("prune")
 
     # 4. map
     log("[4/4] map onto a scratchpad (8-bit activations) ...")

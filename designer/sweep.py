@@ -24,11 +24,11 @@ the client and sent to the workers, so a remote cluster needs no shared file sys
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from designer import checks
 from solvers.parallel import run_all
 
 KINDS = ("design", "mapping")
@@ -53,8 +53,10 @@ class Sweep:
             raise SweepError("base: must be an object of problem fields")
         if not isinstance(self.grid, dict) or not all(isinstance(v, list) and v for v in self.grid.values()):
             raise SweepError("grid: must map each field to a non-empty list of values")
-        if self.time_limit <= 0:
-            raise SweepError(f"time_limit: must be positive, got {self.time_limit}")
+        try:
+            checks.time_limit(self.time_limit, "time_limit")
+        except ValueError as error:
+            raise SweepError(str(error)) from None
         if self.kind == "design":
             from designer.design.problem import DesignProblem
             unknown = sorted((set(self.base) | set(self.grid)) - set(DesignProblem.__dataclass_fields__))
@@ -67,6 +69,32 @@ class Sweep:
                                  f"{', '.join(sorted(MAPPING_BASE))}; grid: scratchpad, mode)")
             if "graph" not in self.base:
                 raise SweepError("mapping sweep: base.graph (a graph or spec file) is required")
+        self.validate_points()
+
+    def validate_points(self) -> None:
+        """Every grid point is a valid problem: checked here, before any task runs."""
+        if self.kind == "design":
+            self.design_problems()
+            return
+        from designer.mapping.problem import check_scratchpad
+        try:
+            checks.readable_file(self.base["graph"], "base.graph")
+            for value in self.grid.get("scratchpad", []):
+                check_scratchpad(value)
+            for value in self.grid.get("mode", []) + [self.base.get("mode", "joint")]:
+                checks.choice(value, "mode", ("joint", "fixed", "divide"))
+        except ValueError as error:
+            raise SweepError(f"mapping sweep: {error}") from None
+
+    def design_problems(self) -> list[Any]:
+        from designer.design.problem import DesignError, DesignProblem
+        problems = []
+        for point in self.points():
+            try:
+                problems.append(DesignProblem.from_dict({**self.base, **point}))
+            except (DesignError, TypeError) as error:
+                raise SweepError(f"grid point {point}: {error}") from None
+        return problems
 
     def points(self) -> list[dict[str, Any]]:
         """Every combination of the grid's values, in row-major order."""
@@ -76,16 +104,8 @@ class Sweep:
     def tasks(self) -> list[dict[str, Any]]:
         """One self-contained payload per grid point (mapping graphs read here, once)."""
         if self.kind == "design":
-            from designer.design.problem import DesignError, DesignProblem
-            tasks = []
-            for point in self.points():
-                try:
-                    problem = DesignProblem.from_dict({**self.base, **point})
-                except (DesignError, TypeError) as error:
-                    raise SweepError(f"grid point {point}: {error}") from None
-                tasks.append({"kind": "design", "point": point, "problem": problem.to_dict(),
-                              "time_limit": self.time_limit})
-            return tasks
+            return [{"kind": "design", "point": point, "problem": problem.to_dict(), "time_limit": self.time_limit}
+                    for point, problem in zip(self.points(), self.design_problems())]
         from designer.mapping.graph import load_graph
         from designer.mapping.problem import budgets, parse_scratchpad
         graph = load_graph(self.base["graph"], include_weights=self.base.get("weights", False),
@@ -102,6 +122,9 @@ class Sweep:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sweep:
+        if not isinstance(data, dict):
+            raise SweepError(f"sweep: expected a JSON object with kind, base, grid and time_limit, got a "
+                             f"{type(data).__name__}")
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise SweepError(f"sweep: unknown field(s) {', '.join(unknown)}")
@@ -113,11 +136,10 @@ class Sweep:
     @classmethod
     def load(cls, path: str | Path) -> Sweep:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except FileNotFoundError:
-            raise SweepError(f"{path}: no such sweep file") from None
-        except json.JSONDecodeError as error:
-            raise SweepError(f"{path}: not JSON ({error})") from None
+            data = checks.load_json(path, "sweep")
+        except ValueError as error:
+            raise SweepError(str(error)) from None
+        return cls.from_dict(data)
 
 
 def solve_task(task: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ R = TypeVar("R")
 
 
 def run_all(function: Callable[[T], R], tasks: Sequence[T], scheduler: str | None = None, workers: int = 2,
-            progress: Callable[[int, int, R], None] | None = None) -> list[R]:
+            progress: Callable[[int, int, R], None] | None = None, connect_timeout: float = 5.0) -> list[R]:
     """``[function(task) for task in tasks]``, computed where ``scheduler`` says.
 
     ``scheduler``: ``"serial"`` (here), None (a local Dask cluster of ``workers`` processes)
@@ -36,7 +36,11 @@ def run_all(function: Callable[[T], R], tasks: Sequence[T], scheduler: str | Non
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        cluster, client = None, Client(scheduler)
+        try:  # a few seconds, not distributed's 30 s default: an unreachable address is a typo
+            cluster, client = None, Client(scheduler, timeout=connect_timeout)
+        except (OSError, TimeoutError) as error:
+            raise ValueError(f"scheduler: cannot reach {scheduler} within {connect_timeout:g} s "
+                             f"({type(error).__name__})") from None
     try:
         futures = client.map(function, list(tasks), pure=False)
         index = {future.key: i for i, future in enumerate(futures)}

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from designer import checks
 from designer.cli.common import console, fail, percent
 
 app = typer.Typer()
@@ -33,8 +34,22 @@ def map_graph(
     """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines."""
     from designer.mapping.graph import GraphError, from_torch, load_graph
     from designer.mapping.plot import plot_layout
-    from designer.mapping.problem import MappingError, MappingProblem, budgets, parse_scratchpad
+    from designer.mapping.problem import SOLVERS, MODES, MappingError, MappingProblem, budgets, check_scratchpad, \
+        parse_scratchpad
+    from designer.mapping.baselines import required_bytes
     err = Console(stderr=True)
+    try:  # every argument, before the graph is read or any budget computed
+        checks.writable_file(out, "--out")
+        checks.writable_file(plot, "--plot")
+        checks.choice(mode, "--mode", MODES)
+        checks.choice(solver, "--solver", SOLVERS)
+        checks.time_limit(time_limit, "--time-limit")
+        checks.integer(max_reloads, "--max-reloads", minimum=0)
+        checks.integer(bytes_per_element, "--bytes-per-element", minimum=1)
+        check_scratchpad(scratchpad)
+        checks.readable_file(graph, "graph")
+    except ValueError as error:
+        fail(str(error))
     try:
         if graph.suffix == ".pt":
             from designer.checkpoint import load_checkpoint
@@ -44,6 +59,9 @@ def map_graph(
                                       model.spec.name or graph.stem)
         else:
             tensor_graph = load_graph(graph, include_weights=weights, bytes_per_element=bytes_per_element)
+        given = check_scratchpad(scratchpad)
+        if isinstance(given, int) and given < required_bytes(tensor_graph):
+            MappingProblem(tensor_graph, given)  # says which operator needs more (M_R), before any solve
         err.print(f"[dim]{tensor_graph}; computing budgets (M_P by CP-SAT)...[/]")
         limits = budgets(tensor_graph, time_limit=min(20.0, time_limit))
         problem = MappingProblem(tensor_graph, parse_scratchpad(scratchpad, limits), mode=mode,
@@ -53,7 +71,7 @@ def map_graph(
     except (GraphError, MappingError, ValueError) as error:
         fail(str(error))
     if result.mapping is None:
-        fail(f"no mapping found: {result.solve.message}")
+        fail(f"no mapping found: {result.solve.message}", code=1)
     if out is not None:
         result.mapping.save(out, tensor_graph)
     if plot is not None:

@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from designer.cli.common import console, fail
+from designer import checks
+from designer.cli.common import check_dataset_fits, console, fail
 
 app = typer.Typer()
 
@@ -35,14 +36,30 @@ def prune(
     from designer.pruning.prune import prune_model
     from designer.train.data import load_dataset
     from designer.train.loop import TrainConfig, evaluate, train as train_loop
-    if mode not in ("weights", "channels"):
-        fail(f"--mode: must be weights or channels, got {mode!r}")
-    try:
+    from designer.pruning.allocate import METHODS
+    try:  # every argument before any curve is measured
+        checks.writable_file(out, "--out")
+        checks.choice(mode, "--mode", ("weights", "channels"))
+        checks.choice(method, "--method", METHODS)
+        checks.choice(schedule, "--schedule", ("iterative", "one-shot"))
+        if (sparsity is None) == (keep_macs is None):
+            raise ValueError("give exactly one of --sparsity (fraction of weights removed) and --keep-macs")
+        if sparsity is not None:
+            checks.fraction(sparsity, "--sparsity", include_one=False)
+        if keep_macs is not None:
+            checks.fraction(keep_macs, "--keep-macs", include_zero=False)
+            if mode == "weights" and not method.startswith("rd"):
+                raise ValueError(f"--keep-macs: only the rd methods allocate under a MACs budget; {method} takes "
+                                 f"--sparsity")
+        checks.integer(calibration, "--calibration", minimum=1)
+        checks.integer(grid, "--grid", minimum=2)
+        checks.integer(finetune_epochs, "--finetune-epochs", minimum=0)
         model, metadata = load_checkpoint(checkpoint)
         name = dataset or metadata.get("dataset")
         if name is None:
             raise ValueError("--dataset: the checkpoint names no dataset; give one")
         splits = load_dataset(name, seed=metadata.get("seed", 0))
+        check_dataset_fits(model.spec, splits, "--dataset")
         calib = splits.train.tensors[0][:calibration]
         finetune = None
         if finetune_epochs:
@@ -109,6 +126,7 @@ def allocate(
     from designer.pruning.allocate import allocate as allocate_curves
     from designer.pruning.curves import Curves
     try:
+        checks.integer(bins, "--bins", minimum=0)
         result = allocate_curves(Curves.load(curves), keep_weights=keep_weights, keep_macs=keep_macs, method=method,
                                  bins=bins or None)
     except ValueError as error:

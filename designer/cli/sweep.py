@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from designer import checks
 from designer.cli.common import console, fail, percent
 
 app = typer.Typer()
@@ -25,12 +27,20 @@ def _grid_option(values: list[str]) -> dict[str, list]:
     return grid
 
 
+def _looks_like_address(text: str) -> bool:
+    host, _, port = text.split("://", 1)[-1].rpartition(":")
+    return bool(host) and port.isdigit()
+
+
 def _value(text: str):
     """A number (or other JSON value) when the text is one, else the text (e.g. M_R)."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
         return text
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"--grid: {text!r} is not a finite number")
+    return value
 
 
 @app.command()
@@ -49,6 +59,13 @@ def sweep(
     from designer.sweep import Sweep, SweepError, run_sweep
     err = Console(stderr=True)
     try:
+        checks.writable_file(out, "--out")
+        checks.writable_file(plot, "--plot")
+        checks.integer(workers, "--workers", minimum=1)
+        if time_limit is not None:
+            checks.time_limit(time_limit, "--time-limit")
+        if scheduler not in (None, "serial") and not _looks_like_address(scheduler):
+            raise ValueError(f"--scheduler: expected 'serial' or an address such as tcp://host:8786, got {scheduler!r}")
         data = Sweep.load(sweep_file).to_dict()
         data["grid"] = {**data["grid"], **_grid_option(grid)}
         if time_limit is not None:

@@ -10,6 +10,7 @@ import torch
 import typer
 from rich.console import Console
 
+from designer import checks
 from designer.cli.common import console, fail, load_spec
 from designer.design.problem import DesignError
 from designer.spec import NetworkSpec, SpecError
@@ -43,8 +44,15 @@ def train(
     from designer.network import build
     from designer.train import distributed
     from designer.train.data import load_dataset
-    from designer.train.loop import TrainConfig, evaluate, train as train_loop
+    from designer.train.loop import TrainConfig, TrainingDiverged, evaluate, train as train_loop
     try:
+        checks.writable_folder(out, "--out")
+        if resolution is not None:
+            checks.integer(resolution, "--resolution", minimum=1)
+        checks.integer(epochs, "--epochs", minimum=1)
+        checks.positive(lr, "--lr")
+        checks.number(weight_decay, "--weight-decay", minimum=0)
+        checks.integer(batch_size, "--batch-size", minimum=1)
         config = TrainConfig(epochs=epochs, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                              batch_size=batch_size, seed=seed, device=device, amp=amp, channels_last=channels_last,
                              progress=True)
@@ -60,7 +68,10 @@ def train(
                                    f"{adapted.in_channels} input channels, {adapted.num_classes} classes")
     torch.manual_seed(seed)
     model = build(adapted)
-    history = train_loop(model, splits.train, config, val_set=splits.val)
+    try:
+        history = train_loop(model, splits.train, config, val_set=splits.val)
+    except TrainingDiverged as error:
+        fail(f"{error}; no checkpoint written", code=1)
     spread = distributed.parameter_spread(model)  # a collective: every rank takes part
     if main_process:
         test = evaluate(model, splits.test)
@@ -94,10 +105,12 @@ def pipeline(
     out: Path = typer.Option(Path("runs/pipeline"), help="Run folder (report.md, plots, checkpoints)."),
 ) -> None:
     """Design under a budget -> train -> prune (RD) -> fine-tune -> map onto a scratchpad."""
-    from designer.pipeline import PipelineConfig, run_pipeline
-    config = PipelineConfig(dataset=dataset, macs=macs, params=params, sparsity=sparsity, scratchpad=scratchpad,
-                            epochs=epochs, seed=seed)
+    from designer.pipeline import PipelineConfig, PipelineError, run_pipeline
     try:
+        config = PipelineConfig(dataset=dataset, macs=macs, params=params, sparsity=sparsity, scratchpad=scratchpad,
+                                epochs=epochs, seed=seed)
         run_pipeline(config, out, log=console.print)
-    except (DesignError, SpecError, ValueError, RuntimeError) as error:
+    except PipelineError as error:
+        fail(str(error), code=1)
+    except (DesignError, SpecError, ValueError) as error:
         fail(str(error))

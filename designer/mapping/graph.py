@@ -16,7 +16,7 @@ Importers:
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,12 @@ import networkx as nx
 
 class GraphError(ValueError):
     """A malformed tensor graph; the message names the operator or tensor."""
+
+
+# Sizes beyond these overflow the solvers' 64-bit integer arithmetic (CP-SAT's domains, the
+# sums of sizes over a schedule); no real scratchpad mapping comes near them.
+MAX_TENSOR_BYTES = 2 ** 48
+MAX_TOTAL_BYTES = 2 ** 56
 
 
 @dataclass
@@ -80,8 +86,13 @@ class TensorGraph:
             if isinstance(tensor.bytes, bool) or not isinstance(tensor.bytes, int) or tensor.bytes <= 0:
                 raise GraphError(f"tensor {tensor.name!r}: size must be a positive integer of bytes, "
                                  f"got {tensor.bytes!r}")
+            if tensor.bytes > MAX_TENSOR_BYTES:
+                raise GraphError(f"tensor {tensor.name!r}: {tensor.bytes:.3g} bytes is more than the largest size "
+                                 f"supported, 2^48 = {MAX_TENSOR_BYTES:,} bytes")
             if tensor.producer is not None and tensor.producer not in self.operators:
                 raise GraphError(f"tensor {tensor.name!r}: producer {tensor.producer!r} is not an operator")
+        if sum(t.bytes for t in self.tensors.values()) > MAX_TOTAL_BYTES:
+            raise GraphError(f"the tensors total more than 2^56 bytes, beyond what the solvers can count")
         for op in self.operators.values():
             for t in op.inputs + op.outputs:
                 if t not in self.tensors:
@@ -123,13 +134,29 @@ class TensorGraph:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TensorGraph:
-        try:
-            tensors = [Tensor(name, int(t["bytes"]) if float(t["bytes"]).is_integer() else t["bytes"],
-                              t.get("producer")) for name, t in data["tensors"].items()]
-            operators = [Operator(name, list(o.get("inputs", [])), list(o.get("outputs", [])))
-                         for name, o in data["operators"].items()]
-        except (KeyError, TypeError, AttributeError) as err:
-            raise GraphError(f"graph JSON: expected 'tensors' and 'operators' objects ({err})") from None
+        if not isinstance(data.get("tensors"), dict) or not isinstance(data.get("operators"), dict):
+            raise GraphError("graph JSON: expected 'tensors' and 'operators' objects keyed by name")
+        tensors, operators = [], []
+        for name, t in data["tensors"].items():
+            if not isinstance(t, dict) or "bytes" not in t:
+                raise GraphError(f"tensor {name!r}: expected an object with 'bytes' (and 'producer')")
+            unknown = sorted(set(t) - {"bytes", "producer"})
+            if unknown:
+                raise GraphError(f"tensor {name!r}: unknown field(s) {', '.join(unknown)}")
+            producer = t.get("producer")
+            if producer is not None and not isinstance(producer, str):
+                raise GraphError(f"tensor {name!r}: producer must be an operator name or null, got {producer!r}")
+            tensors.append(Tensor(name, _size(t["bytes"], f"tensor {name!r}"), producer))
+        for name, o in data["operators"].items():
+            if not isinstance(o, dict):
+                raise GraphError(f"operator {name!r}: expected an object with 'inputs' and 'outputs'")
+            unknown = sorted(set(o) - {"inputs", "outputs"})
+            if unknown:
+                raise GraphError(f"operator {name!r}: unknown field(s) {', '.join(unknown)}")
+            lists = [o.get(key, []) for key in ("inputs", "outputs")]
+            if not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists):
+                raise GraphError(f"operator {name!r}: inputs and outputs must be lists of tensor names")
+            operators.append(Operator(name, list(lists[0]), list(lists[1])))
         return cls(operators, tensors, data.get("name", ""))
 
     def __repr__(self) -> str:
@@ -137,8 +164,10 @@ class TensorGraph:
 
 
 def _size(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or not float(value).is_integer():
-        raise GraphError(f"{where}: size must be a positive integer of bytes, got {value!r}")
+    """A size in bytes: a positive whole JSON number (1e6 is fine; "1000", 1.5, NaN are not)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+            or not float(value).is_integer()):
+        raise GraphError(f"{where}: size must be a positive whole number of bytes, got {value!r}")
     return int(value)
 
 
@@ -232,21 +261,23 @@ def from_torch(module, example_input, bytes_per_element: int = 1, include_weight
 def load_graph(path: str | Path, include_weights: bool = False, bytes_per_element: int = 1) -> TensorGraph:
     """A graph from any supported file (see the module docstring); a network spec JSON is
     built and traced at its resolution with batch size 1."""
+    from designer.checks import load_json
     path = Path(path)
-    if not path.is_file():
-        raise GraphError(f"{path}: no such file")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise GraphError(f"{path}: not valid JSON ({err})") from None
+        data = load_json(path, "graph")
+    except ValueError as error:
+        raise GraphError(str(error)) from None
     if not isinstance(data, dict):
         raise GraphError(f"{path}: expected a JSON object")
-    if "nodes" in data:
-        return from_node_link(data, path.stem, include_weights)
-    if "dag" in data:
-        return from_hmcos(data)
-    if "operators" in data and "tensors" in data:
-        return TensorGraph.from_dict(data)
+    try:
+        if "nodes" in data:
+            return from_node_link(data, path.stem, include_weights)
+        if "dag" in data:
+            return from_hmcos(data)
+        if "operators" in data and "tensors" in data:
+            return TensorGraph.from_dict(data)
+    except (KeyError, TypeError, AttributeError) as error:  # a field of the wrong kind deep inside the file
+        raise GraphError(f"{path}: malformed graph ({type(error).__name__}: {error})") from None
     if "stages" in data:
         from designer.network import build, example_input
         from designer.spec import NetworkSpec

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
+from designer import checks
 from designer.mapping.baselines import EVICTIONS, PlacementError, baseline, greedy_min_peak_order, required_bytes
 from designer.mapping.cpsat import min_peak, solve_mapping
 from designer.mapping.divide import divide_and_conquer
@@ -71,17 +73,28 @@ def peak_of(graph: TensorGraph, order: list[str]) -> int:
     return max(live)
 
 
-def parse_scratchpad(text: str, limits: Budgets) -> int:
-    named = {"M_R": limits.required, "M_P": limits.peak, "M_H": limits.halfway}
-    if text.upper() in named:
-        return named[text.upper()]
+SCRATCHPAD_NAMES = ("M_R", "M_H", "M_P")
+
+
+def check_scratchpad(text: str) -> int | str:
+    """The scratchpad as given: a budget's name (M_R, M_H, M_P) or a positive whole number of
+    bytes; checked before any budget is computed."""
+    text = str(text).strip()
+    if text.upper() in SCRATCHPAD_NAMES:
+        return text.upper()
     try:
         value = float(text)
     except ValueError:
-        raise MappingError(f"--scratchpad: a byte count or M_R, M_H, M_P; got {text!r}") from None
-    if not value.is_integer() or value <= 0:
-        raise MappingError(f"--scratchpad: must be a positive whole number of bytes, got {text!r}")
+        raise MappingError(f"scratchpad: a byte count or M_R, M_H, M_P; got {text!r}") from None
+    if not math.isfinite(value) or not value.is_integer() or value <= 0:
+        raise MappingError(f"scratchpad: must be a positive whole number of bytes, got {text!r}")
     return int(value)
+
+
+def parse_scratchpad(text: str, limits: Budgets) -> int:
+    value = check_scratchpad(text)
+    named = {"M_R": limits.required, "M_P": limits.peak, "M_H": limits.halfway}
+    return named[value] if isinstance(value, str) else value
 
 
 @dataclass
@@ -99,6 +112,13 @@ class MappingProblem:
     seconds_per_window: float = 5.0
 
     def __post_init__(self) -> None:
+        try:
+            checks.time_limit(self.time_limit, "time_limit")
+            checks.integer(self.max_reloads, "max_reloads", minimum=0)
+            checks.integer(self.threads, "threads", minimum=1)
+            checks.integer(self.scratchpad_bytes, "scratchpad_bytes", minimum=1)
+        except ValueError as error:
+            raise MappingError(str(error)) from None
         if self.mode not in MODES:
             raise MappingError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
         required = required_bytes(self.graph)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from designer import checks
 from designer.pruning.curves import Curves, kept_count, prunable_layers
 from solvers.knapsack import solve_dp, solve_lagrangian
 from solvers.result import SolveResult, Status
@@ -38,6 +39,10 @@ def allocate(curves: Curves, keep_weights: float | None = None, keep_macs: float
     if (keep_weights is None) == (keep_macs is None):
         raise ValueError("allocate: give exactly one of keep_weights and keep_macs")
     by_macs = keep_macs is not None
+    checks.number(keep_macs if by_macs else keep_weights, "keep_macs" if by_macs else "keep_weights", minimum=0)
+    checks.choice(method, "method", ("dp", "slope"))
+    if bins is not None:
+        checks.integer(bins, "bins", minimum=1)
     budget = float(keep_macs if by_macs else keep_weights)
     scale = [layer.macs / layer.weights if by_macs else 1.0 for layer in curves.layers]
     costs = [[w * f for w in layer.kept_weights()] for layer, f in zip(curves.layers, scale)]

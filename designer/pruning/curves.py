@@ -131,24 +131,50 @@ class Curves:
 
     @classmethod
     def from_dict(cls, data: dict) -> Curves:
-        if not isinstance(data, dict) or "layers" not in data:
-            raise ValueError("curves: expected an object with a 'layers' list")
-        layers = []
+        """Curves from their JSON form, every field checked (the message names the layer)."""
+        if not isinstance(data, dict) or not isinstance(data.get("layers"), list) or not data["layers"]:
+            raise ValueError("curves: expected an object with a non-empty 'layers' list")
+        fields = ("name", "weights", "macs", "sparsity", "distortion")
+        layers, names = [], set()
         for i, layer in enumerate(data["layers"]):
-            missing = {"name", "weights", "macs", "sparsity", "distortion"} - set(layer)
+            where = f"curves: layers[{i}]"
+            if not isinstance(layer, dict):
+                raise ValueError(f"{where}: expected an object with {', '.join(fields)}")
+            missing = set(fields) - set(layer)
             if missing:
-                raise ValueError(f"curves: layers[{i}] lacks {', '.join(sorted(missing))}")
-            if len(layer["sparsity"]) != len(layer["distortion"]) or not layer["sparsity"]:
-                raise ValueError(f"curves: layers[{i}] needs as many distortions as sparsities (at least one)")
-            layers.append(LayerCurve(**{k: layer[k] for k in ("name", "weights", "macs", "sparsity", "distortion")}))
+                raise ValueError(f"{where} lacks {', '.join(sorted(missing))}")
+            name = layer["name"]
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"{where}.name: expected a non-empty string, got {name!r}")
+            if name in names:
+                raise ValueError(f"{where}.name: {name!r} appears twice (each layer needs one curve)")
+            names.add(name)
+            for key in ("weights", "macs"):
+                value = layer[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"{where}.{key}: expected a positive whole number, got {value!r}")
+            sparsity, distortion = layer["sparsity"], layer["distortion"]
+            if not isinstance(sparsity, list) or not isinstance(distortion, list) or not sparsity \
+                    or len(sparsity) != len(distortion):
+                raise ValueError(f"{where} needs as many distortions as sparsities (at least one)")
+            for key, values in (("sparsity", sparsity), ("distortion", distortion)):
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                           for v in values):
+                    raise ValueError(f"{where}.{key}: every value must be a finite number")
+            if not all(0.0 <= s <= 1.0 for s in sparsity):
+                raise ValueError(f"{where}.sparsity: every value must be in [0, 1]")
+            if any(b < a for a, b in zip(sparsity, sparsity[1:])):
+                raise ValueError(f"{where}.sparsity: the grid must be in increasing order")
+            if any(d < 0 for d in distortion):
+                raise ValueError(f"{where}.distortion: a distortion (a squared error) cannot be negative")
+            layers.append(LayerCurve(name, layer["weights"], layer["macs"], [float(s) for s in sparsity],
+                                     [float(d) for d in distortion]))
         return cls(layers)
 
     @classmethod
     def load(cls, path: str | Path) -> Curves:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        from designer.checks import load_json
+        return cls.from_dict(load_json(path, "curves"))
 
 
 def layer_macs(model: nn.Module, inputs: torch.Tensor) -> dict[str, int]:

@@ -81,10 +81,21 @@ def make_shapes(n: int = 3000, classes: int = 6, resolution: int = 32, seed: int
 
 
 def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path) as data:
-        if "x" not in data or "y" not in data:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+    with data:
+        if not hasattr(data, "files") or "x" not in data or "y" not in data:
             raise ValueError(f"{path}: an .npz dataset needs arrays 'x' and 'y'")
-        x, y = data["x"].astype(np.float32), data["y"].astype(np.int64)
+        try:
+            x, y = data["x"].astype(np.float32), data["y"]
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: x must hold numbers ({error})") from None
+        if not np.issubdtype(y.dtype, np.integer) and not (np.issubdtype(y.dtype, np.floating)
+                                                            and np.all(np.mod(y, 1) == 0)):
+            raise ValueError(f"{path}: y must hold whole class numbers, got dtype {y.dtype}")
+        y = y.astype(np.int64)
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
@@ -93,6 +104,14 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: x must hold square images, got shape {x.shape}")
     if len(x) != len(y):
         raise ValueError(f"{path}: x has {len(x)} images but y has {len(y)} labels")
+    if y.ndim != 1 or len(y) < 2:
+        raise ValueError(f"{path}: y must be a list of at least two class labels, got shape {y.shape}")
+    if y.min() < 0:
+        raise ValueError(f"{path}: labels must be class numbers 0, 1, 2, ...; found {int(y.min())}")
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"{path}: y holds one class only; classification needs at least two")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{path}: x holds NaN or infinite values")
     if x.max() > 1.5:
         x = x / 255.0
     return x, y

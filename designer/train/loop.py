@@ -22,7 +22,13 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
+from designer import checks
+
 OPTIMISERS = ("sgd", "adamw")
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: training stops, and nothing is saved."""
 
 
 @dataclass
@@ -52,8 +58,14 @@ class TrainConfig:
             raise ValueError(f"device: must be cpu, cuda or auto, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device: cuda was asked for but torch sees no CUDA device")
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+        checks.integer(self.epochs, "epochs", minimum=0)
+        checks.integer(self.batch_size, "batch_size", minimum=1)
+        checks.positive(self.lr, "lr")
+        checks.number(self.weight_decay, "weight_decay", minimum=0)
+        checks.fraction(self.momentum, "momentum", include_one=False)
+        checks.number(self.warmup_epochs, "warmup_epochs", minimum=0)
+        checks.fraction(self.label_smoothing, "label_smoothing", include_one=False)
+        checks.integer(self.shift, "shift", minimum=0)
 
     def resolved_device(self) -> torch.device:
         if self.device == "auto":
@@ -154,7 +166,11 @@ def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig,
             scaler.step(optimiser)
             scaler.update()
             scheduler.step()
-            running += loss.item() * len(y)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"training diverged: the loss is {value} at epoch {epoch + 1}, step "
+                                       f"{seen // max(1, len(y)) + 1}; lower --lr (now {config.lr:g}) or check the data")
+            running += value * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
             batches.set_postfix(loss=f"{running / seen:.3f}", acc=f"{correct / seen:.3f}")
