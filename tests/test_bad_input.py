@@ -1,0 +1,323 @@
+"""Every bad input is one clear error before any work starts (issue 11).
+
+A table of command lines, each with something wrong. For each: exit code 2, exactly one line on
+stderr and it starts with ``error:``, no traceback, the line names what was wrong, existing
+outputs are untouched, no new file appears, and the error comes fast (no solve, training or
+pruning started). The commands run in-process through ``designer.cli.main``, the console
+script's own entry point, so typer's usage errors are covered as users see them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from designer.checkpoint import save_checkpoint
+from designer.cli import main
+from designer.network import build
+from designer.spec import NetworkSpec
+
+SENTINEL = "existing output: must survive a failed command\n"
+DIGITS_SPEC = {"resolution": 8, "in_channels": 1, "num_classes": 10, "stem": {"out": 8, "k": 3, "stride": 1},
+               "stages": [{"family": "bottleneck", "out": 16, "btn": 8, "k": 3, "L": 1, "stride": 2}]}
+GRAPH = {"name": "g", "tensors": {"x": {"bytes": 100, "producer": None}, "a": {"bytes": 200, "producer": "op_a"},
+                                  "b": {"bytes": 300, "producer": "op_b"}},
+         "operators": {"op_a": {"inputs": ["x"], "outputs": ["a"]}, "op_b": {"inputs": ["a"], "outputs": ["b"]}}}
+CURVE = {"name": "conv", "weights": 100, "macs": 1000, "sparsity": [0.0, 0.5, 1.0], "distortion": [0.0, 0.1, 1.0]}
+DESIGN_SWEEP = {"kind": "design", "time_limit": 5, "base": {"resolution": 32, "num_classes": 10, "max_params": 2e5},
+                "grid": {"max_macs": [5e6]}}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """The inputs the table refers to, made here: nothing comes from outside the test."""
+    root = tmp_path_factory.mktemp("inputs")
+    f = {"root": root}
+
+    def write(name: str, content) -> Path:
+        path = root / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content if isinstance(content, str) else json.dumps(content))
+        f[name] = path
+        return path
+
+    write("existing.json", SENTINEL)
+    write("existing.png", SENTINEL)
+    write("existing.pt", SENTINEL)
+    write("spec.json", DIGITS_SPEC)
+    write("no-stages.json", {"resolution": 32, "stem": {"out": 8}})
+    write("bad-depth.json", {**DIGITS_SPEC, "stages": [{**DIGITS_SPEC["stages"][0], "L": 0}]})
+    write("binary.bin", bytes(range(256)) * 4)
+    write("text.txt", "hello, not a checkpoint\n")
+    write("random.pt", np.random.default_rng(0).bytes(4096))
+    write("graph.json", GRAPH)
+    write("graph-dup.json", '{"name": "g", "tensors": {"x": {"bytes": 1, "producer": null}, '
+                            '"x": {"bytes": 2, "producer": null}}, "operators": {}}')
+    write("graph-string-size.json", {**GRAPH, "tensors": {**GRAPH["tensors"], "x": {"bytes": "100", "producer": None}}})
+    write("graph-huge.json", {**GRAPH, "tensors": {**GRAPH["tensors"], "x": {"bytes": 1e30, "producer": None}}})
+    write("graph-nan.json", json.dumps(GRAPH).replace('"bytes": 100', '"bytes": NaN'))
+    write("graph-list.json", [1, 2, 3])
+    write("curves.json", {"layers": [CURVE]})
+    write("curves-nan.json", json.dumps({"layers": [CURVE]}).replace("0.1", "NaN"))
+    write("curves-unsorted.json", {"layers": [{**CURVE, "sparsity": [0.0, 1.0, 0.5]}]})
+    write("curves-duplicate.json", {"layers": [CURVE, CURVE]})
+    write("curves-range.json", {"layers": [{**CURVE, "sparsity": [0.0, 0.5, 1.5]}]})
+    write("curves-negative.json", {"layers": [{**CURVE, "distortion": [0.0, -0.1, 1.0]}]})
+    write("sweep-list.json", [DESIGN_SWEEP])
+    write("sweep.json", DESIGN_SWEEP)
+    write("sweep-bad-point.json", {**DESIGN_SWEEP, "grid": {"max_macs": ["abc"]}})
+    write("sweep-inf.json", {**DESIGN_SWEEP, "time_limit": 1e400})  # written as Infinity
+    write("sweep-zero.json", {**DESIGN_SWEEP, "time_limit": 0})
+    write("sweep-map-bad-pad.json", {"kind": "mapping", "base": {"graph": str(root / "graph.json")},
+                                     "grid": {"scratchpad": ["lots"]}})
+    np.savez(root / "negative-labels.npz", x=np.zeros((10, 1, 8, 8), np.float32), y=np.array([-1, 0] * 5))
+    f["negative-labels.npz"] = root / "negative-labels.npz"
+    np.savez(root / "one-class.npz", x=np.zeros((10, 1, 8, 8), np.float32), y=np.zeros(10, int))
+    f["one-class.npz"] = root / "one-class.npz"
+    np.savez(root / "nan-images.npz", x=np.full((10, 1, 8, 8), np.nan, np.float32), y=np.array([0, 1] * 5))
+    f["nan-images.npz"] = root / "nan-images.npz"
+
+    torch.manual_seed(0)
+    digits = build(NetworkSpec.from_dict(DIGITS_SPEC))
+    save_checkpoint(digits, root / "digits.pt", dataset="digits", seed=0)
+    f["digits.pt"] = root / "digits.pt"
+    rgb = build(NetworkSpec.from_dict({**DIGITS_SPEC, "in_channels": 3, "resolution": 16}))
+    save_checkpoint(rgb, root / "rgb.pt", dataset="digits", seed=0)
+    f["rgb.pt"] = root / "rgb.pt"
+    wider = {**DIGITS_SPEC, "stem": {"out": 16, "k": 3, "stride": 1}}
+    state = build(NetworkSpec.from_dict(wider)).state_dict()
+    torch.save({"spec": DIGITS_SPEC, "state_dict": state, "metadata": {}}, root / "mismatch.pt")
+    f["mismatch.pt"] = root / "mismatch.pt"
+    torch.save({"weights": [1, 2, 3]}, root / "not-ours.pt")
+    f["not-ours.pt"] = root / "not-ours.pt"
+    return f
+
+
+# (command line with {placeholders} for the files above, words the error line must contain)
+CASES = [
+    # ---- inspect ---------------------------------------------------------------------------
+    ("inspect {binary.bin}", "binary file"),
+    ("inspect {no-stages.json}", "stages: missing"),
+    ("inspect {bad-depth.json}", "stages[0].L: must be a positive integer"),
+    ("inspect no-such-net", "built-in spec"),
+    ("inspect tiny-cifar --alpha 1,1", "got 2 stage weights for 3"),
+    ("inspect tiny-cifar --alpha 1,nan,8", "--alpha"),
+    ("inspect tiny-cifar --alpha 1,-1,8", "alpha: stage weights must be finite, non-negative"),
+    ("inspect tiny-cifar --alpha a,b,c", "--alpha: expected comma-separated"),
+    ("inspect tiny-cifar --bytes-per-element 0", "--bytes-per-element: must be at least 1"),
+    ("inspect tiny-cifar --bytes-per-element -2", "--bytes-per-element"),
+    ("inspect tiny-cifar --resolution 0", "--resolution: must be at least 1"),
+    ("inspect tiny-cifar --classes 0", "--classes"),
+    ("inspect tiny-cifar --no-such-option", "No such option"),
+    # ---- design ----------------------------------------------------------------------------
+    ("design --time-limit 5", "give max_macs or max_params"),
+    ("design --macs 4e9 --time-limit 0", "time_limit: must be greater than 0"),
+    ("design --macs 4e9 --time-limit -5", "time_limit"),
+    ("design --macs 4e9 --time-limit nan", "time_limit: must be a finite number"),
+    ("design --macs inf --params 2e7", "max_macs: must be a positive finite number"),
+    ("design --macs -1", "max_macs: must be a positive finite number"),
+    ("design --macs 4e9 --params nan", "max_params"),
+    ("design --macs 4e9 --gap -1", "rel_gap: must be in [0, 1)"),
+    ("design --macs 4e9 --gap 1.5", "rel_gap"),
+    ("design --macs 4e9 --alpha 1,1,1,1,nan", "--alpha: expected finite numbers"),
+    ("design --macs 4e9 --alpha 1,1,1,1,-8", "alpha: stage weights must be finite, non-negative"),
+    ("design --macs 4e9 --alpha 1,1", "got 2 stage weights for 5"),
+    ("design --macs 4e9 --bytes-per-element 0", "bytes_per_element: must be a positive integer"),
+    ("design --macs 4e9 --bytes-per-element -1", "bytes_per_element"),
+    ("design --macs 4e9 --params 25e6 --max-activation-bytes 1", "max_activation_bytes: 1 is below the stem"),
+    ("design --macs 4e9 --max-activation-bytes -5", "max_activation_bytes: must be a positive finite number"),
+    ("design --macs 4e9 --family dense", "--family: must be one of"),
+    ("design --macs 4e9 --method fastest", "method: must be one of auto, exact, refine"),
+    ("design --macs 4e9 --threads 0", "threads: must be at least 1"),
+    ("design --macs 4e9 --strides 2,3", "strides"),
+    ("design --macs 4e9 --strides x", "--strides: expected comma-separated ints"),
+    ("design --macs 4e9 --effectiveness 0", "effectiveness: must be a positive finite number"),
+    ("design --macs 4e9 --effectiveness 0.001", "effectiveness: the stem alone has rho"),
+    ("design --macs 4e9 --resolution 0", "resolution: must be a positive integer"),
+    ("design --macs 4e9 --classes -3", "num_classes"),
+    ("design --macs 4e9 --max-depth-spread -1", "max_depth_spread"),
+    ("design --macs 4e9 --time-limit abc", "Invalid value for '--time-limit'"),
+    ("design --macs 4e9 --out {existing.json}/design.json", "--out: cannot write"),
+    ("design --macs 4e9 --out {root}", "--out: " + "{root} is a folder"),
+    # ---- map -------------------------------------------------------------------------------
+    ("map {missing.json}", "no such file"),
+    ("map {graph.json} --time-limit -1", "--time-limit: must be greater than 0"),
+    ("map {graph.json} --time-limit 0", "--time-limit"),
+    ("map {graph.json} --max-reloads -1", "--max-reloads: must be at least 0"),
+    ("map {graph.json} --bytes-per-element 0", "--bytes-per-element: must be at least 1"),
+    ("map {graph.json} --bytes-per-element -4", "--bytes-per-element"),
+    ("map {graph.json} --scratchpad abc", "scratchpad: a byte count or M_R, M_H, M_P"),
+    ("map {graph.json} --scratchpad -100", "scratchpad: must be a positive whole number"),
+    ("map {graph.json} --scratchpad 12.5", "scratchpad: must be a positive whole number"),
+    ("map {graph.json} --scratchpad 10", "is below M_R"),
+    ("map {graph.json} --mode sideways", "--mode: must be one of joint, fixed, divide"),
+    ("map {graph.json} --solver gurobi", "--solver: must be one of cpsat, ilp"),
+    ("map {graph.json} --out {existing.json}/m.json", "--out: cannot write"),
+    ("map {graph.json} --plot {existing.png}/p.png", "--plot: cannot write"),
+    ("map {graph-dup.json}", "the key 'x' appears twice"),
+    ("map {graph-string-size.json}", "size must be a positive whole number of bytes, got '100'"),
+    ("map {graph-huge.json}", "more than the largest size supported"),
+    ("map {graph-nan.json}", "NaN is not a number JSON allows"),
+    ("map {graph-list.json}", "expected a JSON object"),
+    ("map {binary.bin}", "binary file"),
+    ("map {random.pt}", "not a checkpoint torch can read"),
+    # ---- prune -----------------------------------------------------------------------------
+    ("prune {digits.pt} --sparsity 2", "--sparsity: must be in [0, 1)"),
+    ("prune {digits.pt} --sparsity 1", "--sparsity"),
+    ("prune {digits.pt} --sparsity -0.1", "--sparsity"),
+    ("prune {digits.pt} --sparsity nan", "--sparsity: must be a finite number"),
+    ("prune {digits.pt}", "give exactly one of --sparsity"),
+    ("prune {digits.pt} --sparsity 0.5 --keep-macs 0.5", "give exactly one of --sparsity"),
+    ("prune {digits.pt} --keep-macs 0", "--keep-macs: must be in (0, 1]"),
+    ("prune {digits.pt} --keep-macs 0.5 --method lamp", "only the rd methods"),
+    ("prune {digits.pt} --sparsity 0.5 --method best", "--method: must be one of"),
+    ("prune {digits.pt} --sparsity 0.5 --mode filters", "--mode: must be one of weights, channels"),
+    ("prune {digits.pt} --sparsity 0.5 --schedule gradual", "--schedule"),
+    ("prune {digits.pt} --sparsity 0.5 --grid 1", "--grid: must be at least 2"),
+    ("prune {digits.pt} --sparsity 0.5 --calibration 0", "--calibration: must be at least 1"),
+    ("prune {digits.pt} --sparsity 0.5 --finetune-epochs -1", "--finetune-epochs"),
+    ("prune {digits.pt} --sparsity 0.5 --out {existing.json}/p.pt", "--out: cannot write"),
+    ("prune {random.pt} --sparsity 0.5", "not a checkpoint torch can read"),
+    ("prune {text.txt} --sparsity 0.5", "not a checkpoint torch can read"),
+    ("prune {not-ours.pt} --sparsity 0.5", "not an mpdesign checkpoint"),
+    ("prune {mismatch.pt} --sparsity 0.5", "the weights do not match the checkpoint's spec"),
+    ("prune {rgb.pt} --sparsity 0.5", "--dataset: digits has 1x8x8 images"),
+    ("prune {missing.pt} --sparsity 0.5", "no such checkpoint"),
+    # ---- allocate --------------------------------------------------------------------------
+    ("allocate {missing.json} --keep-weights 10", "no such file"),
+    ("allocate {curves.json} --keep-weights nan", "keep_weights: must be a finite number"),
+    ("allocate {curves.json} --keep-weights -5", "keep_weights: must be at least 0"),
+    ("allocate {curves.json} --keep-weights inf", "keep_weights"),
+    ("allocate {curves.json}", "give exactly one of keep_weights and keep_macs"),
+    ("allocate {curves.json} --keep-weights 10 --method greedy", "method: must be one of dp, slope"),
+    ("allocate {curves.json} --keep-weights 10 --bins -1", "--bins: must be at least 0"),
+    ("allocate {curves-nan.json} --keep-weights 10", "NaN is not a number JSON allows"),
+    ("allocate {curves-unsorted.json} --keep-weights 10", "the grid must be in increasing order"),
+    ("allocate {curves-duplicate.json} --keep-weights 10", "'conv' appears twice"),
+    ("allocate {curves-range.json} --keep-weights 10", "every value must be in [0, 1]"),
+    ("allocate {curves-negative.json} --keep-weights 10", "cannot be negative"),
+    ("allocate {binary.bin} --keep-weights 10", "binary file"),
+    # ---- train -----------------------------------------------------------------------------
+    ("train {spec.json} --weight-decay -1", "--weight-decay: must be at least 0"),
+    ("train {spec.json} --lr 0", "--lr: must be greater than 0"),
+    ("train {spec.json} --lr nan", "--lr"),
+    ("train {spec.json} --epochs 0", "--epochs: must be at least 1"),
+    ("train {spec.json} --batch-size 0", "--batch-size"),
+    ("train {spec.json} --optimizer adam", "optimizer: must be one of sgd, adamw"),
+    ("train {spec.json} --device tpu", "device: must be cpu, cuda or auto"),
+    ("train {spec.json} --amp maybe", "amp: must be auto, on or off"),
+    ("train {spec.json} --dataset {negative-labels.npz}", "labels must be class numbers"),
+    ("train {spec.json} --dataset {one-class.npz}", "one class only"),
+    ("train {spec.json} --dataset {nan-images.npz}", "NaN or infinite"),
+    ("train {spec.json} --dataset imagenet", "neither a built-in dataset"),
+    ("train {spec.json} --out {existing.json}", "--out: " + "{existing.json} is a file"),
+    ("train {binary.bin}", "binary file"),
+    # ---- sweep -----------------------------------------------------------------------------
+    ("sweep {sweep-list.json}", "sweep: expected a JSON object"),
+    ("sweep {sweep-bad-point.json}", "max_macs: must be a positive finite number"),
+    ("sweep {sweep.json} --grid max_macs=abc", "max_macs"),
+    ("sweep {sweep.json} --grid max_macs=NaN", "--grid: 'NaN' is not a finite number"),
+    ("sweep {sweep.json} --grid nothing", "--grid: expected FIELD=v1,v2"),
+    ("sweep {sweep-inf.json}", "Infinity is not a number JSON allows"),
+    ("sweep {sweep-zero.json}", "time_limit: must be greater than 0"),
+    ("sweep {sweep-map-bad-pad.json}", "scratchpad: a byte count"),
+    ("sweep {sweep.json} --workers 0", "--workers: must be at least 1"),
+    ("sweep {sweep.json} --time-limit -3", "--time-limit"),
+    ("sweep {sweep.json} --scheduler nowhere", "--scheduler: expected 'serial' or an address"),
+    ("sweep {sweep.json} --out {existing.json}/r.json", "--out: cannot write"),
+    ("sweep {missing.json}", "no such file"),
+    # ---- pipeline --------------------------------------------------------------------------
+    ("pipeline --scratchpad abc --out {root}/run-a", "scratchpad: a byte count"),
+    ("pipeline --sparsity 2 --out {root}/run-b", "sparsity: must be in [0, 1)"),
+    ("pipeline --macs -1 --out {root}/run-c", "macs: must be greater than 0"),
+    ("pipeline --epochs 0 --out {root}/run-d", "epochs: must be at least 1"),
+    ("pipeline --dataset nowhere.npz --out {root}/run-e", "neither a built-in dataset"),
+    ("pipeline --out {existing.json}", "out: " + "{existing.json} is a file"),
+    ("pipeline --macs 10 --out {root}/run-f", "MACs budget 10 cannot be met"),
+]
+
+
+def fill(template: str, files: dict[str, Path]) -> str:
+    out = template
+    for name, path in files.items():
+        out = out.replace("{" + name + "}", str(path))
+    return out.replace("{missing.json}", str(files["root"] / "missing.json")).replace(
+        "{missing.pt}", str(files["root"] / "missing.pt"))
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("command, words", CASES, ids=[c for c, _ in CASES])
+def test_bad_input_is_one_clear_error_before_any_work(command, words, files, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # anything a command wrote by mistake would land here or in files["root"]
+    before = snapshot(files["root"])
+    argv = fill(command, files).split()
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    seconds = time.perf_counter() - start
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2, captured.err + captured.out
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert fill(words, files) in lines[0], lines[0]
+    assert snapshot(files["root"]) == before  # existing outputs untouched, nothing new written
+    assert not any(tmp_path.iterdir())
+    # refused before any solve, training or pruning: loading a dataset or a checkpoint is the
+    # most these commands may do first (generous for a slow CI machine)
+    assert seconds < 10, f"{seconds:.1f} s before the error"
+
+
+def test_the_table_is_large_and_covers_every_command():
+    commands = {c.split()[0] for c, _ in CASES}
+    assert commands == {"inspect", "design", "map", "prune", "allocate", "train", "sweep", "pipeline"}
+    assert len(CASES) >= 60
+
+
+def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch, capsys, tmp_path):
+    import designer.cli.design as design_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(design_cli, "solve_design", interrupted)
+    out = tmp_path / "design.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["design", "--macs", "4e9", "--out", str(out)])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err.strip() == "error: interrupted (Ctrl-C); no output was written"
+    assert not out.exists()
+
+
+def test_a_diverging_loss_stops_training_and_saves_nothing(files, capsys, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(files["spec.json"]), "--epochs", "1", "--lr", "1e30", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert "training diverged: the loss is nan" in err and "no checkpoint written" in err
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_design_returns_a_design_even_with_a_two_second_limit(capsys, tmp_path):
+    out = tmp_path / "design.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["design", "--macs", "4.04e9", "--params", "25.4e6", "--effectiveness", "0.3", "--time-limit", "2",
+              "--out", str(out), "--json"])
+    assert exit_info.value.code == 0
+    result = json.loads(capsys.readouterr().out)
+    spec = NetworkSpec.load(out)
+    assert result["spec"] == spec.to_dict() and result["status"] in ("feasible", "optimal")
+    from designer.design.problem import DesignProblem
+    problem = DesignProblem.from_dict(result["problem"])
+    assert problem.violations(spec) == []  # the recount meets every budget
