@@ -1,7 +1,7 @@
 """Closed-form cost model of a :class:`~designer.spec.NetworkSpec`.
 
 Every conv and linear layer of the materialised network (:mod:`designer.network`) is
-listed with its shapes, so that
+listed with its shapes (each block family lists its own: :mod:`designer.families`), so that
 
 * ``weights``  = c_out * (c_in / groups) * k^2                     (conv and linear weights)
 * ``params``   = weights + bias + 2 * c_out for a following BatchNorm (affine gamma, beta)
@@ -29,56 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from designer.families import family
+from designer.families.base import Layer, down
 from designer.spec import NetworkSpec
-
-
-def se_channels(btn: int) -> int:
-    """Squeeze-excite width: a quarter of the expanded width (at least 1)."""
-    return max(1, btn // 4)
-
-
-def _down(res: int, stride: int) -> int:
-    return -(-res // stride)
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One conv or linear layer; ``name`` is the module path in the built network."""
-
-    name: str
-    kind: str  # "conv" or "linear"
-    c_in: int
-    c_out: int
-    k: int
-    stride: int
-    groups: int
-    in_res: int
-    out_res: int
-    bias: bool = False
-    batchnorm: bool = True
-
-    @property
-    def weights(self) -> int:
-        return self.c_out * (self.c_in // self.groups) * self.k * self.k
-
-    @property
-    def params(self) -> int:
-        return self.weights + (self.c_out if self.bias else 0) + (2 * self.c_out if self.batchnorm else 0)
-
-    @property
-    def macs(self) -> int:
-        return self.weights * self.out_res * self.out_res
-
-    @property
-    def input_elements(self) -> int:
-        return self.c_in * self.in_res * self.in_res
-
-    @property
-    def output_elements(self) -> int:
-        return self.c_out * self.out_res * self.out_res
-
-    def activation_bytes(self, bytes_per_element: int = 1) -> int:
-        return (self.input_elements + self.output_elements) * bytes_per_element
 
 
 @dataclass
@@ -117,57 +70,17 @@ class Costs:
         return max(layer.activation_bytes(self.bytes_per_element) for layer in self.layers)
 
 
-def block_layers(family: str, prefix: str, c_in: int, out: int, btn: int, k: int, stride: int,
+def block_layers(family_name: str, prefix: str, c_in: int, out: int, btn: int, k: int, stride: int,
                  in_res: int, first: bool) -> tuple[list[Layer], int]:
-    """The conv layers of one block and its elementwise op count (BN, activations, add, pooling).
-
-    ``first``: the block opens its stage (basic and bottleneck stages give it a projection
-    shortcut). Every cost is affine in ``c_in``.
-    """
-    res = _down(in_res, stride)
-    layers: list[Layer] = []
-    ops = 0
-    if family == "basic":
-        layers += [Layer(f"{prefix}.conv1.conv", "conv", c_in, btn, k, stride, 1, in_res, res),
-                   Layer(f"{prefix}.conv2.conv", "conv", btn, out, k, 1, 1, res, res)]
-        ops += 2 * btn * res * res + out * res * res  # BN + ReLU, BN
-        has_projection = first
-    elif family == "bottleneck":
-        layers += [Layer(f"{prefix}.conv1.conv", "conv", c_in, btn, 1, 1, 1, in_res, in_res),
-                   Layer(f"{prefix}.conv2.conv", "conv", btn, btn, k, stride, 1, in_res, res),
-                   Layer(f"{prefix}.conv3.conv", "conv", btn, out, 1, 1, 1, res, res)]
-        ops += 2 * btn * in_res * in_res + 2 * btn * res * res + out * res * res
-        has_projection = first
-    elif family == "inverted":
-        se = se_channels(btn)
-        layers += [Layer(f"{prefix}.conv1.conv", "conv", c_in, btn, 1, 1, 1, in_res, in_res),
-                   Layer(f"{prefix}.conv2.conv", "conv", btn, btn, k, stride, btn, in_res, res),
-                   Layer(f"{prefix}.se.reduce", "conv", btn, se, 1, 1, 1, 1, 1, bias=True, batchnorm=False),
-                   Layer(f"{prefix}.se.expand", "conv", se, btn, 1, 1, 1, 1, 1, bias=True, batchnorm=False),
-                   Layer(f"{prefix}.conv3.conv", "conv", btn, out, 1, 1, 1, res, res)]
-        # BN+SiLU twice, SE: pool, SiLU, sigmoid, gate multiply; BN after projection
-        ops += 2 * btn * in_res * in_res + 2 * btn * res * res
-        ops += btn * res * res + se + btn + btn * res * res + out * res * res
-        has_projection = False
-    else:
-        raise ValueError(f"unknown block family {family!r}")
-    if family == "inverted":
-        if c_in == out and stride == 1:
-            ops += out * res * res  # residual add
-    else:
-        if has_projection:
-            if stride != 1:
-                ops += c_in * in_res * in_res  # average pool
-            layers.append(Layer(f"{prefix}.shortcut.conv", "conv", c_in, out, 1, 1, 1, res, res))
-            ops += out * res * res  # its BN
-        ops += 2 * out * res * res  # residual add, ReLU
-    return layers, ops
+    """The conv layers of one block and its elementwise op count (its family's
+    :meth:`~designer.families.base.BlockFamily.layers`). ``first``: the block opens its stage."""
+    return family(family_name).layers(prefix, c_in, out, btn, k, stride, in_res, first)
 
 
 def count(spec: NetworkSpec, bytes_per_element: int = 1) -> Costs:
     """Closed-form costs of ``spec`` (see the module docstring for what is counted)."""
     res = spec.resolution
-    stem_res = _down(res, spec.stem.stride)
+    stem_res = down(res, spec.stem.stride)
     layers = [Layer("stem.conv", "conv", spec.in_channels, spec.stem.out, spec.stem.k, spec.stem.stride, 1,
                     res, stem_res)]
     ops = 2 * spec.stem.out * stem_res * stem_res
@@ -181,7 +94,7 @@ def count(spec: NetworkSpec, bytes_per_element: int = 1) -> Costs:
                                             stage.k, stride, res, first=j == 0)
             stage_layers += block
             ops += block_ops
-            res, channels = _down(res, stride), stage.out
+            res, channels = down(res, stride), stage.out
         layers += stage_layers
         stage_macs.append(sum(layer.macs for layer in stage_layers))
         stage_params.append(sum(layer.params for layer in stage_layers))

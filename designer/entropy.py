@@ -6,9 +6,9 @@ the head 1x1 conv if any (1 layer). A stage's first block takes ``c_in`` channel
 stride; its other blocks take ``out`` channels and stride 1.
 
 (1) Unit width W_u, the product of its layers' fan-ins c_in * k^2 / groups:
-      conv: c_in k^2;  bottleneck: c_in (btn k^2) btn;  inverted: c_in k^2 btn;
-      basic: (c_in k^2)(btn k^2)  -- with btn = out this is our extension
-      (c_in k^2)(out k^2) of the authors' scorer, which cannot score basic blocks.
+      conv: c_in k^2; a block: its family's (``BlockFamily.log_width``), e.g.
+      bottleneck c_in (btn k^2) btn, inverted c_in k^2 btn, basic (c_in k^2)(btn k^2),
+      fused (c_in k^2) btn.
     logstd_u = 0.5 log W_u.
 (2) Scoring stages: a new one starts at every stride-2 unit except the first unit.
     c_i = output channels of stage i's last unit, r_i = resolution after it (integer
@@ -19,9 +19,9 @@ stride; its other blocks take ``out`` channels and stride 1.
     (1, 1, 1, 1, 8); a network with n scoring stages gets (1, ..., 1, 8) of length n.
 (5) rho_i = Lc_i / exp(sum_{u <= end i} log W_u / Lc_i), Lc_i = layers up to stage end i;
     effectiveness = max_i rho_i.
-(6) depth penalty = 10 exp(std of the spec stages' depths L) (population std); for
-    bottleneck networks the first two stages are left out. Reported apart, never
-    subtracted from ``score``.
+(6) depth penalty = 10 exp(std of the spec stages' depths L) (population std), leaving
+    out the leading stages the first stage's family says (``depth_penalty_skips``: two for
+    bottleneck networks). Reported apart, never subtracted from ``score``.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from designer.families import family
 from designer.spec import NetworkSpec
 
 LAST_STAGE_WEIGHT = 8.0  # DeepMAD's weight on the last scoring stage; the others weigh 1
 DEPTH_PENALTY_RATIO = 10.0
-LAYERS_PER_BLOCK = {"basic": 2, "bottleneck": 3, "inverted": 3}
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,6 @@ class Unit:
     layers: int
     out: int
     stride: int
-
-
-def block_log_width(family: str, c_in: int, btn: int, k: int) -> float:
-    """log W_u of one block (equation 1)."""
-    if family == "bottleneck":
-        return math.log(c_in) + 2 * math.log(btn) + 2 * math.log(k)
-    if family == "inverted":
-        return math.log(c_in) + math.log(btn) + 2 * math.log(k)
-    if family == "basic":
-        return math.log(c_in) + math.log(btn) + 4 * math.log(k)
-    raise ValueError(f"unknown block family {family!r}")
 
 
 def default_alpha(n_stages: int) -> tuple[float, ...]:
@@ -86,8 +75,9 @@ def units(spec: NetworkSpec) -> list[Unit]:
     for i, stage in enumerate(spec.stages):
         for j in range(stage.L):
             c_in = channels if j == 0 else stage.out
-            out.append(Unit(f"stages.{i}.{j}", block_log_width(stage.family, c_in, stage.btn, stage.k),
-                            LAYERS_PER_BLOCK[stage.family], stage.out, stage.stride if j == 0 else 1))
+            block = family(stage.family)
+            out.append(Unit(f"stages.{i}.{j}", block.log_width(c_in, stage.btn, stage.k), block.layers_per_block,
+                            stage.out, stage.stride if j == 0 else 1))
         channels = stage.out
     if spec.head is not None:
         out.append(Unit("head", math.log(channels), 1, spec.head, 1))
@@ -130,9 +120,7 @@ def scoring_stages(unit_list: list[Unit]) -> list[int]:
 
 def depth_penalty(spec: NetworkSpec, ratio: float = DEPTH_PENALTY_RATIO) -> float:
     """The authors' depth penalty (equation 6)."""
-    depths = [stage.L for stage in spec.stages]
-    if spec.stages[0].family == "bottleneck":
-        depths = depths[2:]
+    depths = [stage.L for stage in spec.stages][family(spec.stages[0].family).depth_penalty_skips:]
     if not depths:
         return ratio  # exp(0): a single depth has no spread
     mean = sum(depths) / len(depths)

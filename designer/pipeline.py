@@ -19,6 +19,7 @@ from designer import checks
 from designer.checkpoint import save_checkpoint
 from designer.design import DesignProblem, solve
 from designer.entropy import deepmad_scores
+from designer.families import NAMES as FAMILY_NAMES
 from designer.mapping.graph import from_torch
 from designer.mapping.plot import plot_layout
 from designer.mapping.problem import MappingProblem, budgets, check_scratchpad, parse_scratchpad
@@ -48,7 +49,7 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         """Every field checked before any step runs (a pipeline that fails after minutes of
         design and training for a typo in its last step's option helps nobody)."""
-        checks.choice(self.family, "family", ("basic", "bottleneck", "inverted"))
+        checks.choice(self.family, "family", FAMILY_NAMES)
         checks.positive(self.macs, "macs")
         checks.positive(self.params, "params")
         checks.positive(self.effectiveness, "effectiveness")

@@ -24,15 +24,12 @@ from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-FAMILIES = ("basic", "bottleneck", "inverted")
+from designer.families import NAMES as FAMILIES, REGISTRY
+
 STRIDES = (1, 2)
 
 # TinyNAS / DeepMAD block classes and the family each one is.
-TINYNAS_CLASSES = {
-    "SuperResKXKX": "basic",
-    "SuperResK1KXK1": "bottleneck",
-    "SuperResK1DWSEK1": "inverted",
-}
+TINYNAS_CLASSES = {f.tinynas_class: name for name, f in REGISTRY.items() if f.tinynas_class is not None}
 TINYNAS_CONV = "ConvKXBNRELU"
 
 
@@ -259,6 +256,9 @@ def from_tinynas(text_or_blocks: str | list | dict, resolution: int = 224, num_c
 def to_tinynas(spec: NetworkSpec) -> list[dict[str, Any]]:
     """The spec as a TinyNAS ``structure_info`` block list."""
     family_class = {v: k for k, v in TINYNAS_CLASSES.items()}
+    missing = sorted({st.family for st in spec.stages} - set(family_class))
+    if missing:
+        raise SpecError(f"TinyNAS has no block class for the {', '.join(missing)} family")
     blocks = [{"class": TINYNAS_CONV, "in": spec.in_channels, "out": spec.stem.out, "s": spec.stem.stride,
                "k": spec.stem.k}]
     channels = spec.stem.out

@@ -51,6 +51,8 @@ CASES = {
                                    effectiveness=0.6, head=64, btn_ratio=(1.5, 3.0), **TINY),
     "basic-memory": DesignProblem(family="basic", kernels=(3,), max_macs=6e6, max_params=60e3,
                                   effectiveness=0.9, max_activation_bytes=24_000, max_depth_spread=1, **TINY),
+    "fused": DesignProblem(family="fused", kernels=(3,), max_macs=4e6, max_params=40e3, effectiveness=0.6,
+                           btn_ratio=(1.0, 2.0), **TINY),
 }
 
 
@@ -67,7 +69,7 @@ def test_exact_milp_equals_brute_force(name):
     assert result.solve.bound >= result.score - 1e-6
 
 
-@pytest.mark.parametrize("name", ["bottleneck", "inverted-head"])
+@pytest.mark.parametrize("name", ["bottleneck", "inverted-head", "fused"])
 def test_cell_refinement_proves_the_same_optimum(name):
     problem = CASES[name]
     best_score, _ = brute_force(problem)

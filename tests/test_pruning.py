@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from designer.families import NAMES as FAMILY_NAMES
 from designer.network import build
 from designer.pruning.allocate import BASELINES, allocate
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
@@ -151,7 +152,7 @@ def test_round_targets():
         round_targets(0.5, 0.2, "weekly")
 
 
-@pytest.mark.parametrize("family", ["bottleneck", "basic", "inverted"])
+@pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_shrink_keeps_the_function_when_nothing_is_removed_and_recounts(family, calibration):
     from designer.costs import count
     from designer.pruning.channels import shrink

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from designer import checks, zoo
 from designer.cli.common import console, fail, load_spec, parse_list, percent, si
-from designer.design.problem import FAMILY_DEFAULTS, DesignError, DesignProblem
+from designer.design.problem import DesignError, DesignProblem
+from designer.families import NAMES as FAMILY_NAMES, family as block_family
 from designer.design.solve import check_arguments, solve as solve_design
 from designer.report import inspect_spec
 from designer.spec import SpecError
@@ -69,12 +70,12 @@ def inspect(
 
 @app.command()
 def design(
-    family: str = typer.Option("bottleneck", help="Block family: bottleneck, inverted or basic."),
+    family: str = typer.Option("bottleneck", help="Block family: bottleneck, basic, inverted or fused."),
     resolution: int = typer.Option(224, help="Input resolution."),
     classes: int = typer.Option(1000, help="Number of classes."),
     macs: Optional[float] = typer.Option(None, help="MACs budget (convs and linears)."),
     params: Optional[float] = typer.Option(None, help="Parameter budget."),
-    effectiveness: Optional[float] = typer.Option(None, help="Effectiveness budget rho0 (default 0.3 / 0.5 inverted)."),
+    effectiveness: Optional[float] = typer.Option(None, help="Effectiveness budget rho0 (default: the family's, 0.3 or 0.5)."),
     layers: Optional[int] = typer.Option(None, help="Budget on DeepMAD's layer count."),
     strides: Optional[str] = typer.Option(None, help="The stem's stride then one per stage, e.g. 2,2,2,2,1,2."),
     head: Optional[int] = typer.Option(None, help="Channels of a fixed 1x1 head conv."),
@@ -95,12 +96,11 @@ def design(
     err = Console(stderr=True)
     try:
         checks.writable_file(out, "--out")
-        checks.choice(family, "--family", tuple(FAMILY_DEFAULTS))
+        checks.choice(family, "--family", FAMILY_NAMES)
         problem = DesignProblem(
             family=family, resolution=resolution, num_classes=classes, strides=parse_list(strides, "--strides", int),
             head=head, monotone=not no_monotone, max_macs=macs, max_params=params, max_layers=layers,
-            effectiveness=effectiveness if effectiveness is not None else FAMILY_DEFAULTS.get(family, {}).get(
-                "effectiveness"),
+            effectiveness=effectiveness if effectiveness is not None else block_family(family).defaults.effectiveness,
             max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
             max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"))
         check_arguments(problem, time_limit, gap, threads, method)

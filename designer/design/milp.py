@@ -12,7 +12,7 @@ the two meet.
 Notation: c_j is stage j's width (c_0 the stem's), w_{jv} = sum of z_{jq} over q with out
 cell v (w_{0v} = s_v), lpb the layers per block, R_{j-1} / r_j the input / output
 resolution of stage j, own(q) the log width of a block without its log c_in term
-(:func:`designer.entropy.block_log_width` at c_in = 1).
+(the family's ``log_width`` at c_in = 1).
 
 (D1) one choice per stage:      sum_q z_{jq} = 1;   sum_v s_v = 1
 (D2) depth bounds:              Lmin_j z_{jq} <= L_{jq} <= Lmax_j z_{jq}
@@ -51,8 +51,9 @@ from dataclasses import dataclass, field
 import pyomo.environ as pyo
 
 from designer.costs import Layer, block_layers
+from designer.design.posynomial import MONOMIALS, block_posynomial
 from designer.design.problem import DesignProblem
-from designer.entropy import block_log_width
+from designer.families import family as block_family
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,8 @@ def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells:
                 data.foot_slope = slopes  # the same for every configuration of the family
                 data.rest_over_memory.append(
                     memory is not None and max(layer.activation_bytes(bpe) for layer in rest) > memory)
-                data.own.append(block_log_width(problem.family, 1, hi_b, k))
-                rest_lo = block_log_width(problem.family, c.lo, lo_b, k)
+                data.own.append(block_family(problem.family).log_width(1, hi_b, k))
+                rest_lo = block_family(problem.family).log_width(c.lo, lo_b, k)
                 data.rest_lo.append(rest_lo)
                 data.rest_gain.append(math.log(c.hi) + data.own[-1] - rest_lo)
                 data.rate.append(_gain_rates(problem, c.lo, lo_b, k, r_out))
@@ -162,9 +163,8 @@ def _gain_rates(problem: DesignProblem, c: int, b: int, k: int, res: int) -> tup
     log width (log c + beta log b) grows at most by its gradient; the ratio of the two is at
     most the larger of the two coordinate ratios. Squeeze-excite terms are left out of the
     costs, which can only lower the gradient and so raise these bounds."""
-    from designer.design.relax import MONOMIALS, block_posynomial
     coefficients = block_posynomial(problem, k, 1, res, first=False)  # (monomial, [MACs, params])
-    beta = {"bottleneck": 2, "inverted": 1, "basic": 1}[problem.family]
+    beta = block_family(problem.family).btn_exponent
     rates = []
     for index in (0, 1):
         d_c = sum(row[index] * (e_in + e_c) * c ** (e_in + e_c - 1) * b ** e_b

@@ -13,16 +13,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from designer.costs import count
-from designer.entropy import LAYERS_PER_BLOCK, check_alpha, deepmad_scores, default_alpha
-from designer.spec import FAMILIES, NetworkSpec, Stage, Stem
+from designer.entropy import check_alpha, deepmad_scores, default_alpha
+from designer.families import REGISTRY, family as block_family
+from designer.spec import NetworkSpec, Stage, Stem
 from solvers.result import SolveResult
-
-# Per family: (inner-width / out ratio range, kernels, effectiveness budget) as the authors use.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "bottleneck": {"btn_ratio": (0.1, 1.0), "kernels": (3, 5), "effectiveness": 0.3, "strides": (2, 2, 2, 2, 1, 2)},
-    "basic": {"btn_ratio": (0.25, 1.0), "kernels": (3, 5), "effectiveness": 0.3, "strides": (2, 2, 2, 2, 1, 2)},
-    "inverted": {"btn_ratio": (1.5, 6.0), "kernels": (3, 5, 7), "effectiveness": 0.5, "strides": (2, 1, 2, 2, 2, 2)},
-}
 
 
 class DesignError(ValueError):
@@ -80,15 +74,15 @@ class DesignProblem:
     name: str = "design"
 
     def __post_init__(self) -> None:
-        defaults = FAMILY_DEFAULTS.get(self.family)
-        if defaults is None:
-            raise DesignError(f"family: must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        if self.family not in REGISTRY:
+            raise DesignError(f"family: must be one of {', '.join(REGISTRY)}, got {self.family!r}")
+        defaults = block_family(self.family).defaults
         if self.strides is None:
-            self.strides = list(defaults["strides"])
+            self.strides = list(defaults.strides)
         if self.btn_ratio is None:
-            self.btn_ratio = defaults["btn_ratio"]
+            self.btn_ratio = defaults.btn_ratio
         if self.kernels is None:
-            self.kernels = defaults["kernels"]
+            self.kernels = defaults.kernels
         self.strides = list(self.strides)
         self.stem_widths, self.out_widths = tuple(self.stem_widths), tuple(self.out_widths)
         self.btn_ratio, self.kernels, self.depths = tuple(self.btn_ratio), tuple(self.kernels), tuple(self.depths)
@@ -157,7 +151,7 @@ class DesignProblem:
 
     @property
     def layers_per_block(self) -> int:
-        return LAYERS_PER_BLOCK[self.family]
+        return block_family(self.family).layers_per_block
 
     def stage_depth_bounds(self, j: int) -> tuple[int, int]:
         """Depth bounds of stage ``j`` (1-based)."""
@@ -190,8 +184,7 @@ class DesignProblem:
 
     def penalty_stages(self) -> list[int]:
         """1-based stages whose depths the authors' depth penalty measures."""
-        stages = list(range(1, self.n_stages + 1))
-        return stages[2:] if self.family == "bottleneck" else stages
+        return list(range(1, self.n_stages + 1))[block_family(self.family).depth_penalty_skips:]
 
     def to_spec(self, stem_width: int, stages: list[tuple[int, int, int, int]]) -> NetworkSpec:
         """A spec from the stem width and per-stage (out, btn, k, L)."""

@@ -26,13 +26,9 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
-from designer.costs import Layer, block_layers
+from designer.design.posynomial import MONOMIALS, block_posynomial
 from designer.design.problem import DesignProblem
-from designer.entropy import block_log_width
-
-# Monomials a block's costs are made of: exponents of (c_in, c, b).
-MONOMIALS = [(1, 0, 1), (1, 1, 0), (0, 0, 2), (0, 1, 1), (0, 0, 1), (0, 1, 0), (0, 0, 0)]
-
+from designer.families import family as block_family
 
 @dataclass
 class RelaxationResult:
@@ -40,28 +36,6 @@ class RelaxationResult:
     bound: float | None
     widths: list[float] | None  # continuous stem and stage widths at the optimum
     btn: list[float] | None
-
-
-def _block_cost(problem: DesignProblem, c_in: int, c: int, b: int, k: int, stride: int, res: int,
-                first: bool) -> np.ndarray:
-    layers, _ = block_layers(problem.family, "b", c_in, c, b, k, stride, res, first)
-    kept = [layer for layer in layers if ".se." not in layer.name]
-    return np.array([sum(layer.macs for layer in kept), sum(layer.params for layer in kept)], dtype=float)
-
-
-def block_posynomial(problem: DesignProblem, k: int, stride: int, res: int, first: bool) -> np.ndarray:
-    """Coefficients (MACs, params) of each monomial in MONOMIALS, fitted exactly on integer points."""
-    points = [(ci, c, b) for ci in (1, 2, 3) for c in (1, 2, 5) for b in (4, 8, 12)]
-    design = np.array([[ci ** e0 * c ** e1 * b ** e2 for e0, e1, e2 in MONOMIALS] for ci, c, b in points], float)
-    targets = np.array([_block_cost(problem, ci if first else c, c, b, k, stride, res, first)
-                        for ci, c, b in points])
-    coefficients, *_ = np.linalg.lstsq(design, targets, rcond=None)
-    coefficients = np.rint(coefficients)  # layer costs have integer coefficients (channel counts, r^2, k^2)
-    if not np.array_equal(design @ coefficients, targets):
-        raise ValueError(f"{problem.family} block costs are not a polynomial in the assumed monomials")
-    if (coefficients < 0).any():
-        raise ValueError("a block cost has a negative coefficient: not a posynomial")
-    return coefficients  # shape (len(MONOMIALS), 2)
 
 
 def relaxation_bound(problem: DesignProblem, depths: list[int], kernels: list[int]) -> RelaxationResult:
@@ -118,8 +92,9 @@ def relaxation_bound(problem: DesignProblem, depths: list[int], kernels: list[in
         constraints.append(cp.log_sum_exp(cp.hstack(terms[index])) <= math.log(budget - constants[index]))
     # (R2) prefix log-width sums and (R3) effectiveness
     log_w_stem = math.log(problem.in_channels * problem.stem_kernel ** 2)
-    own = [0.0] + [block_log_width(problem.family, 1, 1, kernels[j - 1]) for j in range(1, n + 1)]
-    b_exponent = {"bottleneck": 2, "inverted": 1, "basic": 1}[problem.family]
+    blocks = block_family(problem.family)
+    own = [0.0] + [blocks.log_width(1, 1, kernels[j - 1]) for j in range(1, n + 1)]
+    b_exponent = blocks.btn_exponent
     stage_sum = [None] + [x[j - 1] + (depths[j - 1] - 1) * x[j] + depths[j - 1] * (b_exponent * y[j] + own[j])
                           for j in range(1, n + 1)]
 

@@ -5,11 +5,8 @@ addition, so every block may drop its own channels as long as the stage keeps on
 spec has one ``btn`` per stage). Stage outputs are tied by the residual additions across the
 whole stage and the next one, and stay as they are.
 
-Within a block, channels are ranked by the L1 norm of the filters that produce them:
-``conv1`` for the first inner width, and for ``bottleneck`` blocks ``conv2`` for the second
-(both sized ``btn``); an ``inverted`` block keeps its expanded channels through the depthwise
-conv and squeeze-excite, whose hidden width becomes ``btn // 4`` of the new width (its units
-ranked by the L1 norm of their reduce filters).
+Within a block, channels are ranked by the L1 norm of the filters that produce them; each
+block family says which (:meth:`designer.families.base.BlockFamily.shrink`).
 
 For every group and every kept fraction on a grid, the smaller network is really built
 (:func:`shrink`) and its logits compared with the original's on the calibration batch
@@ -27,33 +24,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from designer.costs import count, se_channels
+from designer.costs import count
+from designer.families import family
 from designer.network import Network, build
 from designer.pruning.curves import batch_statistics
 from designer.spec import NetworkSpec
 from solvers.knapsack import solve_dp
-
-
-def _top(scores: torch.Tensor, n: int) -> torch.Tensor:
-    return torch.sort(torch.topk(scores, n).indices).values
-
-
-def _take(conv: nn.Conv2d, out_idx: torch.Tensor | None, in_idx: torch.Tensor | None, target: nn.Conv2d) -> None:
-    weight = conv.weight.detach()
-    if out_idx is not None:
-        weight = weight[out_idx]
-    if in_idx is not None and conv.groups == 1:
-        weight = weight[:, in_idx]
-    target.weight.copy_(weight)
-    if conv.bias is not None:
-        target.bias.copy_(conv.bias.detach() if out_idx is None else conv.bias.detach()[out_idx])
-
-
-def _take_bn(bn: nn.BatchNorm2d, idx: torch.Tensor | None, target: nn.BatchNorm2d) -> None:
-    for name in ("weight", "bias", "running_mean", "running_var"):
-        value = getattr(bn, name).detach()
-        getattr(target, name).copy_(value if idx is None else value[idx])
-    target.num_batches_tracked.copy_(bn.num_batches_tracked)
 
 
 @torch.no_grad()
@@ -68,34 +44,13 @@ def shrink(model: Network, widths: dict[int, int]) -> Network:
     small = build(NetworkSpec.from_dict(data))
     small.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("stages.")}, strict=False)
     for i, (stage, new_stage) in enumerate(zip(model.stages, small.stages)):
-        family = model.spec.stages[i].family
+        blocks = family(model.spec.stages[i].family)
         n = widths.get(i, model.spec.stages[i].btn)
         for block, new in zip(stage, new_stage):
             if n == model.spec.stages[i].btn:
                 new.load_state_dict(block.state_dict())
-                continue
-            first = _top(block.conv1.conv.weight.abs().flatten(1).sum(1), n)
-            _take(block.conv1.conv, first, None, new.conv1.conv)
-            _take_bn(block.conv1.bn, first, new.conv1.bn)
-            if family == "basic":
-                _take(block.conv2.conv, None, first, new.conv2.conv)
-                _take_bn(block.conv2.bn, None, new.conv2.bn)
-            elif family == "bottleneck":
-                second = _top(block.conv2.conv.weight[:, first].abs().flatten(1).sum(1), n)
-                _take(block.conv2.conv, second, first, new.conv2.conv)
-                _take_bn(block.conv2.bn, second, new.conv2.bn)
-                _take(block.conv3.conv, None, second, new.conv3.conv)
-                _take_bn(block.conv3.bn, None, new.conv3.bn)
-            else:  # inverted: the same channels through the depthwise conv and squeeze-excite
-                _take(block.conv2.conv, first, None, new.conv2.conv)
-                _take_bn(block.conv2.bn, first, new.conv2.bn)
-                hidden = _top(block.se.reduce.weight[:, first].abs().flatten(1).sum(1), se_channels(n))
-                _take(block.se.reduce, hidden, first, new.se.reduce)
-                _take(block.se.expand, first, hidden, new.se.expand)
-                _take(block.conv3.conv, None, first, new.conv3.conv)
-                _take_bn(block.conv3.bn, None, new.conv3.bn)
-            if hasattr(block, "shortcut"):
-                new.shortcut.load_state_dict(block.shortcut.state_dict())
+            else:
+                blocks.shrink(block, new, n)
     return small.train(model.training)
 
 

@@ -1,0 +1,45 @@
+"""A block's MACs and parameters as a posynomial in its widths, fitted exactly.
+
+For a block of a given family, kernel, stride, resolution and position (first in its stage or
+not), every cost the design models use is a polynomial with non-negative integer coefficients
+in (c_in, c, b) = (input width, output width, inner width) over the monomials
+:data:`MONOMIALS` (squeeze-excite layers left out: see each user). The coefficients are
+recovered exactly by least squares on integer points and checked there, so a family whose
+costs leave this form is refused with a clear error instead of being mis-modelled. The exact
+MILP (:mod:`designer.design.milp`, its gain rates) and the convex relaxation
+(:mod:`designer.design.relax`) both read this table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from designer.costs import block_layers
+from designer.design.problem import DesignProblem
+
+# Monomials a block's costs are made of: exponents of (c_in, c, b).
+MONOMIALS = [(1, 0, 1), (1, 1, 0), (0, 0, 2), (0, 1, 1), (0, 0, 1), (0, 1, 0), (0, 0, 0)]
+
+
+def _block_cost(problem: DesignProblem, c_in: int, c: int, b: int, k: int, stride: int, res: int,
+                first: bool) -> np.ndarray:
+    layers, _ = block_layers(problem.family, "b", c_in, c, b, k, stride, res, first)
+    kept = [layer for layer in layers if ".se." not in layer.name]
+    return np.array([sum(layer.macs for layer in kept), sum(layer.params for layer in kept)], dtype=float)
+
+
+def block_posynomial(problem: DesignProblem, k: int, stride: int, res: int, first: bool) -> np.ndarray:
+    """Coefficients (MACs, params) of each monomial in MONOMIALS, fitted exactly on integer points."""
+    points = [(ci, c, b) for ci in (1, 2, 3) for c in (1, 2, 5) for b in (4, 8, 12)]
+    design = np.array([[ci ** e0 * c ** e1 * b ** e2 for e0, e1, e2 in MONOMIALS] for ci, c, b in points], float)
+    targets = np.array([_block_cost(problem, ci if first else c, c, b, k, stride, res, first)
+                        for ci, c, b in points])
+    coefficients, *_ = np.linalg.lstsq(design, targets, rcond=None)
+    coefficients = np.rint(coefficients)  # layer costs have integer coefficients (channel counts, r^2, k^2)
+    if not np.array_equal(design @ coefficients, targets):
+        raise ValueError(f"{problem.family} block costs are not a polynomial in the assumed monomials")
+    if (coefficients < 0).any():
+        raise ValueError("a block cost has a negative coefficient: not a posynomial")
+    return coefficients  # shape (len(MONOMIALS), 2)
+
+

@@ -1,0 +1,27 @@
+"""Block families: one module each, the whole truth about that family (see
+:mod:`designer.families.base` for the protocol). A new family is one new module and one line
+in :data:`REGISTRY` below."""
+
+from __future__ import annotations
+
+from designer.families import basic, bottleneck, fused, inverted
+from designer.families.base import BlockFamily, FamilyDefaults, Layer
+
+REGISTRY: dict[str, BlockFamily] = {module.FAMILY.name: module.FAMILY for module in (
+    basic,
+    bottleneck,
+    inverted,
+    fused,
+)}
+NAMES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def family(name: str) -> BlockFamily:
+    """The family called ``name``, or a ValueError listing the known ones."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"family: must be one of {', '.join(NAMES)}, got {name!r}") from None
+
+
+__all__ = ["BlockFamily", "FamilyDefaults", "Layer", "NAMES", "REGISTRY", "family"]
