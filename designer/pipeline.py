@@ -151,10 +151,10 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     limits = budgets(graph, time_limit=min(20.0, config.map_seconds))
     mapping_problem = MappingProblem(graph, parse_scratchpad(config.scratchpad, limits), time_limit=config.map_seconds)
     mapped = mapping_problem.solve(limits.min_peak_order)
-    mapped.mapping.save(out / "mapping.json", graph)
+    mapped.mapping.save(out / "mapping.json", graph, mapped.solve)
     figures["map"] = {"operators": len(graph.operators), "budgets": limits.to_dict(),
                       "scratchpad_bytes": mapping_problem.scratchpad_bytes, "offchip_bytes": mapped.offchip_bytes,
-                      "baselines": mapped.baseline_bytes(), "status": str(mapped.solve.status),
+                      "baselines": mapped.baseline_bytes(), "status": str(mapped.solve.status), "method": mapped.method,
                       "bound": mapped.solve.bound, "gap": mapped.solve.gap, "valid": bool(mapped.replay)}
     log(f"      {mapped.offchip_bytes:,} bytes off-chip ({mapped.solve.status}); baselines "
         f"{min(mapped.baseline_bytes().values(), default=0):,} at best; simulator "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -31,9 +31,11 @@ def relative_gap(objective: float | None, bound: float | None) -> float | None:
     return abs(bound - objective) / max(abs(objective), 1e-10)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SolveResult:
-    """What a solve gave, exactly as the solver reported it.
+    """What a solve gave, exactly as the solver reported it. Immutable: a later step that
+    knows more (model building time, a stronger bound) makes a new result with
+    :meth:`replace`, so no report is ever edited after the fact.
 
     ``objective`` is the incumbent's value, ``bound`` the best proven bound on the optimum
     (an upper bound when maximising), ``gap`` their relative gap; ``solution`` is the solver's
@@ -49,6 +51,10 @@ class SolveResult:
     solver: str = ""
     message: str = ""
     model_size: dict[str, int] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> SolveResult:
+        """A copy with ``changes`` (``dataclasses.replace``)."""
+        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": str(self.status), "objective": self.objective, "bound": self.bound, "gap": self.gap,

@@ -35,6 +35,11 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "graphs"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/graphs is not present")
 
 
+def report(outcome):
+    """A strategy's outcome as (its own result, its mapping)."""
+    return outcome.result, outcome.mapping
+
+
 def chain_with_skip(sizes=(4, 4, 4, 4)) -> TensorGraph:
     """a -> b -> c -> d with a skip a -> d; one tensor per operator."""
     names = "abcd"
@@ -160,7 +165,7 @@ def test_baseline_falls_back_to_an_exact_layout_when_every_rule_fails():
 def test_cpsat_equals_brute_force_on_unit_graphs(seed):
     graph = random_dag(seed, n=6)
     capacity = required_bytes(graph)
-    result, mapping = solve_mapping(graph, capacity, time_limit=30)
+    result, mapping = report(solve_mapping(graph, capacity, time_limit=30))
     assert result.status == "optimal"
     replay = simulate(graph, mapping.to_dict(graph))
     assert replay.valid, replay.errors
@@ -171,14 +176,14 @@ def test_cpsat_equals_brute_force_on_unit_graphs(seed):
 def test_more_reloads_do_not_change_the_optimum(seed):
     graph = random_dag(seed + 100, n=6, unit=False)
     capacity = required_bytes(graph)
-    two, _ = solve_mapping(graph, capacity, time_limit=30, max_reloads=2)
-    three, _ = solve_mapping(graph, capacity, time_limit=30, max_reloads=3)
+    two, _ = report(solve_mapping(graph, capacity, time_limit=30, max_reloads=2))
+    three, _ = report(solve_mapping(graph, capacity, time_limit=30, max_reloads=3))
     assert two.status == three.status == "optimal" and two.objective == three.objective
 
 
 def test_simulator_rejects_broken_mappings():
     graph = chain_with_skip()
-    _, mapping = solve_mapping(graph, 12, time_limit=10)
+    _, mapping = report(solve_mapping(graph, 12, time_limit=10))
     good = mapping.to_dict(graph)
     assert simulate(graph, good).valid
     overlap = json.loads(json.dumps(good))
@@ -195,11 +200,11 @@ def test_simulator_rejects_broken_mappings():
 
 def test_spilling_when_the_skip_does_not_fit():
     graph = chain_with_skip(sizes=(4, 8, 8, 4))  # M_R = 16: b and c fill it, so a must leave
-    result, mapping = solve_mapping(graph, 16, time_limit=10)
+    result, mapping = report(solve_mapping(graph, 16, time_limit=10))
     replay = simulate(graph, mapping.to_dict(graph))
     assert replay.valid and result.status == "optimal"
     assert result.objective == replay.offchip_bytes == 8  # spill a, then retrieve it
-    result, mapping = solve_mapping(graph, 20, time_limit=10)
+    result, mapping = report(solve_mapping(graph, 20, time_limit=10))
     assert simulate(graph, mapping.to_dict(graph)).valid and result.objective == 0
 
 
@@ -245,7 +250,7 @@ def test_cli_map_json(tmp_path):
 def test_divide_and_conquer_is_valid_on_random_graphs(seed):
     from designer.mapping.divide import divide_and_conquer
     graph = random_dag(seed + 200, n=14, unit=False)
-    mapping = divide_and_conquer(graph, required_bytes(graph), window=4, seconds_per_window=3)
+    mapping = divide_and_conquer(graph, required_bytes(graph), window=4, seconds_per_window=3).mapping
     replay = simulate(graph, mapping.to_dict(graph))
     assert replay.valid, replay.errors
 
@@ -255,7 +260,7 @@ def test_divide_and_conquer_backs_out_of_a_dead_end():
     cannot fit; the last CP-SAT commit is undone and the baseline used there instead."""
     from designer.mapping.divide import divide_and_conquer
     graph = random_dag(200, n=14, unit=False)
-    mapping = divide_and_conquer(graph, required_bytes(graph), window=4, seconds_per_window=3)
+    mapping = divide_and_conquer(graph, required_bytes(graph), window=4, seconds_per_window=3).mapping
     assert "0 backtracks" not in mapping.method
     replay = simulate(graph, mapping.to_dict(graph))
     assert replay.valid, replay.errors
@@ -285,7 +290,7 @@ def spilling_cases(count: int, unit: bool):
 def test_ilp_equals_brute_force_when_spilling(index):
     from designer.mapping.ilp import solve_ilp
     graph, capacity = spilling_cases(5, unit=True)[index]
-    result, mapping = solve_ilp(graph, capacity, time_limit=30)
+    result, mapping = report(solve_ilp(graph, capacity, time_limit=30))
     assert result.status == "optimal"
     replay = simulate(graph, mapping.to_dict(graph))
     assert replay.valid, replay.errors
@@ -296,8 +301,8 @@ def test_ilp_equals_brute_force_when_spilling(index):
 def test_ilp_equals_cpsat_on_sized_tensors(index):
     from designer.mapping.ilp import solve_ilp
     graph, capacity = spilling_cases(5, unit=False)[index]
-    ilp, mapping = solve_ilp(graph, capacity, time_limit=30)
-    cpsat, _ = solve_mapping(graph, capacity, time_limit=30, max_reloads=3)
+    ilp, mapping = report(solve_ilp(graph, capacity, time_limit=30))
+    cpsat, _ = report(solve_mapping(graph, capacity, time_limit=30, max_reloads=3))
     assert ilp.status == cpsat.status == "optimal" and ilp.objective == cpsat.objective
     replay = simulate(graph, mapping.to_dict(graph))
     assert replay.valid and replay.offchip_bytes == ilp.objective
@@ -341,7 +346,7 @@ def test_a_baseline_hint_is_a_complete_starting_mapping():
     graph = cell_network(cells=8)
     capacity = required_bytes(graph)
     start = baseline(graph, capacity, greedy_min_peak_order(graph))
-    result, mapping = solve_mapping(graph, capacity, time_limit=10, hint=start)
+    result, mapping = report(solve_mapping(graph, capacity, time_limit=10, hint=start))
     assert mapping is not None and result.objective <= start.offchip_bytes(graph)
     replay = simulate(graph, mapping.to_dict(graph))
     assert replay.valid, replay.errors

@@ -73,7 +73,7 @@ def map_graph(
     if result.mapping is None:
         fail(f"no mapping found: {result.solve.message}", code=1)
     if out is not None:
-        result.mapping.save(out, tensor_graph)
+        result.mapping.save(out, tensor_graph, result.solve)
     if plot is not None:
         plot_layout(tensor_graph, result.mapping, plot)
     if as_json:
@@ -87,9 +87,10 @@ def map_graph(
     table.add_column("bytes", justify="right")
     for name, value in sorted(result.baseline_bytes().items(), key=lambda kv: kv[1]):
         table.add_row(f"baseline {name}", f"{value:,}")
-    table.add_row(f"[bold]{result.mapping.method}[/]", f"[bold]{result.offchip_bytes:,}[/]")
+    table.add_row(f"[bold]{result.method}[/]", f"[bold]{result.offchip_bytes:,}[/]")
     console.print(table)
     gap = percent(result.solve.gap)
     bound = "n/a" if result.solve.bound is None else f"{result.solve.bound:,.0f}"
+    console.print(f"{result.method}: {result.solve.message}")
     console.print(f"status {result.solve.status}   bound {bound}   gap {gap}   {result.solve.seconds:.1f} s   "
                   f"simulator: {'valid' if result.replay else 'INVALID ' + '; '.join(result.replay.errors[:3])}")

@@ -248,9 +248,10 @@ class DesignProblem:
         return scores.score, found
 
 
-@dataclass
+@dataclass(frozen=True)
 class DesignResult:
-    """A solved design: the spec, the solver's report, and figures recounted from the spec."""
+    """A solved design: the spec, the solver's report, and figures recounted from the spec
+    (by :meth:`from_spec`, the one way to make one)."""
 
     problem: DesignProblem
     spec: NetworkSpec | None
@@ -267,13 +268,12 @@ class DesignResult:
     @classmethod
     def from_spec(cls, problem: DesignProblem, spec: NetworkSpec | None, solve: SolveResult,
                   history: list[dict[str, float]] | None = None) -> DesignResult:
-        result = cls(problem=problem, spec=spec, solve=solve, history=history or [])
-        if spec is not None:
-            costs, scores = count(spec, problem.bytes_per_element), deepmad_scores(spec, problem.stage_alpha)
-            result.score, result.macs, result.params = scores.score, costs.macs, costs.params
-            result.effectiveness, result.layers = scores.effectiveness, scores.layers
-            result.depth_penalty, result.max_activation_bytes = scores.depth_penalty, costs.max_activation_bytes
-        return result
+        if spec is None:
+            return cls(problem=problem, spec=None, solve=solve, history=history or [])
+        costs, scores = count(spec, problem.bytes_per_element), deepmad_scores(spec, problem.stage_alpha)
+        return cls(problem=problem, spec=spec, solve=solve, score=scores.score, macs=costs.macs, params=costs.params,
+                   effectiveness=scores.effectiveness, layers=scores.layers, depth_penalty=scores.depth_penalty,
+                   max_activation_bytes=costs.max_activation_bytes, history=history or [])
 
     @property
     def status(self) -> str:

@@ -117,7 +117,7 @@ def solve_cells(problem: DesignProblem, cells: Cells, time_limit: float | None, 
         return SolveResult(Status.INFEASIBLE, solver="highs",
                            message=f"stage {empty}: no (out, btn, k) in the space fits the activation budget"), None
     result = highs.solve(model, time_limit=time_limit, rel_gap=rel_gap, threads=threads)
-    result.seconds = time.perf_counter() - start  # model building included
+    result = result.replace(seconds=time.perf_counter() - start)  # model building included
     return result, extract(model, cells, stages) if result.status.has_solution else None
 
 
@@ -180,7 +180,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         result, choice = solve_cells(problem, exact_cells(problem), time_limit, rel_gap, threads)
         if result.status == Status.INFEASIBLE:
             raise DesignError(explain_infeasible(problem, threads))
-        result.solver = "highs (exact MILP)"
+        result = result.replace(solver="highs (exact MILP)")
         if choice is None and first is not None:
             result = _constructive_result(problem, first, result, time.perf_counter() - start)
             return DesignResult.from_spec(problem, first, result)

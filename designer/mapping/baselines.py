@@ -1,7 +1,7 @@
 """Baseline mappings, as COSMA compares against: a schedule (the graph's own topological
 order, or a minimum-peak order), an eviction rule when the scratchpad is full (Belady: the
 resident tensor used furthest in the future; greedy: the cheapest eviction, spilling costs its
-bytes, dropping a dead or host-backed tensor costs nothing), and TFLite-style first-fit
+price under the objective, e.g. its bytes; dropping a dead or host-backed tensor costs nothing), and TFLite-style first-fit
 addresses. When fragmentation leaves no gap big enough it evicts more (spilling what is still
 needed), and when a step's own operands still do not fit it retries the whole plan with
 another placement rule (lowest address; highest; operands of the next step at the top).
@@ -17,11 +17,13 @@ does); its ``method`` says so.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from designer.mapping.cpsat import solve_mapping
 from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping, Step
+from designer.mapping.io import Mapping, MappingOutcome, Step
+from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from solvers.result import SolveResult, Status
 
 EVICTIONS = ("belady", "greedy")
 PLACEMENTS = ("first-fit", "last-fit", "next-on-top")
@@ -93,7 +95,7 @@ class _State:
 
 
 def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capacity: int, eviction: str,
-             placement: str, next_use, clear: bool = False) -> _State | None:
+             placement: str, next_use, objective: Objective, clear: bool = False) -> _State | None:
     """Run step t from ``state`` with one placement rule; None when its operands do not fit.
     ``clear``: evict every tensor the step does not use before placing (a fallback that keeps
     the layout free of tensors other than the step's own)."""
@@ -108,7 +110,7 @@ def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capaci
     incoming = sorted((n for n in operands if n not in resident), key=lambda n: -graph.tensors[n].bytes)
 
     def eviction_key(name: str):
-        cost = 0 if name in hosted else graph.tensors[name].bytes
+        cost = 0 if name in hosted else objective.transfer_cost(graph, name)
         return (-next_use(name, t), cost) if eviction == "belady" else (cost, -next_use(name, t))
 
     candidates = sorted((n for n in resident if n not in operands), key=eviction_key)
@@ -138,7 +140,7 @@ def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capaci
 def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: str = "belady",
          placement: str = "first-fit", max_backtracks: int | None = None,
          resident: dict[str, int] | None = None, hosted: set[str] | None = None,
-         steps: int | None = None) -> Mapping:
+         steps: int | None = None, objective: Objective = OFFCHIP_BYTES) -> Mapping:
     """Plan the order step by step with ``placement``; when a step's operands cannot fit around
     the tensors carried into it, back up and place the earlier steps' tensors by the other
     rules (a depth-first search, at most ``max_backtracks`` retries, default 20 per step).
@@ -168,7 +170,7 @@ def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: 
         result = None
         while rule < len(rules) and result is None:
             result = _advance(graph, order, t, state, scratchpad_bytes, eviction, *rules[rule][:1], next_use,
-                              clear=rules[rule][1])
+                              objective, clear=rules[rule][1])
             rule += 1
         stack[-1] = (state, rule)
         if result is not None:
@@ -184,31 +186,51 @@ def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: 
 
 
 def baseline(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None = None,
-             eviction: str = "belady") -> Mapping:
+             eviction: str = "belady", objective: Objective = OFFCHIP_BYTES) -> Mapping:
     """The cheapest valid plan over the placement rules for this order and eviction rule."""
-    start = time.perf_counter()
     order = order or graph.topological_order()
     best, failures = None, []
     for placement in PLACEMENTS:
         try:
-            mapping = plan(graph, order, scratchpad_bytes, eviction, placement)
+            mapping = plan(graph, order, scratchpad_bytes, eviction, placement, objective=objective)
         except PlacementError as err:
             failures.append(str(err))
             continue
-        if best is None or mapping.offchip_bytes(graph) < best.offchip_bytes(graph):
+        if best is None or objective.of_steps(graph, mapping.steps) < objective.of_steps(graph, best.steps):
             best = mapping
-    if best is None:
-        best = _exact_layout(graph, scratchpad_bytes, order, eviction, failures)
-    best.seconds = time.perf_counter() - start
-    return best
+    return best if best is not None else _exact_layout(graph, scratchpad_bytes, order, eviction, failures, objective)
+
+
+def solve_baseline(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
+                   objective: Objective = OFFCHIP_BYTES, orders: dict[str, list[str]] | None = None,
+                   evictions: tuple[str, ...] = EVICTIONS) -> MappingOutcome:
+    """The mapping strategy: the cheapest baseline over ``orders`` (named schedules; default the
+    graph's topological order) and eviction rules. No bound; ``time_limit`` caps only the
+    CP-SAT layout fallback."""
+    start = time.perf_counter()
+    orders = orders or {"topological": graph.topological_order()}
+    found = {}
+    for order_name, order in orders.items():
+        for eviction in evictions:
+            try:
+                found[f"{order_name}/{eviction}"] = baseline(graph, scratchpad_bytes, order, eviction, objective)
+            except PlacementError:
+                continue
+    seconds = time.perf_counter() - start
+    if not found:
+        return MappingOutcome(None, SolveResult(Status.NO_SOLUTION, seconds=seconds, solver="baseline",
+                                                message="no baseline could place every step"))
+    name, best = min(found.items(), key=lambda item: objective.of_steps(graph, item[1].steps))
+    return MappingOutcome(best, SolveResult(Status.FEASIBLE, objective=objective.of_steps(graph, best.steps),
+                                            seconds=seconds, solver="baseline", message=f"best baseline: {name}"))
 
 
 def _exact_layout(graph: TensorGraph, scratchpad_bytes: int, order: list[str], eviction: str,
-                  failures: list[str], time_limit: float = EXACT_LAYOUT_SECONDS) -> Mapping:
-    result, mapping = solve_mapping(graph, scratchpad_bytes, time_limit, order=order)
-    if mapping is None:
-        reason = ("CP-SAT proves that no mapping of this order fits" if result.status == "infeasible"
+                  failures: list[str], objective: Objective = OFFCHIP_BYTES,
+                  time_limit: float = EXACT_LAYOUT_SECONDS) -> Mapping:
+    outcome = solve_mapping(graph, scratchpad_bytes, time_limit, order=order, objective=objective)
+    if outcome.mapping is None:
+        reason = ("CP-SAT proves that no mapping of this order fits" if outcome.result.status == Status.INFEASIBLE
                   else f"CP-SAT found no layout in {time_limit:g} s either")
         raise PlacementError(f"{failures[0]}; {reason}")
-    mapping.method = f"{eviction}/cp-sat layout (every placement rule failed)"
-    return mapping
+    return replace(outcome.mapping, method=f"{eviction}/cp-sat layout (every placement rule failed)")

@@ -15,8 +15,10 @@ Variables and constraints (sizes and the scratchpad divided by the GCD of all of
      interval [pos_c, pos_c + 1) at its own address per consumer, at no counted cost;
 (C5) NoOverlap2D over the (time, address) rectangles of all intervals, addresses within
      [0, M - size]; a redundant Cumulative over time with capacity M;
-(C6) objective: sum_T bytes_T (x_1 + sum_r x_r): one spill (the first time a tensor leaves)
-     and one retrieval per reload.
+(C6) objective: sum_T price_T (y_T + sum_r x_r): one spill (y_T, the first time a tensor
+     leaves) and one retrieval per reload; price_T is the objective's price of moving T once
+     (its size for off-chip bytes, :mod:`designer.mapping.objective`), divided by the GCD of
+     the prices.
 
 R (``max_reloads``) limits the reloads per tensor; tests check that raising it does not change
 the optimum on small graphs. With ``addresses=False`` the model drops (C5)'s rectangles and
@@ -29,22 +31,18 @@ import math
 import time
 from functools import reduce
 
-import networkx as nx
+from dataclasses import dataclass, field
+
 from ortools.sat.python import cp_model
 
 from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping, Step
+from designer.mapping.io import Mapping, MappingOutcome, Step
+from designer.mapping.objective import OFFCHIP_BYTES, Objective
 from solvers.result import SolveResult, Status
 
 STATUS = {cp_model.OPTIMAL: Status.OPTIMAL, cp_model.FEASIBLE: Status.FEASIBLE,
           cp_model.INFEASIBLE: Status.INFEASIBLE, cp_model.UNKNOWN: Status.NO_SOLUTION,
           cp_model.MODEL_INVALID: Status.ERROR}
-
-
-def position_windows(graph: TensorGraph) -> dict[str, tuple[int, int]]:
-    n = len(graph.operators)
-    return {op: (len(nx.ancestors(graph.dag, op)), n - 1 - len(nx.descendants(graph.dag, op)))
-            for op in graph.operators}
 
 
 def _solve(model: cp_model.CpModel, time_limit: float, threads: int, seed: int) -> tuple[cp_model.CpSolver, int]:
@@ -62,11 +60,7 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
     start = time.perf_counter()
     n = len(graph.operators)
     model = cp_model.CpModel()
-    windows = position_windows(graph)
-    pos = {op: model.NewIntVar(lo, hi, f"pos[{op}]") for op, (lo, hi) in windows.items()}
-    model.AddAllDifferent(list(pos.values()))
-    for a, b in graph.dag.edges:
-        model.Add(pos[a] + 1 <= pos[b])
+    pos = _positions(model, graph, _windows(graph, None))
     intervals, demands = [], []
     for name, tensor in graph.tensors.items():
         consumers = graph.consumers[name]
@@ -96,15 +90,184 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
                        message=solver.StatusName(code)), order
 
 
-def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, max_reloads: int = 2,
-                  threads: int = 1, seed: int = 0, hint: Mapping | None = None,
-                  order: list[str] | None = None, known_bound: float | None = None,
+@dataclass
+class _Model:
+    """A CP-SAT mapping model under construction: what the equation groups share."""
+
+    model: cp_model.CpModel
+    graph: TensorGraph
+    pos: dict[str, cp_model.IntVar]
+    windows: dict[str, tuple[int, int]]
+    capacity: int  # scratchpad in GCD units
+    unit: int  # the GCD of sizes, scratchpad and entering addresses, in bytes
+    entering: dict[str, int | None]
+    hosted: set[str] | frozenset[str]
+    leaving: set[str] | frozenset[str]
+    max_reloads: int
+    x_intervals: list = field(default_factory=list)  # time
+    y_intervals: list = field(default_factory=list)  # address
+    demands: list[int] = field(default_factory=list)
+    prices: list[tuple[int, cp_model.IntVar]] = field(default_factory=list)  # (tensor's price, literal)
+    # records[name]: (presence or None, start, end, address, consumer or None) per interval
+    records: dict[str, list] = field(default_factory=dict)
+    spills: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    lengths: dict[tuple[str, int], cp_model.IntVar] = field(default_factory=dict)  # for hints
+    covers: dict[tuple[str, int, str], cp_model.IntVar] = field(default_factory=dict)  # (T, interval, consumer)
+
+    @property
+    def n(self) -> int:
+        return len(self.graph.operators)
+
+    def interval(self, start, length, end, address, size: int, present, label: str) -> None:
+        """One (time, address) rectangle, optional when ``present`` is a literal."""
+        if present is None:
+            self.x_intervals.append(self.model.NewIntervalVar(start, length, end, f"t{label}"))
+            self.y_intervals.append(self.model.NewFixedSizeIntervalVar(address, size, f"m{label}"))
+        else:
+            self.x_intervals.append(self.model.NewOptionalIntervalVar(start, length, end, present, f"t{label}"))
+            self.y_intervals.append(self.model.NewOptionalFixedSizeIntervalVar(address, size, present, f"m{label}"))
+        self.demands.append(size)
+
+
+def _windows(graph: TensorGraph, order: list[str] | None) -> dict[str, tuple[int, int]]:
+    """Each operator's possible positions: its window, or its place in a fixed ``order``."""
+    return graph.position_windows() if order is None else {op: (i, i) for i, op in enumerate(order)}
+
+
+def _positions(model: cp_model.CpModel, graph: TensorGraph,
+               windows: dict[str, tuple[int, int]]) -> dict[str, cp_model.IntVar]:
+    """(C1) one position per operator, all different, after its predecessors, within its window."""
+    pos = {op: model.NewIntVar(lo, hi, f"pos[{op}]") for op, (lo, hi) in windows.items()}
+    model.AddAllDifferent(list(pos.values()))
+    for a, b in graph.dag.edges:
+        model.Add(pos[a] + 1 <= pos[b])
+    return pos
+
+
+def _free_inputs(m: _Model, name: str, size: int) -> None:
+    """(C4) a tensor read from host for each use: one step at its own address per consumer."""
+    for c in m.graph.consumers[name]:
+        address = m.model.NewIntVar(0, m.capacity - size, f"a[{name},{c}]")
+        m.interval(m.pos[c], 1, m.pos[c] + 1, address, size, None, f"[{name},{c}]")
+        m.records[name].append((None, m.pos[c], m.pos[c] + 1, address, c))
+
+
+def _first_residency(m: _Model, name: str, size: int):
+    """(C2) the first interval: from the producer's step, or from the window's start at the
+    address it has there; returns (end, the step it first leaves, its presence literal or None),
+    ends None for a tensor only in host when the window starts."""
+    model, tensor = m.model, m.graph.tensors[name]
+    if tensor.producer is not None:
+        begin = m.pos[tensor.producer]
+        e0 = model.NewIntVar(m.windows[tensor.producer][0] + 1, m.n, f"e0[{name}]")
+        length0 = m.lengths[name, 0] = model.NewIntVar(1, m.n, f"len0[{name}]")
+        a0 = model.NewIntVar(0, m.capacity - size, f"a0[{name}]")
+        model.Add(length0 == e0 - begin)
+        m.interval(begin, length0, e0, a0, size, None, f"0[{name}]")
+        m.records[name].append((None, begin, e0, a0, None))
+        return e0, e0, None
+    if m.entering[name] is None:
+        return None, None, None
+    present = model.NewBoolVar(f"p0[{name}]")
+    e0 = model.NewIntVar(1, m.n, f"e0[{name}]")
+    address = model.NewConstant(m.entering[name] // m.unit)
+    m.interval(0, e0, e0, address, size, present, f"0[{name}]")
+    m.records[name].append((present, 0, e0, address, None))
+    drop = model.NewIntVar(0, m.n, f"drop[{name}]")  # the step it first leaves: e0, or 0
+    model.Add(drop == e0).OnlyEnforceIf(present)
+    model.Add(drop == 0).OnlyEnforceIf(present.Not())
+    return e0, drop, present
+
+
+def _covered_by_first(m: _Model, name: str, e0, first_present, cover: dict, end_cover: list) -> None:
+    """(C3) consumers served by the first interval; a leaving tensor may stay to the end."""
+    model = m.model
+    for c in m.graph.consumers[name]:
+        b = m.covers[name, 0, c] = model.NewBoolVar(f"b0[{name},{c}]")
+        model.Add(m.pos[c] <= e0 - 1).OnlyEnforceIf(b)
+        if first_present is not None:
+            model.AddImplication(b, first_present)
+        cover[c].append(b)
+    if name in m.leaving:
+        stays = model.NewBoolVar(f"end0[{name}]")
+        model.Add(e0 == m.n).OnlyEnforceIf(stays)
+        if first_present is not None:
+            model.AddImplication(stays, first_present)
+        end_cover.append(stays)
+
+
+def _reloads(m: _Model, name: str, size: int, price: int, spill, drop, cover: dict, end_cover: list) -> None:
+    """(C2)-(C3) up to R optional reload intervals, each after a step away, each serving the
+    consumers inside it; each present one is a retrieval (C6)."""
+    model = m.model
+    previous_end, previous_present = drop, None
+    for r in range(1, m.max_reloads + 1):
+        present = model.NewBoolVar(f"x{r}[{name}]")
+        model.AddImplication(present, previous_present if previous_present is not None else spill)
+        s_r = model.NewIntVar(0, m.n - 1, f"s{r}[{name}]")
+        e_r = model.NewIntVar(1, m.n, f"e{r}[{name}]")
+        length = m.lengths[name, r] = model.NewIntVar(1, m.n, f"len{r}[{name}]")
+        model.Add(length == e_r - s_r)
+        if previous_end is not None:  # absent for a step before coming back (rule 6)
+            model.Add(s_r >= previous_end + 1).OnlyEnforceIf(present)
+        a_r = model.NewIntVar(0, m.capacity - size, f"a{r}[{name}]")
+        m.interval(s_r, length, e_r, a_r, size, present, f"{r}[{name}]")
+        for c in m.graph.consumers[name]:
+            b = m.covers[name, r, c] = model.NewBoolVar(f"b{r}[{name},{c}]")
+            model.AddImplication(b, present)
+            model.Add(s_r <= m.pos[c]).OnlyEnforceIf(b)
+            model.Add(m.pos[c] <= e_r - 1).OnlyEnforceIf(b)
+            cover[c].append(b)
+        if name in m.leaving:
+            stays = model.NewBoolVar(f"end{r}[{name}]")
+            model.AddImplication(stays, present)
+            model.Add(e_r == m.n).OnlyEnforceIf(stays)
+            end_cover.append(stays)
+        m.prices.append((price, present))
+        m.records[name].append((present, s_r, e_r, a_r, None))
+        previous_end, previous_present = e_r, present
+
+
+def _tensor(m: _Model, name: str, size: int, price: int) -> None:
+    """(C2)-(C4) and the spill literal of one tensor."""
+    tensor, model = m.graph.tensors[name], m.model
+    m.records[name] = []
+    if tensor.producer is None and name not in m.entering:
+        _free_inputs(m, name, size)
+        return
+    e0, drop, first_present = _first_residency(m, name, size)
+    if tensor.producer is not None and not m.graph.consumers[name] and name not in m.leaving:
+        model.Add(e0 == m.pos[tensor.producer] + 1)  # dead on arrival: gone after its step
+        return
+    already_hosted = name in m.hosted or (tensor.producer is None and m.entering.get(name) is None)
+    if already_hosted:
+        spill = model.NewConstant(1)
+    else:
+        spill = m.spills[name] = model.NewBoolVar(f"y[{name}]")
+        m.prices.append((price, spill))
+    cover = {c: [] for c in m.graph.consumers[name]}
+    end_cover: list = []
+    if e0 is not None:
+        _covered_by_first(m, name, e0, first_present, cover, end_cover)
+    _reloads(m, name, size, price, spill, drop, cover, end_cover)
+    for c in m.graph.consumers[name]:
+        model.AddBoolOr(cover[c])
+    if name in m.leaving:  # resident at the last step, or a host copy for later
+        model.AddBoolOr(end_cover + [spill])
+    if first_present is not None and not already_hosted:
+        # leaving at the window's start while still needed needs a host copy
+        model.AddImplication(first_present.Not(), spill)
+
+
+def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
+                  objective: Objective = OFFCHIP_BYTES, max_reloads: int = 2, threads: int = 1, seed: int = 0,
+                  hint: Mapping | None = None, order: list[str] | None = None, known_bound: float | None = None,
                   entering: dict[str, int | None] | None = None, hosted: set[str] | frozenset[str] = frozenset(),
-                  leaving: set[str] | frozenset[str] = frozenset()) -> tuple[SolveResult, Mapping | None]:
-    """Minimise off-chip traffic (spilled + retrieved bytes); ``order`` fixes the schedule
-    (the paper's fixed-schedule mode); ``hint`` warm-starts from a mapping (a baseline);
-    ``known_bound``: a proven lower bound on the traffic (bytes), e.g. the address-free MILP's,
-    added as a constraint so CP-SAT can stop once it reaches it.
+                  leaving: set[str] | frozenset[str] = frozenset()) -> MappingOutcome:
+    """Minimise the objective (off-chip bytes by default) over schedules, addresses and spills;
+    ``order`` fixes the schedule (the paper's fixed-schedule mode); ``hint`` warm-starts from a
+    mapping (a baseline); ``known_bound``: a proven lower bound on the objective, e.g. the
+    address-free MILP's, added as a constraint so CP-SAT can stop once it reaches it.
 
     Boundary conditions, for solving one window of a larger graph (:mod:`designer.mapping.divide`):
     ``entering`` maps tensors produced before the window (producer-less in ``graph``) to their
@@ -113,167 +276,55 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     at the last step or with a host copy."""
     start = time.perf_counter()
     entering = entering or {}
-    n = len(graph.operators)
-    sizes = [t.bytes for t in graph.tensors.values()]
     addresses = [a for a in entering.values() if a is not None]
-    unit = reduce(math.gcd, sizes + [scratchpad_bytes] + addresses)
-    capacity = scratchpad_bytes // unit
-    model = cp_model.CpModel()
-    windows = position_windows(graph)
-    if order is not None:
-        windows = {op: (i, i) for i, op in enumerate(order)}
-    pos = {op: model.NewIntVar(lo, hi, f"pos[{op}]") for op, (lo, hi) in windows.items()}
-    model.AddAllDifferent(list(pos.values()))
-    for a, b in graph.dag.edges:
-        model.Add(pos[a] + 1 <= pos[b])
+    unit = reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes] + addresses)
+    prices = {name: objective.transfer_cost(graph, name) for name in graph.tensors}
+    price_unit = reduce(math.gcd, prices.values()) or 1
+    model, windows = cp_model.CpModel(), _windows(graph, order)
+    m = _Model(model, graph, _positions(model, graph, windows), windows, scratchpad_bytes // unit, unit, entering, hosted, leaving, max_reloads)
 
-    # (C2)-(C4) intervals; records[name]: (presence or None, start, end, address, consumer or None)
-    x_intervals, y_intervals, demands, costs = [], [], [], []
-    records: dict[str, list] = {}
-    spills: dict[str, cp_model.IntVar] = {}
-    lengths: dict[tuple[str, int], cp_model.IntVar] = {}  # (tensor, interval index) -> length, for hints
-    covers: dict[tuple[str, int, str], cp_model.IntVar] = {}  # (tensor, interval index, consumer) -> b
+    # (C1) above; (C2)-(C4) intervals, covers and spills per tensor
     for name, tensor in graph.tensors.items():
-        size = tensor.bytes // unit
-        consumers = graph.consumers[name]
-        records[name] = []
-        if size > capacity:
+        if tensor.bytes // unit > m.capacity:
             raise ValueError(f"tensor {name!r} ({tensor.bytes} bytes) is larger than the scratchpad")
-        if tensor.producer is None and name not in entering:  # (C4) inputs and weights: free per use
-            for c in consumers:
-                address = model.NewIntVar(0, capacity - size, f"a[{name},{c}]")
-                x_intervals.append(model.NewFixedSizeIntervalVar(pos[c], 1, f"t[{name},{c}]"))
-                y_intervals.append(model.NewFixedSizeIntervalVar(address, size, f"m[{name},{c}]"))
-                demands.append(size)
-                records[name].append((None, pos[c], pos[c] + 1, address, c))
-            continue
-        # the first residency: from the producer's step, or from the window's start at the address it has
-        first_present = None
-        if tensor.producer is not None:
-            begin = pos[tensor.producer]
-            e0 = model.NewIntVar(windows[tensor.producer][0] + 1, n, f"e0[{name}]")
-            length0 = model.NewIntVar(1, n, f"len0[{name}]")
-            a0 = model.NewIntVar(0, capacity - size, f"a0[{name}]")
-            model.Add(length0 == e0 - begin)
-            lengths[name, 0] = length0
-            x_intervals.append(model.NewIntervalVar(begin, length0, e0, f"t0[{name}]"))
-            y_intervals.append(model.NewFixedSizeIntervalVar(a0, size, f"m0[{name}]"))
-            records[name].append((None, begin, e0, a0, None))
-            demands.append(size)
-            drop = e0
-        elif entering[name] is not None:
-            first_present = model.NewBoolVar(f"p0[{name}]")
-            e0 = model.NewIntVar(1, n, f"e0[{name}]")
-            address = entering[name] // unit
-            x_intervals.append(model.NewOptionalIntervalVar(0, e0, e0, first_present, f"t0[{name}]"))
-            y_intervals.append(model.NewOptionalFixedSizeIntervalVar(address, size, first_present, f"m0[{name}]"))
-            records[name].append((first_present, 0, e0, model.NewConstant(address), None))
-            demands.append(size)
-            drop = model.NewIntVar(0, n, f"drop[{name}]")  # the step it first leaves: e0, or 0
-            model.Add(drop == e0).OnlyEnforceIf(first_present)
-            model.Add(drop == 0).OnlyEnforceIf(first_present.Not())
-        else:  # only in host when the window starts
-            e0 = drop = None
-        if tensor.producer is not None and not consumers and name not in leaving:
-            model.Add(e0 == begin + 1)
-            continue
-        already_hosted = name in hosted or (tensor.producer is None and entering.get(name) is None)
-        if already_hosted:
-            spill = model.NewConstant(1)
-        else:
-            spill = spills[name] = model.NewBoolVar(f"y[{name}]")
-            costs.append((size, spill))
-        cover = {c: [] for c in consumers}
-        end_cover = []
-        if e0 is not None:
-            for c in consumers:
-                b = covers[name, 0, c] = model.NewBoolVar(f"b0[{name},{c}]")
-                model.Add(pos[c] <= e0 - 1).OnlyEnforceIf(b)
-                if first_present is not None:
-                    model.AddImplication(b, first_present)
-                cover[c].append(b)
-            if name in leaving:
-                stays = model.NewBoolVar(f"end0[{name}]")
-                model.Add(e0 == n).OnlyEnforceIf(stays)
-                if first_present is not None:
-                    model.AddImplication(stays, first_present)
-                end_cover.append(stays)
-        previous_end, previous_present = drop, None
-        for r in range(1, max_reloads + 1):
-            present = model.NewBoolVar(f"x{r}[{name}]")
-            model.AddImplication(present, previous_present if previous_present is not None else spill)
-            s_r = model.NewIntVar(0, n - 1, f"s{r}[{name}]")
-            e_r = model.NewIntVar(1, n, f"e{r}[{name}]")
-            length = model.NewIntVar(1, n, f"len{r}[{name}]")
-            model.Add(length == e_r - s_r)
-            lengths[name, r] = length
-            if previous_end is not None:  # absent for a step before coming back (rule 6)
-                model.Add(s_r >= previous_end + 1).OnlyEnforceIf(present)
-            a_r = model.NewIntVar(0, capacity - size, f"a{r}[{name}]")
-            x_intervals.append(model.NewOptionalIntervalVar(s_r, length, e_r, present, f"t{r}[{name}]"))
-            y_intervals.append(model.NewOptionalFixedSizeIntervalVar(a_r, size, present, f"m{r}[{name}]"))
-            demands.append(size)
-            for c in consumers:
-                b = covers[name, r, c] = model.NewBoolVar(f"b{r}[{name},{c}]")
-                model.AddImplication(b, present)
-                model.Add(s_r <= pos[c]).OnlyEnforceIf(b)
-                model.Add(pos[c] <= e_r - 1).OnlyEnforceIf(b)
-                cover[c].append(b)
-            if name in leaving:
-                stays = model.NewBoolVar(f"end{r}[{name}]")
-                model.AddImplication(stays, present)
-                model.Add(e_r == n).OnlyEnforceIf(stays)
-                end_cover.append(stays)
-            costs.append((size, present))
-            records[name].append((present, s_r, e_r, a_r, None))
-            previous_end, previous_present = e_r, present
-        for c in consumers:
-            model.AddBoolOr(cover[c])
-        if name in leaving:  # resident at the last step, or a host copy for later
-            model.AddBoolOr(end_cover + [spill])
-        if first_present is not None and not already_hosted:
-            # leaving at the window's start while still needed needs a host copy
-            model.AddImplication(first_present.Not(), spill)
-
+        _tensor(m, name, tensor.bytes // unit, prices[name] // price_unit)
     # (C5) space: rectangles, and the redundant cumulative
-    model.AddNoOverlap2D(x_intervals, y_intervals)
-    model.AddCumulative(x_intervals, demands, capacity)
+    model.AddNoOverlap2D(m.x_intervals, m.y_intervals)
+    model.AddCumulative(m.x_intervals, m.demands, m.capacity)
     # (C6) objective: one spill per tensor that ever leaves while needed, one retrieval per reload
-    objective = sum(size * literal for size, literal in costs)
-    model.Minimize(objective)
-    if known_bound is not None and costs:
-        model.Add(objective >= math.ceil(known_bound / unit - 1e-9))
+    total = sum(price * literal for price, literal in m.prices)
+    model.Minimize(total)
+    if known_bound is not None and m.prices:
+        model.Add(total >= math.ceil(known_bound / price_unit - 1e-9))
     if hint is not None:
         for t, op in enumerate(hint.order):  # the schedule of a known mapping; CP-SAT completes the rest
-            model.AddHint(pos[op], t)
+            model.AddHint(m.pos[op], t)
         if any(step.resident for step in hint.steps):
-            _hint_residency(model, graph, hint, records, spills, lengths, covers, unit, entering)
+            _hint_residency(m, hint)
 
     solver, code = _solve(model, time_limit, threads, seed)
     status = STATUS.get(code, Status.ERROR)
     seconds = time.perf_counter() - start
+    size = {"variables": len(model.Proto().variables), "constraints": len(model.Proto().constraints)}
     if not status.has_solution:
-        return SolveResult(status, seconds=seconds, solver="cp-sat", message=solver.StatusName(code)), None
-    mapping = extract(graph, solver, pos, records, spills, unit, scratchpad_bytes, entering)
-    value, bound = solver.ObjectiveValue() * unit, solver.BestObjectiveBound() * unit
+        return MappingOutcome(None, SolveResult(status, seconds=seconds, solver="cp-sat",
+                                                message=solver.StatusName(code), model_size=size))
+    mapping = extract(m, solver, "cp-sat" if order is None else "cp-sat (fixed schedule)")
+    value, bound = solver.ObjectiveValue() * price_unit, solver.BestObjectiveBound() * price_unit
     gap = 0.0 if value == bound else (value - bound) / max(value, 1e-9)
-    mapping.status, mapping.bound, mapping.gap, mapping.seconds = str(status), bound, gap, seconds
-    mapping.method = "cp-sat" if order is None else "cp-sat (fixed schedule)"
-    result = SolveResult(status, value, bound, gap, seconds, solution=mapping, solver="cp-sat",
-                         message=solver.StatusName(code),
-                         model_size={"variables": len(model.Proto().variables),
-                                     "constraints": len(model.Proto().constraints)})
-    return result, mapping
+    return MappingOutcome(mapping, SolveResult(status, value, bound, gap, seconds, solver="cp-sat",
+                                               message=solver.StatusName(code), model_size=size))
 
 
-def _hint_residency(model: cp_model.CpModel, graph: TensorGraph, hint: Mapping, records, spills, lengths, covers,
-                    unit: int, entering: dict[str, int | None]) -> None:
+def _hint_residency(m: _Model, hint: Mapping) -> None:
     """Hint a whole known mapping (a baseline, or a window's baseline continued from the
     committed state): each tensor's residency runs as its first and reload intervals, their
     addresses, spills and which interval serves each consumer. With a complete hint CP-SAT
     starts from that mapping instead of searching for a first one, which it does not find in a
     minute on 185-353-operator training graphs. Runs beyond the model's reload limit are left
     out (CP-SAT then repairs the hint or ignores it)."""
+    model, graph, records, spills, unit, entering = m.model, m.graph, m.records, m.spills, m.unit, m.entering
+    lengths, covers = m.lengths, m.covers
     position = {op: t for t, op in enumerate(hint.order)}
     all_runs = hint.residency_runs()
     for name, intervals in records.items():
@@ -313,9 +364,9 @@ def _hint_residency(model: cp_model.CpModel, graph: TensorGraph, hint: Mapping, 
                     model.AddHint(covers[name, r, consumer], run[0] <= position[consumer] < run[1])
 
 
-def extract(graph: TensorGraph, solver: cp_model.CpSolver, pos, records, spills, unit: int, capacity: int,
-            entering: dict[str, int | None]) -> Mapping:
+def extract(m: _Model, solver: cp_model.CpSolver, method: str) -> Mapping:
     """Rebuild the steps (resident sets, spills, reloads) from a solution."""
+    graph, pos, records, spills, unit, entering = m.graph, m.pos, m.records, m.spills, m.unit, m.entering
     order = sorted(graph.operators, key=lambda op: solver.Value(pos[op]))
     steps = [Step(op) for op in order]
     for name, intervals in records.items():
@@ -341,4 +392,4 @@ def extract(graph: TensorGraph, solver: cp_model.CpSolver, pos, records, spills,
             leave = live[0][1] if resident_first else 0
             if leave < len(steps) and (not resident_first or name not in steps[leave].resident):
                 steps[leave].spilled.append(name)
-    return Mapping(capacity, steps)
+    return Mapping(m.capacity * m.unit, steps, method)

@@ -33,16 +33,27 @@ from collections.abc import Callable
 from designer.mapping.baselines import PlacementError, greedy_min_peak_order, plan
 from designer.mapping.cpsat import solve_mapping
 from designer.mapping.graph import Operator, Tensor, TensorGraph
-from designer.mapping.io import Mapping, Step, offchip_bytes
+from designer.mapping.io import Mapping, MappingOutcome, Step
+from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from solvers.result import SolveResult, Status
 
 MAX_BACKTRACKS = 50  # dead ends undone before giving up
+MIN_WINDOW_SECONDS = 1.0  # what a window still gets past the deadline when no baseline can place it
 
 
-def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 40, seconds_per_window: float = 10.0,
+def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
+                       objective: Objective = OFFCHIP_BYTES, window: int = 40, seconds_per_window: float = 10.0,
                        max_reloads: int = 2, order: list[str] | None = None,
-                       progress: Callable[[str], None] | None = None) -> Mapping:
-    """Map ``graph`` window by window (see the module docstring)."""
+                       progress: Callable[[str], None] | None = None) -> MappingOutcome:
+    """Map ``graph`` window by window (see the module docstring). Each window's CP-SAT solve
+    gets at most ``seconds_per_window`` and what is left of ``time_limit``; once that is spent
+    the continued baseline commits the rest (CP-SAT only where the baseline cannot place)."""
     start_time = time.perf_counter()
+    deadline = start_time + time_limit
+
+    def cost(steps: list[Step]) -> int:
+        return objective.of_steps(graph, steps)
+
     queue = list(order or greedy_min_peak_order(graph))
     total = len(queue)
     committed: list[Step] = []
@@ -62,14 +73,16 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
         # the fallback, and a yardstick
         try:
             continued = plan(graph, queue, scratchpad_bytes, "belady", resident=resident, hosted=hosted,
-                             steps=len(ops))
+                             steps=len(ops), objective=objective)
         except PlacementError:  # the committed layout leaves the placement rules no room: CP-SAT must
             continued = None
-        mapping, status = None, "baseline after a dead end"
-        if not (use_baseline and continued is not None):
+        remaining = deadline - time.perf_counter()
+        mapping, status = None, "baseline after a dead end" if use_baseline else "baseline, time limit reached"
+        if continued is None or (not use_baseline and remaining > 0.05):
             hint = continued or Mapping(scratchpad_bytes, [Step(op) for op in ops])
+            seconds = max(min(seconds_per_window, remaining), MIN_WINDOW_SECONDS if continued is None else 0.05)
             mapping, status = _solve_window(graph, ops, len(ops), later, resident, hosted, scratchpad_bytes,
-                                            seconds_per_window, max_reloads, hint)
+                                            seconds, max_reloads, hint, objective)
             solves += 1
         use_baseline = False
         if mapping is None and continued is None:
@@ -81,8 +94,7 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
             use_baseline, backtracks = True, backtracks + 1
             continue
         keep = len(ops) if mapping is None or len(ops) == len(queue) else _narrow_point(graph, mapping)
-        if mapping is not None and (continued is None or offchip_bytes(graph, mapping.steps[:keep])
-                                    <= offchip_bytes(graph, continued.steps[:keep])):
+        if mapping is not None and (continued is None or cost(mapping.steps[:keep]) <= cost(continued.steps[:keep])):
             kept = mapping.steps[:keep]
             queue = [step.op for step in mapping.steps[keep:]] + queue[len(ops):]
             history.append(state)
@@ -98,9 +110,12 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, window: int = 
         if progress is not None:
             progress(f"{len(committed)}/{total} operators mapped ({status}), "
                      f"{time.perf_counter() - start_time:.0f} s")
-    return Mapping(scratchpad_bytes, committed, method=f"divide and conquer ({solves} windows of <= {window}, "
-                                                       f"{fallbacks} finished by the baseline, {backtracks} backtracks)",
-                   status="feasible", seconds=time.perf_counter() - start_time)
+    method = (f"divide and conquer ({solves} windows of <= {window}, {fallbacks} finished by the baseline, "
+              f"{backtracks} backtracks)")
+    mapping = Mapping(scratchpad_bytes, committed, method=method)
+    return MappingOutcome(mapping, SolveResult(Status.FEASIBLE, objective=cost(committed),
+                                               seconds=time.perf_counter() - start_time, solver="cp-sat windows",
+                                               message=method))
 
 
 def _narrow_point(graph: TensorGraph, mapping: Mapping) -> int:
@@ -117,7 +132,8 @@ def _narrow_point(graph: TensorGraph, mapping: Mapping) -> int:
 
 
 def _solve_window(graph: TensorGraph, ops: list[str], end: int, position: dict[str, int], resident: dict[str, int],
-                  hosted: set[str], scratchpad_bytes: int, seconds: float, max_reloads: int, hint: Mapping):
+                  hosted: set[str], scratchpad_bytes: int, seconds: float, max_reloads: int, hint: Mapping,
+                  objective: Objective):
     inside = set(ops)
     tensors, entering = {}, {}
     for op in ops:
@@ -134,8 +150,10 @@ def _solve_window(graph: TensorGraph, ops: list[str], end: int, position: dict[s
                if graph.tensors[name].producer is not None and any(position.get(c, -1) >= end for c in graph.consumers[name])}
     sub = TensorGraph([Operator(op, list(graph.operators[op].inputs), list(graph.operators[op].outputs))
                        for op in ops], list(tensors.values()), f"{graph.name}[window]")
-    kwargs = dict(entering=entering, hosted=hosted & set(tensors), leaving=leaving)
-    result, mapping = solve_mapping(sub, scratchpad_bytes, seconds, max_reloads, hint=hint, **kwargs)
-    if mapping is None and result.status != "infeasible":  # out of time: keep the global order, an easier problem
-        result, mapping = solve_mapping(sub, scratchpad_bytes, seconds, max_reloads, order=ops, **kwargs)
-    return mapping, result.status
+    kwargs = dict(entering=entering, hosted=hosted & set(tensors), leaving=leaving, max_reloads=max_reloads,
+                  objective=objective)
+    outcome = solve_mapping(sub, scratchpad_bytes, seconds, hint=hint, **kwargs)
+    if outcome.mapping is None and outcome.result.status != Status.INFEASIBLE:
+        # out of time: keep the global order, an easier problem
+        outcome = solve_mapping(sub, scratchpad_bytes, seconds, order=ops, **kwargs)
+    return outcome.mapping, outcome.result.status

@@ -122,6 +122,13 @@ class TensorGraph:
         index = {name: i for i, name in enumerate(self.operators)}
         return list(nx.lexicographical_topological_sort(self.dag, key=lambda n: index[n]))
 
+    def position_windows(self) -> dict[str, tuple[int, int]]:
+        """Each operator's earliest and latest step in any schedule: after all its ancestors,
+        before all its descendants (what every time-indexed model and CP-SAT bound positions by)."""
+        n = len(self.operators)
+        return {op: (len(nx.ancestors(self.dag, op)), n - 1 - len(nx.descendants(self.dag, op)))
+                for op in self.operators}
+
     def is_schedule(self, order: list[str]) -> bool:
         position = {op: i for i, op in enumerate(order)}
         return (sorted(order) == sorted(self.operators)

@@ -31,7 +31,8 @@ p(T), consumers C(T)), tensors without a producer F (inputs, weights: compulsory
 (12) non-overlap, for T, U that can both be resident at t (inputs F resident when a consumer runs):
      A[T,t] + size_T <= A[U,t] + M (1 - B[T,U,t]) + M (2 - X[T,t] - X[U,t])
      A[U,t] + size_U <= A[T,t] + M B[T,U,t]       + M (2 - X[T,t] - X[U,t])
-objective: minimise sum_{T,t} size_T (S[T,t] + R[T,t])
+objective: minimise sum_{T,t} price_T (S[T,t] + R[T,t]), price_T the objective's price of moving
+T once (its size for off-chip bytes), divided by the GCD of the prices
 
 A tensor may come back at another address after a spill (only preserving pins it), as in the
 CP-SAT model. HiGHS runs with tight feasibility tolerances and addresses are rounded when read;
@@ -44,30 +45,32 @@ import time
 
 import pyomo.environ as pyo
 
-from designer.mapping.cpsat import position_windows
 from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping, Step
+from designer.mapping.io import Mapping, MappingOutcome, Step
+from designer.mapping.objective import OFFCHIP_BYTES, Objective
 from designer.mapping.timeindexed import (
     add_host_copies,
     add_schedule,
     gcd_unit,
     host_copy,
+    in_objective_units,
     residency_spans,
-    traffic_in_bytes,
+    transfer_prices,
 )
 from solvers import highs
-from solvers.result import SolveResult
 
 TOLERANCES = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9}
 
 
-def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None = None) -> pyo.ConcreteModel:
+def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None = None,
+                objective: Objective = OFFCHIP_BYTES) -> pyo.ConcreteModel:
     """The model above; ``order`` fixes the schedule (the paper's fixed-schedule mode)."""
     n = len(graph.operators)
     unit = gcd_unit(graph, scratchpad_bytes)
     M = scratchpad_bytes // unit
     size = {name: t.bytes // unit for name, t in graph.tensors.items()}
-    windows = position_windows(graph)
+    price, price_unit = transfer_prices(graph, objective)
+    windows = graph.position_windows()
     produced = [name for name, t in graph.tensors.items() if t.producer is not None]
     inputs = [name for name, t in graph.tensors.items() if t.producer is None and graph.consumers[name]]
     quicksum = pyo.quicksum
@@ -132,9 +135,9 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
         both = 2 - resident(a, t) - resident(b, t)
         m.c.add(m.A[a, t] + size[a] <= m.A[b, t] + M * (1 - m.B[a, b, t]) + M * both)
         m.c.add(m.A[b, t] + size[b] <= m.A[a, t] + M * m.B[a, b, t] + M * both)
-    m.traffic = pyo.Objective(expr=quicksum(size[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
+    m.traffic = pyo.Objective(expr=quicksum(price[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
                               sense=pyo.minimize)
-    m.unit, m.span, m.produced, m.inputs = unit, span, produced, inputs
+    m.unit, m.price_unit, m.span, m.produced, m.inputs = unit, price_unit, span, produced, inputs
     return m
 
 
@@ -161,18 +164,17 @@ def extract(graph: TensorGraph, model: pyo.ConcreteModel, scratchpad_bytes: int)
     return Mapping(scratchpad_bytes, steps, method="ilp (highs)")
 
 
-def solve_ilp(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, threads: int = 1,
-              order: list[str] | None = None) -> tuple[SolveResult, Mapping | None]:
-    """HiGHS on the full model (``order``: a fixed schedule); objective and bound in bytes."""
+def solve_ilp(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
+              objective: Objective = OFFCHIP_BYTES, threads: int = 1, order: list[str] | None = None) -> MappingOutcome:
+    """HiGHS on the full model (``order``: a fixed schedule); objective and bound in the
+    objective's unit."""
     start = time.perf_counter()
-    model = build_model(graph, scratchpad_bytes, order)
+    model = build_model(graph, scratchpad_bytes, order, objective)
     built = time.perf_counter() - start
     result = highs.solve(model, time_limit=max(1.0, time_limit - built), rel_gap=1e-6, threads=threads,
                          options=TOLERANCES)
     mapping = extract(graph, model, scratchpad_bytes) if result.objective is not None else None
-    traffic_in_bytes(result, model.unit)
-    result.seconds = time.perf_counter() - start
-    result.message += f"; model built in {built:.1f} s"
-    if mapping is not None:
-        mapping.seconds = result.seconds
-    return result, mapping
+    result = in_objective_units(result, model.price_unit).replace(
+        seconds=time.perf_counter() - start, solver="highs (COSMA ILP)",
+        message=f"{result.message}; model built in {built:.1f} s")
+    return MappingOutcome(mapping, result)

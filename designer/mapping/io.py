@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from designer.mapping.graph import TensorGraph
+from solvers.result import SolveResult
 
 
 @dataclass
@@ -30,15 +31,15 @@ def offchip_bytes(graph: TensorGraph, steps: list[Step]) -> int:
     return sum(graph.tensors[t].bytes for step in steps for t in step.spilled + step.retrieved)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Mapping:
+    """A schedule with every step's resident tensors (and addresses), spills and retrievals;
+    ``method`` says what made it. How good it is and what was proven about it live in the
+    :class:`~solvers.SolveResult` beside it."""
+
     scratchpad_bytes: int
     steps: list[Step]
     method: str = ""
-    status: str = "feasible"
-    bound: float | None = None
-    gap: float | None = None
-    seconds: float = 0.0
 
     @property
     def order(self) -> list[str]:
@@ -60,12 +61,26 @@ class Mapping:
                     found.append((t, t + 1, address))
         return runs
 
-    def to_dict(self, graph: TensorGraph) -> dict[str, Any]:
+    def to_dict(self, graph: TensorGraph, result: SolveResult | None = None) -> dict[str, Any]:
+        """The mapping file's object; ``status``, ``bound``, ``gap`` and ``seconds`` come from
+        the ``result`` that reports on this mapping (None without one)."""
         return {"scratchpad_bytes": self.scratchpad_bytes, "offchip_bytes": self.offchip_bytes(graph),
-                "status": self.status, "bound": self.bound, "gap": self.gap, "seconds": self.seconds,
+                "status": str(result.status) if result is not None else None,
+                "bound": result.bound if result is not None else None,
+                "gap": result.gap if result is not None else None,
+                "seconds": result.seconds if result is not None else None,
                 "method": self.method, **{k: v for k, v in graph.to_dict().items() if k != "name"},
                 "steps": [{"op": s.op, "resident": dict(s.resident), "spilled": list(s.spilled),
                            "retrieved": list(s.retrieved)} for s in self.steps]}
 
-    def save(self, path: str | Path, graph: TensorGraph) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(graph), indent=1))
+    def save(self, path: str | Path, graph: TensorGraph, result: SolveResult | None = None) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(graph, result), indent=1))
+
+
+@dataclass(frozen=True)
+class MappingOutcome:
+    """What one mapping strategy gave (:mod:`designer.mapping.strategies`): its mapping, or
+    None if it found none, and its own report (objective and bound in the objective's unit)."""
+
+    mapping: Mapping | None
+    result: SolveResult

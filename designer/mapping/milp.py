@@ -18,7 +18,8 @@ sizes divided by their GCD):
 (M6) leaving while needed needs a host copy: X[T,t-1] - X[T,t] <= 1 - N[T,t] + H[T,t],
      N[T,t] >= 1 - F[c,t-1] for each consumer c (T is still needed at t)
 (M7) capacity: sum_T size_T X[T,t] + sum_o E[o,t] inputs_without_producer(o) <= M
-objective: minimise sum_T size_T sum_t (S[T,t] + R[T,t])
+objective: minimise sum_T price_T sum_t (S[T,t] + R[T,t]), price_T the objective's price of
+moving T once (its size for off-chip bytes), divided by the GCD of the prices
 """
 
 from __future__ import annotations
@@ -27,25 +28,27 @@ import time
 
 import pyomo.environ as pyo
 
-from designer.mapping.cpsat import position_windows
 from designer.mapping.graph import TensorGraph
+from designer.mapping.io import MappingOutcome
+from designer.mapping.objective import OFFCHIP_BYTES, Objective
 from designer.mapping.timeindexed import (
     add_host_copies,
     add_schedule,
     gcd_unit,
     host_copy,
+    in_objective_units,
     residency_spans,
-    traffic_in_bytes,
+    transfer_prices,
 )
 from solvers import highs
-from solvers.result import SolveResult
 
 
-def build_model(graph: TensorGraph, scratchpad_bytes: int) -> pyo.ConcreteModel:
+def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective = OFFCHIP_BYTES) -> pyo.ConcreteModel:
     n = len(graph.operators)
     unit = gcd_unit(graph, scratchpad_bytes)
     capacity = scratchpad_bytes // unit
-    windows = position_windows(graph)
+    price, price_unit = transfer_prices(graph, objective)
+    windows = graph.position_windows()
     steps = range(n)
     span = residency_spans(graph, windows)
     produced = list(span)
@@ -87,19 +90,21 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int) -> pyo.ConcreteModel:
     for t in steps:
         m.c.add(quicksum(size[name] * m.X[name, t] for name in produced if (name, t) in m.X)
                 + quicksum(free_inputs[o] * run(o, t) for o in graph.operators if free_inputs[o]) <= capacity)
-    m.traffic = pyo.Objective(expr=quicksum(size[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
+    m.traffic = pyo.Objective(expr=quicksum(price[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
                               sense=pyo.minimize)
-    m.unit = unit
+    m.unit, m.price_unit = unit, price_unit
     return m
 
 
-def lower_bound(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, threads: int = 1) -> SolveResult:
-    """HiGHS on the address-free model; ``bound`` (in bytes) bounds every mapping's traffic."""
+def lower_bound(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
+                objective: Objective = OFFCHIP_BYTES, threads: int = 1) -> MappingOutcome:
+    """HiGHS on the address-free model: no mapping; the result's ``bound`` (in the objective's
+    unit) bounds every mapping's cost from below."""
     start = time.perf_counter()
-    model = build_model(graph, scratchpad_bytes)
+    model = build_model(graph, scratchpad_bytes, objective)
     built = time.perf_counter() - start
     result = highs.solve(model, time_limit=max(1.0, time_limit - built), rel_gap=1e-4, threads=threads)
-    traffic_in_bytes(result, model.unit)
-    result.seconds = time.perf_counter() - start
-    result.message += f"; model built in {built:.1f} s"
-    return result
+    result = in_objective_units(result, model.price_unit).replace(
+        seconds=time.perf_counter() - start, solver="highs (address-free bound)",
+        message=f"{result.message}; model built in {built:.1f} s")
+    return MappingOutcome(None, result)

@@ -1,30 +1,23 @@
-"""The mapping problem as data, its budgets, and one call that solves it against the baselines."""
+"""The mapping problem as data (graph, scratchpad, mode, strategy, objective), its budgets
+M_R / M_P / M_H, and the result type; :mod:`designer.mapping.solve` solves it."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from designer import checks
-from designer.mapping.baselines import EVICTIONS, PlacementError, baseline, greedy_min_peak_order, required_bytes
-from designer.mapping.cpsat import min_peak, solve_mapping
-from designer.mapping.divide import divide_and_conquer
+from designer.mapping.baselines import greedy_min_peak_order, required_bytes
+from designer.mapping.cpsat import min_peak
 from designer.mapping.graph import TensorGraph
-from designer.mapping.ilp import solve_ilp
 from designer.mapping.io import Mapping
-from designer.mapping.milp import lower_bound
-from designer.mapping.simulate import simulate
-from solvers.result import SolveResult, Status, relative_gap
+from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from solvers.result import SolveResult, Status
 
 MODES = ("joint", "fixed", "divide")
-MILP_LIMIT = 400  # operators up to which the address-free MILP bound is computed (353: 5 s to build)
 
 
 SOLVERS = ("cpsat", "ilp")
-
-
-def mode_allows_bound(mode: str) -> bool:
-    return mode == "joint"  # the MILP schedules freely, so it bounds the joint problem only
 
 
 class MappingError(ValueError):
@@ -107,9 +100,10 @@ class MappingProblem:
     time_limit: float = 60.0
     max_reloads: int = 2
     threads: int = 1
-    lower_bound: bool = True  # also bound the traffic with the address-free MILP (graphs up to MILP_LIMIT ops)
+    lower_bound: bool = True  # also bound the traffic with the address-free MILP (joint mode, graphs up to solve.MILP_LIMIT ops)
     window: int = 40  # divide mode: operators per window
     seconds_per_window: float = 5.0
+    objective: Objective = OFFCHIP_BYTES  # what the mapping minimises (off-chip bytes)
 
     def __post_init__(self) -> None:
         try:
@@ -133,85 +127,32 @@ class MappingProblem:
         if self.order is not None and not self.graph.is_schedule(self.order):
             raise MappingError("order: not a topological order of the graph's operators")
 
-    def baselines(self, min_peak_order: list[str] | None = None) -> dict[str, Mapping]:
-        orders = {"topological": self.order or self.graph.topological_order()}
-        if self.mode != "fixed":  # joint and divide choose the schedule: the min-peak order is fair game
-            orders["min-peak"] = min_peak_order or greedy_min_peak_order(self.graph)
-        found = {}
-        for order_name, order in orders.items():
-            for eviction in EVICTIONS:
-                try:
-                    found[f"{order_name}/{eviction}"] = baseline(self.graph, self.scratchpad_bytes, order, eviction)
-                except PlacementError:
-                    continue
-        return found
-
     def solve(self, min_peak_order: list[str] | None = None) -> MappingResult:
-        """Baselines, then the chosen solver; never a mapping worse than the best baseline.
-
-        CP-SAT (default): on graphs up to MILP_LIMIT operators the address-free MILP's lower
-        bound first, then CP-SAT warm-started from the best baseline and told the bound; the
-        result's bound is the best proven by either model. ILP: COSMA's model on HiGHS.
-        Divide mode: CP-SAT window by window (:mod:`designer.mapping.divide`), no bound."""
-        found = self.baselines(min_peak_order)
-        best = min(found.values(), key=lambda m: m.offchip_bytes(self.graph), default=None)
-        order = (self.order or self.graph.topological_order()) if self.mode == "fixed" else None
-        if self.mode == "divide":
-            mapping = divide_and_conquer(self.graph, self.scratchpad_bytes, window=self.window,
-                                         seconds_per_window=self.seconds_per_window, max_reloads=self.max_reloads,
-                                         order=min_peak_order)
-            result = SolveResult(Status.FEASIBLE, mapping.offchip_bytes(self.graph), None, None, mapping.seconds,
-                                 solver="cp-sat windows", message=mapping.method)
-            mapping = self._no_worse_than(best, result, mapping)
-        elif self.solver == "ilp":
-            result, mapping = solve_ilp(self.graph, self.scratchpad_bytes, self.time_limit, self.threads, order=order)
-            mapping = self._no_worse_than(best, result, mapping)
-        else:
-            result, mapping = self._solve_cpsat(best, order)
-        if mapping is not None:
-            mapping.status, mapping.bound, mapping.gap = str(result.status), result.bound, result.gap
-        result.solution = mapping
-        replay = simulate(self.graph, mapping.to_dict(self.graph)) if mapping is not None else None
-        return MappingResult(self, mapping, result, found, replay)
-
-    def _solve_cpsat(self, best: Mapping | None, order: list[str] | None) -> tuple[SolveResult, Mapping | None]:
-        relaxed = None
-        if (self.lower_bound and mode_allows_bound(self.mode) and len(self.graph.operators) <= MILP_LIMIT
-                and best is not None and best.offchip_bytes(self.graph) > 0):
-            relaxed = lower_bound(self.graph, self.scratchpad_bytes, self.time_limit / 2, self.threads)
-        known = relaxed.bound if relaxed is not None and relaxed.bound else None
-        remaining = self.time_limit - (relaxed.seconds if relaxed is not None else 0.0)
-        result, found = solve_mapping(self.graph, self.scratchpad_bytes, max(remaining, 0.2 * self.time_limit),
-                                      self.max_reloads, self.threads, hint=best, order=order, known_bound=known)
-        if relaxed is not None:
-            result.seconds += relaxed.seconds
-        mapping = self._no_worse_than(best, result, found)
-        if known is not None and result.objective is not None and (result.bound is None or known > result.bound):
-            result.bound = min(known, result.objective)
-            result.gap = relative_gap(result.objective, result.bound)
-            result.message += f"; bound from the address-free MILP ({relaxed.status})"
-            if result.gap <= 1e-4 and mapping is found:
-                result.status = Status.OPTIMAL
-        return result, mapping
-
-    def _no_worse_than(self, best: Mapping | None, result: SolveResult, mapping: Mapping | None) -> Mapping | None:
-        """``mapping``, or a copy of the best baseline when the solver found none or a worse one
-        in time (``result`` then reports the baseline's traffic, with the solver's bound)."""
-        if best is None or (mapping is not None
-                            and mapping.offchip_bytes(self.graph) <= best.offchip_bytes(self.graph)):
-            return mapping
-        result.objective = best.offchip_bytes(self.graph)
-        result.gap = relative_gap(result.objective, result.bound)
-        return replace(best, seconds=result.seconds)
+        """Baselines, a bound and the chosen strategy (:func:`designer.mapping.solve.solve`)."""
+        from designer.mapping.solve import solve
+        return solve(self, min_peak_order)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MappingResult:
+    """A solved mapping problem, built once.
+
+    ``solve`` reports the returned ``mapping``: its status, objective (in the objective's unit),
+    the best proven bound, their gap, the whole wall time, and in ``solver`` the method that
+    produced it ("baseline min-peak/belady" when a baseline beat the solver). The strategy's own
+    report is ``solver_result`` (and the address-free bound's, ``bound_result``), untouched."""
+
     problem: MappingProblem
     mapping: Mapping | None
     solve: SolveResult
+    solver_result: SolveResult | None = None
+    bound_result: SolveResult | None = None
     baselines: dict[str, Mapping] = field(default_factory=dict)
     replay: object = None
+
+    @property
+    def method(self) -> str:
+        return self.solve.solver
 
     @property
     def offchip_bytes(self) -> int | None:
@@ -221,7 +162,9 @@ class MappingResult:
         return {name: m.offchip_bytes(self.problem.graph) for name, m in self.baselines.items()}
 
     def to_dict(self) -> dict:
-        data = self.mapping.to_dict(self.problem.graph) if self.mapping is not None else {}
+        data = self.mapping.to_dict(self.problem.graph, self.solve) if self.mapping is not None else {}
         data.update(status=str(self.solve.status), bound=self.solve.bound, gap=self.solve.gap,
-                    seconds=self.solve.seconds, baselines=self.baseline_bytes())
+                    seconds=self.solve.seconds, baselines=self.baseline_bytes(), method=self.method,
+                    objective=self.problem.objective.name, message=self.solve.message,
+                    solver_status=None if self.solver_result is None else str(self.solver_result.status))
         return data

@@ -16,6 +16,10 @@ code with the solvers. Rules, for step t running operator op_t:
 8. ``spilled`` lists only produced tensors resident at t - 1 and not at t; ``retrieved``
    only produced tensors resident at t and not at t - 1;
 9. the file's ``offchip_bytes`` equals the bytes spilled plus retrieved.
+
+Beside the bytes, the replay prices the transfers it saw with the given objective
+(:mod:`designer.mapping.objective`: a price per tensor moved, nothing else), so a mapping
+solved for another objective is checked in that objective's unit too.
 """
 
 from __future__ import annotations
@@ -24,20 +28,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from designer.mapping.graph import TensorGraph
+from designer.mapping.objective import OFFCHIP_BYTES, Objective
 
 
-@dataclass
+@dataclass(frozen=True)
 class Replay:
     valid: bool
     errors: list[str] = field(default_factory=list)
     offchip_bytes: int = 0
-    peak_bytes: int = 0
+    cost: int = 0  # the transfers replayed, priced by the objective
 
     def __bool__(self) -> bool:
         return self.valid
 
 
-def simulate(graph: TensorGraph, mapping: dict[str, Any], max_errors: int = 20) -> Replay:
+def simulate(graph: TensorGraph, mapping: dict[str, Any], max_errors: int = 20,
+             objective: Objective = OFFCHIP_BYTES) -> Replay:
     errors: list[str] = []
 
     def fail(message: str) -> None:
@@ -67,7 +73,8 @@ def simulate(graph: TensorGraph, mapping: dict[str, Any], max_errors: int = 20) 
 
     hosted: set[str] = set()
     previous: dict[str, int] = {}
-    offchip = peak = 0
+    offchip = 0
+    moved: list[str] = []  # tensors spilled or retrieved, in order
     for t, step in enumerate(steps):
         op = graph.operators[step["op"]]
         resident = {name: int(address) for name, address in step.get("resident", {}).items()}
@@ -86,7 +93,6 @@ def simulate(graph: TensorGraph, mapping: dict[str, Any], max_errors: int = 20) 
         for (s1, e1, n1), (s2, e2, n2) in zip(spans, spans[1:]):
             if s2 < e1:
                 fail(f"rule 3: step {t}: {n1} [{s1}, {e1}) overlaps {n2} [{s2}, {e2})")
-        peak = max(peak, sum(graph.tensors[n].bytes for n in resident))
         for name in resident:
             tensor = graph.tensors[name]
             if tensor.producer is None:
@@ -107,12 +113,14 @@ def simulate(graph: TensorGraph, mapping: dict[str, Any], max_errors: int = 20) 
             else:
                 hosted.add(name)
                 offchip += graph.tensors[name].bytes
+                moved.append(name)
         for name in retrieved:
             if graph.tensors[name].producer is None or name in previous or name not in resident:
                 fail(f"rule 8: step {t}: {name} is listed as retrieved but is not newly resident (or has no "
                      f"producer)")
             else:
                 offchip += graph.tensors[name].bytes
+                moved.append(name)
         for name in previous:
             if name not in resident and graph.tensors[name].producer is not None and last_need[name] >= t \
                     and name not in hosted:
@@ -121,4 +129,4 @@ def simulate(graph: TensorGraph, mapping: dict[str, Any], max_errors: int = 20) 
     claimed = mapping.get("offchip_bytes")
     if claimed is not None and claimed != offchip:
         fail(f"rule 9: offchip_bytes says {claimed}, the steps move {offchip}")
-    return Replay(not errors, errors, offchip, peak)
+    return Replay(not errors, errors, offchip, objective.total(graph, moved))

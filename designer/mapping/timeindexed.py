@@ -22,7 +22,8 @@ from functools import reduce
 import pyomo.environ as pyo
 
 from designer.mapping.graph import TensorGraph
-from solvers.result import SolveResult
+from designer.mapping.objective import Objective
+from solvers.result import SolveResult, relative_gap
 
 
 def gcd_unit(graph: TensorGraph, scratchpad_bytes: int) -> int:
@@ -108,11 +109,19 @@ def host_copy(m: pyo.ConcreteModel, name: str, t: int):
     return m.H[name, t] if (name, t) in m.H else 0
 
 
-def traffic_in_bytes(result: SolveResult, unit: int) -> None:
-    """Convert HiGHS's objective and bound from GCD units to bytes. The traffic is a whole
-    number of units (sizes times binaries): HiGHS's 3.9999999999999996 is 4 units, and a bound
-    of 3.2 proves 4."""
-    if result.objective is not None:
-        result.objective = max(0, round(result.objective)) * unit
-    if result.bound is not None:
-        result.bound = max(0, math.ceil(result.bound - 1e-6)) * unit
+def transfer_prices(graph: TensorGraph, objective: Objective) -> tuple[dict[str, int], int]:
+    """Each tensor's price per transfer under ``objective``, divided by the GCD of the prices
+    (the models' objective coefficients), and that GCD."""
+    prices = {name: objective.transfer_cost(graph, name) for name in graph.tensors}
+    unit = reduce(math.gcd, prices.values()) or 1
+    return {name: price // unit for name, price in prices.items()}, unit
+
+
+def in_objective_units(result: SolveResult, unit: int) -> SolveResult:
+    """HiGHS's objective and bound converted from GCD units back to the objective's unit. The
+    cost is a whole number of units (prices times binaries): HiGHS's 3.9999999999999996 is 4
+    units, and a bound of 3.2 proves 4."""
+    objective = None if result.objective is None else max(0, round(result.objective)) * unit
+    bound = None if result.bound is None else max(0, math.ceil(result.bound - 1e-6)) * unit
+    return result.replace(objective=objective, bound=bound, gap=relative_gap(objective, bound)
+                          if objective is not None and bound is not None else result.gap)
