@@ -189,11 +189,71 @@ def _secants(lpb: int, lc_min: int, lc_max: int, rho0: float) -> list[tuple[floa
     return cuts
 
 
+@dataclass
+class _Formulation:
+    """The model under construction and the expressions every equation group reads."""
+
+    problem: DesignProblem
+    cells: Cells
+    stages: list[_StageData]
+    m: pyo.ConcreteModel
+    W: dict[int, list] = field(default_factory=dict)  # W[j][v]: stage j's width lies in its cell v
+    S: dict[int, object] = field(default_factory=dict)  # (D3) stage log-width sums
+    gain_keys: list[tuple[int, int]] = field(default_factory=list)  # (R8) (stage, configuration)
+
+    @property
+    def n(self) -> int:
+        return self.problem.n_stages
+
+    def configs(self, j: int) -> range:
+        return range(len(self.stages[j - 1].configs))
+
+    def cells_of(self, j: int) -> list[Cell]:
+        return self.cells.stem if j == 0 else self.cells.out[j - 1]
+
+    def width(self, j: int, end: str):
+        return pyo.quicksum(getattr(cell, end) * self.W[j][v] for v, cell in enumerate(self.cells_of(j)))
+
+    def log_width(self, j: int):
+        return pyo.quicksum(math.log(cell.hi) * self.W[j][v] for v, cell in enumerate(self.cells_of(j)))
+
+    def depth(self, j: int):
+        return pyo.quicksum(self.m.L[j, q] for q in self.configs(j))
+
+    def rest_value(self, j: int, q: int):
+        """Log width of stage j's later blocks under configuration q: at lo widths plus the gain (R8)."""
+        gain = self.m.D[j, q] if (j, q) in self.m.D else 0
+        return (self.m.L[j, q] - self.m.z[j, q]) * self.stages[j - 1].rest_lo[q] + gain
+
+    @property
+    def log_w_stem(self) -> float:
+        return math.log(self.problem.in_channels * self.problem.stem_kernel ** 2)
+
+    def prefix(self, j: int):
+        """(D4) P: the stem's log width plus the stage sums up to stage j (n + 1: the head)."""
+        n = self.n
+        return (self.log_w_stem + pyo.quicksum(self.S[i] for i in range(1, min(j, n) + 1))
+                + (self.log_width(n) if j == n + 1 else 0))
+
+    def layer_count(self, j: int):
+        n, lpb = self.n, self.problem.layers_per_block
+        return 1 + lpb * pyo.quicksum(self.depth(i) for i in range(1, min(j, n) + 1)) + (1 if j == n + 1 else 0)
+
+    def disaggregate(self, name: str, total, owner: int, upper: float):
+        """Variables X_v in [0, upper] with sum_v X_v = total and X_v <= upper W[owner][v]: the
+        product of ``total`` with the owner's cell indicator (exact at integer points)."""
+        X = pyo.Var(range(len(self.cells_of(owner))), bounds=(0, upper))
+        self.m.add_component(name, X)
+        self.m.c.add(pyo.quicksum(X.values()) == total)
+        for v in range(len(self.cells_of(owner))):
+            self.m.c.add(X[v] <= upper * self.W[owner][v])
+        return X
+
+
 def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") -> tuple[pyo.ConcreteModel, list]:
     """The MILP over ``cells``; ``objective`` is ``score`` (maximise) or one of ``macs``,
     ``params``, ``layers``, ``activation`` (minimise, used to explain infeasibility)."""
-    n, lpb = problem.n_stages, problem.layers_per_block
-    res = problem.resolutions()
+    n = problem.n_stages
     stages = [stage_data(problem, j, cells.out[j - 1], cells.btn[j - 1]) for j in range(1, n + 1)]
     if any(not d.configs for d in stages):
         return None, stages  # a stage with no (out, btn, k) under the activation budget: infeasible
@@ -202,172 +262,20 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
     m.z = pyo.Var([(j, q) for j in range(1, n + 1) for q in range(len(stages[j - 1].configs))], domain=pyo.Binary)
     m.L = pyo.Var(m.z.index_set(), domain=pyo.NonNegativeIntegers)
     m.c = pyo.ConstraintList()
-    quicksum = pyo.quicksum
-
-    def cells_of(j: int) -> list[Cell]:
-        return cells.stem if j == 0 else cells.out[j - 1]
-
-    # W[j][v]: the indicator (fractional in the LP) that stage j's width lies in its cell v
-    W = {0: [m.stem[v] for v in range(len(cells.stem))]}
+    f = _Formulation(problem, cells, stages, m)
+    f.W[0] = [m.stem[v] for v in range(len(cells.stem))]
     for j in range(1, n + 1):
-        W[j] = [quicksum(m.z[j, q] for q, cfg in enumerate(stages[j - 1].configs) if cfg.out == cell)
-                for cell in cells.out[j - 1]]
-
-    def width(j: int, end: str):
-        return quicksum(getattr(cell, end) * W[j][v] for v, cell in enumerate(cells_of(j)))
-
-    def log_width(j: int):
-        return quicksum(math.log(cell.hi) * W[j][v] for v, cell in enumerate(cells_of(j)))
-
-    def depth(j: int):
-        return quicksum(m.L[j, q] for q in range(len(stages[j - 1].configs)))
-
-    # (D1) one choice per stage; (D2) depth bounds
-    m.c.add(quicksum(m.stem.values()) == 1)
-    for j in range(1, n + 1):
-        m.c.add(quicksum(m.z[j, q] for q in range(len(stages[j - 1].configs))) == 1)
-        lo, hi = problem.stage_depth_bounds(j)
-        for q in range(len(stages[j - 1].configs)):
-            m.c.add(m.L[j, q] >= lo * m.z[j, q])
-            m.c.add(m.L[j, q] <= hi * m.z[j, q])
-            if stages[j - 1].rest_over_memory[q]:  # (D10) only one block fits the footprint budget
-                m.c.add(m.L[j, q] <= m.z[j, q])
-
-    # (R8) a later block's log width inside a cell: its value at lo widths plus a gain D that
-    # costs at least D / rate extra MACs and params (FM, FP), instead of the free value at hi
-    gain_keys = [(j, q) for j in range(1, n + 1) for q in range(len(stages[j - 1].configs))
-                 if stages[j - 1].rest_gain[q] > 1e-12]
-    m.D = pyo.Var(gain_keys, domain=pyo.NonNegativeReals)
-    m.FM = pyo.Var(gain_keys, domain=pyo.NonNegativeReals)
-    m.FP = pyo.Var(gain_keys, domain=pyo.NonNegativeReals)
-    for j, q in gain_keys:
+        f.W[j] = [pyo.quicksum(m.z[j, q] for q, cfg in enumerate(stages[j - 1].configs) if cfg.out == cell)
+                  for cell in cells.out[j - 1]]
+    _choices(f)
+    _gains(f)
+    for j in range(1, n + 1):  # (D3) stage log-width sums
         d = stages[j - 1]
-        m.c.add(m.D[j, q] <= d.rest_gain[q] * (m.L[j, q] - m.z[j, q]))
-        rate_macs, rate_params = d.rate[q]
-        if problem.max_macs is not None and math.isfinite(rate_macs):
-            m.c.add(m.D[j, q] <= rate_macs * m.FM[j, q])
-        if problem.max_params is not None and math.isfinite(rate_params):
-            m.c.add(m.D[j, q] <= rate_params * m.FP[j, q])
-
-    def rest_value(j: int, q: int):
-        d = stages[j - 1]
-        gain = m.D[j, q] if (j, q) in m.D else 0
-        return (m.L[j, q] - m.z[j, q]) * d.rest_lo[q] + gain
-
-    # (D3) stage log-width sums; (D4) prefix sums
-    log_w_stem = math.log(problem.in_channels * problem.stem_kernel ** 2)
-    S = {}
-    for j in range(1, n + 1):
-        d = stages[j - 1]
-        S[j] = log_width(j - 1) + quicksum(rest_value(j, q) + m.z[j, q] * d.own[q] for q in range(len(d.configs)))
-
-    def prefix(j: int):
-        return log_w_stem + quicksum(S[i] for i in range(1, min(j, n) + 1)) + (log_width(n) if j == n + 1 else 0)
-
-    def layer_count(j: int):
-        return 1 + lpb * quicksum(depth(i) for i in range(1, min(j, n) + 1)) + (1 if j == n + 1 else 0)
-
-    # (D5) the DeepMAD score
-    ends = problem.scoring_ends()
-    terms = []
-    for e, ((j_e, r_e), alpha) in enumerate(zip(ends, problem.stage_alpha)):
-        terms.append(alpha * math.log(r_e) * prefix(j_e))
-        if j_e == 0:
-            terms.append(0.5 * alpha * log_w_stem * log_width(0))
-        elif j_e == n + 1:
-            terms.append(0.5 * alpha * math.log(problem.head) * prefix(j_e))
-        else:
-            d = stages[j_e - 1]
-            terms.append(0.5 * alpha * quicksum(
-                math.log(cfg.out.hi) * (rest_value(j_e, q) + m.z[j_e, q] * d.own[q])
-                for q, cfg in enumerate(d.configs)))
-            prev = cells_of(j_e - 1)
-            y_max = max(math.log(cfg.out.hi) for cfg in d.configs)
-            Y = pyo.Var(range(len(prev)), bounds=(0, y_max))
-            m.add_component(f"Y_{e}", Y)
-            m.c.add(quicksum(Y.values()) == quicksum(math.log(cfg.out.hi) * m.z[j_e, q]
-                                                     for q, cfg in enumerate(d.configs)))
-            for v in range(len(prev)):
-                m.c.add(Y[v] <= y_max * W[j_e - 1][v])
-            terms.append(0.5 * alpha * quicksum(math.log(cell.hi) * Y[v] for v, cell in enumerate(prev)))
-            own_cells = cells_of(j_e)
-            u = prefix_bound(problem, cells, stages, j_e)
-            Q = pyo.Var(range(len(own_cells)), bounds=(0, u))
-            m.add_component(f"Q_{e}", Q)
-            m.c.add(quicksum(Q.values()) == prefix(j_e - 1))
-            for v in range(len(own_cells)):
-                m.c.add(Q[v] <= u * W[j_e][v])
-            terms.append(0.5 * alpha * quicksum(math.log(cell.hi) * Q[v] for v, cell in enumerate(own_cells)))
-    score = quicksum(terms)
-
-    # (D6) costs: stem, stages (first blocks with their c_in cross terms, later blocks), head, classifier
-    stem_layer = lambda c: Layer("stem", "conv", problem.in_channels, c, problem.stem_kernel,  # noqa: E731
-                                 problem.strides[0], 1, problem.resolution, res[0])
-    last_layers = lambda c: _tail_layers(problem, c, res[n])  # noqa: E731
-    cost = {}
-    for index, name in enumerate(("macs", "params")):
-        total = [quicksum(_cost([stem_layer(cell.lo)])[index] * m.stem[v] for v, cell in enumerate(cells.stem))]
-        for j in range(1, n + 1):
-            d = stages[j - 1]
-            total.append(quicksum(d.first[q][index] * m.z[j, q] + d.rest[q][index] * (m.L[j, q] - m.z[j, q])
-                                  for q in range(len(d.configs))))
-            prev = cells_of(j - 1)
-            g_max = max(s[index] for s in d.slope)
-            G = pyo.Var(range(len(prev)), bounds=(0, g_max))
-            m.add_component(f"G_{name}_{j}", G)
-            m.c.add(quicksum(G.values()) == quicksum(d.slope[q][index] * m.z[j, q] for q in range(len(d.configs))))
-            for v in range(len(prev)):
-                m.c.add(G[v] <= g_max * W[j - 1][v])
-            total.append(quicksum(cell.lo * G[v] for v, cell in enumerate(prev)))
-        total.append(quicksum(_cost(last_layers(cell.lo))[index] * W[n][v] for v, cell in enumerate(cells.out[n - 1])))
-        total.append(quicksum((m.FM if name == "macs" else m.FP)[key] for key in gain_keys))
-        cost[name] = quicksum(total)
-    if problem.max_macs is not None and objective != "macs":
-        m.c.add(cost["macs"] <= problem.max_macs)
-    if problem.max_params is not None and objective != "params":
-        m.c.add(cost["params"] <= problem.max_params)
-
-    # (D7) layers
-    total_layers = layer_count(n + 1 if problem.head is not None else n)
-    if problem.max_layers is not None and objective != "layers":
-        m.c.add(total_layers <= problem.max_layers)
-
-    # (D8) effectiveness at every stage end
-    if problem.effectiveness is not None and objective != "effectiveness":
-        for j_e, _ in ends:
-            if j_e == 0:
-                continue  # the stem's rho is a constant, checked by the caller
-            depth_range = [problem.stage_depth_bounds(i) for i in range(1, min(j_e, n) + 1)]
-            extra = 1 if j_e == n + 1 else 0
-            lc_min = 1 + lpb * sum(lo for lo, _ in depth_range) + extra
-            lc_max = 1 + lpb * sum(hi for _, hi in depth_range) + extra
-            lc, p = layer_count(j_e), prefix(j_e)
-            for slope, intercept in _secants(lpb, lc_min, lc_max, problem.effectiveness):
-                m.c.add(p >= slope * lc + intercept)
-
-    # (D9) monotone stage widths
-    if problem.monotone:
-        for j in range(1, n):
-            m.c.add(width(j, "lo") <= width(j + 1, "hi"))
-
-    # (D10) footprint of the first blocks' layers that read the stage input
-    memory = problem.max_activation_bytes
-    if memory is not None and objective != "activation":
-        for j in range(1, n + 1):
-            d = stages[j - 1]
-            for layer_index, slope in enumerate(d.foot_slope):
-                if slope:
-                    m.c.add(quicksum(d.first_foot[q][layer_index] * m.z[j, q] for q in range(len(d.configs)))
-                            + slope * width(j - 1, "lo") <= memory)
-
-    # (D11) depth spread over the depth-penalty stages
-    if problem.max_depth_spread is not None:
-        chosen = problem.penalty_stages()
-        for a in chosen:
-            for b in chosen:
-                if a != b:
-                    m.c.add(depth(a) - depth(b) <= problem.max_depth_spread)
-
+        f.S[j] = f.log_width(j - 1) + pyo.quicksum(f.rest_value(j, q) + m.z[j, q] * d.own[q] for q in f.configs(j))
+    score = _score(f)
+    cost = _costs(f, objective)
+    total_layers = _layers_and_effectiveness(f, objective)
+    _shape_rules(f, objective)
     if objective == "score":
         m.objective = pyo.Objective(expr=score, sense=pyo.maximize)
     elif objective in ("macs", "params"):
@@ -377,6 +285,141 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
     else:
         raise ValueError(f"objective: unknown {objective!r}")
     return m, stages
+
+
+def _choices(f: _Formulation) -> None:
+    """(D1) one choice per stage; (D2) depth bounds; (D10) one block only for configurations
+    whose later blocks break the footprint budget."""
+    m, quicksum = f.m, pyo.quicksum
+    m.c.add(quicksum(m.stem.values()) == 1)
+    for j in range(1, f.n + 1):
+        m.c.add(quicksum(m.z[j, q] for q in f.configs(j)) == 1)
+        lo, hi = f.problem.stage_depth_bounds(j)
+        for q in f.configs(j):
+            m.c.add(m.L[j, q] >= lo * m.z[j, q])
+            m.c.add(m.L[j, q] <= hi * m.z[j, q])
+            if f.stages[j - 1].rest_over_memory[q]:
+                m.c.add(m.L[j, q] <= m.z[j, q])
+
+
+def _gains(f: _Formulation) -> None:
+    """(R8) a later block's log width inside a cell: its value at lo widths plus a gain D that
+    costs at least D / rate extra MACs and params (FM, FP), instead of the free value at hi."""
+    m = f.m
+    f.gain_keys = [(j, q) for j in range(1, f.n + 1) for q in f.configs(j) if f.stages[j - 1].rest_gain[q] > 1e-12]
+    m.D = pyo.Var(f.gain_keys, domain=pyo.NonNegativeReals)
+    m.FM = pyo.Var(f.gain_keys, domain=pyo.NonNegativeReals)
+    m.FP = pyo.Var(f.gain_keys, domain=pyo.NonNegativeReals)
+    for j, q in f.gain_keys:
+        d = f.stages[j - 1]
+        m.c.add(m.D[j, q] <= d.rest_gain[q] * (m.L[j, q] - m.z[j, q]))
+        rate_macs, rate_params = d.rate[q]
+        if f.problem.max_macs is not None and math.isfinite(rate_macs):
+            m.c.add(m.D[j, q] <= rate_macs * m.FM[j, q])
+        if f.problem.max_params is not None and math.isfinite(rate_params):
+            m.c.add(m.D[j, q] <= rate_params * m.FP[j, q])
+
+
+def _score(f: _Formulation):
+    """(D5) the DeepMAD score: sum_e alpha_e (log r_e P_e + 0.5 log c_e P_e), the products of
+    log widths disaggregated over the cells (Y, Q)."""
+    m, quicksum, n, problem = f.m, pyo.quicksum, f.n, f.problem
+    terms = []
+    for e, ((j_e, r_e), alpha) in enumerate(zip(problem.scoring_ends(), problem.stage_alpha)):
+        terms.append(alpha * math.log(r_e) * f.prefix(j_e))
+        if j_e == 0:
+            terms.append(0.5 * alpha * f.log_w_stem * f.log_width(0))
+            continue
+        if j_e == n + 1:
+            terms.append(0.5 * alpha * math.log(problem.head) * f.prefix(j_e))
+            continue
+        d = f.stages[j_e - 1]
+        # log c_e S_{j_e}: per configuration, plus log c_{j_e} log c_{j_e - 1} through Y
+        terms.append(0.5 * alpha * quicksum(math.log(cfg.out.hi) * (f.rest_value(j_e, q) + m.z[j_e, q] * d.own[q])
+                                            for q, cfg in enumerate(d.configs)))
+        y_max = max(math.log(cfg.out.hi) for cfg in d.configs)
+        Y = f.disaggregate(f"Y_{e}", quicksum(math.log(cfg.out.hi) * m.z[j_e, q] for q, cfg in enumerate(d.configs)),
+                           j_e - 1, y_max)
+        terms.append(0.5 * alpha * quicksum(math.log(cell.hi) * Y[v] for v, cell in enumerate(f.cells_of(j_e - 1))))
+        # log c_e P_{<j_e} through Q
+        Q = f.disaggregate(f"Q_{e}", f.prefix(j_e - 1), j_e, prefix_bound(problem, f.cells, f.stages, j_e))
+        terms.append(0.5 * alpha * quicksum(math.log(cell.hi) * Q[v] for v, cell in enumerate(f.cells_of(j_e))))
+    return quicksum(terms)
+
+
+def _costs(f: _Formulation, objective: str) -> dict[str, object]:
+    """(D6) MACs and params: stem, stages (first blocks with their c_in cross terms through G,
+    later blocks), head and classifier, and the paid gains (R8); capped by the budgets."""
+    m, quicksum, n, problem, cells = f.m, pyo.quicksum, f.n, f.problem, f.cells
+    res = problem.resolutions()
+
+    def stem_layer(c: int) -> Layer:
+        return Layer("stem", "conv", problem.in_channels, c, problem.stem_kernel, problem.strides[0], 1,
+                     problem.resolution, res[0])
+
+    cost = {}
+    for index, name in enumerate(("macs", "params")):
+        total = [quicksum(_cost([stem_layer(cell.lo)])[index] * m.stem[v] for v, cell in enumerate(cells.stem))]
+        for j in range(1, n + 1):
+            d = f.stages[j - 1]
+            total.append(quicksum(d.first[q][index] * m.z[j, q] + d.rest[q][index] * (m.L[j, q] - m.z[j, q])
+                                  for q in f.configs(j)))
+            G = f.disaggregate(f"G_{name}_{j}", quicksum(d.slope[q][index] * m.z[j, q] for q in f.configs(j)), j - 1,
+                               max(s[index] for s in d.slope))
+            total.append(quicksum(cell.lo * G[v] for v, cell in enumerate(f.cells_of(j - 1))))
+        total.append(quicksum(_cost(_tail_layers(problem, cell.lo, res[n]))[index] * f.W[n][v]
+                              for v, cell in enumerate(cells.out[n - 1])))
+        total.append(quicksum((m.FM if name == "macs" else m.FP)[key] for key in f.gain_keys))
+        cost[name] = quicksum(total)
+    if problem.max_macs is not None and objective != "macs":
+        m.c.add(cost["macs"] <= problem.max_macs)
+    if problem.max_params is not None and objective != "params":
+        m.c.add(cost["params"] <= problem.max_params)
+    return cost
+
+
+def _layers_and_effectiveness(f: _Formulation, objective: str):
+    """(D7) the layer count and its budget; (D8) effectiveness at every stage end, by the
+    secants of Lc log(Lc / rho0) between attainable layer counts. Returns the layer count."""
+    problem, n, lpb = f.problem, f.n, f.problem.layers_per_block
+    total_layers = f.layer_count(n + 1 if problem.head is not None else n)
+    if problem.max_layers is not None and objective != "layers":
+        f.m.c.add(total_layers <= problem.max_layers)
+    if problem.effectiveness is not None and objective != "effectiveness":
+        for j_e, _ in problem.scoring_ends():
+            if j_e == 0:
+                continue  # the stem's rho is a constant, checked by the caller
+            depth_range = [problem.stage_depth_bounds(i) for i in range(1, min(j_e, n) + 1)]
+            extra = 1 if j_e == n + 1 else 0
+            lc_min = 1 + lpb * sum(lo for lo, _ in depth_range) + extra
+            lc_max = 1 + lpb * sum(hi for _, hi in depth_range) + extra
+            lc, p = f.layer_count(j_e), f.prefix(j_e)
+            for slope, intercept in _secants(lpb, lc_min, lc_max, problem.effectiveness):
+                f.m.c.add(p >= slope * lc + intercept)
+    return total_layers
+
+
+def _shape_rules(f: _Formulation, objective: str) -> None:
+    """(D9) monotone widths; (D10) the footprint of the first blocks' layers that read the stage
+    input; (D11) the depth spread over the depth-penalty stages."""
+    m, problem, quicksum = f.m, f.problem, pyo.quicksum
+    if problem.monotone:
+        for j in range(1, f.n):
+            m.c.add(f.width(j, "lo") <= f.width(j + 1, "hi"))
+    memory = problem.max_activation_bytes
+    if memory is not None and objective != "activation":
+        for j in range(1, f.n + 1):
+            d = f.stages[j - 1]
+            for layer_index, slope in enumerate(d.foot_slope):
+                if slope:
+                    m.c.add(quicksum(d.first_foot[q][layer_index] * m.z[j, q] for q in f.configs(j))
+                            + slope * f.width(j - 1, "lo") <= memory)
+    if problem.max_depth_spread is not None:
+        chosen = problem.penalty_stages()
+        for a in chosen:
+            for b in chosen:
+                if a != b:
+                    m.c.add(f.depth(a) - f.depth(b) <= problem.max_depth_spread)
 
 
 def _tail_layers(problem: DesignProblem, channels: int, res: int) -> list[Layer]:
