@@ -97,19 +97,6 @@ class DeepMADScores:
     layers: int
     depth_penalty: float
 
-    def to_dict(self) -> dict:
-        return {
-            "deepmad_score": self.score,
-            "stage_entropy": self.stage_entropy,
-            "alpha": list(self.alpha),
-            "stage_channels": self.stage_channels,
-            "stage_resolution": self.stage_resolution,
-            "rho": self.rho,
-            "effectiveness": self.effectiveness,
-            "layers": self.layers,
-            "depth_penalty": self.depth_penalty,
-        }
-
 
 def scoring_stages(unit_list: list[Unit]) -> list[int]:
     """Index of the last unit of each scoring stage (equation 2)."""

@@ -37,9 +37,8 @@ from solvers import highs
 from solvers.result import SolveResult, Status, relative_gap
 
 EXACT_LIMIT = 600  # configurations per stage up to which one exact MILP is solved
-# How the time limit is shared (measured on DeepMAD-50M, 60 s, one thread: uncapped polish
-# MILPs of 5 samples took 34 s and radius-3 neighbourhoods 74 s without closing, leaving one
-# iteration and a 28.6% gap; capped as below, three iterations and a 10-11% gap)
+# How the time limit is shared: capped so that refinement iterates (why these values:
+# benchmarks/README.md, "Design: sharing the time limit")
 POLISH_SAMPLES = 6  # grid points per chosen cell in the polish MILP
 POLISH_SHARE = 0.2  # of the time limit, at most, for one polish MILP
 LNS_RADIUS = 1  # grid steps around each width of the incumbent in the neighbourhood MILPs

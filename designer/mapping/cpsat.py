@@ -321,7 +321,7 @@ def _hint_residency(m: _Model, hint: Mapping) -> None:
     committed state): each tensor's residency runs as its first and reload intervals, their
     addresses, spills and which interval serves each consumer. With a complete hint CP-SAT
     starts from that mapping instead of searching for a first one, which it does not find in a
-    minute on 185-353-operator training graphs. Runs beyond the model's reload limit are left
+    minute on the large training graphs (benchmarks/README.md). Runs beyond the model's reload limit are left
     out (CP-SAT then repairs the hint or ignores it)."""
     model, graph, records, spills, unit, entering = m.model, m.graph, m.records, m.spills, m.unit, m.entering
     lengths, covers = m.lengths, m.covers

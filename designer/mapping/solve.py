@@ -24,7 +24,7 @@ from designer.mapping.simulate import simulate
 from designer.mapping.strategies import get as strategy
 from solvers.result import SolveResult, Status, relative_gap
 
-MILP_LIMIT = 400  # operators up to which the address-free MILP bound is computed (353: 5 s to build)
+MILP_LIMIT = 400  # operators up to which the address-free MILP bound is computed (see benchmarks/README.md)
 BOUND_SHARE = 0.5  # of the time limit, at most, for the address-free bound
 MIN_SOLVER_SHARE = 0.2  # of the time limit, at least, for CP-SAT after the bound
 

@@ -9,8 +9,8 @@ steps, and the schedule variables with their constraints.
   (S2) precedence: F[c,t] <= F[p,t-1] for every edge p -> c
 
 Writing the prefix sums out in every constraint that needs them (precedence, "still needed")
-makes the model quadratic in the window lengths: pyomo took 35 s to build a 185-operator graph
-that way. The running sums F (and the host-copy sums H of the two models) keep it linear.
+makes the model quadratic in the window lengths; the running sums F (and the host-copy sums H
+of the two models) keep it linear (build times: benchmarks/README.md).
 """
 
 from __future__ import annotations
