@@ -9,6 +9,7 @@ relaxation's bound at the MILP design's depths and kernels (a bound for those de
     python benchmarks/design.py                       # all levels, 60 s each
     python benchmarks/design.py --levels deepmad-r50 --time-limit 600 --ea-factor 0   # MILP only
     python benchmarks/design.py --pareto 8 --plot pareto.png
+    python benchmarks/design.py --levels --families fused      # fused-MBConv at DeepMAD-R50's budgets
 """
 
 from __future__ import annotations
@@ -27,16 +28,18 @@ from designer.entropy import deepmad_scores
 LEVELS = ["deepmad-r18", "deepmad-r34", "deepmad-r50", "deepmad-29m-224", "deepmad-50m", "deepmad-89m"]
 
 
-def level_problem(name: str, macs: float | None = None) -> tuple[DesignProblem, float]:
+def level_problem(name: str, macs: float | None = None, family: str | None = None) -> tuple[DesignProblem, float]:
+    """The level's budgets; ``family`` designs another block family under them (with that
+    family's own width ratios and kernels, the level's strides, head and resolution)."""
     spec = zoo.load(name)
     costs, scores = count(spec), deepmad_scores(spec)
-    family = spec.stages[0].family
+    family = family or spec.stages[0].family
     monotone = all(a.out <= b.out for a, b in zip(spec.stages, spec.stages[1:]))
     problem = DesignProblem(
         family=family, resolution=spec.resolution, num_classes=spec.num_classes, head=spec.head,
         strides=[spec.stem.stride] + [s.stride for s in spec.stages], monotone=monotone,
         max_macs=macs if macs is not None else costs.macs, max_params=costs.params,
-        effectiveness=scores.effectiveness, name=f"{name}-budget")
+        effectiveness=scores.effectiveness, name=f"{name}-budget-{family}")
     return problem, scores.score
 
 
@@ -44,8 +47,8 @@ def fmt(value, digits=1):
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
-def run_level(name: str, time_limit: float, ea_factor: float, seed: int) -> dict:
-    problem, released = level_problem(name)
+def run_level(name: str, time_limit: float, ea_factor: float, seed: int, family: str | None = None) -> dict:
+    problem, released = level_problem(name, family=family)
     start = time.perf_counter()
     result = solve(problem, time_limit=time_limit, rel_gap=0.01,
                    progress=lambda s: print(f"  {name}: {s}", file=sys.stderr))
@@ -55,7 +58,7 @@ def run_level(name: str, time_limit: float, ea_factor: float, seed: int) -> dict
                if ea_factor > 1 else None)
     relaxed = (relaxation_bound(problem, [s.L for s in result.spec.stages], [s.k for s in result.spec.stages])
                if result.spec is not None else None)
-    return {"level": name, "released": released, "score": result.score, "bound": result.solve.bound,
+    return {"level": name if family is None else f"{name} budgets, {family}", "released": released, "score": result.score, "bound": result.solve.bound,
             "gap": result.solve.gap, "seconds": result.solve.seconds, "status": result.status,
             "ea_same": ea_same.score if ea_same else None, "ea_long": ea_long.score if ea_long else None,
             "relaxation": relaxed.bound if relaxed else None, "violations": violations,
@@ -69,12 +72,17 @@ def main() -> None:
     parser.add_argument("--ea-factor", type=float, default=10.0,
                         help="EA runs at the MILP's wall time and at this multiple of it; 1: only the first, 0: no EA")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--families", nargs="*", default=[],
+                        help="also design these block families (e.g. fused) at the --family-levels' budgets")
+    parser.add_argument("--family-levels", nargs="*", default=["deepmad-r50"])
     parser.add_argument("--pareto", type=int, default=0, help="points of a Pareto sweep over MACs (R50 family)")
     parser.add_argument("--pareto-time", type=float, default=20.0)
     parser.add_argument("--plot", default="pareto.png")
     args = parser.parse_args()
 
     rows = [run_level(name, args.time_limit, args.ea_factor, args.seed) for name in args.levels]
+    rows += [run_level(name, args.time_limit, args.ea_factor, args.seed, family)
+             for family in args.families for name in args.family_levels]
     print(f"| level | released score | MIP score | bound | gap | s | status | EA same time | EA x{args.ea_factor:g} "
           f"| relaxation bound (MIP depths) | budgets on recount |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -180,6 +180,7 @@ CASES = [
     ("prune {digits.pt} --sparsity 0.5 --method best", "--method: must be one of"),
     ("prune {digits.pt} --sparsity 0.5 --mode filters", "--mode: must be one of weights, channels"),
     ("prune {digits.pt} --sparsity 0.5 --schedule gradual", "--schedule"),
+    ("prune {digits.pt} --sparsity 0.5 --criterion gradient", "--criterion: must be one of magnitude"),
     ("prune {digits.pt} --sparsity 0.5 --grid 1", "--grid: must be at least 2"),
     ("prune {digits.pt} --sparsity 0.5 --calibration 0", "--calibration: must be at least 1"),
     ("prune {digits.pt} --sparsity 0.5 --finetune-epochs -1", "--finetune-epochs"),

@@ -19,7 +19,9 @@ def prune(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by `mpdesign train`."),
     sparsity: Optional[float] = typer.Option(None, help="Fraction of prunable weights to remove."),
     keep_macs: Optional[float] = typer.Option(None, help="Fraction of prunable layers' MACs to keep (rd)."),
-    method: str = typer.Option("rd", help="rd, rd-slope, lamp, global, uniform, uniform+ or erk."),
+    method: str = typer.Option("rd", help="rd, rd-slope, or an allocation baseline: lamp, global, uniform, "
+                                          "uniform+, erk."),
+    criterion: str = typer.Option("magnitude", help="Within-layer criterion: which weights a layer keeps."),
     mode: str = typer.Option("weights", help="weights (masks) or channels (a smaller network)."),
     schedule: str = typer.Option("iterative", help="iterative (20% of what is left per round) or one-shot."),
     dataset: Optional[str] = typer.Option(None, help="Dataset for calibration and fine-tuning (default: the "
@@ -37,11 +39,13 @@ def prune(
     from designer.train.data import load_dataset
     from designer.train.loop import TrainConfig, evaluate, train as train_loop
     from designer.pruning.allocate import METHODS
+    from designer.pruning.curves import CRITERIA
     try:  # every argument before any curve is measured
         checks.writable_file(out, "--out")
         checks.choice(mode, "--mode", ("weights", "channels"))
         checks.choice(method, "--method", METHODS)
         checks.choice(schedule, "--schedule", ("iterative", "one-shot"))
+        checks.choice(criterion, "--criterion", tuple(CRITERIA))
         if (sparsity is None) == (keep_macs is None):
             raise ValueError("give exactly one of --sparsity (fraction of weights removed) and --keep-macs")
         if sparsity is not None:
@@ -70,7 +74,7 @@ def prune(
             _prune_channels(model, calib, splits, sparsity, keep_macs, finetune, before, out, metadata, as_json)
             return
         report = prune_model(model, calib, method=method, sparsity=sparsity, keep_macs=keep_macs, schedule=schedule,
-                             finetune=finetune, grid=default_grid(grid), progress=not as_json)
+                             finetune=finetune, grid=default_grid(grid), progress=not as_json, criterion=criterion)
     except ValueError as error:
         fail(str(error))
     after = evaluate(model, splits.test)

@@ -15,7 +15,6 @@ from designer.pruning.curves import Curves, kept_count, prunable_layers
 from solvers.knapsack import solve_dp, solve_lagrangian
 from solvers.result import SolveResult, Status
 
-METHODS = ("rd", "rd-slope", "global", "lamp", "uniform", "uniform+", "erk")
 
 
 @dataclass
@@ -177,4 +176,7 @@ def within_budget(model: nn.Module, sparsity: dict[str, float], keep_weights: in
     return {name: 1 - (counts[name] - cut[name]) / layers[name].weight.numel() for name in sparsity}
 
 
+# Allocation baselines by name: a new one is a function (model, sparsity) -> {layer: sparsity}
+# and one entry here; prune_model, the CLI and the benchmark take it from this table.
 BASELINES = {"global": global_magnitude, "lamp": lamp, "uniform": uniform, "uniform+": uniform_plus, "erk": erk}
+METHODS = ("rd", "rd-slope", *BASELINES)

@@ -9,8 +9,8 @@ from torch.nn.utils import prune
 from designer.pruning.curves import magnitude_mask, prunable_layers
 
 
-def apply_sparsity(model: nn.Module, sparsity: dict[str, float]) -> dict[str, float]:
-    """Mask each named layer by magnitude to its sparsity (a removed weight stays removed:
+def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: str = "magnitude") -> dict[str, float]:
+    """Mask each named layer by ``criterion`` (magnitude) to its sparsity (a removed weight stays removed:
     zeros from earlier rounds count as removed); returns the sparsities reached."""
     modules = dict(prunable_layers(model))
     unknown = sorted(set(sparsity) - set(modules))
@@ -22,7 +22,7 @@ def apply_sparsity(model: nn.Module, sparsity: dict[str, float]) -> dict[str, fl
         if prune.is_pruned(module) and hasattr(module, "weight_mask"):
             prune.remove(module, "weight")
         weight = module.weight.detach()
-        mask = magnitude_mask(weight, target, current=weight != 0)
+        mask = magnitude_mask(weight, target, current=weight != 0, criterion=criterion)
         prune.custom_from_mask(module, "weight", mask)
         reached[name] = 1 - mask.sum().item() / mask.numel()
     return reached

@@ -49,12 +49,22 @@ def kept_count(weight: torch.Tensor, sparsity: float, current: torch.Tensor | No
     return min(keep, int(alive.sum())) if alive is not None else keep
 
 
-def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None) -> torch.Tensor:
-    """Keep exactly :func:`kept_count` weights: each output channel's largest surviving weight
-    (so no channel dies), then the largest-magnitude others; never one that ``current``
-    already removed."""
+# Within-layer criteria: a weight's importance (larger is kept first). A new criterion is one
+# function and one line here; curves, masks, allocation and pruning take it by name.
+CRITERIA: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "magnitude": lambda weight: weight.detach().abs(),
+}
+
+
+def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None,
+                   criterion: str = "magnitude") -> torch.Tensor:
+    """Keep exactly :func:`kept_count` weights: each output channel's most important surviving
+    weight (so no channel dies), then the most important others by ``criterion`` (magnitude by
+    default); never one that ``current`` already removed."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion: must be one of {', '.join(CRITERIA)}, got {criterion!r}")
     keep = kept_count(weight, sparsity, current)
-    magnitude = weight.detach().abs().reshape(weight.shape[0], -1).clone()
+    magnitude = CRITERIA[criterion](weight).reshape(weight.shape[0], -1).float().clone()
     alive = (current.reshape(magnitude.shape).bool() if current is not None
              else torch.ones_like(magnitude, dtype=torch.bool))
     magnitude[~alive] = -1.0
@@ -213,7 +223,7 @@ def default_grid(points: int = 101) -> list[float]:
 @torch.no_grad()
 def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] | None = None,
                       worst_case: bool = False, recalibrate_bn: bool = True, progress: bool = False,
-                      chunk: int = 16, macs: dict[str, int] | None = None) -> Curves:
+                      chunk: int = 16, macs: dict[str, int] | None = None, criterion: str = "magnitude") -> Curves:
     """Distortion of the logits on ``inputs`` as each prunable layer alone is pruned (see module doc).
 
     The distinct masks of one layer are evaluated ``chunk`` at a time in one batched forward
@@ -239,7 +249,7 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
             local = name[len(prefix):] + ".weight" if prefix.endswith(".") or not prefix else "weight"
             original = module.weight.detach().clone()
             current = original != 0
-            masks = [magnitude_mask(original, s, current) for s in grid]
+            masks = [magnitude_mask(original, s, current, criterion) for s in grid]
             kept = [int(m.sum()) for m in masks]
             distinct = sorted(set(kept), key=kept.index)
             weights = torch.stack([original * masks[kept.index(k)] for k in distinct])

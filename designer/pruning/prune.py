@@ -53,7 +53,7 @@ def round_targets(final: float, fraction: float, schedule: str, start: float = 1
 def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd", sparsity: float | None = None,
                 keep_macs: float | None = None, schedule: str = "iterative", round_fraction: float = 0.2,
                 finetune: Callable[[nn.Module], None] | None = None, grid: list[float] | None = None,
-                worst_case: bool = False, progress: bool = False) -> PruneReport:
+                worst_case: bool = False, progress: bool = False, criterion: str = "magnitude") -> PruneReport:
     """Prune ``model`` in place to ``sparsity`` of its prunable weights removed, or (RD only)
     to ``keep_macs``, a fraction of its prunable layers' MACs kept."""
     if method not in METHODS:
@@ -82,7 +82,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
         budget = int(math.floor(kept * (total_weights if sparsity is not None else total_macs) + 1e-6))
         if method.startswith("rd"):
             curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
-                                       progress=progress, macs=macs)
+                                       progress=progress, macs=macs, criterion=criterion)
             report.first_curves = report.first_curves or curves
             solver = "slope" if method == "rd-slope" else "dp"
             if sparsity is not None:
@@ -93,7 +93,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
         else:
             targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
             predicted = None
-        reached = apply_sparsity(model, targets)
+        reached = apply_sparsity(model, targets, criterion)
         recalibrate_batchnorm(model, calibration)
         if finetune is not None:
             finetune(model)
