@@ -196,3 +196,14 @@ def take_bn(source: nn.BatchNorm2d, target: nn.BatchNorm2d, idx: torch.Tensor | 
         value = getattr(source, name).detach()
         getattr(target, name).copy_(value if idx is None else value[idx])
     target.num_batches_tracked.copy_(source.num_batches_tracked)
+
+
+def shrink_inner_pair(block: nn.Module, new: nn.Module, keep: int) -> None:
+    """The shrink of blocks whose inner channels are made by ``conv1`` and read by ``conv2``
+    (both :class:`ConvBNAct`): keep ``conv1``'s ``keep`` strongest filters, and ``conv2``'s
+    inputs from them."""
+    inner = strongest(output_strength(block.conv1.conv), keep)
+    take_conv(block.conv1.conv, new.conv1.conv, out_idx=inner)
+    take_bn(block.conv1.bn, new.conv1.bn, inner)
+    take_conv(block.conv2.conv, new.conv2.conv, in_idx=inner)
+    take_bn(block.conv2.bn, new.conv2.bn)

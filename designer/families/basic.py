@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from designer.families.base import BlockFamily, ConvBNAct, FamilyDefaults, Layer, Projection, conv, down, \
-    output_strength, projection_layers, strongest, take_bn, take_conv
+    projection_layers, shrink_inner_pair
 
 
 class BasicBlock(nn.Module):
@@ -50,11 +50,7 @@ class Basic(BlockFamily):
         nn.init.zeros_(block.conv2.bn.weight)
 
     def shrink(self, block: nn.Module, new: nn.Module, keep: int) -> None:
-        inner = strongest(output_strength(block.conv1.conv), keep)
-        take_conv(block.conv1.conv, new.conv1.conv, out_idx=inner)
-        take_bn(block.conv1.bn, new.conv1.bn, inner)
-        take_conv(block.conv2.conv, new.conv2.conv, in_idx=inner)
-        take_bn(block.conv2.bn, new.conv2.bn)
+        shrink_inner_pair(block, new, keep)
         new.shortcut.load_state_dict(block.shortcut.state_dict())
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from designer.families.base import BlockFamily, ConvBNAct, FamilyDefaults, Layer, conv, down, output_strength, \
-    strongest, take_bn, take_conv
+from designer.families.base import BlockFamily, ConvBNAct, FamilyDefaults, Layer, conv, down, \
+    shrink_inner_pair
 
 
 class FusedMBConv(nn.Module):
@@ -52,11 +52,7 @@ class Fused(BlockFamily):
             nn.init.zeros_(block.conv2.bn.weight)
 
     def shrink(self, block: nn.Module, new: nn.Module, keep: int) -> None:
-        inner = strongest(output_strength(block.conv1.conv), keep)
-        take_conv(block.conv1.conv, new.conv1.conv, out_idx=inner)
-        take_bn(block.conv1.bn, new.conv1.bn, inner)
-        take_conv(block.conv2.conv, new.conv2.conv, in_idx=inner)
-        take_bn(block.conv2.bn, new.conv2.bn)
+        shrink_inner_pair(block, new, keep)
 
 
 FAMILY = Fused()
