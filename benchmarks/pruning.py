@@ -24,7 +24,7 @@ import torch
 
 from designer.network import build
 from designer.pruning.additivity import additivity
-from designer.pruning.allocate import BASELINES, allocate
+from designer.pruning.allocate import BASELINES, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, make_permanent, total_sparsity
 from designer.pruning.curves import default_grid, distortion_curves, recalibrate_batchnorm
 from designer.pruning.prune import prune_model
@@ -70,19 +70,22 @@ def run_seed(seed: int, args) -> dict:
     for method in METHODS:
         for s in SPARSITIES:
             model = copy.deepcopy(dense)
+            budget = int(total * (1 - s) + 1e-6)  # every method keeps at most this many weights, counted on the masks
             if method == "rd":
-                targets = allocate(curves, keep_weights=(1 - s) * total).sparsity
+                targets = allocate(curves, keep_weights=budget).sparsity
             else:
-                targets = BASELINES[method](model, s)
+                targets = within_budget(model, BASELINES[method](model, s), budget)
             apply_sparsity(model, targets)
             make_permanent(model)
             recalibrate_batchnorm(model, calibration)
             result["one_shot"][(method, s)] = evaluate(model, splits.test)["accuracy"]
+            result["one_shot"][(method, s, "kept")] = total - round(total_sparsity(model) * total)
+            result["one_shot"][(method, s, "budget")] = budget
         log(f"seed {seed}: one-shot {method}: " + ", ".join(f"{result['one_shot'][(method, s)]:.3f}"
                                                           for s in SPARSITIES))
 
     finetune_config = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=seed)
-    for method in METHODS:
+    for method in METHODS if "iterative" in args.schedules else []:
         model = copy.deepcopy(dense)
         start = time.perf_counter()
         for s in SPARSITIES:  # one run, evaluated as it passes each level
@@ -90,6 +93,8 @@ def run_seed(seed: int, args) -> dict:
                         finetune=lambda m: train(m, splits.train, finetune_config))
             result["iterative"][(method, s)] = evaluate(model, splits.test)["accuracy"]
             result["iterative"][(method, s, "reached")] = total_sparsity(model)
+            result["iterative"][(method, s, "kept")] = total - round(total_sparsity(model) * total)
+            result["iterative"][(method, s, "budget")] = int(total * (1 - s) + 1e-6)
         log(f"seed {seed}: iterative {method} ({time.perf_counter() - start:.0f} s): "
             + ", ".join(f"{result['iterative'][(method, s)]:.3f}" for s in SPARSITIES))
     if seed == args.seeds[0] and args.additivity_plot:
@@ -135,18 +140,27 @@ def main() -> None:
     parser.add_argument("--plot", default="")
     parser.add_argument("--additivity-plot", default="")
     parser.add_argument("--additivity-samples", type=int, default=60)
+    parser.add_argument("--schedules", nargs="+", default=["one-shot", "iterative"], choices=["one-shot", "iterative"])
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     results = [run_seed(seed, args) for seed in args.seeds]
     print(f"Network: ResNet-style bottleneck spec, {results[0]['layers']} prunable layers, {args.dataset}; "
           f"seeds {args.seeds}; dense test accuracy {spread([r['dense'] for r in results])}%\n")
-    for schedule in ("one_shot", "iterative"):
+    schedules = [name.replace("-", "_") for name in args.schedules]
+    for schedule in schedules:
         print(f"\n**{schedule.replace('_', '-')}** test accuracy (%), mean ± std over {len(args.seeds)} seeds\n")
         print("| method | " + " | ".join(f"{int(100 * s)}%" for s in SPARSITIES) + " |")
         print("|---" * (len(SPARSITIES) + 1) + "|")
         for method in METHODS:
             print(f"| {method} | " + " | ".join(spread([r[schedule][(method, s)] for r in results])
+                                                for s in SPARSITIES) + " |")
+        print(f"\nkept weights after masking / budget (seed {args.seeds[0]}), {schedule.replace('_', '-')}\n")
+        print("| method | " + " | ".join(f"{int(100 * s)}%" for s in SPARSITIES) + " |")
+        print("|---" * (len(SPARSITIES) + 1) + "|")
+        for method in METHODS:
+            first = results[0][schedule]
+            print(f"| {method} | " + " | ".join(f"{first[(method, s, 'kept')]:,} / {first[(method, s, 'budget')]:,}"
                                                 for s in SPARSITIES) + " |")
     print("\n| cost | seconds | note |\n|---|---|---|")
     print(f"| training ({args.epochs} epochs) | {statistics.mean(r['train_seconds'] for r in results):.1f} | |")
@@ -164,7 +178,7 @@ def main() -> None:
         import matplotlib.pyplot as plt
     if args.plot:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-        for ax, schedule in zip(axes, ("one_shot", "iterative")):
+        for ax, schedule in zip(axes, schedules):
             for method in METHODS:
                 means = [100 * statistics.mean(r[schedule][(method, s)] for r in results) for s in SPARSITIES]
                 ax.plot([100 * s for s in SPARSITIES], means, "o-", label=method)

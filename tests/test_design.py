@@ -146,3 +146,12 @@ def test_cli_design_json():
     assert payload["macs"] <= 2.5e6 and payload["params"] <= 4e4
     bad = runner.invoke(app, ["design", "--macs", "1e5", "--params", "1e6", "--time-limit", "5"])
     assert bad.exit_code == 2 and "MACs budget" in bad.output
+
+
+@pytest.mark.parametrize("name", ["bottleneck", "inverted-head", "fused"])
+def test_convex_relaxation_bounds_the_designs_with_its_depths(name):
+    from designer.design.relax import relaxation_bound
+    problem = CASES[name]
+    result = solve(problem, method="exact", rel_gap=0.0)
+    relaxed = relaxation_bound(problem, [s.L for s in result.spec.stages], [s.k for s in result.spec.stages])
+    assert relaxed.bound is not None and relaxed.bound >= result.score - 1e-6

@@ -12,7 +12,7 @@ from designer.costs import block_layers, count
 from designer.design.posynomial import MONOMIALS, block_posynomial
 from designer.design.problem import DesignProblem
 from designer.entropy import deepmad_scores, units
-from designer.families import NAMES, REGISTRY, family
+from designer.families import NAMES, family
 from designer.network import build
 from designer.spec import NetworkSpec, SpecError, Stage, Stem, from_tinynas, to_tinynas
 from tests.test_costs import recount

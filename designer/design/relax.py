@@ -24,9 +24,9 @@ import math
 from dataclasses import dataclass
 
 import cvxpy as cp
-import numpy as np
 
 from designer.design.posynomial import MONOMIALS, block_posynomial
+from designer.families.base import Layer
 from designer.design.problem import DesignProblem
 from designer.families import family as block_family
 

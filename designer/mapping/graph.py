@@ -92,7 +92,7 @@ class TensorGraph:
             if tensor.producer is not None and tensor.producer not in self.operators:
                 raise GraphError(f"tensor {tensor.name!r}: producer {tensor.producer!r} is not an operator")
         if sum(t.bytes for t in self.tensors.values()) > MAX_TOTAL_BYTES:
-            raise GraphError(f"the tensors total more than 2^56 bytes, beyond what the solvers can count")
+            raise GraphError("the tensors total more than 2^56 bytes, beyond what the solvers can count")
         for op in self.operators.values():
             for t in op.inputs + op.outputs:
                 if t not in self.tensors:
