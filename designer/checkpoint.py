@@ -12,16 +12,33 @@ from designer.spec import NetworkSpec, SpecError
 
 
 def save_checkpoint(model: Network, path: str | Path, **metadata: Any) -> None:
-    torch.save({"spec": model.spec.to_dict(), "state_dict": model.state_dict(), "metadata": metadata}, path)
+    """The spec, the weights (moved to the CPU, so the file loads anywhere) and ``metadata``."""
+    state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
+    torch.save({"spec": model.spec.to_dict(), "state_dict": state, "metadata": metadata}, path)
 
 
-def load_checkpoint(path: str | Path) -> tuple[Network, dict[str, Any]]:
-    """The network (in eval mode) and the checkpoint's metadata."""
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` (CUDA when torch sees one), ``cpu`` or ``cuda``; a clear error for anything else
+    or for ``cuda`` without a CUDA device."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"device: must be auto, cpu or cuda, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device: cuda was asked for but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[Network, dict[str, Any]]:
+    """The network (in eval mode, on ``device``: a checkpoint saved on either device loads on
+    either) and the checkpoint's metadata."""
+    target = resolve_device(device)
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such checkpoint")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location=target, weights_only=True)
     except Exception as error:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
         raise ValueError(f"{path}: not a checkpoint torch can read ({type(error).__name__}: "
                          f"{str(error).splitlines()[0] if str(error) else 'no detail'})") from None
@@ -40,4 +57,5 @@ def load_checkpoint(path: str | Path) -> tuple[Network, dict[str, Any]]:
         raise ValueError(f"{path}: the weights do not match the checkpoint's spec (missing: "
                          f"{', '.join(result.missing_keys[:3]) or 'none'}; unexpected: "
                          f"{', '.join(result.unexpected_keys[:3]) or 'none'})")
-    return model.eval(), data.get("metadata", {}) if isinstance(data.get("metadata", {}), dict) else {}
+    metadata = data.get("metadata", {})
+    return model.to(target).eval(), metadata if isinstance(metadata, dict) else {}

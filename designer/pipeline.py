@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from designer import checks
-from designer.checkpoint import save_checkpoint
+from designer.checkpoint import resolve_device, save_checkpoint
 from designer.design import DesignProblem, solve
 from designer.entropy import deepmad_scores
 from designer.families import NAMES as FAMILY_NAMES
@@ -45,6 +45,7 @@ class PipelineConfig:
     scratchpad: str = "M_H"
     map_seconds: float = 30.0
     seed: int = 0
+    device: str = "auto"  # training, curves, BN re-estimation and fine-tuning: auto (CUDA when present), cpu, cuda
 
     def __post_init__(self) -> None:
         """Every field checked before any step runs (a pipeline that fails after minutes of
@@ -61,6 +62,7 @@ class PipelineConfig:
         check_scratchpad(self.scratchpad)
         checks.time_limit(self.map_seconds, "map_seconds")
         checks.integer(self.seed, "seed", minimum=0)
+        resolve_device(self.device)
 
 
 class PipelineError(RuntimeError):
@@ -123,7 +125,8 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     log(f"[2/4] train on {splits.name} for {config.epochs} epochs ...")
     model = build(spec)
     start = time.perf_counter()
-    history = train(model, splits.train, TrainConfig(epochs=config.epochs, seed=config.seed), val_set=splits.val)
+    history = train(model, splits.train, TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device),
+                    val_set=splits.val)
     dense = evaluate(model, splits.test)
     save_checkpoint(model, out / "checkpoint.pt", dataset=config.dataset, seed=config.seed,
                     test_accuracy=dense["accuracy"])
@@ -135,7 +138,7 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     # 3. prune
     log(f"[3/4] prune to {config.sparsity:.0%} sparsity (rate-distortion, iterative, fine-tuning each round) ...")
     calibration = splits.train.tensors[0][:config.calibration]
-    finetune = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=config.seed)
+    finetune = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=config.seed, device=config.device)
     report = prune_model(model, calibration, method="rd", sparsity=config.sparsity, schedule="iterative",
                          finetune=lambda m: train(m, splits.train, finetune), grid=default_grid(config.prune_grid))
     pruned = evaluate(model, splits.test)
@@ -147,7 +150,7 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
 
     # 4. map
     log("[4/4] map onto a scratchpad (8-bit activations) ...")
-    graph = from_torch(model.eval(), example_input(spec, 1), bytes_per_element=1, name=spec.name)
+    graph = from_torch(model.cpu().eval(), example_input(spec, 1), bytes_per_element=1, name=spec.name)
     limits = budgets(graph, time_limit=min(20.0, config.map_seconds))
     mapping_problem = MappingProblem(graph, parse_scratchpad(config.scratchpad, limits), time_limit=config.map_seconds)
     mapped = mapping_problem.solve(limits.min_peak_order)

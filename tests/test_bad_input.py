@@ -214,6 +214,10 @@ CASES = [
     ("train {spec.json} --optimizer adam", "optimizer: must be one of sgd, adamw"),
     ("train {spec.json} --device tpu", "device: must be cpu, cuda or auto"),
     ("train {spec.json} --amp maybe", "amp: must be auto, on or off"),
+    ("train {spec.json} --resident sometimes", "resident: must be auto, on or off"),
+    ("train {spec.json} --device cuda", "device: cuda was asked for but torch sees no CUDA device"),
+    ("prune {digits.pt} --sparsity 0.5 --device tpu", "device: must be auto, cpu or cuda"),
+    ("pipeline --device tpu --out {root}/run-g", "device: must be auto, cpu or cuda"),
     ("train {spec.json} --dataset {negative-labels.npz}", "labels must be class numbers"),
     ("train {spec.json} --dataset {one-class.npz}", "one class only"),
     ("train {spec.json} --dataset {nan-images.npz}", "NaN or infinite"),
@@ -242,6 +246,7 @@ CASES = [
     ("pipeline --dataset nowhere.npz --out {root}/run-e", "neither a built-in dataset"),
     ("pipeline --out {existing.json}", "out: " + "{existing.json} is a file"),
     ("pipeline --macs 10 --out {root}/run-f", "MACs budget 10 cannot be met"),
+    ("pipeline --device cuda --out {root}/run-h", "device: cuda was asked for"),
 ]
 
 
@@ -259,6 +264,8 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("command, words", CASES, ids=[c for c, _ in CASES])
 def test_bad_input_is_one_clear_error_before_any_work(command, words, files, capsys, monkeypatch, tmp_path):
+    if "--device cuda" in command and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: asking for it is no error here")
     monkeypatch.chdir(tmp_path)  # anything a command wrote by mistake would land here or in files["root"]
     before = snapshot(files["root"])
     argv = fill(command, files).split()

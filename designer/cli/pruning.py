@@ -29,11 +29,13 @@ def prune(
     calibration: int = typer.Option(256, help="Calibration images (the first of the training split)."),
     grid: int = typer.Option(101, help="Sparsity grid points per layer."),
     finetune_epochs: int = typer.Option(1, help="Fine-tuning epochs after each round (0: none)."),
+    device: str = typer.Option("auto", help="auto (CUDA when there is one), cpu or cuda: curves, BN re-estimation "
+                                            "and fine-tuning run there."),
     out: Path = typer.Option(Path("pruned.pt"), help="Pruned checkpoint."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Prune a trained checkpoint with rate-distortion allocation or a baseline."""
-    from designer.checkpoint import load_checkpoint, save_checkpoint
+    from designer.checkpoint import load_checkpoint, resolve_device, save_checkpoint
     from designer.pruning.curves import default_grid
     from designer.pruning.prune import prune_model
     from designer.train.data import load_dataset
@@ -58,16 +60,18 @@ def prune(
         checks.integer(calibration, "--calibration", minimum=1)
         checks.integer(grid, "--grid", minimum=2)
         checks.integer(finetune_epochs, "--finetune-epochs", minimum=0)
-        model, metadata = load_checkpoint(checkpoint)
+        resolve_device(device)
+        model, metadata = load_checkpoint(checkpoint, device)
         name = dataset or metadata.get("dataset")
         if name is None:
             raise ValueError("--dataset: the checkpoint names no dataset; give one")
         splits = load_dataset(name, seed=metadata.get("seed", 0))
         check_dataset_fits(model.spec, splits, "--dataset")
-        calib = splits.train.tensors[0][:calibration]
+        calib = splits.train.tensors[0][:calibration].to(next(model.parameters()).device)
         finetune = None
         if finetune_epochs:
-            config = TrainConfig(epochs=finetune_epochs, lr=0.01, warmup_epochs=0, seed=metadata.get("seed", 0))
+            config = TrainConfig(epochs=finetune_epochs, lr=0.01, warmup_epochs=0, seed=metadata.get("seed", 0),
+                                 device=str(next(model.parameters()).device.type))
             finetune = lambda m: train_loop(m, splits.train, config)  # noqa: E731
         before = evaluate(model, splits.test)
         if mode == "channels":

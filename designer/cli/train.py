@@ -33,6 +33,8 @@ def train(
     device: str = typer.Option("auto", help="auto (CUDA when there is one), cpu or cuda."),
     amp: str = typer.Option("auto", help="Mixed precision: auto (on CUDA), on or off."),
     channels_last: str = typer.Option("auto", help="Channels-last memory: auto (on CUDA), on or off."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (pays off on long GPU runs)."),
+    resident: str = typer.Option("auto", help="Keep the training split on the device: auto (when it fits), on, off."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("run"), help="Folder for checkpoint.pt and metrics.json."),
 ) -> None:
@@ -55,7 +57,7 @@ def train(
         checks.integer(batch_size, "--batch-size", minimum=1)
         config = TrainConfig(epochs=epochs, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                              batch_size=batch_size, seed=seed, device=device, amp=amp, channels_last=channels_last,
-                             progress=True)
+                             compile=compile, resident=resident, progress=True)
         network = load_spec(spec)
         splits = load_dataset(dataset, seed=seed, resolution=resolution)
     except (SpecError, ValueError) as error:
@@ -102,13 +104,15 @@ def pipeline(
     scratchpad: str = typer.Option("M_H", help="Scratchpad bytes, or M_R, M_H, M_P."),
     epochs: int = typer.Option(15, help="Training epochs."),
     seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto (CUDA when there is one), cpu or cuda: training, pruning curves "
+                                            "and fine-tuning run there."),
     out: Path = typer.Option(Path("runs/pipeline"), help="Run folder (report.md, plots, checkpoints)."),
 ) -> None:
     """Design under a budget -> train -> prune (RD) -> fine-tune -> map onto a scratchpad."""
     from designer.pipeline import PipelineConfig, PipelineError, run_pipeline
     try:
         config = PipelineConfig(dataset=dataset, macs=macs, params=params, sparsity=sparsity, scratchpad=scratchpad,
-                                epochs=epochs, seed=seed)
+                                epochs=epochs, seed=seed, device=device)
         run_pipeline(config, out, log=console.print)
     except PipelineError as error:
         fail(str(error), code=1)

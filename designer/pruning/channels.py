@@ -41,7 +41,7 @@ def shrink(model: Network, widths: dict[int, int]) -> Network:
         if not 1 <= width <= data["stages"][i]["btn"]:
             raise ValueError(f"stages[{i}].btn: can keep 1 to {data['stages'][i]['btn']} channels, got {width}")
         data["stages"][i]["btn"] = width
-    small = build(NetworkSpec.from_dict(data))
+    small = build(NetworkSpec.from_dict(data)).to(next(model.parameters()).device)
     small.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("stages.")}, strict=False)
     for i, (stage, new_stage) in enumerate(zip(model.stages, small.stages)):
         blocks = family(model.spec.stages[i].family)
@@ -121,11 +121,16 @@ def prune_channels(model: Network, inputs: torch.Tensor, max_params: float | Non
 def latency(model: nn.Module, inputs: torch.Tensor, repeats: int = 20) -> float:
     """Median seconds of a forward pass (eval, no autograd) after two warm-ups."""
     model = copy.deepcopy(model).eval()
+    cuda = inputs.device.type == "cuda"
     times = []
     with torch.inference_mode():
         for i in range(repeats + 2):
+            if cuda:
+                torch.cuda.synchronize(inputs.device)
             start = time.perf_counter()
             model(inputs)
+            if cuda:
+                torch.cuda.synchronize(inputs.device)  # the kernels ran, not just got queued
             if i >= 2:
                 times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]

@@ -68,7 +68,7 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor 
     alive = (current.reshape(magnitude.shape).bool() if current is not None
              else torch.ones_like(magnitude, dtype=torch.bool))
     magnitude[~alive] = -1.0
-    mask = torch.zeros(magnitude.shape, dtype=torch.bool)
+    mask = torch.zeros(magnitude.shape, dtype=torch.bool, device=weight.device)
     rows = torch.nonzero(alive.any(dim=1)).flatten()
     mask[rows, magnitude[rows].argmax(dim=1)] = True
     rest = keep - int(mask.sum())

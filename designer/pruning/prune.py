@@ -67,6 +67,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
     if keep_macs is not None and not 0 < keep_macs <= 1:
         raise ValueError(f"keep_macs: the kept fraction of MACs must be in (0, 1], got {keep_macs}")
     final_kept = 1 - sparsity if sparsity is not None else keep_macs
+    calibration = calibration.to(next(model.parameters()).device)  # curves and BN statistics where the model is
     layers = prunable_layers(model)
     total_weights = sum(m.weight.numel() for _, m in layers)
     macs = layer_macs(model, calibration)

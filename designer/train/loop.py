@@ -1,6 +1,11 @@
 """A small, readable training loop: SGD (Nesterov) or AdamW, linear warm-up then cosine decay,
 label smoothing, random-shift augmentation, seeded.
 
+Batches come from :class:`designer.train.batches.Batches`: on the device when the split fits
+there, otherwise from pinned host memory with a prefetching thread; loss and accuracy are
+accumulated on the device and read once per epoch (a read per step would wait for the device
+every step). ``compile`` wraps the model in ``torch.compile``; cuDNN autotuning is on for CUDA.
+
 Mixed precision and channels-last are used where the device supports them (``"auto"``: on
 CUDA, fp16 autocast with a gradient scaler and channels-last memory; on CPU, neither, since
 bf16 autocast is slower than fp32 on most CPUs). Under ``torchrun`` (see
@@ -19,10 +24,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from designer import checks
+from designer.train.batches import DEFAULT_MAX_DEVICE_BYTES, Batches
 
 OPTIMISERS = ("sgd", "adamw")
 
@@ -46,12 +52,15 @@ class TrainConfig:
     device: str = "cpu"  # cpu, cuda, or auto
     amp: str = "auto"  # auto, on or off
     channels_last: str = "auto"  # auto, on or off
+    compile: bool = False  # torch.compile the model (worth it for long runs on a GPU)
+    resident: str = "auto"  # keep the training split on the device: auto (when it fits), on or off
+    max_device_bytes: int = DEFAULT_MAX_DEVICE_BYTES  # what "auto" lets live on the device
     progress: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMISERS:
             raise ValueError(f"optimizer: must be one of {', '.join(OPTIMISERS)}, got {self.optimizer!r}")
-        for name in ("amp", "channels_last"):
+        for name in ("amp", "channels_last", "resident"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 raise ValueError(f"{name}: must be auto, on or off, got {getattr(self, name)!r}")
         if self.device not in ("cpu", "cuda", "auto"):
@@ -68,9 +77,8 @@ class TrainConfig:
         checks.integer(self.shift, "shift", minimum=0)
 
     def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        from designer.checkpoint import resolve_device
+        return resolve_device(self.device)
 
     def uses(self, feature: str, device: torch.device) -> bool:
         """Whether mixed precision (``amp``) or ``channels_last`` is on for this device."""
@@ -78,26 +86,22 @@ class TrainConfig:
         return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
-def _shift(images: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
-    if pixels <= 0:
-        return images
-    padded = F.pad(images, (pixels,) * 4, mode="replicate")
-    dx, dy = torch.randint(0, 2 * pixels + 1, (2,), generator=generator).tolist()
-    return padded[..., dy:dy + images.shape[-2], dx:dx + images.shape[-1]]
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: TensorDataset, batch_size: int = 256) -> dict[str, float]:
+    """Loss and accuracy on ``dataset``, on the model's device; one read of the device at the end."""
     model.eval()
     device = next(model.parameters()).device
-    loss = correct = 0.0
-    for x, y in DataLoader(dataset, batch_size=batch_size):
-        x, y = x.to(device), y.to(device)
+    images, labels = dataset.tensors
+    loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    for start in range(0, len(labels), batch_size):
+        x = images[start:start + batch_size].to(device, non_blocking=True)
+        y = labels[start:start + batch_size].to(device, non_blocking=True)
         logits = model(x).float()
-        loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-    n = len(dataset)
-    return {"loss": loss / n, "accuracy": correct / n}
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    n = len(labels)
+    return {"loss": loss.item() / n, "accuracy": correct.item() / n}
 
 
 def _optimiser(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -122,41 +126,40 @@ def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig,
     device = config.resolved_device()
     if distributed and device.type == "cuda":
         device = torch.device("cuda", rank % torch.cuda.device_count())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     amp = config.uses("amp", device)
     memory_format = torch.channels_last if config.uses("channels_last", device) else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
 
     torch.manual_seed(config.seed)
-    # each rank draws its own augmentation; the shuffle is shared through the sampler's seed
-    generator = torch.Generator().manual_seed(config.seed + rank)
-    per_process_batch = max(1, config.batch_size // world)
+    batches = Batches(train_set, max(1, config.batch_size // world), device, seed=config.seed, shift_pixels=config.shift,
+                      resident={"auto": None, "on": True, "off": False}[config.resident],
+                      max_device_bytes=config.max_device_bytes, rank=rank, world=world, memory_format=memory_format)
     if distributed:
-        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
-        loader = DataLoader(train_set, batch_size=per_process_batch, sampler=sampler)
         device_ids = [device.index] if device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     else:
-        sampler = None
-        loader = DataLoader(train_set, batch_size=per_process_batch, shuffle=True, generator=generator)
         wrapped = model
+    if config.compile:
+        wrapped = torch.compile(wrapped)
     optimiser = _optimiser(model, config)
-    total = max(1, config.epochs * len(loader))
+    total = max(1, config.epochs * len(batches))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, _warmup_cosine(total, int(config.warmup_epochs * len(loader))))
+        optimiser, _warmup_cosine(total, int(config.warmup_epochs * len(batches))))
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     autocast_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
 
     history = []
     for epoch in range(config.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
         wrapped.train()
-        running = seen = correct = 0.0
-        batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-                       disable=not config.progress or rank != 0)
-        for x, y in batches:
-            x = _shift(x, config.shift, generator).to(device, memory_format=memory_format)
-            y = y.to(device)
+        # accumulated on the device; read once per epoch, not per step (a read waits for the device)
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
+        steps = tqdm(batches.epoch(epoch), total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                     disable=not config.progress or rank != 0)
+        for x, y in steps:
             autocast = (torch.autocast(device.type, dtype=autocast_dtype) if amp else contextlib.nullcontext())
             with autocast:
                 logits = wrapped(x)
@@ -166,26 +169,27 @@ def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig,
             scaler.step(optimiser)
             scaler.update()
             scheduler.step()
-            value = loss.item()
-            if not math.isfinite(value):
-                raise TrainingDiverged(f"training diverged: the loss is {value} at epoch {epoch + 1}, step "
-                                       f"{seen // max(1, len(y)) + 1}; lower --lr (now {config.lr:g}) or check the data")
-            running += value * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
-            batches.set_postfix(loss=f"{running / seen:.3f}", acc=f"{correct / seen:.3f}")
+        totals = torch.stack([loss_sum, correct.to(torch.float64), torch.tensor(float(seen), device=device,
+                                                                                dtype=torch.float64)])
         if distributed:
             # DDP broadcasts rank 0's BN statistics before each forward, so after the last
             # step every rank holds its own; make them rank 0's for evaluation and saving
             for buffer in model.buffers():
                 dist.broadcast(buffer, src=0)
-            # the epoch's training figures over every shard
-            totals = torch.tensor([running, correct, seen], dtype=torch.float64, device=device)
-            dist.all_reduce(totals)
-            running, correct, seen = totals.tolist()
-        record = {"epoch": epoch + 1, "train_loss": running / seen, "train_accuracy": correct / seen}
+            dist.all_reduce(totals)  # the epoch's training figures over every shard
+        running, correct_count, seen_all = totals.tolist()
+        if not math.isfinite(running):
+            raise TrainingDiverged(f"training diverged: the loss is {running / seen_all} in epoch {epoch + 1}; lower "
+                                   f"--lr (now {config.lr:g}) or check the data")
+        record = {"epoch": epoch + 1, "train_loss": running / seen_all, "train_accuracy": correct_count / seen_all}
         if val_set is not None:
             metrics = evaluate(model, val_set)
             record.update(val_loss=metrics["loss"], val_accuracy=metrics["accuracy"])
         history.append(record)
+        if config.progress and rank == 0:
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.3f}, "
+                       f"accuracy {record['train_accuracy']:.3f}")
     return history
