@@ -54,11 +54,11 @@ def run_seed(seed: int, args) -> dict:
     torch.manual_seed(seed)
     dense = build(benchmark_spec(splits))
     start = time.perf_counter()
-    train(dense, splits.train, TrainConfig(epochs=args.epochs, lr=0.05, seed=seed))
+    train(dense, splits.train, TrainConfig(epochs=args.epochs, lr=0.05, seed=seed, device=args.device))
     train_seconds = time.perf_counter() - start
     dense_accuracy = evaluate(dense, splits.test)["accuracy"]
     log(f"seed {seed}: dense accuracy {dense_accuracy:.4f} after {train_seconds:.1f} s")
-    calibration = splits.train.tensors[0][:args.calibration]
+    calibration = splits.train.tensors[0][:args.calibration].to(next(dense.parameters()).device)
     grid = default_grid(args.grid)
     start = time.perf_counter()
     curves = distortion_curves(dense, calibration, grid)
@@ -84,7 +84,7 @@ def run_seed(seed: int, args) -> dict:
         log(f"seed {seed}: one-shot {method}: " + ", ".join(f"{result['one_shot'][(method, s)]:.3f}"
                                                           for s in SPARSITIES))
 
-    finetune_config = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=seed)
+    finetune_config = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=seed, device=args.device)
     for method in METHODS if "iterative" in args.schedules else []:
         model = copy.deepcopy(dense)
         start = time.perf_counter()
@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda: training, curves, "
+                                                         "fine-tuning")
     parser.add_argument("--grid", type=int, default=41)
     parser.add_argument("--calibration", type=int, default=128)
     parser.add_argument("--plot", default="")

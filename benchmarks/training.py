@@ -59,11 +59,11 @@ def designed(splits, max_macs: float, params_per_mac: float, seconds: float) -> 
     return result.spec, {"status": result.status, "gap": result.solve.gap}
 
 
-def fit(spec: NetworkSpec, splits, epochs: int, seed: int) -> tuple[float, float]:
+def fit(spec: NetworkSpec, splits, epochs: int, seed: int, device: str = "auto") -> tuple[float, float]:
     torch.manual_seed(seed)
     model = build(spec)
     start = time.perf_counter()
-    train(model, splits.train, TrainConfig(epochs=epochs, seed=seed))
+    train(model, splits.train, TrainConfig(epochs=epochs, seed=seed, device=device))
     seconds = time.perf_counter() - start
     return evaluate(model, splits.test)["accuracy"], epochs * len(splits.train) / seconds
 
@@ -72,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="*", default=list(BUDGETS))
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--params-per-mac", type=float, default=0.05)
     parser.add_argument("--design-seconds", type=float, default=20.0)
@@ -84,7 +85,7 @@ def main() -> None:
         for budget in BUDGETS[name]:
             ours, solved = designed(splits, budget, args.params_per_mac, args.design_seconds)
             for label, spec in (("designed (MILP)", ours), ("scaled ResNet", scaled_resnet(splits, budget))):
-                runs = [fit(spec, splits, args.epochs, seed) for seed in range(args.seeds)]
+                runs = [fit(spec, splits, args.epochs, seed, args.device) for seed in range(args.seeds)]
                 costs = count(spec)
                 accuracy = [a for a, _ in runs]
                 rows.append((name, budget, label, statistics.mean(accuracy),

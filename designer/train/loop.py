@@ -52,6 +52,7 @@ class TrainConfig:
     device: str = "cpu"  # cpu, cuda, or auto
     amp: str = "auto"  # auto, on or off
     channels_last: str = "auto"  # auto, on or off
+    amp_dtype: str = "auto"  # float16, bfloat16, or auto: float16 on CUDA, bfloat16 on CPU
     compile: bool = False  # torch.compile the model (worth it for long runs on a GPU)
     resident: str = "auto"  # keep the training split on the device: auto (when it fits), on or off
     max_device_bytes: int = DEFAULT_MAX_DEVICE_BYTES  # what "auto" lets live on the device
@@ -60,6 +61,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMISERS:
             raise ValueError(f"optimizer: must be one of {', '.join(OPTIMISERS)}, got {self.optimizer!r}")
+        checks.choice(self.amp_dtype, "amp_dtype", ("auto", "float16", "bfloat16"))
         for name in ("amp", "channels_last", "resident"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 raise ValueError(f"{name}: must be auto, on or off, got {getattr(self, name)!r}")
@@ -79,6 +81,11 @@ class TrainConfig:
     def resolved_device(self) -> torch.device:
         from designer.checkpoint import resolve_device
         return resolve_device(self.device)
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype:
+        if self.amp_dtype == "auto":
+            return torch.float16 if device.type == "cuda" else torch.bfloat16
+        return getattr(torch, self.amp_dtype)
 
     def uses(self, feature: str, device: torch.device) -> bool:
         """Whether mixed precision (``amp``) or ``channels_last`` is on for this device."""
@@ -147,8 +154,9 @@ def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig,
     total = max(1, config.epochs * len(batches))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, _warmup_cosine(total, int(config.warmup_epochs * len(batches))))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
-    autocast_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    autocast_dtype = config.autocast_dtype(device)
+    # fp16 needs loss scaling against underflowing gradients; bf16 has fp32's range and does not
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and autocast_dtype == torch.float16)
 
     history = []
     for epoch in range(config.epochs):
