@@ -1,0 +1,109 @@
+"""A user's own model as an input: ``--model PATH.py:FACTORY`` or ``--model package.module:factory``
+(a callable returning an ``nn.Module``), ``--weights STATE.pt`` (a state dict, or a checkpoint
+holding one under ``state_dict`` or ``model``), ``--input-shape 1,3,32,32``; and calibration
+data as a tensor or a ``DataLoader``. Every failure is a ValueError that names the option.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def load_factory(reference: str, option: str = "--model") -> Callable[[], nn.Module]:
+    """The callable ``reference`` names: ``path/to/file.py:name`` or ``package.module:name``."""
+    where, sep, name = reference.rpartition(":")
+    if not sep or not where or not name.isidentifier():
+        raise ValueError(f"{option}: expected PATH.py:FACTORY or package.module:factory, got {reference!r}")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise ValueError(f"{option}: {path}: no such file")
+        module_name = f"mpdesign_user_{abs(hash(path.resolve()))}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:  # the user's file: report what it raised, not our traceback
+            del sys.modules[module_name]
+            raise ValueError(f"{option}: importing {path} raised {type(error).__name__}: {error}") from None
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as error:
+            raise ValueError(f"{option}: cannot import {where!r} ({error})") from None
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise ValueError(f"{option}: {where} has no callable {name!r}")
+    return factory
+
+
+def build_user_model(reference: str, weights: str | Path | None = None, option: str = "--model") -> nn.Module:
+    """The model the factory returns, with ``weights`` loaded (strictly: every name must match)."""
+    factory = load_factory(reference, option)
+    try:
+        model = factory()
+    except Exception as error:
+        raise ValueError(f"{option}: {reference}() raised {type(error).__name__}: {error}") from None
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{option}: {reference}() returned a {type(model).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def load_weights(model: nn.Module, path: str | Path, option: str = "--weights") -> None:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{option}: {path}: no such file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{option}: {path}: not a file torch can read ({type(error).__name__})") from None
+    if isinstance(data, dict) and not all(isinstance(v, torch.Tensor) for v in data.values()):
+        data = data.get("state_dict", data.get("model"))
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise ValueError(f"{option}: {path}: expected a state dict (or a checkpoint with 'state_dict' or 'model')")
+    data = {k.removeprefix("module."): v for k, v in data.items()}  # saved from DataParallel / DDP
+    try:
+        model.load_state_dict(data)
+    except RuntimeError as error:
+        first = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))
+        raise ValueError(f"{option}: {path} does not fit the model: {first}") from None
+
+
+def parse_input_shape(text: str, option: str = "--input-shape") -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option}: expected comma-separated sizes such as 1,3,32,32, got {text!r}") from None
+    if len(shape) < 2 or any(v < 1 for v in shape):
+        raise ValueError(f"{option}: expected a batch size then the input's sizes, all positive, got {text!r}")
+    return shape
+
+
+def calibration_tensor(calibration: torch.Tensor | Iterable, limit: int | None = None) -> torch.Tensor:
+    """Calibration inputs as one tensor: a tensor as it is, or the inputs of a ``DataLoader``'s
+    (or any iterable's) batches, ``(x, y)`` pairs or bare ``x``, up to ``limit`` samples."""
+    if isinstance(calibration, torch.Tensor):
+        return calibration if limit is None else calibration[:limit]
+    batches, seen = [], 0
+    for batch in calibration:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"calibration: batches must be tensors or (inputs, targets) pairs, got {type(x).__name__}")
+        batches.append(x)
+        seen += len(x)
+        if limit is not None and seen >= limit:
+            break
+    if not batches:
+        raise ValueError("calibration: the data loader gave no batches")
+    inputs = torch.cat(batches)
+    return inputs if limit is None else inputs[:limit]
