@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset, TensorDataset
 
 
 def load_factory(reference: str, option: str = "--model") -> Callable[[], nn.Module]:
@@ -90,10 +91,17 @@ def parse_input_shape(text: str, option: str = "--input-shape") -> tuple[int, ..
 
 
 def calibration_tensor(calibration: torch.Tensor | Iterable, limit: int | None = None) -> torch.Tensor:
-    """Calibration inputs as one tensor: a tensor as it is, or the inputs of a ``DataLoader``'s
-    (or any iterable's) batches, ``(x, y)`` pairs or bare ``x``, up to ``limit`` samples."""
+    """Calibration inputs as one tensor: a tensor as it is, a dataset's samples stacked, or the
+    inputs of a ``DataLoader``'s (or any iterable's) batches, ``(x, y)`` pairs or bare ``x``, up
+    to ``limit`` samples."""
     if isinstance(calibration, torch.Tensor):
         return calibration if limit is None else calibration[:limit]
+    if isinstance(calibration, TensorDataset):
+        return calibration.tensors[0] if limit is None else calibration.tensors[0][:limit]
+    if isinstance(calibration, Dataset):  # samples, not batches: stack them
+        count = len(calibration) if limit is None else min(limit, len(calibration))
+        samples = [calibration[i] for i in range(count)]
+        return torch.stack([s[0] if isinstance(s, (tuple, list)) else s for s in samples])
     batches, seen = [], 0
     for batch in calibration:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

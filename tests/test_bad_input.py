@@ -37,7 +37,7 @@ DESIGN_SWEEP = {"kind": "design", "time_limit": 5, "base": {"resolution": 32, "n
 def files(tmp_path_factory) -> dict[str, Path]:
     """The inputs the table refers to, made here: nothing comes from outside the test."""
     root = tmp_path_factory.mktemp("inputs")
-    f = {"root": root}
+    f = {"root": root, "cifar": Path(__file__).parent / "models" / "cifar.py"}
 
     def write(name: str, content) -> Path:
         path = root / name
@@ -191,6 +191,21 @@ CASES = [
     ("prune {mismatch.pt} --sparsity 0.5", "the weights do not match the checkpoint's spec"),
     ("prune {rgb.pt} --sparsity 0.5", "--dataset: digits has 1x8x8 images"),
     ("prune {missing.pt} --sparsity 0.5", "no such checkpoint"),
+    ("prune --sparsity 0.5 --dataset digits", "give a checkpoint or --model"),
+    ("prune {digits.pt} --model {cifar}:small_residual --sparsity 0.5", "give a checkpoint or --model"),
+    ("prune --model nowhere.py:f --input-shape 1,1,8,8 --dataset digits --sparsity 0.5", "--model: nowhere.py: no such"),
+    ("prune --model {cifar}:nothing --input-shape 1,1,8,8 --dataset digits --sparsity 0.5",
+     "has no callable 'nothing'"),
+    ("prune --model {cifar} --input-shape 1,1,8,8 --dataset digits --sparsity 0.5",
+     "expected PATH.py:FACTORY"),
+    ("prune --model {cifar}:small_residual --dataset digits --sparsity 0.5", "--input-shape: needed"),
+    ("prune --model {cifar}:small_residual --input-shape 1,a --dataset digits --sparsity 0.5",
+     "--input-shape: expected comma-separated"),
+    ("prune --model {cifar}:small_residual --input-shape 1,1,8,8 --sparsity 0.5", "--dataset: needed"),
+    ("prune --model {cifar}:small_residual --input-shape 1,3,32,32 --dataset digits --sparsity 0.5",
+     "--dataset: digits has 1x8x8 images, --input-shape says 3x32x32"),
+    ("prune --model {cifar}:resnet18 --weights {digits.pt} --input-shape 1,3,32,32 --dataset shapes "
+     "--sparsity 0.5", "--weights"),
     # ---- allocate --------------------------------------------------------------------------
     ("allocate {missing.json} --keep-weights 10", "no such file"),
     ("allocate {curves.json} --keep-weights nan", "keep_weights: must be a finite number"),

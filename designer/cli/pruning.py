@@ -16,38 +16,46 @@ app = typer.Typer()
 
 @app.command()
 def prune(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `mpdesign train`."),
-    sparsity: Optional[float] = typer.Option(None, help="Fraction of prunable weights to remove."),
-    keep_macs: Optional[float] = typer.Option(None, help="Fraction of prunable layers' MACs to keep (rd)."),
+    checkpoint: Optional[Path] = typer.Argument(None, help="A checkpoint written by `mpdesign train` (or use --model)."),
+    model_ref: Optional[str] = typer.Option(None, "--model", help="Your own model: PATH.py:FACTORY or "
+                                                                  "package.module:factory (a callable returning it)."),
+    weights: Optional[Path] = typer.Option(None, help="--model: a state dict, or a checkpoint holding one."),
+    input_shape: Optional[str] = typer.Option(None, help="--model: the input shape, e.g. 1,3,32,32."),
+    sparsity: Optional[float] = typer.Option(None, help="Fraction of prunable weights to remove (channels: of "
+                                                        "parameters)."),
+    keep_macs: Optional[float] = typer.Option(None, help="Fraction of MACs to keep (rd; channels)."),
     method: str = typer.Option("rd", help="rd, rd-slope, or an allocation baseline: lamp, global, uniform, "
                                           "uniform+, erk."),
     criterion: str = typer.Option("magnitude", help="Within-layer criterion: which weights a layer keeps."),
-    mode: str = typer.Option("weights", help="weights (masks) or channels (a smaller network)."),
+    mode: str = typer.Option("weights", help="weights (masks) or channels (a physically smaller network)."),
     schedule: str = typer.Option("iterative", help="iterative (20% of what is left per round) or one-shot."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset for calibration and fine-tuning (default: the "
-                                                     "checkpoint's)."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset for calibration and fine-tuning: digits, mnist5k, "
+                                                     "shapes, an .npz or an image folder (default: the checkpoint's)."),
     calibration: int = typer.Option(256, help="Calibration images (the first of the training split)."),
     grid: int = typer.Option(101, help="Sparsity grid points per layer."),
     finetune_epochs: int = typer.Option(1, help="Fine-tuning epochs after each round (0: none)."),
     device: str = typer.Option("auto", help="auto (CUDA when there is one), cpu or cuda: curves, BN re-estimation "
                                             "and fine-tuning run there."),
-    out: Path = typer.Option(Path("pruned.pt"), help="Pruned checkpoint."),
+    out: Path = typer.Option(Path("pruned.pt"), help="Output: a checkpoint (mpdesign networks); for --model, a "
+                                                     "state_dict + metadata file (weights) or an ExportedProgram "
+                                                     "(channels, load with torch.export.load)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Prune a trained checkpoint with rate-distortion allocation or a baseline."""
-    from designer.checkpoint import load_checkpoint, resolve_device, save_checkpoint
-    from designer.pruning.curves import default_grid
-    from designer.pruning.prune import prune_model
-    from designer.train.data import load_dataset
-    from designer.train.loop import TrainConfig, evaluate, train as train_loop
+    """Prune a trained network - an mpdesign checkpoint or your own module - with rate-distortion
+    allocation or a baseline; weights (masks) or channels (a smaller module)."""
+    from designer.checkpoint import resolve_device
     from designer.pruning.allocate import METHODS
     from designer.pruning.curves import CRITERIA
+    from designer.train.data import load_dataset
+    from designer.train.loop import TrainConfig, evaluate, train as train_loop
     try:  # every argument before any curve is measured
         checks.writable_file(out, "--out")
         checks.choice(mode, "--mode", ("weights", "channels"))
         checks.choice(method, "--method", METHODS)
         checks.choice(schedule, "--schedule", ("iterative", "one-shot"))
         checks.choice(criterion, "--criterion", tuple(CRITERIA))
+        if (checkpoint is None) == (model_ref is None):
+            raise ValueError("give a checkpoint or --model PATH.py:FACTORY (exactly one)")
         if (sparsity is None) == (keep_macs is None):
             raise ValueError("give exactly one of --sparsity (fraction of weights removed) and --keep-macs")
         if sparsity is not None:
@@ -61,64 +69,143 @@ def prune(
         checks.integer(grid, "--grid", minimum=2)
         checks.integer(finetune_epochs, "--finetune-epochs", minimum=0)
         resolve_device(device)
+        subject = _load_subject(checkpoint, model_ref, weights, input_shape, dataset, device)
+        splits = load_dataset(subject.dataset, seed=subject.metadata.get("seed", 0))
+        subject.check_fits(splits)
+        on = next(subject.model.parameters()).device
+        calib = splits.train.tensors[0][:calibration].to(on)
+        finetune = None
+        if finetune_epochs:
+            config = TrainConfig(epochs=finetune_epochs, lr=0.01, warmup_epochs=0,
+                                 seed=subject.metadata.get("seed", 0), device=on.type)
+            finetune = lambda m: train_loop(m, splits.train, config)  # noqa: E731
+        before = evaluate(subject.model, splits.test)
+        if mode == "channels":
+            summary = _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out)
+        else:
+            summary = _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule, finetune,
+                                     grid, criterion, before, out, progress=not as_json)
+    except ValueError as error:
+        fail(str(error))
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        console.print(summary.pop("line"))
+
+
+class _Subject:
+    """What is pruned: an mpdesign network (with its spec and checkpoint metadata) or a user's module."""
+
+    def __init__(self, model, metadata: dict, dataset: str, example_input, user: bool):
+        self.model, self.metadata, self.dataset = model, metadata, dataset
+        self.example_input, self.user = example_input, user
+
+    def check_fits(self, splits) -> None:
+        if not self.user:
+            check_dataset_fits(self.model.spec, splits, "--dataset")
+            return
+        shape = tuple(self.example_input.shape[1:])
+        given = (splits.in_channels, splits.resolution, splits.resolution)
+        if shape != given:
+            raise ValueError(f"--dataset: {splits.name} has {given[0]}x{given[1]}x{given[2]} images, --input-shape "
+                             f"says {'x'.join(map(str, shape))}")
+
+
+def _load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) -> _Subject:
+    import torch
+
+    from designer.checkpoint import load_checkpoint, resolve_device
+    from designer.network import example_input
+    if checkpoint is not None:
+        if weights is not None or input_shape is not None:
+            raise ValueError("--weights and --input-shape go with --model; a checkpoint carries both")
         model, metadata = load_checkpoint(checkpoint, device)
         name = dataset or metadata.get("dataset")
         if name is None:
             raise ValueError("--dataset: the checkpoint names no dataset; give one")
-        splits = load_dataset(name, seed=metadata.get("seed", 0))
-        check_dataset_fits(model.spec, splits, "--dataset")
-        calib = splits.train.tensors[0][:calibration].to(next(model.parameters()).device)
-        finetune = None
-        if finetune_epochs:
-            config = TrainConfig(epochs=finetune_epochs, lr=0.01, warmup_epochs=0, seed=metadata.get("seed", 0),
-                                 device=str(next(model.parameters()).device.type))
-            finetune = lambda m: train_loop(m, splits.train, config)  # noqa: E731
-        before = evaluate(model, splits.test)
-        if mode == "channels":
-            _prune_channels(model, calib, splits, sparsity, keep_macs, finetune, before, out, metadata, as_json)
-            return
-        report = prune_model(model, calib, method=method, sparsity=sparsity, keep_macs=keep_macs, schedule=schedule,
-                             finetune=finetune, grid=default_grid(grid), progress=not as_json, criterion=criterion)
-    except ValueError as error:
-        fail(str(error))
-    after = evaluate(model, splits.test)
-    save_checkpoint(model, out, **{**metadata, "pruning": report.to_dict(), "test_accuracy": after["accuracy"]})
-    summary = {"method": method, "sparsity": report.rounds[-1]["sparsity"], "kept_macs": report.rounds[-1]["kept_macs"],
-               "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"], "rounds": report.rounds,
-               "layer_sparsity": report.sparsity, "checkpoint": str(out)}
-    if as_json:
-        print(json.dumps(summary, indent=2))
-    else:
-        console.print(f"{method}: sparsity {summary['sparsity']:.4f}, kept MACs {summary['kept_macs']:.4f}, "
-                      f"accuracy {before['accuracy']:.4f} -> {after['accuracy']:.4f}; written to {out}")
+        return _Subject(model, metadata, name, example_input(model.spec, 1), user=False)
+    from designer.user_model import build_user_model, parse_input_shape
+    if input_shape is None:
+        raise ValueError("--input-shape: needed with --model, e.g. 1,3,32,32")
+    shape = parse_input_shape(input_shape)
+    if dataset is None:
+        raise ValueError("--dataset: needed with --model (digits, mnist5k, shapes, an .npz or an image folder)")
+    target = resolve_device(device)
+    model = build_user_model(model_ref, weights).to(target).eval()
+    return _Subject(model, {"model": model_ref, "weights": None if weights is None else str(weights)}, dataset,
+                    torch.zeros(shape, device=target), user=True)
 
 
-def _prune_channels(model, calib, splits, sparsity, keep_macs, finetune, before, out, metadata, as_json) -> None:
+def _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule, finetune, grid, criterion, before,
+                   out, progress) -> dict:
+    import torch
+
     from designer.checkpoint import save_checkpoint
-    from designer.costs import count
-    from designer.pruning.channels import latency, prune_channels
+    from designer.pruning.curves import default_grid
+    from designer.pruning.prune import prune_model
     from designer.train.loop import evaluate
-    full = count(model.spec)
-    if (sparsity is None) == (keep_macs is None):
-        raise ValueError("give exactly one of --sparsity (fraction of parameters removed) and --keep-macs")
-    result = prune_channels(model, calib, max_params=None if sparsity is None else (1 - sparsity) * full.params,
-                            max_macs=None if keep_macs is None else keep_macs * full.macs)
-    if finetune is not None:
-        finetune(result.model)
-    after = evaluate(result.model, splits.test)
-    batch = calib[:32]
-    dense_latency, small_latency = latency(model, batch), latency(result.model, batch)
-    save_checkpoint(result.model, out, **{**metadata, "test_accuracy": after["accuracy"]})
-    summary = {"mode": "channels", "widths": {f"stages[{i}].btn": w for i, w in result.widths.items()},
-               "params": result.params, "params_dense": full.params, "macs": result.macs, "macs_dense": full.macs,
-               "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
-               "latency_dense_s": dense_latency, "latency_pruned_s": small_latency, "checkpoint": str(out)}
-    if as_json:
-        print(json.dumps(summary, indent=2))
+    report = prune_model(subject.model, calib, method=method, sparsity=sparsity, keep_macs=keep_macs,
+                         schedule=schedule, finetune=finetune, grid=default_grid(grid), progress=progress,
+                         criterion=criterion)
+    after = evaluate(subject.model, splits.test)
+    last = report.rounds[-1]
+    metadata = {"method": method, "criterion": criterion, "schedule": schedule, "budget": last["budget"],
+                "budget_unit": last["budget_unit"], "kept_weights": last["kept_weights"],
+                "sparsity": last["sparsity"], "layer_sparsity": report.sparsity, "dataset": subject.dataset,
+                "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"]}
+    if subject.user:  # masks are permanent: a plain state dict any PyTorch user loads
+        state = {k: v.detach().cpu() for k, v in subject.model.state_dict().items()}
+        torch.save({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, out)
     else:
-        console.print(f"channels: params {full.params:,} -> {result.params:,}, MACs {full.macs:,} -> {result.macs:,}, "
-                      f"latency {1e3 * dense_latency:.2f} -> {1e3 * small_latency:.2f} ms (batch 32), accuracy "
-                      f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}; written to {out}")
+        save_checkpoint(subject.model, out, **{**subject.metadata, "pruning": report.to_dict(),
+                                               "test_accuracy": after["accuracy"]})
+    return {**metadata, "kept_macs": last["kept_macs"], "rounds": report.rounds, "output": str(out),
+            "line": f"{method}: sparsity {last['sparsity']:.4f} ({last['kept_weights']:,} weights kept, budget "
+                    f"{last['budget']:,} {last['budget_unit']}), accuracy {before['accuracy']:.4f} -> "
+                    f"{after['accuracy']:.4f}; written to {out}"}
+
+
+def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out) -> dict:
+    from designer.pruning.channels import latency
+    from designer.train.loop import evaluate
+    batch = calib[:32]
+    if subject.user:
+        import torch
+
+        from designer.pruning.groups import count_costs, prune_channels_any
+        params0, macs0 = count_costs(subject.model, subject.example_input)
+        result = prune_channels_any(subject.model, subject.example_input, calib,
+                                    max_params=None if sparsity is None else (1 - sparsity) * params0,
+                                    max_macs=None if keep_macs is None else keep_macs * macs0)
+        small, params, macs, widths = result.model, result.params, result.macs, result.kept
+    else:
+        from designer.checkpoint import save_checkpoint
+        from designer.costs import count
+        from designer.pruning.channels import prune_channels
+        full = count(subject.model.spec)
+        params0, macs0 = full.params, full.macs
+        result = prune_channels(subject.model, calib,
+                                max_params=None if sparsity is None else (1 - sparsity) * full.params,
+                                max_macs=None if keep_macs is None else keep_macs * full.macs)
+        small, params, macs = result.model, result.params, result.macs
+        widths = {f"stages[{i}].btn": w for i, w in result.widths.items()}
+    if finetune is not None:
+        finetune(small)
+    after = evaluate(small, splits.test)
+    dense_latency, small_latency = latency(subject.model, batch), latency(small, batch)
+    if subject.user:
+        # an ExportedProgram: loads with plain torch.export.load in any process, without the
+        # user's source file (a pickled module would need their class importable by the same name)
+        exported = torch.export.export(small.eval(), (subject.example_input,))
+        torch.export.save(exported, out)
+    else:
+        save_checkpoint(small, out, **{**subject.metadata, "test_accuracy": after["accuracy"]})
+    return {"mode": "channels", "kept_channels": widths, "params": params, "params_dense": params0, "macs": macs,
+            "macs_dense": macs0, "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
+            "latency_dense_s": dense_latency, "latency_pruned_s": small_latency, "output": str(out),
+            "line": f"channels: params {params0:,} -> {params:,}, MACs {macs0:,} -> {macs:,}, latency "
+                    f"{1e3 * dense_latency:.2f} -> {1e3 * small_latency:.2f} ms (batch {len(batch)}), accuracy "
+                    f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}; written to {out}"}
 
 
 @app.command()

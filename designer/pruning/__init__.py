@@ -1,1 +1,14 @@
-"""Layer-adaptive pruning by rate-distortion (Xu et al., ICCV 2023): curves, allocation, masks."""
+"""Layer-adaptive pruning by rate-distortion (Xu et al., ICCV 2023): curves, allocation, masks.
+
+The two entry points, for any ``nn.Module`` and calibration data as a tensor or a ``DataLoader``:
+
+* :func:`prune_model` (weights): per-layer sparsities by the knapsack DP on distortion curves
+  (or a baseline), masks through ``torch.nn.utils.prune``, made permanent;
+* :func:`prune_channels` (channels): Torch-Pruning's dependency groups, a distortion curve per
+  group, the same DP under a MACs or parameter budget, and a physically smaller module.
+"""
+
+from designer.pruning.groups import prune_channels_any as prune_channels
+from designer.pruning.prune import prune_model
+
+__all__ = ["prune_channels", "prune_model"]

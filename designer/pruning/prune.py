@@ -10,12 +10,13 @@ masks permanent. A removed weight is never restored.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from designer.user_model import calibration_tensor
 from designer.pruning.allocate import BASELINES, METHODS, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
 from designer.pruning.curves import Curves, default_grid, distortion_curves, layer_macs, prunable_layers, \
@@ -50,7 +51,7 @@ def round_targets(final: float, fraction: float, schedule: str, start: float = 1
     return targets + [final]
 
 
-def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd", sparsity: float | None = None,
+def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: str = "rd", sparsity: float | None = None,
                 keep_macs: float | None = None, schedule: str = "iterative", round_fraction: float = 0.2,
                 finetune: Callable[[nn.Module], None] | None = None, grid: list[float] | None = None,
                 worst_case: bool = False, progress: bool = False, criterion: str = "magnitude") -> PruneReport:
@@ -67,7 +68,8 @@ def prune_model(model: nn.Module, calibration: torch.Tensor, method: str = "rd",
     if keep_macs is not None and not 0 < keep_macs <= 1:
         raise ValueError(f"keep_macs: the kept fraction of MACs must be in (0, 1], got {keep_macs}")
     final_kept = 1 - sparsity if sparsity is not None else keep_macs
-    calibration = calibration.to(next(model.parameters()).device)  # curves and BN statistics where the model is
+    # a tensor or a DataLoader; curves and BN statistics where the model is
+    calibration = calibration_tensor(calibration).to(next(model.parameters()).device)
     layers = prunable_layers(model)
     total_weights = sum(m.weight.numel() for _, m in layers)
     macs = layer_macs(model, calibration)

@@ -1,0 +1,213 @@
+"""Channel pruning of any ``nn.Module``: Torch-Pruning's dependency graph (DepGraph, Fang et al.,
+CVPR 2023) finds the groups of channels that must go together (a residual stream's channels in
+every block that adds to it; a conv's outputs with its BN and the next layer's inputs), the
+same curves-plus-DP machinery picks how many channels each group keeps under a MACs or
+parameter budget, and Torch-Pruning cuts the module, which comes out physically smaller.
+
+1. **Groups**: every group rooted at a conv or linear layer, the layer producing the model's
+   output left out (its channels are the classes).
+2. **Ranking**: within a group, channels by the L1 norm of all the weights they own across the
+   group (Torch-Pruning's ``GroupMagnitudeImportance(p=1)``).
+3. **Curves**: for each group and each kept fraction on a grid, a copy of the model with only
+   that group's least important channels removed is really built; its logits on the calibration
+   batch (BatchNorm with the batch's statistics) are compared with the original's (mean squared
+   error), and its parameters and MACs are recounted (``numel``, ``FlopCounterMode``).
+4. **Allocation**: the multiple-choice knapsack DP (:mod:`solvers.knapsack`) over the groups,
+   each group's cost the cost it saves alone. Savings of two groups can overlap (a conv between
+   two groups loses rows to one and columns to the other), so the sum is an estimate: the
+   chosen pruning is applied and recounted, and while the recount is over the budget the DP is
+   re-solved with the budget lowered by the overshoot. The result never exceeds the budget on
+   recount.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from designer.pruning.curves import batch_statistics
+from designer.user_model import calibration_tensor
+from solvers.knapsack import solve_dp
+from solvers.result import Status
+
+MAX_REPAIRS = 20  # DP re-solves with a lowered budget before giving up
+
+
+def _tp():
+    import torch_pruning as tp
+    return tp
+
+
+def count_costs(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int]:
+    """(parameters, MACs of one input) recounted on the module: ``numel`` and torch's FLOP counter."""
+    params = sum(p.numel() for p in model.parameters())
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(example_input[:1])
+    model.train(was_training)
+    return params, counter.get_total_flops() // 2
+
+
+def _output_layer(model: nn.Module, example_input: torch.Tensor) -> nn.Module | None:
+    """The last conv or linear layer run in a forward pass: its channels are the outputs."""
+    order: list[nn.Module] = []
+    hooks = [m.register_forward_hook(lambda mod, args, out: order.append(mod))
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.eval()(example_input[:1])
+    for h in hooks:
+        h.remove()
+    return order[-1] if order else None
+
+
+@dataclass(frozen=True)
+class GroupCurve:
+    """One channel group: its root layer, its channels, and per option the channels kept, the
+    distortion and the parameters and MACs the pruning saves alone."""
+
+    root: str
+    channels: int
+    kept: list[int]
+    distortion: list[float]
+    params_saved: list[int]
+    macs_saved: list[int]
+    order: list[int]  # channel indices, least important first
+
+
+@dataclass(frozen=True)
+class ChannelPruning:
+    model: nn.Module  # the pruned copy, physically smaller
+    kept: dict[str, int]  # channels kept per group (by root layer)
+    params: int
+    macs: int
+    params_dense: int
+    macs_dense: int
+    curves: list[GroupCurve]
+    repairs: int  # DP re-solves needed to meet the budget on recount
+    seconds: float
+
+
+def _groups(model: nn.Module, example_input: torch.Tensor):
+    tp = _tp()
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input[:1])
+    ignored = [layer for layer in [_output_layer(model, example_input)] if layer is not None]
+    groups = list(graph.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]))
+    return graph, groups
+
+
+def _root_name(model: nn.Module, group) -> str:
+    names = {module: name for name, module in model.named_modules()}
+    return names[group[0].dep.target.module]
+
+
+def _prune_copy(model: nn.Module, example_input: torch.Tensor, removals: dict[str, list[int]]) -> nn.Module:
+    """A copy of ``model`` with each group (by root layer name) losing the given channels."""
+    tp = _tp()
+    pruned = copy.deepcopy(model)
+    graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_input[:1])
+    modules = dict(pruned.named_modules())
+    for root, indices in removals.items():
+        if not indices:
+            continue
+        layer = modules[root]
+        handler = tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
+        group = graph.get_pruning_group(layer, handler, idxs=list(indices))
+        group.prune()
+    return pruned
+
+
+@torch.no_grad()
+def _distortion(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> float:
+    with batch_statistics(model):
+        out = model(inputs)
+    return float(((out - reference) ** 2).flatten(1).mean(1).mean())
+
+
+def group_curves(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor,
+                 fractions: list[float] | None = None, progress=None) -> list[GroupCurve]:
+    """Steps 1-3 of the module docstring."""
+    tp = _tp()
+    fractions = sorted(set(fractions or [i / 8 for i in range(1, 9)]) | {1.0})
+    model.eval()
+    params0, macs0 = count_costs(model, example_input)
+    with torch.no_grad(), batch_statistics(model):
+        reference = model(calibration)
+    _, groups = _groups(model, example_input)
+    importance = tp.importance.GroupMagnitudeImportance(p=1)
+    curves = []
+    for index, group in enumerate(groups):
+        root = _root_name(model, group)
+        channels = len(group[0].idxs)
+        order = torch.argsort(importance(group)).tolist()
+        kept_options = sorted({max(1, round(f * channels)) for f in fractions} | {channels})
+        distortion, params_saved, macs_saved = [], [], []
+        for kept in kept_options:
+            if kept == channels:
+                distortion.append(0.0), params_saved.append(0), macs_saved.append(0)
+                continue
+            pruned = _prune_copy(model, example_input, {root: order[:channels - kept]})
+            params, macs = count_costs(pruned, example_input)
+            distortion.append(_distortion(pruned, calibration, reference))
+            params_saved.append(params0 - params)
+            macs_saved.append(macs0 - macs)
+        curves.append(GroupCurve(root, channels, kept_options, distortion, params_saved, macs_saved, order))
+        if progress is not None:
+            progress(index + 1, len(groups), root)
+    return curves
+
+
+def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor | Iterable,
+                       max_macs: float | None = None, max_params: float | None = None,
+                       fractions: list[float] | None = None, progress=None) -> ChannelPruning:
+    """Prune the channels of any module to at most ``max_macs`` MACs (per input) or
+    ``max_params`` parameters, both recounted on the result (see the module docstring)."""
+    if (max_macs is None) == (max_params is None):
+        raise ValueError("give exactly one of max_macs and max_params")
+    start = time.perf_counter()
+    device = next(model.parameters()).device
+    example_input, calibration = example_input.to(device), calibration_tensor(calibration).to(device)
+    params0, macs0 = count_costs(model, example_input)
+    curves = group_curves(model, example_input, calibration, fractions, progress)
+    by_macs = max_macs is not None
+    limit = float(max_macs if by_macs else max_params)
+    total0 = macs0 if by_macs else params0
+    if limit >= total0:
+        return ChannelPruning(copy.deepcopy(model), {c.root: c.channels for c in curves}, params0, macs0, params0,
+                              macs0, curves, 0, time.perf_counter() - start)
+    # knapsack on what is *kept*: each group's cost is the total minus what it saves alone
+    saved = [c.macs_saved if by_macs else c.params_saved for c in curves]
+    fixed = total0 - sum(max(s) for s in saved)  # what no group can remove
+    costs = [[max(s) - v for v in s] for s in saved]
+    losses = [c.distortion for c in curves]
+    budget, repairs = limit - fixed, 0
+    while True:
+        result = solve_dp(costs, losses, max(budget, 0.0), bins=20_000)
+        if result.status == Status.INFEASIBLE:
+            smallest = _smallest(model, example_input, curves, by_macs)
+            raise ValueError(f"max_{'macs' if by_macs else 'params'}: {limit:,.0f} is below the smallest network "
+                             f"channel pruning reaches ({smallest:,} {'MACs' if by_macs else 'parameters'}, every "
+                             f"group at its fewest channels)")
+        picks = {c.root: c.kept[i] for c, i in zip(curves, result.solution)}
+        pruned = _prune_copy(model, example_input, {c.root: c.order[:c.channels - picks[c.root]] for c in curves})
+        params, macs = count_costs(pruned, example_input)
+        over = (macs if by_macs else params) - limit
+        if over <= 0:
+            return ChannelPruning(pruned, picks, params, macs, params0, macs0, curves, repairs,
+                                  time.perf_counter() - start)
+        repairs += 1
+        if repairs > MAX_REPAIRS:
+            raise ValueError(f"channel pruning: no allocation met the budget on recount after {MAX_REPAIRS} tries")
+        budget -= over
+
+
+def _smallest(model: nn.Module, example_input: torch.Tensor, curves: list[GroupCurve], by_macs: bool) -> int:
+    pruned = _prune_copy(model, example_input, {c.root: c.order[:c.channels - min(c.kept)] for c in curves})
+    params, macs = count_costs(pruned, example_input)
+    return macs if by_macs else params
