@@ -1,7 +1,9 @@
 """Pruning benchmark: rate-distortion allocation against the baselines on a deep ResNet-style
 network of ours, trained on a built-in dataset; plus the cost of curves and of the DP.
 
-    python benchmarks/pruning.py --seeds 3 --plot pruning.png --additivity-plot additivity.png
+    python benchmarks/pruning.py --seeds 0 1 2 --plot pruning.png --additivity-plot additivity.png
+    python benchmarks/pruning.py --setting unit-gamma          # the control: no zero-initialised scales
+    python benchmarks/pruning.py --setting resnet18 --dataset shapes
 
 Tables (markdown): test accuracy after one-shot pruning (BatchNorm re-estimated, no
 fine-tuning) and after iterative pruning (20% of what is left per round, one fine-tuning
@@ -18,6 +20,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,10 +52,28 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def benchmark_model(setting: str, splits) -> torch.nn.Module:
+    """The three settings: our ResNet-style network as built (the last BN of every residual
+    branch starts at zero, so trained branches carry small scales that magnitude scores cannot
+    see), the same with every BN scale initialised to 1 (a control where RD has no such
+    advantage), and a hand-written CIFAR-style ResNet-18 (tests/models/cifar.py; narrow: widths
+    16-128, the same topology)."""
+    if setting == "resnet18":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.models.cifar import CifarResNet
+        return CifarResNet(widths=(16, 32, 64, 128), num_classes=splits.num_classes, in_channels=splits.in_channels)
+    model = build(benchmark_spec(splits))
+    if setting == "unit-gamma":
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                torch.nn.init.ones_(module.weight)
+    return model
+
+
 def run_seed(seed: int, args) -> dict:
     splits = load_dataset(args.dataset, seed=seed)
     torch.manual_seed(seed)
-    dense = build(benchmark_spec(splits))
+    dense = benchmark_model(args.setting, splits)
     start = time.perf_counter()
     train(dense, splits.train, TrainConfig(epochs=args.epochs, lr=0.05, seed=seed, device=args.device))
     train_seconds = time.perf_counter() - start
@@ -133,6 +154,9 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--setting", default="zero-gamma", choices=["zero-gamma", "unit-gamma", "resnet18"],
+                        help="the network: ours (zero-initialised last BN per branch), ours with BN scales at 1, "
+                             "or a hand-written ResNet-18 (see benchmark_model)")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda: training, curves, "
@@ -147,7 +171,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     results = [run_seed(seed, args) for seed in args.seeds]
-    print(f"Network: ResNet-style bottleneck spec, {results[0]['layers']} prunable layers, {args.dataset}; "
+    print(f"Setting {args.setting}: {results[0]['layers']} prunable layers, {args.dataset}; "
           f"seeds {args.seeds}; dense test accuracy {spread([r['dense'] for r in results])}%\n")
     schedules = [name.replace("-", "_") for name in args.schedules]
     for schedule in schedules:
