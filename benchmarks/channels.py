@@ -55,7 +55,7 @@ def uniform_magnitude(model: torch.nn.Module, example: torch.Tensor, max_macs: f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="shapes")
+    parser.add_argument("--dataset", default="mnist5k")
     parser.add_argument("--width", type=float, default=0.25, help="channel multiplier of ResNet-18 (1.0: full)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.25], help="kept fraction of MACs")

@@ -7,9 +7,10 @@ largest per-sample MSE). BatchNorm statistics are re-estimated on the calibratio
 every measurement (``recalibrate_bn``): without it, pruning shifts every later activation's
 statistics and the curves go flat at high sparsity.
 
-Speed: no autograd; for our :class:`~designer.network.Network` the input of the block holding
-the pruned layer is cached, so each measurement runs only that block and the ones after it;
-grid points that keep the same number of weights are measured once.
+Speed: no autograd; the model is cut into a chain of segments where a single tensor flows
+(:mod:`designer.pruning.segments`, by ``torch.fx``: any traceable module, ours or a user's),
+each segment's input is cached, so each measurement runs only the segment holding the pruned
+layer and the ones after it; grid points that keep the same number of weights are measured once.
 
 Curves round-trip through JSON:
 ``{"layers": [{"name", "weights", "macs", "sparsity": [...], "distortion": [...]}]}``.
@@ -27,6 +28,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from designer.pruning.segments import segments
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -203,19 +206,6 @@ def layer_macs(model: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
     return macs
 
 
-def _units(model: nn.Module) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
-    """The model as a chain of (module-path prefix, callable); one unit for unknown models."""
-    from designer.network import Network
-    if not isinstance(model, Network):
-        return [("", model)]
-    units: list[tuple[str, Callable]] = [("stem.", model.stem)]
-    for i, stage in enumerate(model.stages):
-        units += [(f"stages.{i}.{j}.", block) for j, block in enumerate(stage)]
-    units.append(("head.", model.head))
-    units.append(("classifier", lambda x: model.classifier(torch.flatten(model.pool(x), 1))))
-    return units
-
-
 def default_grid(points: int = 101) -> list[float]:
     return [i / (points - 1) for i in range(points)]
 
@@ -231,22 +221,19 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
     grid = sorted(set(grid if grid is not None else default_grid()))
     model.eval()
     macs = macs if macs is not None else layer_macs(model, inputs)
-    units = _units(model)
+    layers = prunable_layers(model)
+    chain = segments(model, [name for name, _ in layers])
     context = batch_statistics(model) if recalibrate_bn else nullcontext()
     with context:
         cached = []
         x = inputs
-        for _, unit in units:
+        for segment in chain:
             cached.append(x)
-            x = unit(x)
+            x = segment.run(x)
         reference = x
         curves = []
-        for name, module in tqdm(prunable_layers(model), desc="distortion curves", disable=not progress):
-            first = next(i for i, (prefix, _) in enumerate(units) if name.startswith(prefix))
-            prefix, unit = units[first]
-            # the pruned weight's name inside the unit: the unit may be the whole model (prefix
-            # ""), a submodule ("stages.0.1."), or the classifier closure (its weight passed directly)
-            local = name[len(prefix):] + ".weight" if prefix.endswith(".") or not prefix else "weight"
+        for name, module in tqdm(layers, desc="distortion curves", disable=not progress):
+            first = next(i for i, segment in enumerate(chain) if name in segment.layers)
             original = module.weight.detach().clone()
             current = original != 0
             masks = [magnitude_mask(original, s, current, criterion) for s in grid]
@@ -255,13 +242,9 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
             weights = torch.stack([original * masks[kept.index(k)] for k in distinct])
 
             def suffix(weight: torch.Tensor) -> torch.Tensor:
-                if isinstance(unit, nn.Module):
-                    y = torch.func.functional_call(unit, {local: weight}, (cached[first],))
-                else:  # the classifier unit
-                    y = torch.nn.functional.linear(torch.flatten(model.pool(cached[first]), 1), weight,
-                                                   model.classifier.bias)
-                for _, later in units[first + 1:]:
-                    y = later(y)
+                y = chain[first].run(cached[first], override=(name, weight))
+                for later in chain[first + 1:]:
+                    y = later.run(y)
                 error = ((y - reference) ** 2).flatten(1).mean(1)
                 return error.max() if worst_case else error.mean()
 
