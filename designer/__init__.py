@@ -4,5 +4,17 @@ from designer.costs import Costs, Layer, count
 from designer.entropy import DeepMADScores, deepmad_scores
 from designer.spec import NetworkSpec, SpecError, Stage, Stem, from_tinynas
 
-__all__ = ["Costs", "DeepMADScores", "Layer", "NetworkSpec", "SpecError", "Stage", "Stem", "count",
-           "deepmad_scores", "from_tinynas"]
+__all__ = ["Costs", "DeepMADScores", "DesignProblem", "Layer", "NetworkSpec", "SpecError", "Stage", "Stem", "build",
+           "count", "deepmad_scores", "from_tinynas", "solve"]
+
+
+def __getattr__(name: str):
+    """``from designer import DesignProblem, solve, build`` without importing the solvers (pyomo,
+    HiGHS) or torch modules until they are asked for."""
+    if name in ("DesignProblem", "solve"):
+        import designer.design as design
+        return getattr(design, name)
+    if name == "build":
+        from designer.network import build
+        return build
+    raise AttributeError(f"module 'designer' has no attribute {name!r}")

@@ -155,3 +155,20 @@ def test_convex_relaxation_bounds_the_designs_with_its_depths(name):
     result = solve(problem, method="exact", rel_gap=0.0)
     relaxed = relaxation_bound(problem, [s.L for s in result.spec.stages], [s.k for s in result.spec.stages])
     assert relaxed.bound is not None and relaxed.bound >= result.score - 1e-6
+
+
+def test_the_readme_python_design_example_designs_builds_and_trains():
+    """The README's Python example, as written there (fewer epochs), with the CLI's defaults."""
+    from designer import DesignProblem, build, solve as solve_api
+    from designer.train.data import load_dataset
+    from designer.train.loop import TrainConfig, evaluate, train
+    splits = load_dataset("digits")
+    problem = DesignProblem(resolution=8, in_channels=1, num_classes=10, strides=[1, 1, 2],
+                            max_macs=2e6, max_params=1e5, out_widths=(8, 128), depths=(1, 4))
+    assert problem.effectiveness == 0.3  # the family's default, as on the command line
+    result = solve_api(problem, time_limit=10)
+    assert result.spec is not None and not problem.violations(result.spec)
+    assert result.effectiveness <= 0.3 + 1e-12
+    model = build(result.spec)
+    train(model, splits.train, TrainConfig(epochs=4))
+    assert evaluate(model, splits.test)["accuracy"] > 0.5

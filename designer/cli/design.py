@@ -13,7 +13,7 @@ from rich.table import Table
 from designer import checks, zoo
 from designer.cli.common import console, fail, load_spec, parse_list, percent, si
 from designer.design.problem import DesignError, DesignProblem
-from designer.families import NAMES as FAMILY_NAMES, family as block_family
+from designer.families import NAMES as FAMILY_NAMES
 from designer.design.solve import check_arguments, solve as solve_design
 from designer.report import inspect_spec
 from designer.spec import SpecError
@@ -100,7 +100,7 @@ def design(
         problem = DesignProblem(
             family=family, resolution=resolution, num_classes=classes, strides=parse_list(strides, "--strides", int),
             head=head, monotone=not no_monotone, max_macs=macs, max_params=params, max_layers=layers,
-            effectiveness=effectiveness if effectiveness is not None else block_family(family).defaults.effectiveness,
+            effectiveness=effectiveness if effectiveness is not None else "family",
             max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
             max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"))
         check_arguments(problem, time_limit, gap, threads, method)

@@ -66,7 +66,7 @@ class DesignProblem:
     max_macs: float | None = None
     max_params: float | None = None
     max_layers: int | None = None
-    effectiveness: float | None = None
+    effectiveness: float | str | None = "family"  # rho0; "family": the family's default (0.3 or 0.5); None: none
     max_activation_bytes: float | None = None
     bytes_per_element: int = 1
     max_depth_spread: int | None = None
@@ -77,6 +77,8 @@ class DesignProblem:
         if self.family not in REGISTRY:
             raise DesignError(f"family: must be one of {', '.join(REGISTRY)}, got {self.family!r}")
         defaults = block_family(self.family).defaults
+        if self.effectiveness == "family":  # one default for the API and the command line
+            self.effectiveness = defaults.effectiveness
         if self.strides is None:
             self.strides = list(defaults.strides)
         if self.btn_ratio is None:
@@ -259,7 +261,7 @@ class DesignResult:
     score: float | None = None
     macs: int | None = None
     params: int | None = None
-    effectiveness: float | None = None
+    effectiveness: float | str | None = "family"  # rho0; "family": the family's default (0.3 or 0.5); None: none
     layers: int | None = None
     depth_penalty: float | None = None
     max_activation_bytes: int | None = None
