@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -14,11 +15,19 @@ from designer import checks
 from designer.cli.common import console, fail, percent
 
 app = typer.Typer()
+BUDGET_SHARE = 0.2  # of --time-limit, at most, for M_P's CP-SAT search
 
 
 @app.command("map")
 def map_graph(
-    graph: Path = typer.Argument(..., help="A graph JSON (node-link, HMCOS, mpdesign), a spec JSON or a checkpoint."),
+    graph: Optional[Path] = typer.Argument(None, help="A graph JSON (node-link, HMCOS, mpdesign), a spec JSON, a "
+                                                      "checkpoint, or a saved ExportedProgram (.pt2); or use --model."),
+    model_ref: Optional[str] = typer.Option(None, "--model", help="Your own model: PATH.py:FACTORY or "
+                                                                  "package.module:factory."),
+    input_shape: Optional[str] = typer.Option(None, help="--model: the input shape, e.g. 1,3,224,224."),
+    fuse: bool = typer.Option(True, "--fuse/--no-fuse", help="Fuse conv/linear + BN + activation, add + "
+                                                              "activation and elementwise chains (models only)."),
+    save_graph: Optional[Path] = typer.Option(None, help="Also write the tensor graph (graph JSON) here."),
     scratchpad: str = typer.Option("M_H", help="Bytes, or M_R, M_H, M_P."),
     mode: str = typer.Option("joint", help="joint (schedule, addresses, spills), fixed (the graph's order) or "
                                           "divide (windows, for large graphs)."),
@@ -46,27 +55,58 @@ def map_graph(
         checks.time_limit(time_limit, "--time-limit")
         checks.integer(max_reloads, "--max-reloads", minimum=0)
         checks.integer(bytes_per_element, "--bytes-per-element", minimum=1)
+        checks.writable_file(save_graph, "--save-graph")
         check_scratchpad(scratchpad)
-        checks.readable_file(graph, "graph")
+        if (graph is None) == (model_ref is None):
+            raise ValueError("give a graph file or --model PATH.py:FACTORY (exactly one)")
+        if graph is not None:
+            checks.readable_file(graph, "graph")
+        else:
+            from designer.user_model import load_factory, parse_input_shape
+            if input_shape is None:
+                raise ValueError("--input-shape: needed with --model, e.g. 1,3,224,224")
+            shape = parse_input_shape(input_shape)
+            load_factory(model_ref)
     except ValueError as error:
         fail(str(error))
     try:
-        if graph.suffix == ".pt":
+        if model_ref is not None:
+            import torch
+
+            from designer.user_model import build_user_model
+            module = build_user_model(model_ref)
+            tensor_graph = from_torch(module, torch.zeros(shape), bytes_per_element, weights,
+                                      model_ref.rpartition(":")[2], fuse)
+        elif graph.suffix == ".pt2":
+            import torch
+
+            from designer.mapping.importer import from_exported
+            try:
+                program = torch.export.load(graph)
+            except Exception as error:  # noqa: BLE001 - torch's own load errors
+                raise ValueError(f"{graph}: not an ExportedProgram torch can load ({type(error).__name__})") from None
+            tensor_graph = from_exported(program, bytes_per_element, weights, graph.stem, fuse)
+        elif graph.suffix == ".pt":
             from designer.checkpoint import load_checkpoint
             from designer.network import example_input
             model, _ = load_checkpoint(graph)
             tensor_graph = from_torch(model, example_input(model.spec, 1), bytes_per_element, weights,
-                                      model.spec.name or graph.stem)
+                                      model.spec.name or graph.stem, fuse)
         else:
             tensor_graph = load_graph(graph, include_weights=weights, bytes_per_element=bytes_per_element)
+        if save_graph is not None:
+            save_graph.write_text(json.dumps(tensor_graph.to_dict(), indent=1))
         given = check_scratchpad(scratchpad)
         if isinstance(given, int) and given < required_bytes(tensor_graph):
             MappingProblem(tensor_graph, given)  # says which operator needs more (M_R), before any solve
         err.print(f"[dim]{tensor_graph}; computing budgets (M_P by CP-SAT)...[/]")
-        limits = budgets(tensor_graph, time_limit=min(20.0, time_limit))
+        # the whole command keeps to --time-limit: M_P's search gets a fifth of it, the solve the rest
+        started = time.perf_counter()
+        limits = budgets(tensor_graph, time_limit=min(20.0, BUDGET_SHARE * time_limit))
+        remaining = max(time_limit - (time.perf_counter() - started), 0.1 * time_limit)
         problem = MappingProblem(tensor_graph, parse_scratchpad(scratchpad, limits), mode=mode,
-                                 solver=solver, time_limit=time_limit, max_reloads=max_reloads)
-        err.print(f"[dim]solving at {problem.scratchpad_bytes:,} bytes ({solver}, up to {time_limit:g} s)...[/]")
+                                 solver=solver, time_limit=remaining, max_reloads=max_reloads)
+        err.print(f"[dim]solving at {problem.scratchpad_bytes:,} bytes ({solver}, up to {remaining:.0f} s)...[/]")
         result = problem.solve(min_peak_order=limits.min_peak_order)
     except (GraphError, MappingError, ValueError) as error:
         fail(str(error))

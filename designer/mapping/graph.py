@@ -232,9 +232,18 @@ def from_hmcos(data: dict[str, Any]) -> TensorGraph:
 
 
 def from_torch(module, example_input, bytes_per_element: int = 1, include_weights: bool = False,
-               name: str = "") -> TensorGraph:
+               name: str = "", fuse: bool = True) -> TensorGraph:
+    """Any ``nn.Module`` at ``example_input``, through ``torch.export`` (``torch.fx`` as the
+    fallback), fused by default: :mod:`designer.mapping.importer`. ``bytes_per_element``
+    defaults to 1 (the 8-bit setting of COSMA)."""
+    from designer.mapping.importer import from_module
+    return from_module(module, example_input, bytes_per_element, include_weights, name, fuse)
+
+
+def from_torch_fx(module, example_input, bytes_per_element: int = 1, include_weights: bool = False,
+                  name: str = "") -> TensorGraph:
     """Trace ``module`` with ``torch.fx`` and size every value by shape propagation on
-    ``example_input``; ``bytes_per_element`` defaults to 1 (the 8-bit setting of COSMA)."""
+    ``example_input`` (unfused: every module and function call is an operator)."""
     import torch
     from torch.fx import symbolic_trace
     from torch.fx.passes.shape_prop import ShapeProp
@@ -246,6 +255,9 @@ def from_torch(module, example_input, bytes_per_element: int = 1, include_weight
         meta = node.meta.get("tensor_meta")
         if node.op == "output":
             continue
+        if meta is not None and not hasattr(meta, "shape"):
+            raise GraphError(f"node {node.name!r} ({node.target}) returns several values, which the fx importer "
+                             f"cannot size; torch.export handles them")
         size = int(torch.Size(meta.shape).numel()) * bytes_per_element if meta is not None else 0
         if size <= 0:
             continue

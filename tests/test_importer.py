@@ -1,0 +1,80 @@
+"""Importing the models users bring (written by hand, torchvision-style) through torch.export:
+fused and unfused, tuple outputs (chunk, layer norm), attention's score matrix, weights, and
+every import mapped and replayed byte by byte in the simulator."""
+
+import json
+
+import pytest
+import torch
+
+from designer.cli import main
+from designer.mapping.graph import from_torch
+from designer.mapping.problem import MappingProblem, budgets
+from designer.mapping.simulate import simulate
+from tests.models.blocks import dense_block, mobilenet_v2_block, shuffle_unit, vit_block
+from tests.models.cifar import CifarResNet
+
+MODELS = {
+    "resnet18": (lambda: CifarResNet(widths=(8, 16, 32, 64)), (1, 3, 16, 16)),
+    "mobilenet-v2-block": (mobilenet_v2_block, (1, 16, 8, 8)),
+    "densenet-block": (dense_block, (1, 16, 8, 8)),
+    "shufflenet-unit": (shuffle_unit, (1, 16, 8, 8)),
+    "vit-block": (vit_block, (1, 3, 16, 16)),
+}
+
+
+@pytest.fixture(scope="module")
+def imported():
+    graphs = {}
+    for name, (factory, shape) in MODELS.items():
+        torch.manual_seed(0)
+        model = factory().eval()
+        for fuse in (True, False):
+            graphs[name, fuse] = from_torch(model, torch.randn(shape), fuse=fuse, name=name)
+    return graphs
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_each_model_imports_fused_and_unfused_and_maps_validly(name, imported):
+    fused, unfused = imported[name, True], imported[name, False]
+    assert len(fused.operators) < len(unfused.operators)  # BN, activations and adds joined their producers
+    assert all(len(op.outputs) >= 1 for op in fused.operators.values())
+    for graph in (fused, unfused):
+        limits = budgets(graph, time_limit=5)
+        result = MappingProblem(graph, limits.halfway, time_limit=5).solve(limits.min_peak_order)
+        assert result.mapping is not None
+        replay = simulate(graph, result.mapping.to_dict(graph, result.solve))
+        assert replay.valid, replay.errors
+
+
+def test_attention_scores_are_a_tensor_and_weights_are_not_activations(imported):
+    graph = imported["vit-block", True]
+    tokens, heads = (16 // 4) ** 2, 4
+    assert any(t.bytes == heads * tokens * tokens for t in graph.tensors.values() if t.producer is not None)
+    assert all(t.producer is not None or name == "x" for name, t in graph.tensors.items())  # weights off
+    with_weights = from_torch(vit_block().eval(), torch.randn(1, 3, 16, 16), include_weights=True)
+    assert "attention.in_proj_weight" in with_weights.tensors
+    assert with_weights.tensors["attention.in_proj_weight"].producer is None
+
+
+def test_chunk_views_their_input_instead_of_creating_tensors(imported):
+    graph = imported["shufflenet-unit", False]
+    x = graph.tensors["x"]
+    readers = [op for op in graph.operators.values() if "x" in op.inputs]
+    assert x.bytes == 16 * 8 * 8 and readers  # the chunks are views of x, read where they are used
+
+
+def test_cli_maps_a_user_model_and_an_exported_program(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["map", "--model", "tests/models/blocks.py:mobilenet_v2_block", "--input-shape", "1,16,8,8",
+              "--time-limit", "5", "--save-graph", str(tmp_path / "g.json"), "--json"])
+    assert exit_info.value.code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["valid"] and {"scratchpad_bytes", "offchip_bytes", "budgets", "tensors", "operators", "steps"} <= set(data)
+    saved = json.loads((tmp_path / "g.json").read_text())
+    assert set(saved["operators"]) == set(data["operators"])
+    program = torch.export.export(shuffle_unit().eval(), (torch.randn(1, 16, 8, 8),))
+    torch.export.save(program, tmp_path / "unit.pt2")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["map", str(tmp_path / "unit.pt2"), "--time-limit", "5", "--json"])
+    assert exit_info.value.code == 0 and json.loads(capsys.readouterr().out)["valid"]
