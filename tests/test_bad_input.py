@@ -168,6 +168,13 @@ CASES = [
     ("map {graph-list.json}", "expected a JSON object"),
     ("map {binary.bin}", "binary file"),
     ("map {random.pt}", "not a checkpoint torch can read"),
+    ("map", "give a graph file or --model"),
+    ("map {graph.json} --model {cifar}:small_residual --input-shape 1,1,8,8", "give a graph file or --model"),
+    ("map --model {cifar}:small_residual", "--input-shape: needed with --model"),
+    ("map --model {cifar}:missing --input-shape 1,1,8,8", "has no callable 'missing'"),
+    ("map --model {cifar}:small_residual --input-shape 1,x", "--input-shape: expected comma-separated"),
+    ("map {text.txt}.pt2", "no such file"),
+    ("map {graph.json} --save-graph {existing.json}/g.json", "--save-graph: cannot write"),
     # ---- prune -----------------------------------------------------------------------------
     ("prune {digits.pt} --sparsity 2", "--sparsity: must be in [0, 1)"),
     ("prune {digits.pt} --sparsity 1", "--sparsity"),
