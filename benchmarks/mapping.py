@@ -4,6 +4,8 @@
     python benchmarks/mapping.py --graphs ../shared/graphs/random-layered/*.json --mode divide
     python benchmarks/mapping.py --graphs ../shared/graphs/checkmate/vgg16_train.json --solvers cpsat ilp
     python benchmarks/mapping.py --generated cells8 cells20 encoder4 --budgets M_R M_H
+    python benchmarks/mapping.py --models benchmarks/models.py:resnet18@3,224,224 \
+        tests/models/blocks.py:vit_block@3,224,224 --time-limit 60
 
 One markdown row per graph and budget (M_R, M_H, M_P): each baseline's bytes, ours, the
 reduction against the best baseline, the largest reduction any mapping could have (from the
@@ -34,12 +36,30 @@ def generated(name: str) -> TensorGraph:
     return cell_network(cells=count) if kind == "cells" else transformer_encoder(layers=count)
 
 
+def imported(reference: str, fuse: bool, include_weights: bool) -> TensorGraph:
+    """``PATH.py:FACTORY@C,H,W``: a module imported through torch.export at a 1 x C x H x W input."""
+    import torch
+
+    from designer.mapping.graph import from_torch
+    from designer.user_model import build_user_model
+    factory, _, shape = reference.rpartition("@")
+    if not factory:
+        raise SystemExit(f"--models: expected PATH.py:FACTORY@C,H,W, got {reference!r}")
+    dims = [int(v) for v in shape.split(",")]
+    name = factory.rpartition(":")[2] + ("" if fuse else " (unfused)") + (" +weights" if include_weights else "")
+    return from_torch(build_user_model(factory), torch.zeros(1, *dims), include_weights=include_weights, name=name,
+                      fuse=fuse)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--graphs", nargs="*", default=[])
     parser.add_argument("--generated", nargs="*", default=[],
                         help="cellsN (a DARTS-style network of N cells, 4 nodes, 16 channels, 32x32) or "
                              "encoderN (N transformer encoder layers, 128 tokens, width 256)")
+    parser.add_argument("--models", nargs="*", default=[],
+                        help="PATH.py:FACTORY@C,H,W: a module imported through torch.export (fused unless --no-fuse)")
+    parser.add_argument("--no-fuse", action="store_true", help="--models: map every node as its own operator")
     parser.add_argument("--budgets", nargs="+", default=["M_R", "M_H", "M_P"])
     parser.add_argument("--mode", default="joint", choices=["joint", "fixed", "divide"])
     parser.add_argument("--solvers", nargs="+", default=["cpsat"], choices=["cpsat", "ilp"],
@@ -55,6 +75,7 @@ def main() -> None:
     spilling: dict[str, list[tuple[float, float | None]]] = {}  # budget -> (reduction, ceiling)
     graphs = [load_graph(path, include_weights=args.weights) for path in args.graphs]
     graphs += [generated(name) for name in args.generated]
+    graphs += [imported(reference, not args.no_fuse, args.weights) for reference in args.models]
     timings: list[tuple[int, float, str]] = []
     for graph in graphs:
         start = time.perf_counter()
