@@ -4,7 +4,7 @@
     python benchmarks/mapping.py --graphs ../shared/graphs/random-layered/*.json --mode divide
     python benchmarks/mapping.py --graphs ../shared/graphs/checkmate/vgg16_train.json --solvers cpsat ilp
     python benchmarks/mapping.py --generated cells8 cells20 encoder4 --budgets M_R M_H
-    python benchmarks/mapping.py --models benchmarks/models.py:resnet18@3,224,224 \
+    python benchmarks/mapping.py --models tests/models/cifar.py:tv_resnet18@3,224,224 \
         tests/models/blocks.py:vit_block@3,224,224 --time-limit 60
 
 One markdown row per graph and budget (M_R, M_H, M_P): each baseline's bytes, ours, the

@@ -10,7 +10,7 @@ Models (``--models``):
   pipeline            the pipeline's design for the digits dataset (8x8, 10 classes)
   tiny-cifar, resnet18, deepmad-r18, deepmad-r34, deepmad-r50, ...   built-in specs (zoo)
   design:LEVEL        the MILP's design at a zoo level's budgets (``--design-seconds``)
-  tv-resnet18, tv-resnet50   torchvision-style ResNets written by hand (benchmarks/models.py)
+  tv-resnet18, tv-resnet50   torchvision-style ResNets written by hand (tests/models/cifar.py)
   NAME@R              NAME at R x R input (``--resolution`` sets it for every model)
 
     python benchmarks/throughput.py                                  # CPU defaults: small models
@@ -32,7 +32,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from models import resnet18, resnet50  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.models.cifar import tv_resnet18, tv_resnet50  # noqa: E402
 
 from designer import zoo  # noqa: E402
 from designer.checkpoint import resolve_device  # noqa: E402
@@ -43,7 +44,7 @@ from designer.train.loop import TrainConfig, train  # noqa: E402
 def make_model(name: str, resolution: int | None, classes: int, design_seconds: float) -> tuple[nn.Module, int, int]:
     """The model, its input resolution and input channels."""
     if name.startswith("tv-"):
-        factory = {"tv-resnet18": resnet18, "tv-resnet50": resnet50}[name]
+        factory = {"tv-resnet18": tv_resnet18, "tv-resnet50": tv_resnet50}[name]
         return factory(num_classes=classes), resolution or 224, 3
     if name == "pipeline":
         from designer.design import solve

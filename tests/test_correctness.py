@@ -16,45 +16,12 @@ from designer.pruning.curves import batch_statistics, distortion_curves, magnitu
 from designer.pruning.prune import prune_model
 from designer.report import inspect_spec
 from designer.spec import NetworkSpec, Stage, Stem
-
-
-class ResidualBlock(nn.Module):
-    """A torchvision-style basic block, written by hand (torchvision is no dependency here)."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + identity)
-
-
-class TinyResNet(nn.Module):
-    def __init__(self, classes: int = 5):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.layer1 = ResidualBlock(8, 8, 1)
-        self.layer2 = ResidualBlock(8, 16, 2)
-        self.fc = nn.Linear(16, classes)
-
-    def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = self.layer2(self.layer1(x))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+from tests.models.cifar import small_residual
 
 
 def user_models():
     torch.manual_seed(0)
-    resnet = TinyResNet()
+    resnet = small_residual(num_classes=5)  # a torchvision-style residual CNN with BN, by hand
     for m in resnet.modules():
         if isinstance(m, nn.BatchNorm2d):
             nn.init.uniform_(m.weight, 0.5, 1.5)

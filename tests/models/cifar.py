@@ -1,6 +1,8 @@
 """Hand-written models as users bring them (torchvision/timm-style; torchvision is no dependency
-here): a CIFAR-style ResNet-18 (3x3 stem, no max-pool) and a small residual CNN with BN.
-Factories take no arguments, so ``--model tests/models/cifar.py:resnet18`` works."""
+here): ResNets with torchvision's layer structure (v1.5, stride in the 3x3 conv) - CIFAR-style
+(3x3 stem, no max-pool), ImageNet-style ResNet-18/50 (7x7 stem, max-pool) - and a small
+residual CNN with BN. Factories need no arguments, so ``--model tests/models/cifar.py:resnet18``
+works."""
 
 from __future__ import annotations
 
@@ -23,6 +25,62 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = torch.relu(self.bn1(self.conv1(x)))
         return torch.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, c_in: int, width: int, stride: int = 1):
+        super().__init__()
+        out = width * self.expansion
+        self.conv1 = nn.Conv2d(c_in, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.downsample = None
+        if stride != 1 or c_in != out:
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        return torch.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ImageNetResNet(nn.Module):
+    """torchvision's ``resnet18`` / ``resnet50`` layer for layer (same parameter counts)."""
+
+    def __init__(self, bottleneck: bool, depths: list[int], num_classes: int = 1000, in_channels: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        layers, c_in = [], 64
+        for i, depth in enumerate(depths):
+            width, blocks = 64 * 2 ** i, []
+            for j in range(depth):
+                stride = 2 if j == 0 and i > 0 else 1
+                blocks.append(Bottleneck(c_in, width, stride) if bottleneck else BasicBlock(c_in, width, stride))
+                c_in = width * (4 if bottleneck else 1)
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.fc = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def tv_resnet18(num_classes: int = 1000, in_channels: int = 3) -> ImageNetResNet:
+    return ImageNetResNet(False, [2, 2, 2, 2], num_classes, in_channels)
+
+
+def tv_resnet50(num_classes: int = 1000, in_channels: int = 3) -> ImageNetResNet:
+    return ImageNetResNet(True, [3, 4, 6, 3], num_classes, in_channels)
 
 
 class CifarResNet(nn.Module):
