@@ -36,19 +36,23 @@ def generated(name: str) -> TensorGraph:
     return cell_network(cells=count) if kind == "cells" else transformer_encoder(layers=count)
 
 
-def imported(reference: str, fuse: bool, include_weights: bool) -> TensorGraph:
-    """``PATH.py:FACTORY@C,H,W``: a module imported through torch.export at a 1 x C x H x W input."""
+def imported(reference: str, fuse: bool, include_weights: bool, training: bool = False) -> TensorGraph:
+    """``PATH.py:FACTORY@C,H,W``: a module imported through torch.export at a 1 x C x H x W input
+    (``training``: the forward and backward graph of one training step)."""
     import torch
 
     from designer.mapping.graph import from_torch
+    from designer.mapping.importer import training_graph
     from designer.user_model import build_user_model
     factory, _, shape = reference.rpartition("@")
     if not factory:
         raise SystemExit(f"--models: expected PATH.py:FACTORY@C,H,W, got {reference!r}")
     dims = [int(v) for v in shape.split(",")]
-    name = factory.rpartition(":")[2] + ("" if fuse else " (unfused)") + (" +weights" if include_weights else "")
-    return from_torch(build_user_model(factory), torch.zeros(1, *dims), include_weights=include_weights, name=name,
-                      fuse=fuse)
+    name = (factory.rpartition(":")[2] + ("" if fuse else " (unfused)") + (" +weights" if include_weights else "")
+            + (" training" if training else ""))
+    capture = training_graph if training else from_torch
+    return capture(build_user_model(factory), torch.zeros(1, *dims), include_weights=include_weights, name=name,
+                   fuse=fuse)
 
 
 def main() -> None:
@@ -60,6 +64,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[],
                         help="PATH.py:FACTORY@C,H,W: a module imported through torch.export (fused unless --no-fuse)")
     parser.add_argument("--no-fuse", action="store_true", help="--models: map every node as its own operator")
+    parser.add_argument("--training", action="store_true", help="--models: the training step's graph")
     parser.add_argument("--budgets", nargs="+", default=["M_R", "M_H", "M_P"])
     parser.add_argument("--mode", default="joint", choices=["joint", "fixed", "divide"])
     parser.add_argument("--solvers", nargs="+", default=["cpsat"], choices=["cpsat", "ilp"],
@@ -75,7 +80,7 @@ def main() -> None:
     spilling: dict[str, list[tuple[float, float | None]]] = {}  # budget -> (reduction, ceiling)
     graphs = [load_graph(path, include_weights=args.weights) for path in args.graphs]
     graphs += [generated(name) for name in args.generated]
-    graphs += [imported(reference, not args.no_fuse, args.weights) for reference in args.models]
+    graphs += [imported(reference, not args.no_fuse, args.weights, args.training) for reference in args.models]
     timings: list[tuple[int, float, str]] = []
     for graph in graphs:
         start = time.perf_counter()

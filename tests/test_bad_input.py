@@ -175,6 +175,7 @@ CASES = [
     ("map --model {cifar}:small_residual --input-shape 1,x", "--input-shape: expected comma-separated"),
     ("map {text.txt}.pt2", "no such file"),
     ("map {graph.json} --save-graph {existing.json}/g.json", "--save-graph: cannot write"),
+    ("map {graph.json} --training", "--training: needs a model"),
     # ---- prune -----------------------------------------------------------------------------
     ("prune {digits.pt} --sparsity 2", "--sparsity: must be in [0, 1)"),
     ("prune {digits.pt} --sparsity 1", "--sparsity"),

@@ -97,3 +97,19 @@ def test_the_map_command_keeps_to_its_time_limit(mode, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["valid"]
     assert seconds <= 6 * 1.1 + 1.0, f"{seconds:.1f} s"  # 1 s: reading the file, the baselines' Python
+
+
+def test_a_training_step_imports_forward_and_backward_and_maps_validly(tmp_path, capsys):
+    from designer.mapping.importer import training_graph
+    from tests.models.cifar import small_residual
+    graph = training_graph(small_residual(), torch.randn(1, 1, 8, 8), include_weights=True)
+    kinds = {op.rstrip("_0123456789") for op in graph.operators}
+    assert {"convolution", "convolution_backward", "native_batch_norm_backward", "threshold_backward"} <= kinds
+    assert "conv1.weight" in graph.tensors and graph.tensors["conv1.weight"].producer is None
+    limits = budgets(graph, time_limit=5)
+    result = MappingProblem(graph, limits.halfway, time_limit=5).solve(limits.min_peak_order)
+    assert result.mapping is not None and simulate(graph, result.mapping.to_dict(graph, result.solve)).valid
+    with pytest.raises(SystemExit) as exit_info:
+        main(["map", "--model", "tests/models/cifar.py:small_residual", "--input-shape", "1,1,8,8", "--training",
+              "--time-limit", "5", "--json"])
+    assert exit_info.value.code == 0 and json.loads(capsys.readouterr().out)["valid"]

@@ -28,6 +28,8 @@ def map_graph(
     fuse: bool = typer.Option(True, "--fuse/--no-fuse", help="Fuse conv/linear + BN + activation, add + "
                                                               "activation and elementwise chains (models only)."),
     save_graph: Optional[Path] = typer.Option(None, help="Also write the tensor graph (graph JSON) here."),
+    training: bool = typer.Option(False, "--training", help="--model / checkpoint: map one training step (forward "
+                                                            "and backward: saved activations, gradients)."),
     scratchpad: str = typer.Option("M_H", help="Bytes, or M_R, M_H, M_P."),
     mode: str = typer.Option("joint", help="joint (schedule, addresses, spills), fixed (the graph's order) or "
                                           "divide (windows, for large graphs)."),
@@ -42,6 +44,7 @@ def map_graph(
 ) -> None:
     """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines."""
     from designer.mapping.graph import GraphError, from_torch, load_graph
+    from designer.mapping.importer import training_graph
     from designer.mapping.plot import plot_layout
     from designer.mapping.problem import SOLVERS, MODES, MappingError, MappingProblem, budgets, check_scratchpad, \
         parse_scratchpad
@@ -61,6 +64,8 @@ def map_graph(
             raise ValueError("give a graph file or --model PATH.py:FACTORY (exactly one)")
         if graph is not None:
             checks.readable_file(graph, "graph")
+            if training and graph.suffix != ".pt":
+                raise ValueError("--training: needs a model (--model or a checkpoint); a graph file is what it is")
         else:
             from designer.user_model import load_factory, parse_input_shape
             if input_shape is None:
@@ -75,8 +80,9 @@ def map_graph(
 
             from designer.user_model import build_user_model
             module = build_user_model(model_ref)
-            tensor_graph = from_torch(module, torch.zeros(shape), bytes_per_element, weights,
-                                      model_ref.rpartition(":")[2], fuse)
+            capture = training_graph if training else from_torch
+            tensor_graph = capture(module, torch.zeros(shape), bytes_per_element, weights,
+                                   model_ref.rpartition(":")[2] + (" (training)" if training else ""), fuse)
         elif graph.suffix == ".pt2":
             import torch
 
@@ -90,8 +96,9 @@ def map_graph(
             from designer.checkpoint import load_checkpoint
             from designer.network import example_input
             model, _ = load_checkpoint(graph)
-            tensor_graph = from_torch(model, example_input(model.spec, 1), bytes_per_element, weights,
-                                      model.spec.name or graph.stem, fuse)
+            capture = training_graph if training else from_torch
+            tensor_graph = capture(model, example_input(model.spec, 1), bytes_per_element, weights,
+                                   model.spec.name or graph.stem, fuse)
         else:
             tensor_graph = load_graph(graph, include_weights=weights, bytes_per_element=bytes_per_element)
         if save_graph is not None:

@@ -71,11 +71,45 @@ def from_exported(program, bytes_per_element: int = 1, include_weights: bool = F
         program = program.run_decompositions()
     except Exception as error:  # noqa: BLE001 - a decomposition torch lacks: keep the ops as they are
         del error
-    graph = program.graph
     specs = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs
              if hasattr(spec.arg, "name")}
     targets = {spec.arg.name: spec.target for spec in program.graph_signature.input_specs
                if hasattr(spec.arg, "name") and spec.target}
+    return _import(program.graph, specs, targets, bytes_per_element, include_weights, name, fuse)
+
+
+def training_graph(module: nn.Module, example_input: torch.Tensor, bytes_per_element: int = 1,
+                   include_weights: bool = False, name: str = "", fuse: bool = True) -> TensorGraph:
+    """The forward and backward graph of one training step of ``module`` (AOTAutograd's joint
+    graph, in training mode): activations saved for the backward pass, their gradients and the
+    weights' gradients are tensors, as in Checkmate's exported training graphs. The loss is the
+    mean square of the output (the graph's shape does not depend on which loss)."""
+    from torch._functorch.aot_autograd import aot_export_module
+
+    class Step(nn.Module):
+        def __init__(self, inner: nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor):
+            return (self.inner(x).float().square().mean(),)
+
+    try:
+        joint, signature = aot_export_module(Step(module).train(), [example_input], trace_joint=True,
+                                             output_loss_index=0)
+    except Exception as error:  # noqa: BLE001
+        raise GraphError(f"cannot capture the training step of {type(module).__name__}: {_first_line(error)}") from None
+    placeholders = [n for n in joint.graph.nodes if n.op == "placeholder"]
+    kinds = ["PARAMETER"] * len(signature.parameters) + ["BUFFER"] * len(signature.buffers)
+    names = [p.removeprefix("inner.") for p in list(signature.parameters) + list(signature.buffers)]
+    specs = {node.name: kind for node, kind in zip(placeholders, kinds)}
+    targets = {node.name: target for node, target in zip(placeholders, names)}
+    return _import(joint.graph, specs, targets, bytes_per_element, include_weights,
+                   name or f"{type(module).__name__} (training)", fuse)
+
+
+def _import(graph, specs: dict[str, str], targets: dict[str, str], bytes_per_element: int, include_weights: bool,
+            name: str, fuse: bool) -> TensorGraph:
     tensors: dict[str, Tensor] = {}
     where: dict[str, object] = {}  # fx node name -> tensor name (or tuple of names) or None
     ops: list[_Op] = []
@@ -147,6 +181,8 @@ def from_exported(program, bytes_per_element: int = 1, include_weights: bool = F
         if any(names):
             ops.append(_Op(node.name, kind, activations, [n for n in names if n], weights))
     outputs = resolve(next(n for n in graph.nodes if n.op == "output").args)
+    if not ops:
+        raise GraphError(f"{name}: the captured graph computes nothing")
     if fuse:
         ops = _fuse(ops, tensors, set(outputs))
     return _build(ops, tensors, include_weights, name)
