@@ -110,3 +110,28 @@ def resnet18(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
 def small_residual(num_classes: int = 10, in_channels: int = 1) -> CifarResNet:
     """A small residual CNN with BN for 8x8 grey inputs (the digits dataset)."""
     return CifarResNet(depths=(1, 1), widths=(8, 16), num_classes=num_classes, in_channels=in_channels)
+
+
+class VGG16(nn.Module):
+    """torchvision's ``vgg16`` (configuration D, no BN) layer for layer."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3):
+        super().__init__()
+        layers, c_in = [], in_channels
+        for width in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"):
+            if width == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(c_in, width, 3, padding=1), nn.ReLU(inplace=True)]
+                c_in = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Linear(4096, 4096),
+                                        nn.ReLU(inplace=True), nn.Linear(4096, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), 7)
+        return self.classifier(torch.flatten(x, 1))
+
+
+def vgg16(num_classes: int = 1000, in_channels: int = 3) -> VGG16:
+    return VGG16(num_classes, in_channels)
