@@ -120,6 +120,19 @@ def run_seed(seed: int, args) -> dict:
             + ", ".join(f"{result['iterative'][(method, s)]:.3f}" for s in SPARSITIES))
     if seed == args.seeds[0] and args.additivity_plot:
         result["additivity"] = additivity(dense, calibration, curves, samples=args.additivity_samples, seed=seed)
+    if seed == args.seeds[0] and args.diagnose:
+        # why RD wins or loses: does distortion add up at these sparsities, how far does RD's own
+        # allocation move the logits, and how close to the floor does it drive a layer
+        for cap in (0.5, 0.9, 1.0):
+            pairs = additivity(dense, calibration, curves, samples=args.additivity_samples, seed=seed,
+                               max_sparsity=cap)
+            ratios = sorted(measured / max(summed, 1e-30) for summed, measured in pairs)
+            log(f"diagnose: layer sparsities <= {cap}: median measured/summed distortion "
+                f"{ratios[len(ratios) // 2]:.2f} over {len(ratios)} random allocations")
+        for s in SPARSITIES:
+            allocation = allocate(curves, keep_weights=int(total * (1 - s) + 1e-6))
+            log(f"diagnose: RD at {s}: predicted distortion {allocation.distortion:.4g}, largest layer sparsity "
+                f"{max(allocation.sparsity.values()):.3f}")
     return result
 
 
@@ -166,6 +179,9 @@ def main() -> None:
     parser.add_argument("--plot", default="")
     parser.add_argument("--additivity-plot", default="")
     parser.add_argument("--additivity-samples", type=int, default=60)
+    parser.add_argument("--diagnose", action="store_true",
+                        help="first seed: additivity at capped sparsities, RD's predicted distortion and largest "
+                             "layer sparsity")
     parser.add_argument("--schedules", nargs="+", default=["one-shot", "iterative"], choices=["one-shot", "iterative"])
     args = parser.parse_args()
     torch.set_num_threads(1)
