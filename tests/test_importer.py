@@ -113,3 +113,11 @@ def test_a_training_step_imports_forward_and_backward_and_maps_validly(tmp_path,
         main(["map", "--model", "tests/models/cifar.py:small_residual", "--input-shape", "1,1,8,8", "--training",
               "--time-limit", "5", "--json"])
     assert exit_info.value.code == 0 and json.loads(capsys.readouterr().out)["valid"]
+
+
+def test_the_training_step_of_attention_holds_its_score_matrix():
+    from designer.mapping.importer import training_graph
+    graph = training_graph(vit_block(), torch.zeros(1, 3, 16, 16))
+    tokens, heads = (16 // 4) ** 2, 4
+    assert any(t.bytes == heads * tokens * tokens for t in graph.tensors.values() if t.producer is not None)
+    assert any(op.startswith("_softmax") or op.startswith("_safe_softmax") for op in graph.operators)

@@ -94,9 +94,13 @@ def training_graph(module: nn.Module, example_input: torch.Tensor, bytes_per_ele
         def forward(self, x: torch.Tensor):
             return (self.inner(x).float().square().mean(),)
 
+    from torch._decomp import core_aten_decompositions
+    # attention decomposed (matmuls and a softmax: the score matrix is a tensor, its gradient too);
+    # batch norm and the rest kept whole, one operator per layer as in Checkmate's graphs
+    attention = {op: rule for op, rule in core_aten_decompositions().items() if "scaled_dot_product" in str(op)}
     try:
         joint, signature = aot_export_module(Step(module).train(), [example_input], trace_joint=True,
-                                             output_loss_index=0)
+                                             output_loss_index=0, decompositions=attention)
     except Exception as error:  # noqa: BLE001
         raise GraphError(f"cannot capture the training step of {type(module).__name__}: {_first_line(error)}") from None
     placeholders = [n for n in joint.graph.nodes if n.op == "placeholder"]
