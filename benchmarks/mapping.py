@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print("| graph | ops | budget | bytes | topo/belady | topo/greedy | min-peak/belady | min-peak/greedy | solver "
-          "| ours | reduction vs best baseline | largest possible (bound) | status | gap | s | valid |")
+          "| ours | reduction vs best baseline | largest possible (bound) | status (method) | gap | s | valid |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     spilling: dict[str, list[tuple[float, float | None]]] = {}  # budget -> (reduction, ceiling)
     graphs = [load_graph(path, include_weights=args.weights) for path in args.graphs]
@@ -107,7 +107,7 @@ def main() -> None:
                      ("topological/belady", "topological/greedy", "min-peak/belady", "min-peak/greedy")]
             print(f"| {graph.name} | {len(graph.operators)} | {name} | {capacity:,} | " + " | ".join(cells)
                   + f" | {solver} | {ours:,} | {reduction} | {'n/a' if ceiling is None else f'{100 * ceiling:.1f}%'} "
-                  f"| {result.solve.status} | {gap} "
+                  f"| {result.solve.status} ({result.method}) | {gap} "
                   f"| {result.solve.seconds:.1f} "
                   f"| {'yes' if valid else 'NO'} |", flush=True)
             timings.append((len(graph.operators), result.solve.seconds, f"{solver} {name}"))
