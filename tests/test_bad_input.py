@@ -65,6 +65,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
     write("graph-nan.json", json.dumps(GRAPH).replace('"bytes": 100', '"bytes": NaN'))
     write("graph-list.json", [1, 2, 3])
     write("curves.json", {"layers": [CURVE]})
+    write("profile.json", {"coefficients": {k: [1e-8, 1e-7, 0.01] for k in ("pointwise", "spatial", "depthwise",
+                                                                          "linear")},
+                           "device": "synthetic", "torch_version": "", "precision": "fp32", "batch": 1,
+                           "bytes_per_element": 4})
     write("curves-nan.json", json.dumps({"layers": [CURVE]}).replace("0.1", "NaN"))
     write("curves-unsorted.json", {"layers": [{**CURVE, "sparsity": [0.0, 1.0, 0.5]}]})
     write("curves-duplicate.json", {"layers": [CURVE, CURVE]})
@@ -146,6 +150,12 @@ CASES = [
     ("design --macs 4e9 --time-limit abc", "Invalid value for '--time-limit'"),
     ("design --macs 4e9 --out {existing.json}/design.json", "--out: cannot write"),
     ("design --macs 4e9 --out {root}", "--out: " + "{root} is a folder"),
+    ("design --macs 4e9 --latency-ms 3", "--latency-ms and --profile go together"),
+    ("design --macs 4e9 --latency-ms 3 --profile {curves.json}", "profile: expected an object with 'coefficients'"),
+    ("design --macs 4e9 --latency-ms -3 --profile {profile.json}", "max_latency_ms: must be a positive finite"),
+    ("profile --precision fp8", "--precision: must be one of fp32, bf16, fp16"),
+    ("profile --batch 0", "--batch: must be at least 1"),
+    ("profile --out {existing.json}/p.json", "--out: cannot write"),
     # ---- map -------------------------------------------------------------------------------
     ("map {missing.json}", "no such file"),
     ("map {graph.json} --time-limit -1", "--time-limit: must be greater than 0"),
@@ -311,7 +321,7 @@ def test_bad_input_is_one_clear_error_before_any_work(command, words, files, cap
 
 def test_the_table_is_large_and_covers_every_command():
     commands = {c.split()[0] for c, _ in CASES}
-    assert commands == {"inspect", "design", "map", "prune", "allocate", "train", "sweep", "pipeline"}
+    assert commands == {"inspect", "design", "map", "prune", "allocate", "train", "sweep", "pipeline", "profile"}
     assert len(CASES) >= 60
 
 

@@ -13,6 +13,7 @@ from designer.design import DesignError, DesignProblem, solve
 from designer.design.search import evolutionary_search
 from designer.design.solve import grid
 from designer.entropy import deepmad_scores
+from designer.spec import NetworkSpec
 
 
 def brute_force(problem: DesignProblem):
@@ -172,3 +173,60 @@ def test_the_readme_python_design_example_designs_builds_and_trains():
     model = build(result.spec)
     train(model, splits.train, TrainConfig(epochs=4))
     assert evaluate(model, splits.test)["accuracy"] > 0.5
+
+
+def synthetic_profile():
+    """A latency profile with fixed coefficients (not measured: the test needs exact numbers)."""
+    from designer.design.latency import LatencyProfile
+    return LatencyProfile({"pointwise": [2e-8, 1e-7, 0.01], "spatial": [3e-8, 1e-7, 0.02],
+                           "depthwise": [5e-8, 2e-7, 0.03], "linear": [1e-8, 1e-7, 0.005]},
+                          device="synthetic", torch_version="", precision="fp32", batch=1, bytes_per_element=4)
+
+
+def test_a_latency_budget_binds_and_the_milp_agrees_with_brute_force():
+    profile = synthetic_profile()
+    base = CASES["bottleneck"]
+    free = solve(base, method="exact", rel_gap=0.0)
+    budget = 0.8 * profile.predict(free.spec)  # the unconstrained optimum breaks it
+    problem = DesignProblem.from_dict({**base.to_dict(), "max_latency_ms": budget,
+                                       "latency_profile": profile.to_dict()})
+    assert DesignProblem.from_dict(json.loads(problem.to_json())) == problem  # round trip, profile inside
+    best_score, best_spec = brute_force(problem)
+    result = solve(problem, method="exact", rel_gap=0.0)
+    assert result.status == "optimal" and result.score == pytest.approx(best_score, rel=1e-9)
+    assert result.score < free.score
+    assert result.latency_ms == pytest.approx(profile.predict(result.spec), rel=1e-12)
+    assert result.latency_ms <= budget * (1 + 1e-9)
+    # the MILP's own latency expression at its solution is the profile's prediction for the spec
+    import pyomo.environ as pyo
+
+    from designer.design.milp import build_model, extract
+    from designer.design.solve import choice_to_spec, exact_cells
+    from solvers import highs
+    model, stages = build_model(problem, exact_cells(problem))
+    highs.solve(model, time_limit=60, rel_gap=0.0)
+    spec = choice_to_spec(problem, extract(model, exact_cells(problem), stages))
+    assert pyo.value(model.latency_cost) == pytest.approx(profile.predict(spec), rel=1e-6)
+    refined = solve(problem, method="refine", rel_gap=1e-9, time_limit=60)
+    assert refined.score == pytest.approx(best_score, rel=1e-9) and not problem.violations(refined.spec)
+    with pytest.raises(DesignError, match="modelled milliseconds budget"):
+        solve(DesignProblem.from_dict({**problem.to_dict(), "max_latency_ms": 1e-6}), method="exact")
+
+
+def test_profile_and_latency_budget_through_the_command_line(tmp_path):
+    from designer.design.latency import LatencyProfile
+    path = tmp_path / "profile.json"
+    runner = CliRunner()
+    result = runner.invoke(app, ["profile", "--quick", "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    profile = LatencyProfile.load(path)
+    assert profile.batch == 1 and profile.precision == "fp32" and profile.fit["samples"] > 0
+    assert all(v >= 0 for values in profile.coefficients.values() for v in values)
+    budget = 1.5 * profile.predict(CASES["bottleneck"].to_spec(16, [(16, 8, 3, 1), (16, 8, 3, 1)]))
+    design = runner.invoke(app, ["design", "--resolution", "32", "--classes", "10", "--strides", "1,2,2",
+                                 "--alpha", "1,1,4", "--macs", "2.5e6", "--params", "4e4", "--effectiveness", "0.5",
+                                 "--latency-ms", str(budget), "--profile", str(path), "--time-limit", "20", "--json"])
+    assert design.exit_code == 0, design.output
+    data = json.loads(design.stdout)
+    assert data["latency_ms"] <= budget * (1 + 1e-9)
+    assert data["latency_ms"] == pytest.approx(profile.predict(NetworkSpec.from_dict(data["spec"])), rel=1e-9)

@@ -83,6 +83,9 @@ def design(
     max_activation_bytes: Optional[float] = typer.Option(None, help="Largest single-layer inputs + output footprint."),
     bytes_per_element: int = typer.Option(1, help="Bytes per activation element for the footprint budget."),
     max_depth_spread: Optional[int] = typer.Option(None, help="Largest difference between stage depths."),
+    latency_ms: Optional[float] = typer.Option(None, help="Latency budget in ms, modelled by --profile."),
+    profile: Optional[Path] = typer.Option(None, help="A latency profile written by `mpdesign profile`."),
+    measure: bool = typer.Option(False, "--measure", help="Also time the design on the profile's device."),
     alpha: Optional[str] = typer.Option(None, help="Stage weights, comma-separated (default: 1 per scoring stage, "
                                                    "8 for the last)."),
     time_limit: float = typer.Option(60.0, help="Seconds."),
@@ -97,12 +100,19 @@ def design(
     try:
         checks.writable_file(out, "--out")
         checks.choice(family, "--family", FAMILY_NAMES)
+        if (latency_ms is None) != (profile is None):
+            raise ValueError("--latency-ms and --profile go together (the budget and the model of it)")
+        latency_profile = None
+        if profile is not None:
+            from designer.design.latency import LatencyProfile
+            latency_profile = LatencyProfile.load(profile).to_dict()
         problem = DesignProblem(
             family=family, resolution=resolution, num_classes=classes, strides=parse_list(strides, "--strides", int),
             head=head, monotone=not no_monotone, max_macs=macs, max_params=params, max_layers=layers,
             effectiveness=effectiveness if effectiveness is not None else "family",
             max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
-            max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"))
+            max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"), max_latency_ms=latency_ms,
+            latency_profile=latency_profile)
         check_arguments(problem, time_limit, gap, threads, method)
 
         def report(step: dict) -> None:
@@ -138,8 +148,55 @@ def design(
         f"MACs {result.macs:,}   params {result.params:,}   effectiveness {result.effectiveness:.4f}   "
         f"layers {result.layers}   depth penalty {result.depth_penalty:.2f}   "
         f"max activation {result.max_activation_bytes:,} B")
+    if result.latency_ms is not None:
+        line = f"modelled latency {result.latency_ms:.3f} ms"
+        if measure:
+            line += f", measured {_measured_ms(result.spec, problem.latency_model):.3f} ms"
+        console.print(f"{line} (batch {problem.latency_model.batch}, {problem.latency_model.precision}, "
+                      f"{problem.latency_model.device})")
     if out is not None:
         console.print(f"spec written to {out}")
+
+
+def _measured_ms(spec, model) -> float:
+    import torch
+
+    from designer.design.latency import _median_ms
+    from designer.network import build
+    device = torch.device("cuda" if model.device.startswith("NVIDIA") or "cuda" in model.device.lower()
+                          and torch.cuda.is_available() else "cpu")
+    network = build(spec).to(device).eval()
+    x = torch.randn(model.batch, spec.in_channels, spec.resolution, spec.resolution, device=device)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[model.precision]
+    return _median_ms(network, x, dtype, repeats=10)
+
+
+@app.command("profile")
+def profile_command(
+    device: str = typer.Option("cpu", help="auto, cpu or cuda."),
+    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (autocast)."),
+    batch: int = typer.Option(1, help="Batch size the latency is for."),
+    quick: bool = typer.Option(False, "--quick", help="A small grid (seconds on a CPU)."),
+    out: Path = typer.Option(Path("profile.json"), help="Where the profile goes."),
+) -> None:
+    """Time blocks of every family on this device and fit the latency model `design --latency-ms` uses."""
+    from designer.checkpoint import resolve_device
+    from designer.design.latency import profile as measure_profile
+    err = Console(stderr=True)
+    try:
+        checks.writable_file(out, "--out")
+        checks.choice(precision, "--precision", ("fp32", "bf16", "fp16"))
+        checks.integer(batch, "--batch", minimum=1)
+        resolve_device(device)
+    except ValueError as error:
+        fail(str(error))
+    result = measure_profile(device, precision, batch, quick,
+                             progress=lambda done, total: err.print(f"[dim]{done}/{total} blocks timed[/]")
+                             if done % 8 == 0 or done == total else None)
+    result.save(out)
+    console.print(f"profile of {result.device} ({precision}, batch {batch}) written to {out}; fit on "
+                  f"{result.fit['samples']:.0f} blocks: median error {100 * result.fit['median_error']:.1f}%, worst "
+                  f"{100 * result.fit['worst_error']:.1f}%")
 
 
 @app.command()

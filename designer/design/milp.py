@@ -25,7 +25,8 @@ resolution of stage j, own(q) the log width of a block without its log c_in term
          sum_v Y_{ev} = sum_q log(hi c(q)) z_{j_e q},  0 <= Y_{ev} <= Ymax w_{j_e - 1, v}
        log c_e P_{<j_e} = sum_v log(hi_v) Q_{ev},  sum_v Q_{ev} = P_{<j_e},  0 <= Q_{ev} <= U_e w_{j_e v}
      (upper-bounding disaggregations: exact at integer points since the objective is maximised)
-(D6) costs (MACs, params):      stem(c_0) + sum_j sum_q [first(q) z_{jq} + rest(q)(L_{jq} - z_{jq})]
+(D6) costs (MACs, params, and modelled latency with a profile: :mod:`designer.design.latency`):
+                                 stem(c_0) + sum_j sum_q [first(q) z_{jq} + rest(q)(L_{jq} - z_{jq})]
                                  + sum_j sum_v lo_v G_{jv} + head/classifier(c_n)  <= budget
      cross term c_{j-1} g(q) of a stage's first block (cost per input channel):
                                  sum_v G_{jv} = sum_q g(q) z_{jq},  0 <= G_{jv} <= Gmax w_{j-1,v}
@@ -96,8 +97,10 @@ class Choice:
     stages: list[tuple[Config, int]]
 
 
-def _cost(layers: list[Layer]) -> tuple[int, int]:
-    return sum(layer.macs for layer in layers), sum(layer.params for layer in layers)
+def _cost(layers: list[Layer], latency=None) -> tuple[float, float, float]:
+    """(MACs, params, modelled milliseconds) of ``layers``; latency 0 without a profile."""
+    return (sum(layer.macs for layer in layers), sum(layer.params for layer in layers),
+            latency.layers_ms(layers) if latency is not None else 0.0)
 
 
 @dataclass
@@ -121,6 +124,7 @@ def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells:
     bpe = problem.bytes_per_element
     data = _StageData([], [], [], [], [], [], [], [])
     memory = problem.max_activation_bytes
+    latency = problem.latency_model
     for c in out_cells:
         b_min, b_max = problem.btn_bounds(c.lo)[0], problem.btn_bounds(c.hi)[1]
         for b in btn_cells:
@@ -138,10 +142,10 @@ def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells:
                 if memory is not None and any(f > memory for f, s in zip(feet0, slopes) if s == 0):
                     continue
                 data.configs.append(Config(c, b, k))
-                f0, f1 = _cost(first0), _cost(first1)
+                f0, f1 = _cost(first0, latency), _cost(first1, latency)
                 data.first.append(f0)
-                data.slope.append((f1[0] - f0[0], f1[1] - f0[1]))
-                data.rest.append(_cost(rest))
+                data.slope.append(tuple(b - a for a, b in zip(f0, f1)))
+                data.rest.append(_cost(rest, latency))
                 data.first_foot.append(feet0)
                 data.foot_slope = slopes  # the same for every configuration of the family
                 data.rest_over_memory.append(
@@ -278,7 +282,7 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
     _shape_rules(f, objective)
     if objective == "score":
         m.objective = pyo.Objective(expr=score, sense=pyo.maximize)
-    elif objective in ("macs", "params"):
+    elif objective in ("macs", "params", "latency"):
         m.objective = pyo.Objective(expr=cost[objective], sense=pyo.minimize)
     elif objective == "layers":
         m.objective = pyo.Objective(expr=total_layers, sense=pyo.minimize)
@@ -357,9 +361,12 @@ def _costs(f: _Formulation, objective: str) -> dict[str, object]:
         return Layer("stem", "conv", problem.in_channels, c, problem.stem_kernel, problem.strides[0], 1,
                      problem.resolution, res[0])
 
+    latency = problem.latency_model
     cost = {}
-    for index, name in enumerate(("macs", "params")):
-        total = [quicksum(_cost([stem_layer(cell.lo)])[index] * m.stem[v] for v, cell in enumerate(cells.stem))]
+    for index, name in enumerate(("macs", "params", "latency")):
+        if name == "latency" and latency is None:
+            continue
+        total = [quicksum(_cost([stem_layer(cell.lo)], latency)[index] * m.stem[v] for v, cell in enumerate(cells.stem))]
         for j in range(1, n + 1):
             d = f.stages[j - 1]
             total.append(quicksum(d.first[q][index] * m.z[j, q] + d.rest[q][index] * (m.L[j, q] - m.z[j, q])
@@ -367,10 +374,15 @@ def _costs(f: _Formulation, objective: str) -> dict[str, object]:
             G = f.disaggregate(f"G_{name}_{j}", quicksum(d.slope[q][index] * m.z[j, q] for q in f.configs(j)), j - 1,
                                max(s[index] for s in d.slope))
             total.append(quicksum(cell.lo * G[v] for v, cell in enumerate(f.cells_of(j - 1))))
-        total.append(quicksum(_cost(_tail_layers(problem, cell.lo, res[n]))[index] * f.W[n][v]
+        total.append(quicksum(_cost(_tail_layers(problem, cell.lo, res[n]), latency)[index] * f.W[n][v]
                               for v, cell in enumerate(cells.out[n - 1])))
-        total.append(quicksum((m.FM if name == "macs" else m.FP)[key] for key in f.gain_keys))
+        if name != "latency":  # (R8) gains are paid in MACs and params; latency is only bounded below
+            total.append(quicksum((m.FM if name == "macs" else m.FP)[key] for key in f.gain_keys))
         cost[name] = quicksum(total)
+    if latency is not None:
+        m.latency_cost = pyo.Expression(expr=cost["latency"])  # readable after a solve: the modelled latency
+    if problem.max_latency_ms is not None and objective != "latency":
+        m.c.add(cost["latency"] <= problem.max_latency_ms)
     if problem.max_macs is not None and objective != "macs":
         m.c.add(cost["macs"] <= problem.max_macs)
     if problem.max_params is not None and objective != "params":

@@ -70,6 +70,8 @@ class DesignProblem:
     max_activation_bytes: float | None = None
     bytes_per_element: int = 1
     max_depth_spread: int | None = None
+    max_latency_ms: float | None = None  # modelled by latency_profile (designer.design.latency)
+    latency_profile: dict[str, Any] | None = None
     alpha: list[float] | None = None
     name: str = "design"
 
@@ -130,6 +132,17 @@ class DesignProblem:
                 raise DesignError(f"{name}: must be a positive finite number, got {value!r}")
         if self.max_layers is not None:
             positive_int(self.max_layers, "max_layers")
+        if (self.max_latency_ms is None) != (self.latency_profile is None):
+            raise DesignError("max_latency_ms and latency_profile: give both (a budget and the profile that models "
+                              "it) or neither")
+        if self.max_latency_ms is not None:
+            if (isinstance(self.max_latency_ms, bool) or not isinstance(self.max_latency_ms, (int, float))
+                    or not math.isfinite(self.max_latency_ms) or self.max_latency_ms <= 0):
+                raise DesignError(f"max_latency_ms: must be a positive finite number, got {self.max_latency_ms!r}")
+            try:
+                self.latency_model
+            except ValueError as error:
+                raise DesignError(f"latency_profile: {error}") from None
         if self.max_depth_spread is not None and (not isinstance(self.max_depth_spread, int)
                                                   or self.max_depth_spread < 0):
             raise DesignError(f"max_depth_spread: must be a non-negative integer, got {self.max_depth_spread!r}")
@@ -150,6 +163,14 @@ class DesignProblem:
     @property
     def stage_alpha(self) -> list[float]:
         return list(self.alpha) if self.alpha is not None else list(default_alpha(len(self.scoring_ends())))
+
+    @property
+    def latency_model(self):
+        """The :class:`~designer.design.latency.LatencyProfile` of ``latency_profile``, or None."""
+        if self.latency_profile is None:
+            return None
+        from designer.design.latency import LatencyProfile
+        return LatencyProfile.from_dict(self.latency_profile)
 
     @property
     def layers_per_block(self) -> int:
@@ -232,6 +253,10 @@ class DesignProblem:
             found.append(f"layers {scores.layers} > {self.max_layers}")
         if self.effectiveness is not None and scores.effectiveness > self.effectiveness + 1e-12:
             found.append(f"effectiveness {scores.effectiveness:.6f} > {self.effectiveness}")
+        if self.max_latency_ms is not None:
+            modelled = self.latency_model.predict(spec)
+            if modelled > self.max_latency_ms * (1 + 1e-9):
+                found.append(f"modelled latency {modelled:.4g} ms > {self.max_latency_ms:g}")
         if self.max_activation_bytes is not None and costs.max_activation_bytes > self.max_activation_bytes:
             found.append(f"activation bytes {costs.max_activation_bytes} > {self.max_activation_bytes:g}")
         if self.monotone and any(a.out > b.out for a, b in zip(spec.stages, spec.stages[1:])):
@@ -265,6 +290,7 @@ class DesignResult:
     layers: int | None = None
     depth_penalty: float | None = None
     max_activation_bytes: int | None = None
+    latency_ms: float | None = None  # modelled, with the problem's latency profile
     history: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
@@ -275,7 +301,8 @@ class DesignResult:
         costs, scores = count(spec, problem.bytes_per_element), deepmad_scores(spec, problem.stage_alpha)
         return cls(problem=problem, spec=spec, solve=solve, score=scores.score, macs=costs.macs, params=costs.params,
                    effectiveness=scores.effectiveness, layers=scores.layers, depth_penalty=scores.depth_penalty,
-                   max_activation_bytes=costs.max_activation_bytes, history=history or [])
+                   max_activation_bytes=costs.max_activation_bytes, history=history or [],
+                   latency_ms=problem.latency_model.predict(spec) if problem.latency_profile is not None else None)
 
     @property
     def status(self) -> str:
@@ -288,6 +315,7 @@ class DesignResult:
             "gap": self.solve.gap, "seconds": self.solve.seconds, "score": self.score, "macs": self.macs,
             "params": self.params, "effectiveness": self.effectiveness, "layers": self.layers,
             "depth_penalty": self.depth_penalty, "max_activation_bytes": self.max_activation_bytes,
+            "latency_ms": self.latency_ms,
             "solver": self.solve.solver, "message": self.solve.message, "model_size": self.solve.model_size,
             "history": self.history, "problem": self.problem.to_dict(),
         }

@@ -321,7 +321,7 @@ def explain_infeasible(problem: DesignProblem, threads: int = 1) -> str:
     """Name the budgets that cannot be met, each with the smallest value the space allows
     when every other budget holds."""
     budgets = [("macs", "max_macs", "MACs"), ("params", "max_params", "parameters"),
-               ("layers", "max_layers", "layers")]
+               ("layers", "max_layers", "layers"), ("latency", "max_latency_ms", "modelled milliseconds")]
     cells = initial_cells(problem)
     for j in range(1, problem.n_stages + 1):
         if not stage_data(problem, j, cells.out[j - 1], cells.btn[j - 1]).configs:
@@ -339,9 +339,9 @@ def explain_infeasible(problem: DesignProblem, threads: int = 1) -> str:
             # the minimum over cells is exact when it picked single widths, else a lower bound
             exact = result.status == Status.OPTIMAL and choice is not None and choice.stem.is_point and all(
                 cfg.out.is_point and cfg.btn.is_point for cfg, _ in choice.stages)
+            smallest = f"{result.bound:.4g}" if objective == "latency" else f"{math.ceil(result.bound - 1e-6):,}"
             found.append(f"the {label} budget {limit:g} cannot be met: with the other budgets, the smallest "
-                         f"{label} any design in the space can have is {'' if exact else 'at least '}"
-                         f"{math.ceil(result.bound - 1e-6):,}")
+                         f"{label} any design in the space can have is {'' if exact else 'at least '}{smallest}")
     if not found:
         found.append("the budgets cannot all be met together (each alone can); relax MACs, parameters, "
                      "layers, effectiveness or the activation budget")
