@@ -33,7 +33,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except typer.TyperException as error:  # usage errors: unknown option, a value of the wrong type, ...
         ctx = getattr(error, "ctx", None)
         where = f" (see 'mpdesign {ctx.info_name} --help')" if ctx is not None and ctx.parent is not None else ""
-        typer.echo(f"error: {' '.join(error.format_message().split())}{where}", err=True)
+        message = " ".join(error.format_message().split())
+        if message:  # empty when the help was shown instead (no command given)
+            typer.echo(f"error: {message}{where}", err=True)
         sys.exit(getattr(error, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt):
         code = 130
