@@ -201,14 +201,9 @@ def baseline(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None 
     return best if best is not None else _exact_layout(graph, scratchpad_bytes, order, eviction, failures, objective)
 
 
-def solve_baseline(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
-                   objective: Objective = OFFCHIP_BYTES, orders: dict[str, list[str]] | None = None,
-                   evictions: tuple[str, ...] = EVICTIONS) -> MappingOutcome:
-    """The mapping strategy: the cheapest baseline over ``orders`` (named schedules; default the
-    graph's topological order) and eviction rules. No bound; ``time_limit`` caps only the
-    CP-SAT layout fallback."""
-    start = time.perf_counter()
-    orders = orders or {"topological": graph.topological_order()}
+def all_baselines(graph: TensorGraph, scratchpad_bytes: int, orders: dict[str, list[str]],
+                  objective: Objective = OFFCHIP_BYTES, evictions: tuple[str, ...] = EVICTIONS) -> dict[str, Mapping]:
+    """Every baseline that places all steps, by name ``order/eviction``."""
     found = {}
     for order_name, order in orders.items():
         for eviction in evictions:
@@ -216,6 +211,18 @@ def solve_baseline(graph: TensorGraph, scratchpad_bytes: int, time_limit: float 
                 found[f"{order_name}/{eviction}"] = baseline(graph, scratchpad_bytes, order, eviction, objective)
             except PlacementError:
                 continue
+    return found
+
+
+def solve_baseline(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
+                   objective: Objective = OFFCHIP_BYTES, orders: dict[str, list[str]] | None = None,
+                   evictions: tuple[str, ...] = EVICTIONS) -> MappingOutcome:
+    """The mapping strategy: the cheapest baseline over ``orders`` (named schedules; default the
+    graph's topological order) and eviction rules. No bound; ``time_limit`` caps only the
+    CP-SAT layout fallback."""
+    start = time.perf_counter()
+    found = all_baselines(graph, scratchpad_bytes, orders or {"topological": graph.topological_order()},
+                          objective, evictions)
     seconds = time.perf_counter() - start
     if not found:
         return MappingOutcome(None, SolveResult(Status.NO_SOLUTION, seconds=seconds, solver="baseline",

@@ -22,6 +22,7 @@ symbolic tracing; if both fail, a :class:`~designer.mapping.graph.GraphError` na
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -67,10 +68,8 @@ def _tensors_of(value) -> list:
 def from_exported(program, bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
                   fuse: bool = True) -> TensorGraph:
     """The tensor graph of an ``ExportedProgram`` (see the module docstring)."""
-    try:
+    with contextlib.suppress(Exception):  # a decomposition torch lacks: keep the ops as they are
         program = program.run_decompositions()
-    except Exception as error:  # noqa: BLE001 - a decomposition torch lacks: keep the ops as they are
-        del error
     specs = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs
              if hasattr(spec.arg, "name")}
     targets = {spec.arg.name: spec.target for spec in program.graph_signature.input_specs
@@ -197,7 +196,7 @@ def _used_outputs(node, count: int) -> set[int]:
     for user in node.users:
         if _kind(user) == "getitem" and user.users:
             used.add(user.args[1])
-    return used or {0} if count else set()
+    return used or {0}
 
 
 def _fuse(ops: list[_Op], tensors: dict[str, Tensor], graph_outputs: set[str]) -> list[_Op]:

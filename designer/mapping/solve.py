@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from designer.mapping.baselines import EVICTIONS, PlacementError, baseline, greedy_min_peak_order
+from designer.mapping.baselines import all_baselines, greedy_min_peak_order
 from designer.mapping.io import Mapping, MappingOutcome
 from designer.mapping.problem import MappingProblem, MappingResult
 from designer.mapping.simulate import simulate
@@ -34,15 +34,7 @@ def baselines(problem: MappingProblem, min_peak_order: list[str] | None = None) 
     orders = {"topological": problem.order or problem.graph.topological_order()}
     if problem.mode != "fixed":  # joint and divide choose the schedule: the min-peak order is fair game
         orders["min-peak"] = min_peak_order or greedy_min_peak_order(problem.graph)
-    found = {}
-    for order_name, order in orders.items():
-        for eviction in EVICTIONS:
-            try:
-                found[f"{order_name}/{eviction}"] = baseline(problem.graph, problem.scratchpad_bytes, order, eviction,
-                                                             problem.objective)
-            except PlacementError:
-                continue
-    return found
+    return all_baselines(problem.graph, problem.scratchpad_bytes, orders, problem.objective)
 
 
 def solve(problem: MappingProblem, min_peak_order: list[str] | None = None) -> MappingResult:

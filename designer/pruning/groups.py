@@ -131,12 +131,13 @@ def _distortion(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor)
 
 
 def group_curves(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor,
-                 fractions: list[float] | None = None, progress=None) -> list[GroupCurve]:
-    """Steps 1-3 of the module docstring."""
+                 fractions: list[float] | None = None, progress=None,
+                 dense: tuple[int, int] | None = None) -> list[GroupCurve]:
+    """Steps 1-3 of the module docstring; ``dense``: the model's (params, MACs) when known."""
     tp = _tp()
     fractions = sorted(set(fractions or [i / 8 for i in range(1, 9)]) | {1.0})
     model.eval()
-    params0, macs0 = count_costs(model, example_input)
+    params0, macs0 = dense or count_costs(model, example_input)
     with torch.no_grad(), batch_statistics(model):
         reference = model(calibration)
     _, groups = _groups(model, example_input)
@@ -174,7 +175,7 @@ def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibratio
     device = next(model.parameters()).device
     example_input, calibration = example_input.to(device), calibration_tensor(calibration).to(device)
     params0, macs0 = count_costs(model, example_input)
-    curves = group_curves(model, example_input, calibration, fractions, progress)
+    curves = group_curves(model, example_input, calibration, fractions, progress, dense=(params0, macs0))
     by_macs = max_macs is not None
     limit = float(max_macs if by_macs else max_params)
     total0 = macs0 if by_macs else params0
