@@ -15,9 +15,10 @@ import time
 from typing import Any
 
 import highspy
+import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+from pyomo.contrib.solver.solvers.highs import Highs as _PyomoHighs
 
 from solvers.result import SolveResult, Status, relative_gap
 
@@ -31,6 +32,26 @@ def _ensure_threads(threads: int) -> None:
     _scheduler_threads = threads
 
 
+class _Highs(_PyomoHighs):
+    """pyomo's HiGHS interface plus a starting solution: HiGHS's ``setSolution`` on the model
+    pyomo built, which pyomo's own options do not reach. A partial start (values of some
+    variables) is completed by HiGHS; one that is infeasible is ignored by it."""
+
+    def __init__(self, start: list[tuple[Any, float]] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        # pyomo's set_instance re-runs __init__ without arguments (_reinit): keep the start
+        self._warm_start = start if start is not None else getattr(self, "_warm_start", [])
+
+    def _solve(self):
+        if self._warm_start:
+            columns = self._pyomo_var_to_solver_var_map
+            pairs = [(columns[id(var)], float(value)) for var, value in self._warm_start if id(var) in columns]
+            if pairs:
+                index, value = zip(*pairs)
+                self._solver_model.setSolution(len(index), np.array(index, dtype=np.int32), np.array(value))
+        return super()._solve()
+
+
 def model_size(model: pyo.ConcreteModel) -> dict[str, int]:
     variables = list(model.component_data_objects(pyo.Var, active=True, descend_into=True))
     return {
@@ -42,12 +63,13 @@ def model_size(model: pyo.ConcreteModel) -> dict[str, int]:
 
 def solve(model: pyo.ConcreteModel, *, time_limit: float | None = None, rel_gap: float = 1e-4,
           threads: int = 1, seed: int = 0, presolve: bool = True, verbose: bool = False,
-          options: dict[str, Any] | None = None) -> SolveResult:
+          options: dict[str, Any] | None = None, start: list[tuple[Any, float]] | None = None) -> SolveResult:
     """Solve ``model``; on a returned solution its variables hold the incumbent.
 
     ``time_limit`` in seconds (None: none); ``rel_gap``: stop once the relative MIP gap is
     at most this; ``seed``: HiGHS's ``random_seed``, so runs are reproducible; ``options``:
-    further HiGHS options by name. The result's objective, bound and gap are HiGHS's own.
+    further HiGHS options by name; ``start``: (pyomo variable, value) pairs of a known solution
+    (a warm start, possibly partial). The result's objective, bound and gap are HiGHS's own.
     """
     if time_limit is not None and time_limit <= 0:
         raise ValueError(f"time_limit: must be positive seconds, got {time_limit}")
@@ -56,7 +78,7 @@ def solve(model: pyo.ConcreteModel, *, time_limit: float | None = None, rel_gap:
     if threads < 1:
         raise ValueError(f"threads: must be at least 1, got {threads}")
     _ensure_threads(threads)
-    solver = SolverFactory("highs")
+    solver = _Highs(start)
     solver_options = {"random_seed": seed, "presolve": "on" if presolve else "off"}
     solver_options.update(options or {})
     kwargs: dict[str, Any] = {"rel_gap": rel_gap, "threads": threads, "tee": verbose, "load_solutions": False,

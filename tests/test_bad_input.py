@@ -139,6 +139,7 @@ CASES = [
     ("design --macs 4e9 --max-activation-bytes -5", "max_activation_bytes: must be a positive finite number"),
     ("design --macs 4e9 --family dense", "--family: must be one of"),
     ("design --macs 4e9 --method fastest", "method: must be one of auto, exact, refine"),
+    ("design --macs 4e9 --objective entropy", "--objective: must be one of score, penalised"),
     ("design --macs 4e9 --threads 0", "threads: must be at least 1"),
     ("design --macs 4e9 --strides 2,3", "strides"),
     ("design --macs 4e9 --strides x", "--strides: expected comma-separated ints"),

@@ -17,7 +17,7 @@ from designer.spec import NetworkSpec
 
 
 def brute_force(problem: DesignProblem):
-    """Best (score, spec) over every design of the space, checked by the problem's own recount."""
+    """Best (objective value, spec) over every design of the space, by the problem's own recount."""
     step = problem.width_step
     stage_options = []
     for j in range(1, problem.n_stages + 1):
@@ -32,9 +32,9 @@ def brute_force(problem: DesignProblem):
     for stem in grid(*problem.stem_widths, step):
         for stages in itertools.product(*stage_options):
             spec = problem.to_spec(stem, list(stages))
-            if problem.violations(spec):
+            score, broken = problem.evaluate(spec)  # the problem's objective, recounted
+            if broken:
                 continue
-            score = deepmad_scores(spec, problem.stage_alpha).score
             if score > best[0]:
                 best = (score, spec)
     return best
@@ -230,3 +230,20 @@ def test_profile_and_latency_budget_through_the_command_line(tmp_path):
     data = json.loads(design.stdout)
     assert data["latency_ms"] <= budget * (1 + 1e-9)
     assert data["latency_ms"] == pytest.approx(profile.predict(NetworkSpec.from_dict(data["spec"])), rel=1e-9)
+
+
+def test_penalised_objective_matches_brute_force():
+    """The authors' objective (score minus 10 exp(std of the penalty stages' depths)), exact,
+    on a space whose optimum has unequal depths (so the penalty's planes matter)."""
+    problem = DesignProblem.from_dict({**CASES["basic-memory"].to_dict(), "objective": "penalised", "depths": [1, 4],
+                                       "first_stage_max_depth": 4, "max_depth_spread": None,
+                                       "max_activation_bytes": None, "max_macs": 3e6})
+    best, spec = brute_force(problem)  # the problem's evaluate is its objective
+    assert deepmad_scores(spec, problem.stage_alpha).depth_penalty > 10 + 1e-6
+    for method in ("exact", "refine"):
+        result = solve(problem, method=method, rel_gap=1e-9, time_limit=60)
+        assert not problem.violations(result.spec)
+        value = result.score - result.depth_penalty
+        assert value == pytest.approx(best, rel=1e-9), method
+        assert result.solve.objective == pytest.approx(value, rel=1e-9)
+        assert result.solve.bound >= best - 1e-6

@@ -76,3 +76,21 @@ def test_lp_relaxation_bounds_the_mip():
 def test_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         solve(knapsack(3), **kwargs)
+
+
+def test_a_warm_start_is_handed_to_highs():
+    """With no nodes and no heuristics HiGHS finds nothing by itself; given a start, it
+    returns that start (and pyomo's re-initialisation does not drop it)."""
+    import random
+
+    rng = random.Random(3)
+    weights, values = [rng.randint(1, 50) for _ in range(40)], [rng.randint(1, 50) for _ in range(40)]
+    model = pyo.ConcreteModel()
+    model.x = pyo.Var(range(40), domain=pyo.Binary)
+    model.capacity = pyo.Constraint(expr=sum(w * model.x[i] for i, w in enumerate(weights)) <= 300)
+    model.value = pyo.Objective(expr=sum(v * model.x[i] for i, v in enumerate(values)), sense=pyo.maximize)
+    options = {"mip_max_nodes": 0, "mip_heuristic_effort": 0.0, "presolve": "off"}
+    assert solve(model, options=options).status == Status.NO_SOLUTION
+    start = [(model.x[i], 1.0 if i < 2 else 0.0) for i in range(40)]
+    result = solve(model, options=options, start=start)
+    assert result.status == Status.FEASIBLE and result.objective == values[0] + values[1]

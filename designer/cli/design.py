@@ -12,7 +12,7 @@ from rich.table import Table
 
 from designer import checks, zoo
 from designer.cli.common import console, fail, load_spec, parse_list, percent, si
-from designer.design.problem import DesignError, DesignProblem
+from designer.design.problem import OBJECTIVES, DesignError, DesignProblem
 from designer.families import NAMES as FAMILY_NAMES
 from designer.design.solve import check_arguments, solve as solve_design
 from designer.report import inspect_spec
@@ -88,6 +88,9 @@ def design(
     measure: bool = typer.Option(False, "--measure", help="Also time the design on the profile's device."),
     alpha: Optional[str] = typer.Option(None, help="Stage weights, comma-separated (default: 1 per scoring stage, "
                                                    "8 for the last)."),
+    objective: str = typer.Option("score", help="score (the DeepMAD score) or penalised (the score minus the "
+                                  "authors' depth penalty 10 exp(std of the later stages' depths), as TinyNAS's "
+                                  "search maximises)."),
     time_limit: float = typer.Option(60.0, help="Seconds."),
     gap: float = typer.Option(0.01, help="Stop once the relative gap is at most this."),
     method: str = typer.Option("auto", help="auto, exact (one MILP over the grid) or refine."),
@@ -100,6 +103,7 @@ def design(
     try:
         checks.writable_file(out, "--out")
         checks.choice(family, "--family", FAMILY_NAMES)
+        checks.choice(objective, "--objective", OBJECTIVES)
         if (latency_ms is None) != (profile is None):
             raise ValueError("--latency-ms and --profile go together (the budget and the model of it)")
         latency_profile = None
@@ -112,7 +116,7 @@ def design(
             effectiveness=effectiveness if effectiveness is not None else "family",
             max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
             max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"), max_latency_ms=latency_ms,
-            latency_profile=latency_profile)
+            latency_profile=latency_profile, objective=objective)
         check_arguments(problem, time_limit, gap, threads, method)
 
         def report(step: dict) -> None:
@@ -142,8 +146,10 @@ def design(
     console.print(table)
     bound = "none" if result.solve.bound is None else f"{result.solve.bound:.2f}"
     gap_text = percent(result.solve.gap)
+    value = ("" if objective == "score" else
+             f"objective {result.score - result.depth_penalty:.2f} (score less depth penalty)   ")
     console.print(
-        f"status {result.status}   score {result.score:.2f}   bound {bound}   gap {gap_text}   "
+        f"status {result.status}   {value}score {result.score:.2f}   bound {bound}   gap {gap_text}   "
         f"{result.solve.seconds:.1f} s ({result.solve.solver})\n"
         f"MACs {result.macs:,}   params {result.params:,}   effectiveness {result.effectiveness:.4f}   "
         f"layers {result.layers}   depth penalty {result.depth_penalty:.2f}   "

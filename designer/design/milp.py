@@ -37,6 +37,12 @@ resolution of stage j, own(q) the log width of a block without its log c_in term
 (D10) activation footprint of every layer of a first block: foot(q) + R^2 bpe c_{j-1} <= M;
      of the other blocks: configurations over M get L_{jq} <= z_{jq}
 (D11) depth spread:             L_i - L_k <= spread  for i, k in the depth-penalty stages
+(D12) with objective "penalised", the objective is the score less pen, and
+                                 pen >= 10 exp(std(D)) over the depths D of the depth-penalty stages,
+     imposed by the tangent planes of the convex 10 exp(std) at the depth vectors in ``tangents``:
+     below it everywhere, equal at each tangent point, so the model is a relaxation that is
+     exact at the points it has planes for (:mod:`designer.design.solve` adds the planes of
+     every solution's depths as it goes).
 (R8) inside a cell, a later block's log width is its value at the cell's lo widths plus a gain
      D_{jq} <= (L_{jq} - z_{jq}) (value at hi - value at lo), and the gain is paid for:
      D_{jq} <= rate_MACs(q) FM_{jq} and D_{jq} <= rate_params(q) FP_{jq}, with FM, FP added to
@@ -47,6 +53,7 @@ resolution of stage j, own(q) the log width of a block without its log c_in term
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyomo.environ as pyo
@@ -54,7 +61,9 @@ import pyomo.environ as pyo
 from designer.costs import Layer, block_layers
 from designer.design.posynomial import MONOMIALS, block_posynomial
 from designer.design.problem import DesignProblem
+from designer.entropy import DEPTH_PENALTY_RATIO
 from designer.families import family as block_family
+from designer.spec import NetworkSpec
 
 
 @dataclass(frozen=True)
@@ -254,9 +263,11 @@ class _Formulation:
         return X
 
 
-def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") -> tuple[pyo.ConcreteModel, list]:
-    """The MILP over ``cells``; ``objective`` is ``score`` (maximise) or one of ``macs``,
-    ``params``, ``layers``, ``activation`` (minimise, used to explain infeasibility)."""
+def build_model(problem: DesignProblem, cells: Cells, objective: str = "score",
+                tangents: Sequence[tuple[int, ...]] = ()) -> tuple[pyo.ConcreteModel, list]:
+    """The MILP over ``cells``; ``objective`` is ``score`` (maximise the problem's objective) or
+    one of ``macs``, ``params``, ``layers``, ``activation`` (minimise, used to explain
+    infeasibility); ``tangents``: depth vectors of the penalty stages at which (D12) has planes."""
     n = problem.n_stages
     stages = [stage_data(problem, j, cells.out[j - 1], cells.btn[j - 1]) for j in range(1, n + 1)]
     if any(not d.configs for d in stages):
@@ -281,6 +292,8 @@ def build_model(problem: DesignProblem, cells: Cells, objective: str = "score") 
     total_layers = _layers_and_effectiveness(f, objective)
     _shape_rules(f, objective)
     if objective == "score":
+        if problem.objective == "penalised":
+            score = score - _penalty(f, tangents)
         m.objective = pyo.Objective(expr=score, sense=pyo.maximize)
     elif objective in ("macs", "params", "latency"):
         m.objective = pyo.Objective(expr=cost[objective], sense=pyo.minimize)
@@ -434,6 +447,31 @@ def _shape_rules(f: _Formulation, objective: str) -> None:
                     m.c.add(f.depth(a) - f.depth(b) <= problem.max_depth_spread)
 
 
+def penalty_plane(depths: Sequence[int]) -> tuple[float, list[float]]:
+    """Value and gradient of 10 exp(std(depths)) (population std) at ``depths``; at equal
+    depths (std 0, not differentiable) the zero vector, a valid subgradient there."""
+    count = len(depths)
+    mean = sum(depths) / count
+    std = math.sqrt(sum((d - mean) ** 2 for d in depths) / count)
+    value = DEPTH_PENALTY_RATIO * math.exp(std)
+    if std == 0:
+        return value, [0.0] * count
+    return value, [value * (d - mean) / (count * std) for d in depths]
+
+
+def _penalty(f: _Formulation, tangents: Sequence[tuple[int, ...]]):
+    """(D12) pen >= the tangent planes of 10 exp(std) of the penalty stages' depths."""
+    m = f.m
+    stages = f.problem.penalty_stages()
+    m.pen = pyo.Var(bounds=(DEPTH_PENALTY_RATIO, None))  # 10 exp(0): the least penalty
+    if len(stages) < 2:
+        return m.pen  # one stage: std 0, the penalty is its least value
+    for point in dict.fromkeys(tuple(t) for t in tangents):
+        value, gradient = penalty_plane(point)
+        m.c.add(m.pen >= value + pyo.quicksum(g * (f.depth(j) - d) for g, j, d in zip(gradient, stages, point)))
+    return m.pen
+
+
 def _tail_layers(problem: DesignProblem, channels: int, res: int) -> list[Layer]:
     """Head conv (if any) and classifier after a last stage of ``channels``."""
     layers = []
@@ -456,6 +494,28 @@ def prefix_bound(problem: DesignProblem, cells: Cells, stages: list[_StageData],
         total += prev_max + best
         prev_max = max(math.log(cfg.out.hi) for cfg in d.configs)
     return total
+
+
+def start_values(model: pyo.ConcreteModel, cells: Cells, stages: list[_StageData],
+                 spec: NetworkSpec) -> list[tuple[object, float]] | None:
+    """(variable, value) pairs that put ``spec`` into the model (stem, z and L; HiGHS completes
+    the continuous rest), for a warm start; None when ``spec`` lies outside the cells."""
+    def inside(cell: Cell, width: int) -> bool:
+        return cell.lo <= width <= cell.hi
+
+    stem = [v for v, cell in enumerate(cells.stem) if inside(cell, spec.stem.out)]
+    if not stem:
+        return None
+    pairs = [(model.stem[v], float(v == stem[0])) for v in range(len(cells.stem))]
+    for j, (d, stage) in enumerate(zip(stages, spec.stages), start=1):
+        picked = [q for q, cfg in enumerate(d.configs)
+                  if inside(cfg.out, stage.out) and inside(cfg.btn, stage.btn) and cfg.k == stage.k]
+        if not picked:
+            return None
+        for q in range(len(d.configs)):
+            chosen = q == picked[0]
+            pairs += [(model.z[j, q], float(chosen)), (model.L[j, q], float(stage.L if chosen else 0))]
+    return pairs
 
 
 def extract(model: pyo.ConcreteModel, cells: Cells, stages: list[_StageData]) -> Choice:

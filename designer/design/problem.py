@@ -16,6 +16,8 @@ from designer.costs import count
 from designer.entropy import check_alpha, deepmad_scores, default_alpha
 from designer.families import REGISTRY, family as block_family
 from designer.spec import NetworkSpec, Stage, Stem
+
+OBJECTIVES = ("score", "penalised")  # what the design maximises (DesignProblem.objective)
 from solvers.result import SolveResult
 
 
@@ -73,6 +75,7 @@ class DesignProblem:
     max_latency_ms: float | None = None  # modelled by latency_profile (designer.design.latency)
     latency_profile: dict[str, Any] | None = None
     alpha: list[float] | None = None
+    objective: str = "score"  # "score": the DeepMAD score; "penalised": minus the authors' depth penalty
     name: str = "design"
 
     def __post_init__(self) -> None:
@@ -118,6 +121,8 @@ class DesignProblem:
             lo, hi = getattr(self, name)
             if ceil_to(lo, self.width_step) > hi:
                 raise DesignError(f"{name}: no multiple of width_step={self.width_step} in [{lo}, {hi}]")
+        if self.objective not in OBJECTIVES:
+            raise DesignError(f"objective: one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         lo, hi = self.btn_ratio
         if not 0 < lo <= hi:
             raise DesignError(f"btn_ratio: need 0 < min <= max, got {self.btn_ratio}")
@@ -241,8 +246,13 @@ class DesignProblem:
         """Every budget or space rule that ``spec`` breaks, recounted independently."""
         return self.evaluate(spec)[1]
 
+    def objective_value(self, score: float, depth_penalty: float) -> float:
+        """The objective this problem maximises, from a design's score and depth penalty."""
+        return score - depth_penalty if self.objective == "penalised" else score
+
     def evaluate(self, spec: NetworkSpec) -> tuple[float, list[str]]:
-        """The DeepMAD score of ``spec`` and the rules it breaks, from one recount."""
+        """The objective's value for ``spec`` (its DeepMAD score, less the depth penalty when
+        ``objective`` is "penalised") and the rules it breaks, from one recount."""
         costs, scores = count(spec, self.bytes_per_element), deepmad_scores(spec, self.stage_alpha)
         found = []
         if self.max_macs is not None and costs.macs > self.max_macs:
@@ -272,7 +282,7 @@ class DesignProblem:
             depths = [spec.stages[j - 1].L for j in self.penalty_stages()]
             if depths and max(depths) - min(depths) > self.max_depth_spread:
                 found.append(f"depth spread {max(depths) - min(depths)} > {self.max_depth_spread}")
-        return scores.score, found
+        return self.objective_value(scores.score, scores.depth_penalty), found
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,14 @@ kernels and cell choices:
 4. split the picked cells in two (geometric midpoint) and repeat, until the gap between
    the best bound and the best design is at most ``rel_gap`` or time runs out.
 
+After the first iteration, when the gap is still open, the *Lagrangian bound*
+(:mod:`designer.design.lagrangian`: budgets relaxed by multipliers, a DP over exact grid
+widths) runs for at most ``LAGRANGIAN_SHARE`` of the time limit, its effectiveness tangents
+at the best design's layer counts; the reported bound is the smaller of the two kinds.
+Every MILP starts from the best design known (a HiGHS warm start) when it lies inside its
+cells, and with objective "penalised" the depth penalty's planes (D12) grow with every
+solution's depths.
+
 The caps matter more than any step: a later relaxation both lowers the bound and picks
 cells a fresh polish turns into better designs than a long search around the first one.
 
@@ -30,7 +38,8 @@ import time
 from collections.abc import Callable
 
 from designer import checks
-from designer.design.milp import Cell, Cells, Choice, build_model, extract, stage_data
+from designer.design.lagrangian import lagrangian_bound
+from designer.design.milp import Cell, Cells, Choice, build_model, extract, stage_data, start_values
 from designer.design.problem import DesignError, DesignProblem, DesignResult, ceil_to, floor_to
 from designer.spec import NetworkSpec
 from solvers import highs
@@ -43,6 +52,7 @@ POLISH_SAMPLES = 6  # grid points per chosen cell in the polish MILP
 POLISH_SHARE = 0.2  # of the time limit, at most, for one polish MILP
 LNS_RADIUS = 1  # grid steps around each width of the incumbent in the neighbourhood MILPs
 LNS_SHARE = 0.1  # of the time limit, at most, for all neighbourhood MILPs together
+LAGRANGIAN_SHARE = 0.3  # of the time limit, at most, for the Lagrangian bound (after the first iteration)
 
 
 def grid(lo: int, hi: int, step: int) -> list[int]:
@@ -107,17 +117,31 @@ def choice_to_spec(problem: DesignProblem, choice: Choice) -> NetworkSpec:
                                              cfg.k, depth) for cfg, depth in choice.stages])
 
 
+def penalty_depths(problem: DesignProblem, depths: list[int]) -> tuple[int, ...]:
+    """The depths of the depth-penalty stages among every stage's ``depths``."""
+    return tuple(depths[j - 1] for j in problem.penalty_stages())
+
+
 def solve_cells(problem: DesignProblem, cells: Cells, time_limit: float | None, rel_gap: float, threads: int,
-                objective: str = "score") -> tuple[SolveResult, Choice | None]:
+                objective: str = "score", start_from: NetworkSpec | None = None,
+                tangents: set[tuple[int, ...]] | None = None) -> tuple[SolveResult, Choice | None]:
+    """Solve the MILP over ``cells``; ``start_from``: a design HiGHS starts from (a warm start)
+    when it lies inside the cells; ``tangents``: the depth vectors with planes of the depth
+    penalty (objective "penalised"), to which the solution's own depths are added."""
     start = time.perf_counter()
-    model, stages = build_model(problem, cells, objective)
+    tangents = tangents if tangents is not None else set()
+    model, stages = build_model(problem, cells, objective, sorted(tangents))
     if any(not d.configs for d in stages):
         empty = next(j for j, d in enumerate(stages, start=1) if not d.configs)
         return SolveResult(Status.INFEASIBLE, solver="highs",
                            message=f"stage {empty}: no (out, btn, k) in the space fits the activation budget"), None
-    result = highs.solve(model, time_limit=time_limit, rel_gap=rel_gap, threads=threads)
+    warm = start_values(model, cells, stages, start_from) if start_from is not None else None
+    result = highs.solve(model, time_limit=time_limit, rel_gap=rel_gap, threads=threads, start=warm)
     result = result.replace(seconds=time.perf_counter() - start)  # model building included
-    return result, extract(model, cells, stages) if result.status.has_solution else None
+    choice = extract(model, cells, stages) if result.status.has_solution else None
+    if choice is not None:
+        tangents.add(penalty_depths(problem, [depth for _, depth in choice.stages]))
+    return result, choice
 
 
 def _polish_cells(problem: DesignProblem, choice: Choice, samples: int) -> Cells:
@@ -175,18 +199,30 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         method = "exact" if exact_size(problem) <= EXACT_LIMIT else "refine"
     start = time.perf_counter()
     first = constructive_design(problem)
+    tangents = {penalty_depths(problem, [st.L for st in first.stages])} if first is not None else set()
     if method == "exact":
-        result, choice = solve_cells(problem, exact_cells(problem), time_limit, rel_gap, threads)
+        while True:
+            known = set(tangents)
+            remaining = time_limit - (time.perf_counter() - start)
+            result, choice = solve_cells(problem, exact_cells(problem), max(remaining, 0.05), rel_gap, threads,
+                                         start_from=first, tangents=tangents)
+            # (D12) is exact at the solution once its depths have a plane; else add it and re-solve
+            if (problem.objective != "penalised" or choice is None or tangents == known
+                    or time.perf_counter() - start >= time_limit):
+                break
         if result.status == Status.INFEASIBLE:
             raise DesignError(explain_infeasible(problem, threads))
         result = result.replace(solver="highs (exact MILP)")
+        if choice is not None and problem.objective == "penalised":  # the recount, exact also if (D12) lacked a plane
+            value = problem.evaluate(choice_to_spec(problem, choice))[0]
+            result = result.replace(objective=value, gap=relative_gap(value, result.bound))
         if choice is None and first is not None:
             result = _constructive_result(problem, first, result, time.perf_counter() - start)
             return DesignResult.from_spec(problem, first, result)
         spec = choice_to_spec(problem, choice) if choice is not None else None
         return DesignResult.from_spec(problem, spec, result)
 
-    best_spec, bound = first, math.inf
+    best_spec, bound, bound_by = first, math.inf, "none"
     best_score = problem.evaluate(first)[0] if first is not None else None
     cells, found_by_milp = initial_cells(problem), False
     history: list[dict[str, float]] = []
@@ -197,24 +233,25 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         if remaining <= 0.05:
             break
         iteration += 1
-        relaxed, choice = solve_cells(problem, cells, remaining, rel_gap / 4, threads)
+        relaxed, choice = solve_cells(problem, cells, remaining, rel_gap / 4, threads, start_from=best_spec, tangents=tangents)
         total_size = relaxed.model_size
         if relaxed.status == Status.INFEASIBLE:
             if best_spec is None:
                 raise DesignError(explain_infeasible(problem, threads))
             break  # cannot happen for a relaxation of a feasible problem; keep what we have
-        if relaxed.bound is not None:
-            bound = min(bound, relaxed.bound)
+        if relaxed.bound is not None and relaxed.bound < bound:
+            bound, bound_by = relaxed.bound, "cell relaxation"
         if choice is None:
             break  # out of time before the relaxation had a solution
         remaining = time_limit - (time.perf_counter() - start)
         if remaining > 0.05:
             polish_cells = cells if cells.exact else _polish_cells(problem, choice, samples=POLISH_SAMPLES)
             polished, polish_choice = solve_cells(problem, polish_cells, min(remaining, POLISH_SHARE * time_limit),
-                                                  1e-4, threads)
+                                                  1e-4, threads, start_from=best_spec, tangents=tangents)
             remaining = time_limit - (time.perf_counter() - start)
             if polish_choice is None and not found_by_milp and remaining > 0.05:  # no MILP design yet: go on
-                polished, polish_choice = solve_cells(problem, polish_cells, remaining, 1e-4, threads)
+                polished, polish_choice = solve_cells(problem, polish_cells, remaining, 1e-4, threads,
+                                                      start_from=best_spec, tangents=tangents)
             if polish_choice is not None:
                 spec = choice_to_spec(problem, polish_choice)
                 score, broken = problem.evaluate(spec)
@@ -228,7 +265,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
                 break
             lns_start = time.perf_counter()
             local, local_choice = solve_cells(problem, _neighbourhood(problem, best_spec, radius=LNS_RADIUS), remaining,
-                                              1e-6, threads)
+                                              1e-6, threads, start_from=best_spec, tangents=tangents)
             lns_seconds += time.perf_counter() - lns_start
             if local_choice is None:
                 break
@@ -238,6 +275,15 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
                 break
             best_spec, best_score, found_by_milp = spec, score, True
         gap = relative_gap(best_score, bound)
+        if iteration == 1 and best_score is not None and (gap is None or gap > rel_gap):
+            # the Lagrangian bound (designer.design.lagrangian): a bound over exact grid widths
+            remaining = time_limit - (time.perf_counter() - start)
+            if remaining > 0.05:
+                dual = lagrangian_bound(problem, target=best_score, time_limit=min(remaining, LAGRANGIAN_SHARE * time_limit),
+                                        incumbent=best_spec)
+                if dual.bound < bound:
+                    bound, bound_by = dual.bound, f"Lagrangian bound ({dual.evaluations} evaluations)"
+            gap = relative_gap(best_score, bound)
         history.append({"iteration": iteration, "bound": bound, "score": best_score, "gap": gap,
                         "seconds": time.perf_counter() - start})
         if progress is not None:
@@ -245,10 +291,11 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         if gap is not None and gap <= rel_gap:
             status = Status.OPTIMAL
             break
-        if relaxed.status == Status.OPTIMAL and all(c.is_point for c in [choice.stem]
+        if relaxed.status == Status.OPTIMAL and problem.objective != "penalised" and all(c.is_point for c in [choice.stem]
                                                      + [x for cfg, _ in choice.stages for x in (cfg.out, cfg.btn)]):
             # the relaxation's optimum is an exact design: nothing left to refine
-            bound = min(bound, relaxed.objective)
+            if relaxed.objective < bound:
+                bound, bound_by = relaxed.objective, "cell relaxation"
             status = Status.OPTIMAL
             break
         cells = _refine(cells, choice, problem.width_step)
@@ -257,7 +304,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
     result = SolveResult(status=status, objective=best_score, bound=None if math.isinf(bound) else bound,
                          gap=relative_gap(best_score, bound), seconds=time.perf_counter() - start,
                          solver="highs (cell refinement)" if found_by_milp or best_spec is None else "constructive start",
-                         message=f"{iteration} refinement iterations" + (
+                         message=f"{iteration} refinement iterations; bound from the {bound_by}" + (
                              "" if found_by_milp or best_spec is None else
                              "; the MILPs found no better design in the time limit than the constructive start"),
                          model_size=total_size)
