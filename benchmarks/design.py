@@ -28,7 +28,8 @@ from designer.entropy import deepmad_scores
 LEVELS = ["deepmad-r18", "deepmad-r34", "deepmad-r50", "deepmad-29m-224", "deepmad-50m", "deepmad-89m"]
 
 
-def level_problem(name: str, macs: float | None = None, family: str | None = None) -> tuple[DesignProblem, float]:
+def level_problem(name: str, macs: float | None = None, family: str | None = None,
+                  objective: str = "score") -> tuple[DesignProblem, float]:
     """The level's budgets; ``family`` designs another block family under them (with that
     family's own width ratios and kernels, the level's strides, head and resolution)."""
     spec = zoo.load(name)
@@ -39,28 +40,35 @@ def level_problem(name: str, macs: float | None = None, family: str | None = Non
         family=family, resolution=spec.resolution, num_classes=spec.num_classes, head=spec.head,
         strides=[spec.stem.stride] + [s.stride for s in spec.stages], monotone=monotone,
         max_macs=macs if macs is not None else costs.macs, max_params=costs.params,
-        effectiveness=scores.effectiveness, name=f"{name}-budget-{family}")
-    return problem, scores.score
+        effectiveness=scores.effectiveness, name=f"{name}-budget-{family}", objective=objective)
+    return problem, problem.objective_value(scores.score, scores.depth_penalty)
 
 
 def fmt(value, digits=1):
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
-def run_level(name: str, time_limit: float, ea_factor: float, seed: int, family: str | None = None) -> dict:
-    problem, released = level_problem(name, family=family)
+def run_level(name: str, time_limit: float, ea_factor: float, seeds: list[int], family: str | None = None,
+              objective: str = "score") -> dict:
+    problem, released = level_problem(name, family=family, objective=objective)
     start = time.perf_counter()
     result = solve(problem, time_limit=time_limit, rel_gap=0.01,
                    progress=lambda s: print(f"  {name}: {s}", file=sys.stderr))
     violations = problem.violations(result.spec) if result.spec is not None else ["no design"]
-    ea_same = evolutionary_search(problem, time_limit=result.solve.seconds, seed=seed) if ea_factor >= 1 else None
-    ea_long = (evolutionary_search(problem, time_limit=ea_factor * result.solve.seconds, seed=seed)
+    # the EA maximises the same objective (problem.evaluate), given the MILP's wall time
+    ea_same = ([evolutionary_search(problem, time_limit=result.solve.seconds, seed=seed).score for seed in seeds]
+               if ea_factor >= 1 else None)
+    ea_long = (evolutionary_search(problem, time_limit=ea_factor * result.solve.seconds, seed=seeds[0])
                if ea_factor > 1 else None)
     relaxed = (relaxation_bound(problem, [s.L for s in result.spec.stages], [s.k for s in result.spec.stages])
                if result.spec is not None else None)
-    return {"level": name if family is None else f"{name} budgets, {family}", "released": released, "score": result.score, "bound": result.solve.bound,
+    value = result.solve.objective
+    return {"level": name if family is None else f"{name} budgets, {family}", "released": released,
+            "score": result.score, "value": value, "bound": result.solve.bound,
             "gap": result.solve.gap, "seconds": result.solve.seconds, "status": result.status,
-            "ea_same": ea_same.score if ea_same else None, "ea_long": ea_long.score if ea_long else None,
+            "first": result.first_design_seconds, "bound_by": result.solve.message.split("bound from the ")[-1],
+            "penalty": result.depth_penalty,
+            "ea_same": ea_same, "ea_long": ea_long.score if ea_long else None,
             "relaxation": relaxed.bound if relaxed else None, "violations": violations,
             "spec": result.spec, "wall": time.perf_counter() - start}
 
@@ -71,7 +79,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--ea-factor", type=float, default=10.0,
                         help="EA runs at the MILP's wall time and at this multiple of it; 1: only the first, 0: no EA")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="EA seeds (the EA at the MILP's time)")
+    parser.add_argument("--objective", default="score", choices=["score", "penalised"],
+                        help="what both the MILP and the EA maximise; the table shows both objectives")
     parser.add_argument("--families", nargs="*", default=[],
                         help="also design these block families (e.g. fused) at the --family-levels' budgets")
     parser.add_argument("--family-levels", nargs="*", default=["deepmad-r50"])
@@ -80,17 +90,24 @@ def main() -> None:
     parser.add_argument("--plot", default="pareto.png")
     args = parser.parse_args()
 
-    rows = [run_level(name, args.time_limit, args.ea_factor, args.seed) for name in args.levels]
-    rows += [run_level(name, args.time_limit, args.ea_factor, args.seed, family)
+    rows = [run_level(name, args.time_limit, args.ea_factor, args.seeds, objective=args.objective)
+            for name in args.levels]
+    rows += [run_level(name, args.time_limit, args.ea_factor, args.seeds, family, objective=args.objective)
              for family in args.families for name in args.family_levels]
-    print(f"| level | released score | MIP score | bound | gap | s | status | EA same time | EA x{args.ea_factor:g} "
-          f"| relaxation bound (MIP depths) | budgets on recount |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"objective: {args.objective}; EA seeds {' '.join(map(str, args.seeds))}\n")
+    print(f"| level | released ({args.objective}) | MIP {args.objective} | MIP score / depth penalty | bound | gap "
+          f"| bound from | s | first MILP design s | status | EA same time (best; min-max over seeds) "
+          f"| EA x{args.ea_factor:g} | relaxation bound (MIP depths) | budgets on recount |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        gap = "n/a" if r["gap"] is None else f"{100 * r['gap']:.1f}%"
-        print(f"| {r['level']} | {fmt(r['released'])} | {fmt(r['score'])} | {fmt(r['bound'])} | {gap} "
-              f"| {r['seconds']:.0f} | {r['status']} | {fmt(r['ea_same'])} | {fmt(r['ea_long'])} "
-              f"| {fmt(r['relaxation'])} | {'ok' if not r['violations'] else '; '.join(r['violations'])} |")
+        gap = "n/a" if r["gap"] is None else f"{100 * r['gap']:.2f}%"
+        ea = ("n/a" if not r["ea_same"] else f"{fmt(max(r['ea_same']))}"
+              + (f" ({fmt(min(r['ea_same']))}-{fmt(max(r['ea_same']))})" if len(r["ea_same"]) > 1 else ""))
+        first = "n/a" if r["first"] is None else f"{r['first']:.1f}"
+        print(f"| {r['level']} | {fmt(r['released'])} | {fmt(r['value'])} | {fmt(r['score'])} / {fmt(r['penalty'])} "
+              f"| {fmt(r['bound'])} | {gap} | {r['bound_by']} | {r['seconds']:.0f} | {first} | {r['status']} | {ea} "
+              f"| {fmt(r['ea_long'])} | {fmt(r['relaxation'])} "
+              f"| {'ok' if not r['violations'] else '; '.join(r['violations'])} |")
     for r in rows:
         if r["spec"] is not None:
             stages = " ".join(f"({s.out},{s.btn},{s.k},{s.L},{s.stride})" for s in r["spec"].stages)

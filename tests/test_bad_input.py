@@ -156,6 +156,8 @@ CASES = [
     ("design --macs 4e9 --latency-ms -3 --profile {profile.json}", "max_latency_ms: must be a positive finite"),
     ("profile --precision fp8", "--precision: must be one of fp32, bf16, fp16"),
     ("profile --batch 0", "--batch: must be at least 1"),
+    ("profile --networks -1", "--networks: must be at least 0"),
+    ("profile --networks 4 --resolution 8", "--resolution: must be at least 16"),
     ("profile --out {existing.json}/p.json", "--out: cannot write"),
     # ---- map -------------------------------------------------------------------------------
     ("map {missing.json}", "no such file"),

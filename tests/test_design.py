@@ -180,7 +180,8 @@ def synthetic_profile():
     from designer.design.latency import LatencyProfile
     return LatencyProfile({"pointwise": [2e-8, 1e-7, 0.01], "spatial": [3e-8, 1e-7, 0.02],
                            "depthwise": [5e-8, 2e-7, 0.03], "linear": [1e-8, 1e-7, 0.005]},
-                          device="synthetic", torch_version="", precision="fp32", batch=1, bytes_per_element=4)
+                          device="synthetic", torch_version="", precision="fp32", batch=1, bytes_per_element=4,
+                          constant_ms=0.5)
 
 
 def test_a_latency_budget_binds_and_the_milp_agrees_with_brute_force():
@@ -230,6 +231,22 @@ def test_profile_and_latency_budget_through_the_command_line(tmp_path):
     data = json.loads(design.stdout)
     assert data["latency_ms"] <= budget * (1 + 1e-9)
     assert data["latency_ms"] == pytest.approx(profile.predict(NetworkSpec.from_dict(data["spec"])), rel=1e-9)
+
+
+def test_a_profile_fitted_on_whole_networks(tmp_path):
+    """``--networks``: random networks of every family timed whole, the per-network constant
+    fitted with the per-layer terms; the profile says what it was fitted on."""
+    from designer.design.latency import LatencyProfile, network_features, random_spec
+    import numpy as np
+    path = tmp_path / "profile.json"
+    result = CliRunner().invoke(app, ["profile", "--networks", "8", "--resolution", "32", "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    profile = LatencyProfile.load(path)
+    assert profile.fit["on"] == "networks" and profile.fit["samples"] == 8 and profile.constant_ms >= 0
+    spec = random_spec(np.random.default_rng(5), "inverted", 32)
+    coefficients = np.concatenate([profile.coefficients[kind] for kind in ("pointwise", "spatial", "depthwise",
+                                                                           "linear")] + [[profile.constant_ms]])
+    assert profile.predict(spec) == pytest.approx(float(network_features(spec, 4, 1) @ coefficients), rel=1e-9)
 
 
 def test_penalised_objective_matches_brute_force():

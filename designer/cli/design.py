@@ -165,16 +165,10 @@ def design(
 
 
 def _measured_ms(spec, model) -> float:
-    import torch
-
-    from designer.design.latency import _median_ms
-    from designer.network import build
-    device = torch.device("cuda" if model.device.startswith("NVIDIA") or "cuda" in model.device.lower()
-                          and torch.cuda.is_available() else "cpu")
-    network = build(spec).to(device).eval()
-    x = torch.randn(model.batch, spec.in_channels, spec.resolution, spec.resolution, device=device)
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[model.precision]
-    return _median_ms(network, x, dtype, repeats=10)
+    """The design's median forward time on the profile's device, precision and batch."""
+    from designer.design.latency import measure_ms
+    device = "cpu" if model.device.startswith("cpu") else "cuda"
+    return measure_ms(spec, device, model.precision, model.batch)
 
 
 @app.command("profile")
@@ -183,9 +177,14 @@ def profile_command(
     precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (autocast)."),
     batch: int = typer.Option(1, help="Batch size the latency is for."),
     quick: bool = typer.Option(False, "--quick", help="A small grid (seconds on a CPU)."),
+    networks: int = typer.Option(0, help="Fit on this many random whole networks (every family) instead of "
+                                         "blocks: whole networks carry overheads blocks do not (0: blocks)."),
+    resolution: int = typer.Option(224, help="Input resolution of the random networks (with --networks)."),
+    seed: int = typer.Option(0, help="Seed of the random networks."),
     out: Path = typer.Option(Path("profile.json"), help="Where the profile goes."),
 ) -> None:
-    """Time blocks of every family on this device and fit the latency model `design --latency-ms` uses."""
+    """Time blocks (or whole networks) of every family on this device and fit the latency
+    model `design --latency-ms` uses."""
     from designer.checkpoint import resolve_device
     from designer.design.latency import profile as measure_profile
     err = Console(stderr=True)
@@ -193,15 +192,18 @@ def profile_command(
         checks.writable_file(out, "--out")
         checks.choice(precision, "--precision", ("fp32", "bf16", "fp16"))
         checks.integer(batch, "--batch", minimum=1)
+        checks.integer(networks, "--networks", minimum=0)
+        checks.integer(resolution, "--resolution", minimum=16)
         resolve_device(device)
     except ValueError as error:
         fail(str(error))
-    result = measure_profile(device, precision, batch, quick,
-                             progress=lambda done, total: err.print(f"[dim]{done}/{total} blocks timed[/]")
+    what = "networks" if networks else "blocks"
+    result = measure_profile(device, precision, batch, quick, networks=networks, resolution=resolution, seed=seed,
+                             progress=lambda done, total: err.print(f"[dim]{done}/{total} {what} timed[/]")
                              if done % 8 == 0 or done == total else None)
     result.save(out)
     console.print(f"profile of {result.device} ({precision}, batch {batch}) written to {out}; fit on "
-                  f"{result.fit['samples']:.0f} blocks: median error {100 * result.fit['median_error']:.1f}%, worst "
+                  f"{result.fit['samples']:.0f} {what}: median error {100 * result.fit['median_error']:.1f}%, worst "
                   f"{100 * result.fit['worst_error']:.1f}%")
 
 

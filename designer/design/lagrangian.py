@@ -71,6 +71,8 @@ class LagrangianBound:
     seconds: float
     design: NetworkSpec | None = None  # the maximiser at the best multipliers (may break budgets)
     history: list[float] = field(default_factory=list)
+    feasible: NetworkSpec | None = None  # the best maximiser that meets every rule (a candidate design)
+    feasible_value: float | None = None  # its objective value, recounted
 
 
 def _grid(lo: float, hi: float, step: int) -> np.ndarray:
@@ -388,10 +390,14 @@ def lagrangian_bound(problem: DesignProblem, target: float, time_limit: float = 
     pi = _Multipliers(np.where(space.active, 0.1 * scale, 0.0), {e: 0.0 for e in eff_ends}, 0.0)
     best, best_pi, best_design, history = math.inf, pi, None, []
     theta, stall = 1.0, 0
+    feasible, feasible_value = None, None
     evaluations = 0
     while evaluations == 0 or (evaluations < max_evaluations and time.perf_counter() - start < time_limit):
         value, design = evaluator.evaluate(pi)
         evaluations += 1
+        design_value, broken = problem.evaluate(design)
+        if not broken and (feasible_value is None or design_value > feasible_value):
+            feasible, feasible_value = design, design_value
         history.append(value)
         if value < best - 1e-9 * abs(best if math.isfinite(best) else 1):
             best, best_pi, best_design, stall = value, pi, design, 0
@@ -430,4 +436,5 @@ def lagrangian_bound(problem: DesignProblem, target: float, time_limit: float = 
         pi = _Multipliers.from_vector(np.maximum(0.0, pi.vector() - step * scaling * g), eff_ends)
     return LagrangianBound(best - offset, {"lambda_macs": float(best_pi.cost[0]), "lambda_params": float(best_pi.cost[1]),
                                   **{f"mu_{e}": v for e, v in best_pi.mu.items()}, "nu": best_pi.nu},
-                           evaluations, time.perf_counter() - start, best_design, [h - offset for h in history])
+                           evaluations, time.perf_counter() - start, best_design, [h - offset for h in history],
+                           feasible, feasible_value)

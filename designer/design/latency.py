@@ -13,11 +13,17 @@ MILP (:mod:`designer.design.milp`, equation D6) takes it as a third cost and its
 exactness arguments hold unchanged: the modelled latency of a returned design equals
 :meth:`LatencyProfile.predict` of its spec, and the bound is a bound for the modelled latency.
 
+Whole networks cost more than their layers' sum: the stem's input, pooling, the classifier,
+and per-call overheads. A profile fitted on networks carries one more coefficient,
+``constant_ms`` per network, which the MILP adds once (a constant does not change it).
+
 Profile. :func:`profile` times single blocks of every registered family over a grid of widths,
-kernels, strides and resolutions (inference, warm-up then the median of repeated timings, the
-device synchronised), and fits the 12 coefficients by non-negative least squares on the blocks'
-summed features. The profile records the device, torch version, precision and batch, and
-round-trips through JSON.
+kernels, strides and resolutions, and (``networks`` > 0) whole random networks of every family
+(:func:`random_spec`) at the profile's resolution (inference, warm-up then the median of
+repeated timings, the device synchronised), and fits the 13 coefficients by non-negative
+least squares: on the networks alone when there are any (what the budget is about), else on
+the blocks' summed features. The profile records the device, torch version, precision,
+batch and what it was fitted on, and round-trips through JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from __future__ import annotations
 import itertools
 import json
 import platform
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from designer.families.base import Layer
+from designer.timing import median_forward_seconds
 
 KINDS = ("pointwise", "spatial", "depthwise", "linear")
 
@@ -66,6 +72,7 @@ class LatencyProfile:
     batch: int
     bytes_per_element: int
     fit: dict[str, float] = field(default_factory=dict)
+    constant_ms: float = 0.0  # per network (fitted on whole networks; 0 for a block fit)
 
     def layer_ms(self, layer: Layer) -> float:
         kind = layer_kind(layer)
@@ -78,7 +85,7 @@ class LatencyProfile:
     def predict(self, spec) -> float:
         """Modelled milliseconds of ``spec`` (a :class:`~designer.spec.NetworkSpec`) at the profile's batch."""
         from designer.costs import count
-        return self.layers_ms(count(spec, self.bytes_per_element).layers)
+        return self.layers_ms(count(spec, self.bytes_per_element).layers) + self.constant_ms
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +105,9 @@ class LatencyProfile:
             if (not isinstance(values, list) or len(values) != 3
                     or not all(isinstance(v, (int, float)) and v >= 0 and np.isfinite(v) for v in values)):
                 raise ValueError(f"profile: coefficients.{kind} must be three finite non-negative numbers")
+        constant = data.get("constant_ms", 0.0)
+        if isinstance(constant, bool) or not isinstance(constant, (int, float)) or not 0 <= constant < float("inf"):
+            raise ValueError(f"profile: constant_ms must be a finite non-negative number, got {constant!r}")
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -120,57 +130,92 @@ def _grid(quick: bool) -> list[tuple[str, int, int, int, int, int]]:
     return rows
 
 
-def profile(device: str = "cpu", precision: str = "fp32", batch: int = 1, quick: bool = False,
-            bytes_per_element: int = 4, repeats: int = 10, progress=None) -> LatencyProfile:
-    """Time blocks of every family on ``device`` and fit the model (see the module docstring)."""
+def random_spec(rng: np.random.Generator, family: str, resolution: int, max_width: int = 512,
+                max_depth: int = 4):
+    """A random network of ``family`` at ``resolution`` with five stages (strides 2, 2, 2, 2, 1, 2),
+    non-decreasing widths up to ``max_width``, inner widths within the family's ratios, the
+    family's kernels, depths 1 to ``max_depth``: the kind of spec the design MILP returns."""
+    from designer.families import family as block_family
+    from designer.spec import NetworkSpec, Stage, Stem
+    defaults = block_family(family).defaults
+    widths = np.sort(rng.choice(np.arange(16, max_width + 1, 8), size=5))
+    stages = []
+    for out, stride in zip(widths, (2, 2, 2, 1, 2)):
+        lo, hi = defaults.btn_ratio
+        btn = int(max(8, round(out * rng.uniform(lo, min(hi, 2.0)) / 8) * 8))
+        stages.append(Stage(family, int(out), btn, int(rng.choice(defaults.kernels)), int(rng.integers(1, max_depth + 1)),
+                            stride))
+    return NetworkSpec(resolution=resolution, stem=Stem(int(rng.choice([16, 24, 32])), 3, 2), stages=stages,
+                       num_classes=1000, name=f"random-{family}")
+
+
+def measure_ms(spec, device: str = "cpu", precision: str = "fp32", batch: int = 1, repeats: int = 10) -> float:
+    """Median milliseconds of one forward pass of the built ``spec`` at ``batch`` (inference)."""
     import torch
 
     from designer.checkpoint import resolve_device
-    from designer.families import family as block_family
+    from designer.network import build
     target = resolve_device(device)
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    rows, times = [], []
-    grid = _grid(quick)
+    network = build(spec).to(target).eval()
+    x = torch.randn(batch, spec.in_channels, spec.resolution, spec.resolution, device=target)
+    return 1e3 * median_forward_seconds(network, x, repeats=repeats, warmups=3, dtype=_dtype(precision))
+
+
+def _dtype(precision: str):
+    """The autocast dtype of a precision name (None: fp32, no autocast)."""
+    import torch
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def profile(device: str = "cpu", precision: str = "fp32", batch: int = 1, quick: bool = False,
+            bytes_per_element: int = 4, repeats: int = 10, progress=None, networks: int = 0,
+            resolution: int = 224, seed: int = 0) -> LatencyProfile:
+    """Time blocks of every family on ``device`` (and ``networks`` random whole networks at
+    ``resolution``) and fit the model (see the module docstring)."""
+    import torch
+
+    from designer.checkpoint import resolve_device
+    from designer.families import NAMES, family as block_family
+    target = resolve_device(device)
+    dtype = _dtype(precision)
+    block_rows, block_times = [], []
+    grid = _grid(quick) if networks == 0 else []
+    total = len(grid) + networks
     for index, (name, width, btn, k, stride, res) in enumerate(grid):
         blocks = block_family(name)
         module = blocks.module(width, width, btn, k, stride, first=False).to(target).eval()
         x = torch.randn(batch, width, res, res, device=target)
         layers, _ = blocks.layers("b", width, width, btn, k, stride, res, first=False)
-        rows.append(sum(layer_features(layer, bytes_per_element, batch) for layer in layers))
-        times.append(_median_ms(module, x, dtype, repeats))
+        block_rows.append(np.append(sum(layer_features(layer, bytes_per_element, batch) for layer in layers), 0.0))
+        block_times.append(1e3 * median_forward_seconds(module, x, repeats=repeats, warmups=3, dtype=dtype))
         if progress is not None:
-            progress(index + 1, len(grid))
+            progress(index + 1, total)
+    rng = np.random.default_rng(seed)
+    network_rows, network_times = [], []
+    for index in range(networks):
+        spec = random_spec(rng, NAMES[index % len(NAMES)], resolution)
+        network_rows.append(network_features(spec, bytes_per_element, batch))
+        network_times.append(measure_ms(spec, device, precision, batch, repeats))
+        if progress is not None:
+            progress(len(grid) + index + 1, total)
+    rows, times = (network_rows, network_times) if networks else (block_rows, block_times)
     features, targets = np.array(rows), np.array(times)
     from scipy.optimize import nnls
     scale = np.maximum(features.max(axis=0), 1e-30)  # columns of very different sizes: fit scaled
     solution, _ = nnls(features / scale, targets)
     coefficients = solution / scale
-    predicted = features @ coefficients
-    errors = np.abs(predicted - targets) / np.maximum(targets, 1e-9)
+    errors = np.abs(features @ coefficients - targets) / np.maximum(targets, 1e-9)
     table = {kind: [float(v) for v in coefficients[3 * i:3 * i + 3]] for i, kind in enumerate(KINDS)}
     name = torch.cuda.get_device_name(target) if target.type == "cuda" else f"cpu ({platform.processor() or 'x86'})"
     return LatencyProfile(table, name, torch.__version__, precision, batch, bytes_per_element,
                           {"median_error": float(np.median(errors)), "worst_error": float(errors.max()),
-                           "samples": float(len(targets))})
+                           "samples": float(len(targets)), "on": "networks" if networks else "blocks",
+                           "resolution": float(resolution) if networks else 0.0},
+                          constant_ms=float(coefficients[-1]))
 
 
-def _median_ms(module, x, dtype, repeats: int) -> float:
-    import torch
-    cuda = x.device.type == "cuda"
-    autocast = torch.autocast(x.device.type, dtype=dtype) if dtype is not None else None
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 3):
-            if cuda:
-                torch.cuda.synchronize(x.device)
-            start = time.perf_counter()
-            if autocast is not None:
-                with autocast:
-                    module(x)
-            else:
-                module(x)
-            if cuda:
-                torch.cuda.synchronize(x.device)
-            if i >= 3:  # three warm-ups
-                times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
+def network_features(spec, bytes_per_element: int, batch: int) -> np.ndarray:
+    """The 13 features of a whole network: its layers' summed features, then 1 (the constant)."""
+    from designer.costs import count
+    return np.append(sum(layer_features(layer, bytes_per_element, batch)
+                         for layer in count(spec, bytes_per_element).layers), 1.0)

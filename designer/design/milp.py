@@ -389,6 +389,8 @@ def _costs(f: _Formulation, objective: str) -> dict[str, object]:
             total.append(quicksum(cell.lo * G[v] for v, cell in enumerate(f.cells_of(j - 1))))
         total.append(quicksum(_cost(_tail_layers(problem, cell.lo, res[n]), latency)[index] * f.W[n][v]
                               for v, cell in enumerate(cells.out[n - 1])))
+        if name == "latency":
+            total.append(latency.constant_ms)  # per network (a profile fitted on whole networks)
         if name != "latency":  # (R8) gains are paid in MACs and params; latency is only bounded below
             total.append(quicksum((m.FM if name == "macs" else m.FP)[key] for key in f.gain_keys))
         cost[name] = quicksum(total)

@@ -302,16 +302,19 @@ class DesignResult:
     max_activation_bytes: int | None = None
     latency_ms: float | None = None  # modelled, with the problem's latency profile
     history: list[dict[str, float]] = field(default_factory=list)
+    first_design_seconds: float | None = None  # when a MILP first found a design (not the constructive start)
 
     @classmethod
     def from_spec(cls, problem: DesignProblem, spec: NetworkSpec | None, solve: SolveResult,
-                  history: list[dict[str, float]] | None = None) -> DesignResult:
+                  history: list[dict[str, float]] | None = None,
+                  first_design_seconds: float | None = None) -> DesignResult:
         if spec is None:
             return cls(problem=problem, spec=None, solve=solve, history=history or [])
         costs, scores = count(spec, problem.bytes_per_element), deepmad_scores(spec, problem.stage_alpha)
         return cls(problem=problem, spec=spec, solve=solve, score=scores.score, macs=costs.macs, params=costs.params,
                    effectiveness=scores.effectiveness, layers=scores.layers, depth_penalty=scores.depth_penalty,
                    max_activation_bytes=costs.max_activation_bytes, history=history or [],
+                   first_design_seconds=first_design_seconds,
                    latency_ms=problem.latency_model.predict(spec) if problem.latency_profile is not None else None)
 
     @property
@@ -327,5 +330,6 @@ class DesignResult:
             "depth_penalty": self.depth_penalty, "max_activation_bytes": self.max_activation_bytes,
             "latency_ms": self.latency_ms,
             "solver": self.solve.solver, "message": self.solve.message, "model_size": self.solve.model_size,
-            "history": self.history, "problem": self.problem.to_dict(),
+            "history": self.history, "first_design_seconds": self.first_design_seconds,
+            "problem": self.problem.to_dict(),
         }

@@ -220,11 +220,11 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             result = _constructive_result(problem, first, result, time.perf_counter() - start)
             return DesignResult.from_spec(problem, first, result)
         spec = choice_to_spec(problem, choice) if choice is not None else None
-        return DesignResult.from_spec(problem, spec, result)
+        return DesignResult.from_spec(problem, spec, result, first_design_seconds=result.seconds if spec else None)
 
     best_spec, bound, bound_by = first, math.inf, "none"
     best_score = problem.evaluate(first)[0] if first is not None else None
-    cells, found_by_milp = initial_cells(problem), False
+    cells, found_by_milp, first_found = initial_cells(problem), False, None
     history: list[dict[str, float]] = []
     iteration, total_size, lns_seconds = 0, {}, 0.0
     status = Status.NO_SOLUTION
@@ -257,6 +257,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
                 score, broken = problem.evaluate(spec)
                 if not broken and (best_score is None or score > best_score):
                     best_spec, best_score, found_by_milp = spec, score, True
+                    first_found = first_found or time.perf_counter() - start
         # large-neighbourhood search: exact MILPs around the best design while they improve it
         # (capped, so the bound keeps improving too)
         while best_spec is not None and lns_seconds < LNS_SHARE * time_limit:
@@ -274,6 +275,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             if broken or score <= best_score * (1 + 1e-9):
                 break
             best_spec, best_score, found_by_milp = spec, score, True
+            first_found = first_found or time.perf_counter() - start
         gap = relative_gap(best_score, bound)
         if iteration == 1 and best_score is not None and (gap is None or gap > rel_gap):
             # the Lagrangian bound (designer.design.lagrangian): a bound over exact grid widths
@@ -283,6 +285,9 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
                                         incumbent=best_spec)
                 if dual.bound < bound:
                     bound, bound_by = dual.bound, f"Lagrangian bound ({dual.evaluations} evaluations)"
+                if dual.feasible is not None and dual.feasible_value > best_score:  # its maximisers are designs too
+                    best_spec, best_score, found_by_milp = dual.feasible, dual.feasible_value, True
+                    first_found = first_found or time.perf_counter() - start
             gap = relative_gap(best_score, bound)
         history.append({"iteration": iteration, "bound": bound, "score": best_score, "gap": gap,
                         "seconds": time.perf_counter() - start})
@@ -308,7 +313,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
                              "" if found_by_milp or best_spec is None else
                              "; the MILPs found no better design in the time limit than the constructive start"),
                          model_size=total_size)
-    return DesignResult.from_spec(problem, best_spec, result, history)
+    return DesignResult.from_spec(problem, best_spec, result, history, first_found)
 
 
 def check_arguments(problem: DesignProblem, time_limit: float, rel_gap: float, threads: int, method: str) -> None:

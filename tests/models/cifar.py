@@ -1,6 +1,6 @@
 """Hand-written models as users bring them (torchvision/timm-style; torchvision is no dependency
 here): ResNets with torchvision's layer structure (v1.5, stride in the 3x3 conv) - CIFAR-style
-(3x3 stem, no max-pool), ImageNet-style ResNet-18/50 (7x7 stem, max-pool) - and a small
+(3x3 stem, no max-pool), ImageNet-style ResNet-18/34/50 (7x7 stem, max-pool) - and a small
 residual CNN with BN. Factories need no arguments, so ``--model tests/models/cifar.py:resnet18``
 works."""
 
@@ -77,6 +77,10 @@ class ImageNetResNet(nn.Module):
 
 def tv_resnet18(num_classes: int = 1000, in_channels: int = 3) -> ImageNetResNet:
     return ImageNetResNet(False, [2, 2, 2, 2], num_classes, in_channels)
+
+
+def tv_resnet34(num_classes: int = 1000, in_channels: int = 3) -> ImageNetResNet:
+    return ImageNetResNet(False, [3, 4, 6, 3], num_classes, in_channels)
 
 
 def tv_resnet50(num_classes: int = 1000, in_channels: int = 3) -> ImageNetResNet:

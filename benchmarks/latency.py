@@ -1,0 +1,168 @@
+"""Latency benchmark: how well the fitted latency model predicts, and what a latency budget buys.
+
+1. *Prediction*: profiles fitted on blocks (``profile --quick`` grid) and on random whole
+   networks (``profile --networks``), both checked on held-out random networks of every
+   family (another seed): median and worst relative error of predicted vs measured latency.
+2. *Pareto* (batch 1): the DeepMAD score against measured latency of hand-written
+   torchvision-style ResNet-18/34/50 (``tests/models/cifar.py``; their scores are those of the
+   equivalent specs, the max-pool standing in as the first stage's stride), the released
+   DeepMAD R18/R34/R50, MACs-only designs at the ResNets' MACs and params, and latency-aware
+   designs at each ResNet's *measured* latency and params: designed with the network-fitted
+   profile, measured, and re-designed with the budget scaled by measured / modelled while the
+   design is measured over the target (``--calibrations``).
+
+Every time is the median of repeated forward passes (inference, warm-ups first) on this
+process's device, one thread unless ``--threads``; the table heads name device, precision,
+batch and resolution.
+
+    python benchmarks/latency.py                               # both parts, CPU, batch 1 and 32
+    python benchmarks/latency.py --skip-pareto --test-networks 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, ".")  # tests/models: the hand-written ResNets
+
+from designer import zoo  # noqa: E402
+from designer.costs import count  # noqa: E402
+from designer.design import DesignProblem, solve  # noqa: E402
+from designer.design.latency import measure_ms, profile, random_spec  # noqa: E402
+from designer.entropy import deepmad_scores  # noqa: E402
+from designer.families import NAMES  # noqa: E402
+from designer.spec import NetworkSpec, Stage, Stem  # noqa: E402
+from designer.timing import median_forward_seconds  # noqa: E402
+
+
+def resnet_spec(name: str) -> NetworkSpec:
+    """The spec of a torchvision ResNet (the max-pool as the first stage's stride)."""
+    if name == "resnet50":
+        stages = [Stage("bottleneck", 256 * 2 ** i, 64 * 2 ** i, 3, L, 2) for i, L in enumerate((3, 4, 6, 3))]
+    else:
+        depths = (2, 2, 2, 2) if name == "resnet18" else (3, 4, 6, 3)
+        stages = [Stage("basic", 64 * 2 ** i, 64 * 2 ** i, 3, L, 2) for i, L in enumerate(depths)]
+    return NetworkSpec(resolution=224, stem=Stem(64, 7, 2), stages=stages, name=name)
+
+
+def prediction(args, batch: int, resolution: int) -> list[str]:
+    start = time.perf_counter()
+    fitted = {
+        "blocks (quick grid)": profile(args.device, args.precision, batch, quick=True, repeats=args.repeats),
+        f"{args.fit_networks} networks": profile(args.device, args.precision, batch, networks=args.fit_networks,
+                                                   resolution=resolution, seed=1, repeats=args.repeats),
+    }
+    rng = np.random.default_rng(2)  # held out: another seed than the fit
+    specs = [random_spec(rng, NAMES[i % len(NAMES)], resolution) for i in range(args.test_networks)]
+    measured = np.array([measure_ms(spec, args.device, args.precision, batch, args.repeats) for spec in specs])
+    rows = [f"\nPrediction on {len(specs)} held-out random networks ({', '.join(NAMES)} in turn), {args.device} "
+            f"({next(iter(fitted.values())).device}), {args.precision}, batch {batch}, {resolution}x{resolution}, "
+            f"{args.threads} thread(s); measured {measured.min():.2f}-{measured.max():.2f} ms "
+            f"(median {np.median(measured):.2f}); {time.perf_counter() - start:.0f} s\n",
+            "| profile fitted on | fit median error | held-out median error | held-out worst error "
+            "| worst per family (" + ", ".join(NAMES) + ") |", "|---|---|---|---|---|"]
+    for label, model in fitted.items():
+        predicted = np.array([model.predict(spec) for spec in specs])
+        errors = np.abs(predicted - measured) / measured
+        per_family = [100 * errors[i::len(NAMES)].max() for i in range(len(NAMES))]
+        rows.append(f"| {label} | {100 * model.fit['median_error']:.1f}% | {100 * np.median(errors):.1f}% "
+                    f"| {100 * errors.max():.1f}% | {' / '.join(f'{e:.0f}%' for e in per_family)} |")
+    print("\n".join(rows), flush=True)
+    return rows
+
+
+def timed_module(factory: str, args) -> float:
+    import torch
+
+    from designer.user_model import build_user_model
+    model = build_user_model(f"tests/models/cifar.py:{factory}").eval()
+    x = torch.randn(1, 3, 224, 224)
+    return 1e3 * median_forward_seconds(model, x, repeats=args.repeats, warmups=3)
+
+
+def design_point(problem: DesignProblem, args, target_ms: float | None) -> dict:
+    """A design for ``problem``; with ``target_ms``, re-designed with the latency budget scaled
+    by measured / modelled until the measured latency is within the target (or calibrations run out)."""
+    budget, result = problem.max_latency_ms, None
+    for attempt in range(args.calibrations + 1 if target_ms else 1):
+        current = DesignProblem.from_dict({**problem.to_dict(), "max_latency_ms": budget}) if target_ms else problem
+        result = solve(current, time_limit=args.time_limit)
+        measured = measure_ms(result.spec, args.device, args.precision, 1, args.repeats)
+        print(f"  {problem.name}: attempt {attempt + 1}, budget {budget}, modelled {result.latency_ms}, "
+              f"measured {measured:.1f} ms, score {result.score:.0f}, gap {result.solve.gap}", file=sys.stderr)
+        if not target_ms or measured <= target_ms:
+            break
+        budget = budget * target_ms / measured
+    return {"spec": result.spec, "score": result.score, "measured": measured, "modelled": result.latency_ms,
+            "gap": result.solve.gap, "macs": result.macs, "params": result.params}
+
+
+def pareto(args) -> None:
+    start = time.perf_counter()
+    latency_profile = profile(args.device, args.precision, 1, networks=args.fit_networks, resolution=224, seed=1,
+                              repeats=args.repeats)
+    rows = []
+    references = {}
+    for name, factory in (("resnet18", "tv_resnet18"), ("resnet34", "tv_resnet34"), ("resnet50", "tv_resnet50")):
+        spec = resnet_spec(name)
+        costs = count(spec)
+        references[name] = {"measured": timed_module(factory, args), "macs": costs.macs, "params": costs.params}
+        rows.append((f"torchvision-style {name} (hand-written)", deepmad_scores(spec).score, references[name]["measured"],
+                     costs.macs, costs.params, ""))
+    for name in ("deepmad-r18", "deepmad-r34", "deepmad-r50"):
+        spec = zoo.load(name)
+        costs = count(spec)
+        rows.append((f"released {name}", deepmad_scores(spec).score, measure_ms(spec, args.device, args.precision, 1,
+                                                                                 args.repeats), costs.macs,
+                     costs.params, ""))
+    for name, ref in references.items():
+        common = dict(family="bottleneck", resolution=224, num_classes=1000, max_params=ref["params"],
+                      effectiveness=0.3, strides=[2, 2, 2, 2, 1, 2])
+        macs_only = design_point(DesignProblem(max_macs=ref["macs"], name=f"macs-only@{name}", **common), args, None)
+        rows.append((f"MACs-only design at {name}'s MACs and params", macs_only["score"], macs_only["measured"],
+                     macs_only["macs"], macs_only["params"], f"gap {100 * macs_only['gap']:.1f}%"))
+        aware = design_point(DesignProblem(max_latency_ms=ref["measured"], latency_profile=latency_profile.to_dict(),
+                                           name=f"latency@{name}", **common), args, ref["measured"])
+        rows.append((f"latency-aware design at {name}'s measured latency and params", aware["score"],
+                     aware["measured"], aware["macs"], aware["params"],
+                     f"modelled {aware['modelled']:.1f} ms; gap {100 * aware['gap']:.1f}% (modelled latency)"))
+    print(f"\nScore against measured latency, {latency_profile.device}, {args.precision}, batch 1, 224x224, "
+          f"{args.threads} thread(s); profile fitted on {args.fit_networks} random networks (fit median error "
+          f"{100 * latency_profile.fit['median_error']:.1f}%); designs {args.time_limit:g} s each; "
+          f"{time.perf_counter() - start:.0f} s\n")
+    print("| network | DeepMAD score | measured ms | MACs | params | notes |\n|---|---|---|---|---|---|")
+    for label, score, ms, macs, params, note in rows:
+        print(f"| {label} | {score:,.0f} | {ms:.1f} | {macs / 1e9:.2f} G | {params / 1e6:.1f} M | {note} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[224, 64],
+                        help="input resolution of the random networks, one per batch")
+    parser.add_argument("--fit-networks", type=int, default=40)
+    parser.add_argument("--test-networks", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--calibrations", type=int, default=2)
+    parser.add_argument("--skip-prediction", action="store_true")
+    parser.add_argument("--skip-pareto", action="store_true")
+    args = parser.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    if not args.skip_prediction:
+        for batch, resolution in zip(args.batches, args.resolutions):
+            prediction(args, batch, resolution)
+    if not args.skip_pareto:
+        pareto(args)
+
+
+if __name__ == "__main__":
+    main()
