@@ -88,6 +88,11 @@ def design(
     measure: bool = typer.Option(False, "--measure", help="Also time the design on the profile's device."),
     alpha: Optional[str] = typer.Option(None, help="Stage weights, comma-separated (default: 1 per scoring stage, "
                                                    "8 for the last)."),
+    stem_widths: Optional[str] = typer.Option(None, help="Stem width range LO,HI (default 16,64; the DeepMAD "
+                                                         "authors' space starts at 8)."),
+    widths: Optional[str] = typer.Option(None, help="Stage width range LO,HI (default 16,2048)."),
+    depths: Optional[str] = typer.Option(None, help="Blocks per stage LO,HI (default 1,16)."),
+    first_stage_max_depth: Optional[int] = typer.Option(3, help="Most blocks in the first stage (0: as --depths)."),
     objective: str = typer.Option("score", help="score (the DeepMAD score) or penalised (the score minus the "
                                   "authors' depth penalty 10 exp(std of the later stages' depths), as TinyNAS's "
                                   "search maximises)."),
@@ -116,7 +121,8 @@ def design(
             effectiveness=effectiveness if effectiveness is not None else "family",
             max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
             max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"), max_latency_ms=latency_ms,
-            latency_profile=latency_profile, objective=objective)
+            latency_profile=latency_profile, objective=objective,
+            **_space(stem_widths, widths, depths, first_stage_max_depth))
         check_arguments(problem, time_limit, gap, threads, method)
 
         def report(step: dict) -> None:
@@ -162,6 +168,22 @@ def design(
                       f"{problem.latency_model.device})")
     if out is not None:
         console.print(f"spec written to {out}")
+
+
+def _space(stem_widths: str | None, widths: str | None, depths: str | None, first_stage_max_depth: int | None) -> dict:
+    """The search space's ranges given on the command line (the problem's defaults otherwise)."""
+    space = {}
+    for option, field, text in (("--stem-widths", "stem_widths", stem_widths), ("--widths", "out_widths", widths),
+                                ("--depths", "depths", depths)):
+        values = parse_list(text, option, int)
+        if values is not None:
+            if len(values) != 2:
+                raise ValueError(f"{option}: give LO,HI, got {text!r}")
+            space[field] = tuple(values)
+    if first_stage_max_depth is not None:
+        checks.integer(first_stage_max_depth, "--first-stage-max-depth", minimum=0)
+        space["first_stage_max_depth"] = first_stage_max_depth or None
+    return space
 
 
 def _measured_ms(spec, model) -> float:

@@ -16,7 +16,7 @@ kernels and cell choices:
 4. split the picked cells in two (geometric midpoint) and repeat, until the gap between
    the best bound and the best design is at most ``rel_gap`` or time runs out.
 
-After the first iteration, when the gap is still open, the *Lagrangian bound*
+After the first iteration with a design, when the gap is still open, the *Lagrangian bound*
 (:mod:`designer.design.lagrangian`: budgets relaxed by multipliers, a DP over exact grid
 widths) runs for at most ``LAGRANGIAN_SHARE`` of the time limit, its effectiveness tangents
 at the best design's layer counts; the reported bound is the smaller of the two kinds.
@@ -224,7 +224,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
 
     best_spec, bound, bound_by = first, math.inf, "none"
     best_score = problem.evaluate(first)[0] if first is not None else None
-    cells, found_by_milp, first_found = initial_cells(problem), False, None
+    cells, found_by_milp, first_found, dual_done = initial_cells(problem), False, None, False
     history: list[dict[str, float]] = []
     iteration, total_size, lns_seconds = 0, {}, 0.0
     status = Status.NO_SOLUTION
@@ -277,7 +277,8 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             best_spec, best_score, found_by_milp = spec, score, True
             first_found = first_found or time.perf_counter() - start
         gap = relative_gap(best_score, bound)
-        if iteration == 1 and best_score is not None and (gap is None or gap > rel_gap):
+        if not dual_done and best_score is not None and (gap is None or gap > rel_gap):
+            dual_done = True
             # the Lagrangian bound (designer.design.lagrangian): a bound over exact grid widths
             remaining = time_limit - (time.perf_counter() - start)
             if remaining > 0.05:
