@@ -49,10 +49,10 @@ def fmt(value, digits=1):
 
 
 def run_level(name: str, time_limit: float, ea_factor: float, seeds: list[int], family: str | None = None,
-              objective: str = "score") -> dict:
+              objective: str = "score", rel_gap: float = 0.01) -> dict:
     problem, released = level_problem(name, family=family, objective=objective)
     start = time.perf_counter()
-    result = solve(problem, time_limit=time_limit, rel_gap=0.01,
+    result = solve(problem, time_limit=time_limit, rel_gap=rel_gap,
                    progress=lambda s: print(f"  {name}: {s}", file=sys.stderr))
     violations = problem.violations(result.spec) if result.spec is not None else ["no design"]
     # the EA maximises the same objective (problem.evaluate), given the MILP's wall time
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--ea-factor", type=float, default=10.0,
                         help="EA runs at the MILP's wall time and at this multiple of it; 1: only the first, 0: no EA")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="EA seeds (the EA at the MILP's time)")
+    parser.add_argument("--rel-gap", type=float, default=0.01, help="the solve stops at this relative gap")
     parser.add_argument("--objective", default="score", choices=["score", "penalised"],
                         help="what both the MILP and the EA maximise; the table shows both objectives")
     parser.add_argument("--families", nargs="*", default=[],
@@ -90,10 +91,10 @@ def main() -> None:
     parser.add_argument("--plot", default="pareto.png")
     args = parser.parse_args()
 
-    rows = [run_level(name, args.time_limit, args.ea_factor, args.seeds, objective=args.objective)
-            for name in args.levels]
-    rows += [run_level(name, args.time_limit, args.ea_factor, args.seeds, family, objective=args.objective)
-             for family in args.families for name in args.family_levels]
+    rows = [run_level(name, args.time_limit, args.ea_factor, args.seeds, objective=args.objective,
+                      rel_gap=args.rel_gap) for name in args.levels]
+    rows += [run_level(name, args.time_limit, args.ea_factor, args.seeds, family, objective=args.objective,
+                       rel_gap=args.rel_gap) for family in args.families for name in args.family_levels]
     print(f"objective: {args.objective}; EA seeds {' '.join(map(str, args.seeds))}\n")
     print(f"| level | released ({args.objective}) | MIP {args.objective} | MIP score / depth penalty | bound | gap "
           f"| bound from | s | first MILP design s | status | EA same time (best; min-max over seeds) "
