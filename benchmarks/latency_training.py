@@ -27,7 +27,7 @@ from dataclasses import replace
 import torch
 
 from designer.costs import count
-from designer.design import solve
+from designer.design import DesignError, solve
 from designer.design.latency import measure_ms, profile
 from designer.network import build
 from designer.pipeline import PipelineConfig, pipeline_problem
@@ -62,7 +62,11 @@ def latency_design(splits, target_ms: float, args) -> tuple[NetworkSpec, float, 
     budget, best = target_ms, None
     for attempt in range(args.calibrations + 1):
         problem = replace(base, out_widths=(8, 512), max_latency_ms=budget, latency_profile=fitted.to_dict())
-        result = solve(problem, time_limit=args.design_seconds)
+        try:
+            result = solve(problem, time_limit=args.design_seconds)
+        except DesignError as error:  # the rescaled budget is below anything the model allows
+            print(f"  design attempt {attempt + 1}: budget {budget:.3f} ms: {error}", file=sys.stderr)
+            break
         measured = measure_ms(result.spec, "cpu", "fp32", 1)
         print(f"  design attempt {attempt + 1}: budget {budget:.3f} ms, modelled {result.latency_ms:.3f}, measured "
               f"{measured:.3f} (target {target_ms:.3f}), score {result.score:.0f}", file=sys.stderr)
