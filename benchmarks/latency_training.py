@@ -27,24 +27,16 @@ from dataclasses import replace
 import torch
 
 from designer.costs import count
-from designer.design import DesignError, solve
 from designer.design.latency import measure_ms, profile
 from designer.network import build
 from designer.pipeline import PipelineConfig, pipeline_problem
-from designer.spec import NetworkSpec, Stage, Stem
+from designer.spec import NetworkSpec
 from designer.train.data import load_dataset
 from designer.train.loop import TrainConfig, evaluate, train
 
 sys.path.insert(0, "benchmarks")
-from training import scaled_resnet  # noqa: E402
-
-
-def resnet(splits, width: int, depth: int, stem_stride: int) -> NetworkSpec:
-    return NetworkSpec(name=f"resnet-w{width}-L{depth}-s{stem_stride}", resolution=splits.resolution,
-                       in_channels=splits.in_channels, num_classes=splits.num_classes,
-                       stem=Stem(out=width, k=3, stride=stem_stride),
-                       stages=[Stage("basic", out=m * width, btn=m * width, k=3, L=depth, stride=s)
-                               for m, s in ((1, 1), (2, 2), (4, 2))])
+from latency import calibrated_design  # noqa: E402
+from training import resnet_spec, scaled_resnet  # noqa: E402
 
 
 def trained(spec: NetworkSpec, splits, epochs: int, seed: int) -> tuple[float, float]:
@@ -59,26 +51,12 @@ def latency_design(splits, target_ms: float, args) -> tuple[NetworkSpec, float, 
     fitted = profile("cpu", "fp32", 1, networks=args.fit_networks, resolution=splits.resolution, seed=1)
     base = pipeline_problem(PipelineConfig(macs=args.macs * 4, params=args.params_per_mac * args.macs),
                             splits.resolution, splits.in_channels, splits.num_classes)
-    budget, best = target_ms, None
-    for attempt in range(args.calibrations + 1):
-        problem = replace(base, out_widths=(8, 512), max_latency_ms=budget, latency_profile=fitted.to_dict())
-        try:
-            result = solve(problem, time_limit=args.design_seconds)
-        except DesignError as error:  # the rescaled budget is below anything the model allows
-            print(f"  design attempt {attempt + 1}: budget {budget:.3f} ms: {error}", file=sys.stderr)
-            break
-        measured = measure_ms(result.spec, "cpu", "fp32", 1)
-        print(f"  design attempt {attempt + 1}: budget {budget:.3f} ms, modelled {result.latency_ms:.3f}, measured "
-              f"{measured:.3f} (target {target_ms:.3f}), score {result.score:.0f}", file=sys.stderr)
-        if measured <= target_ms and (best is None or result.score > best[0]):
-            best = (result.score, result.spec, measured)
-        if 0.9 * target_ms <= measured <= target_ms:
-            break
-        budget *= target_ms / measured  # the model is off by measured / modelled here: rescale, both ways
-    if best is None:
+    problem = replace(base, out_widths=(8, 512), max_latency_ms=target_ms, latency_profile=fitted.to_dict())
+    result, measured = calibrated_design(problem, target_ms, args.calibrations + 1, args.design_seconds,
+                                         lambda spec: measure_ms(spec, "cpu", "fp32", 1))
+    if measured > target_ms:
         raise RuntimeError(f"no design measured within {target_ms:.3f} ms after {args.calibrations + 1} attempts")
-    _, spec, measured = best
-    return spec, measured, fitted.fit["median_error"]
+    return result.spec, measured, fitted.fit["median_error"]
 
 
 def main() -> None:
@@ -105,7 +83,7 @@ def main() -> None:
         for width in (8, 12, 16, 24, 32):
             for depth in (1, 2, 3):
                 for stem_stride in (1, 2):
-                    spec = resnet(splits, width, depth, stem_stride)
+                    spec = resnet_spec(splits, width, depth, stem_stride)
                     if count(spec).params > design_params:
                         continue
                     ms = measure_ms(spec, "cpu", "fp32", 1)

@@ -33,13 +33,19 @@ from designer.train.loop import TrainConfig, evaluate, train
 BUDGETS = {"mnist5k": [2e6, 6e6, 1.8e7], "shapes": [2e6, 6e6, 1.8e7]}
 
 
+def resnet_spec(splits, width: int, depth: int = 2, stem_stride: int = 1, name: str | None = None) -> NetworkSpec:
+    """A ResNet of our own spec for ``splits``: basic blocks, widths w, 2w, 4w, ``depth`` per stage."""
+    return NetworkSpec(name=name or f"resnet-w{width}-L{depth}-s{stem_stride}", resolution=splits.resolution,
+                       in_channels=splits.in_channels, num_classes=splits.num_classes,
+                       stem=Stem(out=width, k=3, stride=stem_stride),
+                       stages=[Stage("basic", out=m * width, btn=m * width, k=3, L=depth, stride=s)
+                               for m, s in ((1, 1), (2, 2), (4, 2))])
+
+
 def scaled_resnet(splits, max_macs: float) -> NetworkSpec:
     """The widest ResNet (w, 2w, 4w; two basic blocks per stage) within ``max_macs``."""
     def spec(width: int) -> NetworkSpec:
-        return NetworkSpec(name=f"resnet-w{width}", resolution=splits.resolution, in_channels=splits.in_channels,
-                           num_classes=splits.num_classes, stem=Stem(out=width, k=3, stride=1),
-                           stages=[Stage("basic", out=m * width, btn=m * width, k=3, L=2, stride=s)
-                                   for m, s in ((1, 1), (2, 2), (4, 2))])
+        return resnet_spec(splits, width, name=f"resnet-w{width}")
     width = 4
     while count(spec(width + 1)).macs <= max_macs:
         width += 1

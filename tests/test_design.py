@@ -16,8 +16,8 @@ from designer.entropy import deepmad_scores
 from designer.spec import NetworkSpec
 
 
-def brute_force(problem: DesignProblem):
-    """Best (objective value, spec) over every design of the space, by the problem's own recount."""
+def feasible_designs(problem: DesignProblem):
+    """Every (objective value, spec) of the space that meets every rule, by the problem's own recount."""
     step = problem.width_step
     stage_options = []
     for j in range(1, problem.n_stages + 1):
@@ -28,16 +28,17 @@ def brute_force(problem: DesignProblem):
                     lo, hi = problem.stage_depth_bounds(j)
                     options += [(out, btn, k, L) for L in range(lo, hi + 1)]
         stage_options.append(options)
-    best = (-math.inf, None)
     for stem in grid(*problem.stem_widths, step):
         for stages in itertools.product(*stage_options):
             spec = problem.to_spec(stem, list(stages))
-            score, broken = problem.evaluate(spec)  # the problem's objective, recounted
-            if broken:
-                continue
-            if score > best[0]:
-                best = (score, spec)
-    return best
+            value, broken = problem.evaluate(spec)
+            if not broken:
+                yield value, spec
+
+
+def brute_force(problem: DesignProblem):
+    """Best (objective value, spec) over every design of the space."""
+    return max(feasible_designs(problem), key=lambda item: item[0], default=(-math.inf, None))
 
 
 TINY = dict(resolution=32, num_classes=10, strides=[1, 2, 2], alpha=[1.0, 1.0, 4.0], stem_widths=(16, 24),

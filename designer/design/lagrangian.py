@@ -48,11 +48,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from designer.costs import Layer
+from designer.costs import Layer, count
 from designer.design.milp import _tail_layers
 from designer.design.posynomial import MONOMIALS, block_posynomial
 from designer.design.problem import DesignProblem, ceil_to, floor_to
-from designer.entropy import DEPTH_PENALTY_RATIO
+from designer.entropy import DEPTH_PENALTY_RATIO, units
 from designer.families import family as block_family
 from designer.spec import NetworkSpec
 
@@ -73,6 +73,17 @@ class LagrangianBound:
     history: list[float] = field(default_factory=list)
     feasible: NetworkSpec | None = None  # the best maximiser that meets every rule (a candidate design)
     feasible_value: float | None = None  # its objective value, recounted
+
+
+_MONOMIAL = {monomial: i for i, monomial in enumerate(MONOMIALS)}
+
+
+def _in_btn(coef: np.ndarray, c_input, c) -> tuple:
+    """A block cost (monomial coefficients, already lambda-weighted) as q2 b^2 + q1 b + q0."""
+    q2 = coef[_MONOMIAL[(0, 0, 2)]]
+    q1 = coef[_MONOMIAL[(1, 0, 1)]] * c_input + coef[_MONOMIAL[(0, 1, 1)]] * c + coef[_MONOMIAL[(0, 0, 1)]]
+    q0 = coef[_MONOMIAL[(1, 1, 0)]] * c_input * c + coef[_MONOMIAL[(0, 1, 0)]] * c + coef[_MONOMIAL[(0, 0, 0)]]
+    return q2, q1, q0
 
 
 def _grid(lo: float, hi: float, step: int) -> np.ndarray:
@@ -167,8 +178,7 @@ class _Evaluator:
         for e, mu in pi.mu.items():
             j_e = s.ends[e][0]
             lstar = self.tangent[e]
-            g = lstar * math.log(lstar / self.rho0)
-            slope = math.log(lstar / self.rho0) + 1
+            g, slope = _tangent(lstar, self.rho0)
             extra = 1 if j_e == s.n + 1 else 0
             tau[1:min(j_e, s.n) + 1] -= mu * slope * s.lpb
             constant -= mu * (g + slope * (1 + extra - lstar))
@@ -182,34 +192,23 @@ class _Evaluator:
         return np.where(self.s.active, pi.cost / np.where(self.s.budgets > 0, self.s.budgets, 1), 0.0)
 
     # ---- (L3) the stage function --------------------------------------------------------
-    def stage_table(self, j: int, c_in: np.ndarray, A: np.ndarray, w: np.ndarray, tau: float):
-        """Phi_j at every (input width c_in, width, weight A) without the A x_in term, and the
-        argmax (b, k, L) there: arrays of shape (len(c_in), n_widths, len(A))."""
+    def stage_table(self, j: int, c_in: np.ndarray, A: np.ndarray, w: np.ndarray, tau: float,
+                    argmax: bool = False):
+        """Phi_j at every (input width c_in, width, weight A) without the A x_in term: an array
+        of shape (len(c_in), n_widths, len(A)); with ``argmax`` also the maximising (b, k, L)
+        there (only the trace needs them; the DP's tables do not)."""
         s, p = self.s, self.s.problem
         lo, hi = p.stage_depth_bounds(j)
-        ci = c_in[:, None, None]
         c = s.widths[None, :, None]
         x = s.log_widths[None, :, None]
         a = A[None, None, :]
         best = np.full((len(c_in), len(s.widths), len(A)), NEG)
-        arg_b = np.zeros_like(best)
-        arg_k = np.zeros(best.shape, dtype=np.int16)
-        arg_L = np.zeros(best.shape, dtype=np.int16)
+        arg_b, arg_k, arg_L = (np.zeros_like(best) for _ in range(3)) if argmax else (None, None, None)
         b_lo, b_hi = s.btn_lo[None, :, None], s.btn_hi[None, :, None]
         step = p.width_step
         for k in p.kernels:
-            f = s.first[j - 1][k] @ w  # per monomial, lambda-weighted
-            r = s.rest[j - 1][k] @ w
-            mono = dict(zip(MONOMIALS, range(len(MONOMIALS))))
-
-            def parts(coef, c_input):
-                q2 = coef[mono[(0, 0, 2)]]
-                q1 = coef[mono[(1, 0, 1)]] * c_input + coef[mono[(0, 1, 1)]] * c + coef[mono[(0, 0, 1)]]
-                q0 = coef[mono[(1, 1, 0)]] * c_input * c + coef[mono[(0, 1, 0)]] * c + coef[mono[(0, 0, 0)]]
-                return q2, q1, q0
-
-            f2, f1, f0 = parts(f, ci)
-            r2, r1, r0 = parts(r, c)
+            f2, f1, f0 = _in_btn(s.first[j - 1][k] @ w, c_in[:, None, None], c)  # lambda-weighted
+            r2, r1, r0 = _in_btn(s.rest[j - 1][k] @ w, c, c)
             for L in sorted({lo, hi}):
                 Q2, Q1, Q0 = f2 + (L - 1) * r2, f1 + (L - 1) * r1, f0 + (L - 1) * r0
                 gain = a * L * s.beta  # derivative of A L beta log b is gain / b
@@ -220,12 +219,12 @@ class _Evaluator:
                 for b in (below, np.clip(below + step, b_lo, b_hi)):
                     value = (a * (L * (s.beta * np.log(b) + s.own_k[k]) + (L - 1) * x)
                              - (Q2 * b * b + Q1 * b + Q0) + tau * L)
-                    better = value > best
-                    best = np.where(better, value, best)
-                    arg_b = np.where(better, b, arg_b)
-                    arg_k = np.where(better, k, arg_k)
-                    arg_L = np.where(better, L, arg_L)
-        return best, arg_b, arg_k, arg_L
+                    if argmax:
+                        better = value > best
+                        arg_b, arg_k, arg_L = (np.where(better, b, arg_b), np.where(better, k, arg_k),
+                                               np.where(better, L, arg_L))
+                    best = np.maximum(best, value)
+        return (best, arg_b, arg_k, arg_L) if argmax else best
 
     # ---- (L4) the DP ---------------------------------------------------------------------
     def evaluate(self, pi: _Multipliers) -> tuple[float, NetworkSpec]:
@@ -276,7 +275,7 @@ class _Evaluator:
                  if e is not None else np.zeros(len(s.widths), int))
         t_lo, t_hi = reach.min() + shift.min(), min(size - 1, reach.max() + shift.max())
         a_nodes = np.linspace(t_lo * delta, t_hi * delta, CHORD_WEIGHTS) if t_hi > t_lo else np.array([t_lo * delta])
-        table = self.stage_table(j, c_in[nodes], a_nodes, w, tau)[0]  # (nodes, widths, a_nodes)
+        table = self.stage_table(j, c_in[nodes], a_nodes, w, tau)  # (nodes, widths, a_nodes)
         ts = np.arange(t_lo, t_hi + 1)
         if len(a_nodes) > 1:
             lower_a, weight_a = _lerp_weights(ts * delta, a_nodes)
@@ -357,10 +356,34 @@ class _Evaluator:
         result, c_prev = [], np.array([s.stem_widths[c0]])
         A_suffix = np.cumsum(coef[::-1])[::-1]
         for j, cj in enumerate(widths, start=1):
-            _, arg_b, arg_k, arg_L = self.stage_table(j, c_prev, np.array([A_suffix[j]]), w, tau[j])
+            _, arg_b, arg_k, arg_L = self.stage_table(j, c_prev, np.array([A_suffix[j]]), w, tau[j], argmax=True)
             result.append((int(s.widths[cj]), int(arg_b[0, cj, 0]), int(arg_k[0, cj, 0]), int(arg_L[0, cj, 0])))
             c_prev = np.array([s.widths[cj]])
         return p.to_spec(int(s.stem_widths[c0]), result)
+
+
+def _tangent(layers: float, rho0: float) -> tuple[float, float]:
+    """Value and slope of g(Lc) = Lc log(Lc / rho0) at ``layers`` (the effectiveness tangent)."""
+    return layers * math.log(layers / rho0), math.log(layers / rho0) + 1
+
+
+def _subgradient(space: _Space, design: NetworkSpec, tangent: dict[int, float]) -> np.ndarray:
+    """The subgradient of L~ at the DP's maximiser, from one recount: budget slacks (per unit of
+    budget), effectiveness slacks P_e - t_e(Lc_e) per priced end, the layer slack."""
+    p = space.problem
+    costs, us = count(design), units(design)
+    sub = [1 - costs.macs / space.budgets[0] if space.active[0] else 0.0,
+           1 - costs.params / space.budgets[1] if space.active[1] else 0.0]
+    for e, lstar in tangent.items():
+        j_e = space.ends[e][0]
+        upto = 1 + sum(st.L for st in design.stages[:min(j_e, space.n)])  # stem + blocks
+        head = j_e == space.n + 1
+        prefix = sum(u.log_width for u in us[:upto]) + (us[-1].log_width if head else 0.0)
+        lc = sum(u.layers for u in us[:upto]) + (1 if head else 0)
+        value, slope = _tangent(lstar, p.effectiveness)
+        sub.append(prefix - (value + slope * (lc - lstar)))
+    sub.append(p.max_layers - sum(u.layers for u in us) if p.max_layers is not None else 0.0)
+    return np.array(sub)
 
 
 def lagrangian_bound(problem: DesignProblem, target: float, time_limit: float = 20.0, resolution: float = 0.02,
@@ -369,9 +392,6 @@ def lagrangian_bound(problem: DesignProblem, target: float, time_limit: float = 
     design's objective value); every evaluation is an upper bound on the optimum, the smallest
     is returned. For objective "penalised" the bound is the score's less the least depth
     penalty (10), which every design pays."""
-    from designer.entropy import deepmad_scores, units
-    from designer.costs import count
-
     start = time.perf_counter()
     offset = DEPTH_PENALTY_RATIO if problem.objective == "penalised" else 0.0
     target = target + offset  # on the score's scale
@@ -408,24 +428,7 @@ def lagrangian_bound(problem: DesignProblem, target: float, time_limit: float = 
                 theta, stall = theta / 2, 0
         if best - target <= 1e-9 * abs(target) or theta < 1e-4:
             break
-        # the subgradient at the maximiser: budget slacks, effectiveness slacks, layer slack
-        costs = count(design)
-        sub = [1 - costs.macs / space.budgets[0] if space.active[0] else 0.0,
-               1 - costs.params / space.budgets[1] if space.active[1] else 0.0]
-        us = units(design)
-        for e in eff_ends:
-            j_e = space.ends[e][0]
-            upto = 1 + sum(st.L for st in design.stages[:min(j_e, space.n)])  # stem + blocks
-            prefix = sum(u.log_width for u in us[:upto]) + (us[-1].log_width if j_e == space.n + 1 else 0.0)
-            lc = sum(u.layers for u in us[:upto]) + (1 if j_e == space.n + 1 else 0)
-            lstar = tangent[e]
-            slope = math.log(lstar / problem.effectiveness) + 1
-            sub.append(prefix - (lstar * math.log(lstar / problem.effectiveness) + slope * (lc - lstar)))
-        if problem.max_layers is not None:
-            sub.append(problem.max_layers - deepmad_scores(design, problem.stage_alpha).layers)
-        else:
-            sub.append(0.0)
-        g = np.array(sub)
+        g = _subgradient(space, design, tangent)
         # diagonal scaling: the budget multipliers live on the score's scale, the effectiveness
         # ones on the scale of a stage weight A (score / prefix length)
         scaling = np.concatenate([[scale, scale], [scale / 300.0] * len(eff_ends), [scale / 300.0]])

@@ -16,9 +16,9 @@ from designer.costs import count
 from designer.entropy import check_alpha, deepmad_scores, default_alpha
 from designer.families import REGISTRY, family as block_family
 from designer.spec import NetworkSpec, Stage, Stem
+from solvers.result import SolveResult
 
 OBJECTIVES = ("score", "penalised")  # what the design maximises (DesignProblem.objective)
-from solvers.result import SolveResult
 
 
 class DesignError(ValueError):

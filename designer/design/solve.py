@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from designer import checks
 from designer.design.lagrangian import lagrangian_bound
@@ -222,9 +223,9 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         spec = choice_to_spec(problem, choice) if choice is not None else None
         return DesignResult.from_spec(problem, spec, result, first_design_seconds=result.seconds if spec else None)
 
-    best_spec, bound, bound_by = first, math.inf, "none"
-    best_score = problem.evaluate(first)[0] if first is not None else None
-    cells, found_by_milp, first_found, dual_done = initial_cells(problem), False, None, False
+    best = _Incumbent(problem, start, first, problem.evaluate(first)[0] if first is not None else None)
+    bound, bound_by = math.inf, "none"
+    cells, dual_done = initial_cells(problem), False
     history: list[dict[str, float]] = []
     iteration, total_size, lns_seconds = 0, {}, 0.0
     status = Status.NO_SOLUTION
@@ -233,10 +234,10 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         if remaining <= 0.05:
             break
         iteration += 1
-        relaxed, choice = solve_cells(problem, cells, remaining, rel_gap / 4, threads, start_from=best_spec, tangents=tangents)
+        relaxed, choice = solve_cells(problem, cells, remaining, rel_gap / 4, threads, start_from=best.spec, tangents=tangents)
         total_size = relaxed.model_size
         if relaxed.status == Status.INFEASIBLE:
-            if best_spec is None:
+            if best.spec is None:
                 raise DesignError(explain_infeasible(problem, threads))
             break  # cannot happen for a relaxation of a feasible problem; keep what we have
         if relaxed.bound is not None and relaxed.bound < bound:
@@ -247,50 +248,39 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         if remaining > 0.05:
             polish_cells = cells if cells.exact else _polish_cells(problem, choice, samples=POLISH_SAMPLES)
             polished, polish_choice = solve_cells(problem, polish_cells, min(remaining, POLISH_SHARE * time_limit),
-                                                  1e-4, threads, start_from=best_spec, tangents=tangents)
+                                                  1e-4, threads, start_from=best.spec, tangents=tangents)
             remaining = time_limit - (time.perf_counter() - start)
-            if polish_choice is None and not found_by_milp and remaining > 0.05:  # no MILP design yet: go on
+            if polish_choice is None and best.first_found is None and remaining > 0.05:  # no MILP design yet: go on
                 polished, polish_choice = solve_cells(problem, polish_cells, remaining, 1e-4, threads,
-                                                      start_from=best_spec, tangents=tangents)
+                                                      start_from=best.spec, tangents=tangents)
             if polish_choice is not None:
-                spec = choice_to_spec(problem, polish_choice)
-                score, broken = problem.evaluate(spec)
-                if not broken and (best_score is None or score > best_score):
-                    best_spec, best_score, found_by_milp = spec, score, True
-                    first_found = first_found or time.perf_counter() - start
+                best.offer(choice_to_spec(problem, polish_choice))
         # large-neighbourhood search: exact MILPs around the best design while they improve it
         # (capped, so the bound keeps improving too)
-        while best_spec is not None and lns_seconds < LNS_SHARE * time_limit:
+        while best.spec is not None and lns_seconds < LNS_SHARE * time_limit:
             remaining = min(time_limit - (time.perf_counter() - start), LNS_SHARE * time_limit - lns_seconds)
             if remaining <= 0.05:
                 break
             lns_start = time.perf_counter()
-            local, local_choice = solve_cells(problem, _neighbourhood(problem, best_spec, radius=LNS_RADIUS), remaining,
-                                              1e-6, threads, start_from=best_spec, tangents=tangents)
+            local, local_choice = solve_cells(problem, _neighbourhood(problem, best.spec, radius=LNS_RADIUS), remaining,
+                                              1e-6, threads, start_from=best.spec, tangents=tangents)
             lns_seconds += time.perf_counter() - lns_start
-            if local_choice is None:
+            if local_choice is None or not best.offer(choice_to_spec(problem, local_choice), min_gain=1e-9):
                 break
-            spec = choice_to_spec(problem, local_choice)
-            score, broken = problem.evaluate(spec)
-            if broken or score <= best_score * (1 + 1e-9):
-                break
-            best_spec, best_score, found_by_milp = spec, score, True
-            first_found = first_found or time.perf_counter() - start
-        gap = relative_gap(best_score, bound)
-        if not dual_done and best_score is not None and (gap is None or gap > rel_gap):
+        gap = relative_gap(best.value, bound)
+        if not dual_done and best.value is not None and (gap is None or gap > rel_gap):
             dual_done = True
             # the Lagrangian bound (designer.design.lagrangian): a bound over exact grid widths
             remaining = time_limit - (time.perf_counter() - start)
             if remaining > 0.05:
-                dual = lagrangian_bound(problem, target=best_score, time_limit=min(remaining, LAGRANGIAN_SHARE * time_limit),
-                                        incumbent=best_spec)
+                dual = lagrangian_bound(problem, target=best.value, time_limit=min(remaining, LAGRANGIAN_SHARE * time_limit),
+                                        incumbent=best.spec)
                 if dual.bound < bound:
                     bound, bound_by = dual.bound, f"Lagrangian bound ({dual.evaluations} evaluations)"
-                if dual.feasible is not None and dual.feasible_value > best_score:  # its maximisers are designs too
-                    best_spec, best_score, found_by_milp = dual.feasible, dual.feasible_value, True
-                    first_found = first_found or time.perf_counter() - start
-            gap = relative_gap(best_score, bound)
-        history.append({"iteration": iteration, "bound": bound, "score": best_score, "gap": gap,
+                if dual.feasible is not None:  # its maximisers are designs too
+                    best.offer(dual.feasible, dual.feasible_value)
+            gap = relative_gap(best.value, bound)
+        history.append({"iteration": iteration, "bound": bound, "score": best.value, "gap": gap,
                         "seconds": time.perf_counter() - start})
         if progress is not None:
             progress(history[-1])
@@ -305,16 +295,42 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
             status = Status.OPTIMAL
             break
         cells = _refine(cells, choice, problem.width_step)
-    if best_spec is not None and status != Status.OPTIMAL:
+    if best.spec is not None and status != Status.OPTIMAL:
         status = Status.FEASIBLE
-    result = SolveResult(status=status, objective=best_score, bound=None if math.isinf(bound) else bound,
-                         gap=relative_gap(best_score, bound), seconds=time.perf_counter() - start,
-                         solver="highs (cell refinement)" if found_by_milp or best_spec is None else "constructive start",
+    constructive = best.spec is not None and best.first_found is None
+    result = SolveResult(status=status, objective=best.value, bound=None if math.isinf(bound) else bound,
+                         gap=relative_gap(best.value, bound), seconds=time.perf_counter() - start,
+                         solver="constructive start" if constructive else "highs (cell refinement)",
                          message=f"{iteration} refinement iterations; bound from the {bound_by}" + (
-                             "" if found_by_milp or best_spec is None else
-                             "; the MILPs found no better design in the time limit than the constructive start"),
+                             "; the MILPs found no better design in the time limit than the constructive start"
+                             if constructive else ""),
                          model_size=total_size)
-    return DesignResult.from_spec(problem, best_spec, result, history, first_found)
+    return DesignResult.from_spec(problem, best.spec, result, history, best.first_found)
+
+
+@dataclass
+class _Incumbent:
+    """The best design so far, and when a solver (not the constructive start) first gave one."""
+
+    problem: DesignProblem
+    start: float
+    spec: NetworkSpec | None
+    value: float | None
+    first_found: float | None = None  # seconds after start
+
+    def offer(self, spec: NetworkSpec, value: float | None = None, min_gain: float = 0.0) -> bool:
+        """Keep ``spec`` if it meets every rule (recounted unless ``value`` is its known
+        objective) and beats the best by more than the relative ``min_gain``."""
+        if value is None:
+            value, broken = self.problem.evaluate(spec)
+            if broken:
+                return False
+        if self.value is not None and value <= self.value * (1 + min_gain):
+            return False
+        self.spec, self.value = spec, value
+        if self.first_found is None:
+            self.first_found = time.perf_counter() - self.start
+        return True
 
 
 def check_arguments(problem: DesignProblem, time_limit: float, rel_gap: float, threads: int, method: str) -> None:
