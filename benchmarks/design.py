@@ -10,6 +10,11 @@ relaxation's bound at the MILP design's depths and kernels (a bound for those de
     python benchmarks/design.py --levels deepmad-r50 --time-limit 600 --ea-factor 0   # MILP only
     python benchmarks/design.py --pareto 8 --plot pareto.png
     python benchmarks/design.py --levels --families fused      # fused-MBConv at DeepMAD-R50's budgets
+    python benchmarks/design.py --levels deepmad-r18 deepmad-r34 deepmad-r50 --counting tinynas \
+        --objective penalised   # the authors' budgets, counting and objective, one-to-one
+
+With ``--counting tinynas`` the budgets are the authors' config values (FLOPs and model size as
+TinyNAS counts them, effectiveness 0.3), and the released column says which it breaks.
 """
 
 from __future__ import annotations
@@ -28,20 +33,37 @@ from designer.entropy import deepmad_scores
 LEVELS = ["deepmad-r18", "deepmad-r34", "deepmad-r50", "deepmad-29m-224", "deepmad-50m", "deepmad-89m"]
 
 
-def level_problem(name: str, macs: float | None = None, family: str | None = None,
-                  objective: str = "score") -> tuple[DesignProblem, float]:
+# The DeepMAD authors' own budgets (TinyNAS configs/classification/deepmad_R*_FLOPs.py): FLOPs and
+# model size as TinyNAS counts them (designer.costs), effectiveness 0.3.
+TINYNAS_BUDGETS = {"deepmad-r18": (1.82e9, 11.69e6), "deepmad-r34": (3.68e9, 21.80e6),
+                   "deepmad-r50": (4.13e9, 25.55e6)}
+
+
+def level_problem(name: str, macs: float | None = None, family: str | None = None, objective: str = "score",
+                  counting: str = "mpdesign") -> tuple[DesignProblem, float, list[str]]:
     """The level's budgets; ``family`` designs another block family under them (with that
-    family's own width ratios and kernels, the level's strides, head and resolution)."""
+    family's own width ratios and kernels, the level's strides, head and resolution). Our
+    counting: the released structure's MACs, params and effectiveness; ``counting="tinynas"``:
+    the authors' config budgets (R18, R34, R50). Also the released structure's objective value
+    and the rules it breaks (the released R18 breaks its own FLOPs budget under TinyNAS's counting)."""
     spec = zoo.load(name)
     costs, scores = count(spec), deepmad_scores(spec)
     family = family or spec.stages[0].family
     monotone = all(a.out <= b.out for a, b in zip(spec.stages, spec.stages[1:]))
+    if counting == "tinynas":
+        if name not in TINYNAS_BUDGETS:
+            raise SystemExit(f"--counting tinynas: the authors' budgets are known for {', '.join(TINYNAS_BUDGETS)}")
+        budgets = dict(zip(("max_macs", "max_params"), TINYNAS_BUDGETS[name]), effectiveness=0.3)
+    else:
+        budgets = dict(max_macs=costs.macs, max_params=costs.params, effectiveness=scores.effectiveness)
+    if macs is not None:
+        budgets["max_macs"] = macs
     problem = DesignProblem(
         family=family, resolution=spec.resolution, num_classes=spec.num_classes, head=spec.head,
         strides=[spec.stem.stride] + [s.stride for s in spec.stages], monotone=monotone,
-        max_macs=macs if macs is not None else costs.macs, max_params=costs.params,
-        effectiveness=scores.effectiveness, name=f"{name}-budget-{family}", objective=objective)
-    return problem, problem.objective_value(scores.score, scores.depth_penalty)
+        name=f"{name}-budget-{family}", objective=objective, counting=counting, **budgets)
+    released, breaks = problem.evaluate(spec)
+    return problem, released, breaks
 
 
 def fmt(value, digits=1):
@@ -49,8 +71,8 @@ def fmt(value, digits=1):
 
 
 def run_level(name: str, time_limit: float, ea_factor: float, seeds: list[int], family: str | None = None,
-              objective: str = "score", rel_gap: float = 0.01) -> dict:
-    problem, released = level_problem(name, family=family, objective=objective)
+              objective: str = "score", rel_gap: float = 0.01, counting: str = "mpdesign") -> dict:
+    problem, released, released_breaks = level_problem(name, family=family, objective=objective, counting=counting)
     start = time.perf_counter()
     result = solve(problem, time_limit=time_limit, rel_gap=rel_gap,
                    progress=lambda s: print(f"  {name}: {s}", file=sys.stderr))
@@ -64,6 +86,7 @@ def run_level(name: str, time_limit: float, ea_factor: float, seeds: list[int], 
                if result.spec is not None else None)
     value = result.solve.objective
     return {"level": name if family is None else f"{name} budgets, {family}", "released": released,
+            "released_breaks": released_breaks,
             "score": result.score, "value": value, "bound": result.solve.bound,
             "gap": result.solve.gap, "seconds": result.solve.seconds, "status": result.status,
             "first": result.first_design_seconds, "bound_by": result.solve.message.split("bound from the ")[-1],
@@ -83,6 +106,8 @@ def main() -> None:
     parser.add_argument("--rel-gap", type=float, default=0.01, help="the solve stops at this relative gap")
     parser.add_argument("--objective", default="score", choices=["score", "penalised"],
                         help="what both the MILP and the EA maximise; the table shows both objectives")
+    parser.add_argument("--counting", default="mpdesign", choices=["mpdesign", "tinynas"],
+                        help="tinynas: the authors' config budgets (R18, R34, R50), counted as TinyNAS does")
     parser.add_argument("--families", nargs="*", default=[],
                         help="also design these block families (e.g. fused) at the --family-levels' budgets")
     parser.add_argument("--family-levels", nargs="*", default=["deepmad-r50"])
@@ -91,11 +116,11 @@ def main() -> None:
     parser.add_argument("--plot", default="pareto.png")
     args = parser.parse_args()
 
-    rows = [run_level(name, args.time_limit, args.ea_factor, args.seeds, objective=args.objective,
-                      rel_gap=args.rel_gap) for name in args.levels]
-    rows += [run_level(name, args.time_limit, args.ea_factor, args.seeds, family, objective=args.objective,
-                       rel_gap=args.rel_gap) for family in args.families for name in args.family_levels]
-    print(f"objective: {args.objective}; EA seeds {' '.join(map(str, args.seeds))}\n")
+    common = dict(objective=args.objective, rel_gap=args.rel_gap, counting=args.counting)
+    rows = [run_level(name, args.time_limit, args.ea_factor, args.seeds, **common) for name in args.levels]
+    rows += [run_level(name, args.time_limit, args.ea_factor, args.seeds, family, **common)
+             for family in args.families for name in args.family_levels]
+    print(f"objective: {args.objective}; counting: {args.counting}; EA seeds {' '.join(map(str, args.seeds))}\n")
     print(f"| level | released ({args.objective}) | MIP {args.objective} | MIP score / depth penalty | bound | gap "
           f"| bound from | s | first MILP design s | status | EA same time (best; min-max over seeds) "
           f"| EA x{args.ea_factor:g} | relaxation bound (MIP depths) | budgets on recount |")
@@ -105,7 +130,8 @@ def main() -> None:
         ea = ("n/a" if not r["ea_same"] else f"{fmt(max(r['ea_same']))}"
               + (f" ({fmt(min(r['ea_same']))}-{fmt(max(r['ea_same']))})" if len(r["ea_same"]) > 1 else ""))
         first = "n/a" if r["first"] is None else f"{r['first']:.1f}"
-        print(f"| {r['level']} | {fmt(r['released'])} | {fmt(r['value'])} | {fmt(r['score'])} / {fmt(r['penalty'])} "
+        released = fmt(r["released"]) + (f" (breaks {'; '.join(r['released_breaks'])})" if r["released_breaks"] else "")
+        print(f"| {r['level']} | {released} | {fmt(r['value'])} | {fmt(r['score'])} / {fmt(r['penalty'])} "
               f"| {fmt(r['bound'])} | {gap} | {r['bound_by']} | {r['seconds']:.0f} | {first} | {r['status']} | {ea} "
               f"| {fmt(r['ea_long'])} | {fmt(r['relaxation'])} "
               f"| {'ok' if not r['violations'] else '; '.join(r['violations'])} |")
@@ -115,11 +141,11 @@ def main() -> None:
             print(f"\n{r['level']} MIP design: stem {r['spec'].stem.out}, {stages}")
 
     if args.pareto:
-        base, _ = level_problem("deepmad-r50")
+        base, _, _ = level_problem("deepmad-r50")
         points = []
         for i in range(args.pareto):
             macs = base.max_macs * (0.25 + 0.75 * i / max(1, args.pareto - 1))
-            problem, _ = level_problem("deepmad-r50", macs=macs)
+            problem, _, _ = level_problem("deepmad-r50", macs=macs)
             result = solve(problem, time_limit=args.pareto_time)
             points.append((macs, result.score, result.solve.bound))
             print(f"pareto: MACs {macs:.3g} score {fmt(result.score)} bound {fmt(result.solve.bound)}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from designer.costs import count
+from designer.costs import TINYNAS_FAMILIES, count
 from designer.entropy import deepmad_scores
 from designer.spec import NetworkSpec
 
@@ -14,11 +14,14 @@ def inspect_spec(spec: NetworkSpec, alpha: list[float] | None = None, bytes_per_
 
     Keys: ``params``, ``macs`` (multiply-accumulates of convs and linears), ``deepmad_score``,
     ``effectiveness``, ``layers`` (DeepMAD's layer count), ``depth_penalty``, the breakdown of
-    parameters, ``max_activation_bytes``, one row per spec stage (``stages``), one per
+    parameters, ``max_activation_bytes``, ``tinynas_flops`` and ``tinynas_model_size`` (the
+    DeepMAD authors' counting, :mod:`designer.costs`; None for families TinyNAS has not), one row per spec stage (``stages``), one per
     DeepMAD scoring stage (``scoring_stages``) and one per conv/linear layer (``layer_table``).
     """
     costs = count(spec, bytes_per_element)
     scores = deepmad_scores(spec, alpha)
+    tinynas = (costs.budget("tinynas") if all(stage.family in TINYNAS_FAMILIES for stage in spec.stages)
+               else (None, None))
     stage_rows = []
     for i, stage in enumerate(spec.stages):
         prefix = f"stages.{i}."
@@ -49,6 +52,8 @@ def inspect_spec(spec: NetworkSpec, alpha: list[float] | None = None, bytes_per_
         "classifier_params": costs.classifier_params,
         "macs": costs.macs,
         "elementwise_ops": costs.elementwise_ops,
+        "tinynas_flops": tinynas[0],
+        "tinynas_model_size": tinynas[1],
         "max_activation_bytes": costs.max_activation_bytes,
         "bytes_per_element": bytes_per_element,
         "deepmad_score": scores.score,

@@ -140,6 +140,8 @@ CASES = [
     ("design --macs 4e9 --family dense", "--family: must be one of"),
     ("design --macs 4e9 --method fastest", "method: must be one of auto, exact, refine"),
     ("design --macs 4e9 --objective entropy", "--objective: must be one of score, penalised"),
+    ("design --macs 4e9 --counting flops", "--counting: must be one of mpdesign, tinynas"),
+    ("design --macs 4e8 --family inverted --counting tinynas", "counting: 'tinynas' is defined for the bottleneck and basic"),
     ("design --macs 4e9 --depths 1,2,3", "--depths: give LO,HI"),
     ("design --macs 4e9 --stem-widths 64,8", "stem_widths: lower bound 64 exceeds upper bound 8"),
     ("design --macs 4e9 --first-stage-max-depth -1", "--first-stage-max-depth: must be at least 0"),

@@ -55,6 +55,11 @@ CASES = {
                                   effectiveness=0.9, max_activation_bytes=24_000, max_depth_spread=1, **TINY),
     "fused": DesignProblem(family="fused", kernels=(3,), max_macs=4e6, max_params=40e3, effectiveness=0.6,
                            btn_ratio=(1.0, 2.0), **TINY),
+    # the DeepMAD authors' counting (TinyNAS FLOPs and model size, no classifier), with and without a head conv
+    "bottleneck-tinynas-head": DesignProblem(family="bottleneck", kernels=(3,), max_macs=2.5e6, max_params=40e3,
+                                             effectiveness=0.5, head=48, counting="tinynas", **TINY),
+    "basic-tinynas": DesignProblem(family="basic", kernels=(3,), max_macs=5e6, max_params=50e3, effectiveness=0.9,
+                                   counting="tinynas", **TINY),
 }
 
 
@@ -116,6 +121,8 @@ def test_infeasible_budget_names_the_budget_and_the_smallest_value():
     ({"alpha": [1, 2]}, "alpha: got 2 stage weights for 5"),
     ({"kernels": (2,)}, "kernels: must be odd"),
     ({"max_depth_spread": -1}, "max_depth_spread"),
+    ({"counting": "flops"}, "counting: must be one of mpdesign, tinynas"),
+    ({"family": "inverted", "counting": "tinynas"}, "counting: 'tinynas' is defined for the bottleneck and basic"),
 ])
 def test_problem_validation(kwargs, message):
     with pytest.raises(DesignError, match=message):
@@ -265,3 +272,15 @@ def test_penalised_objective_matches_brute_force():
         assert value == pytest.approx(best, rel=1e-9), method
         assert result.solve.objective == pytest.approx(value, rel=1e-9)
         assert result.solve.bound >= best - 1e-6
+
+
+def test_tinynas_counting_changes_what_the_budgets_allow():
+    """Under TinyNAS's counting the same numbers are tighter budgets (elementwise FLOPs count, the
+    classifier does not): the optimum differs, and it meets the budgets as TinyNAS counts them."""
+    problem = CASES["bottleneck-tinynas-head"]
+    ours = DesignProblem.from_dict({**problem.to_dict(), "counting": "mpdesign"})
+    result = solve(problem, method="exact", rel_gap=0.0)
+    compute, size = count(result.spec).budget("tinynas")
+    assert compute <= problem.max_macs and size <= problem.max_params and result.counted == (compute, size)
+    assert brute_force(ours)[0] > result.score
+    assert ours.violations(result.spec) == []  # the TinyNAS design also meets our counting here

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from designer import checks, zoo
 from designer.cli.common import console, fail, load_spec, parse_list, percent, si
+from designer.costs import COUNTINGS
 from designer.design.problem import OBJECTIVES, DesignError, DesignProblem
 from designer.families import NAMES as FAMILY_NAMES
 from designer.design.solve import check_arguments, solve as solve_design
@@ -62,7 +63,9 @@ def inspect(
         f"params {report['params']:,} (conv weights {report['conv_weights']:,}, BN {report['batchnorm_params']:,}, "
         f"classifier {report['classifier_params']:,})\n"
         f"MACs {report['macs']:,} (convs and linears; + {report['elementwise_ops']:,} elementwise ops)\n"
-        f"layers {report['layers']}   effectiveness {report['effectiveness']:.4f}   "
+        + (f"TinyNAS counting: FLOPs {report['tinynas_flops']:,}, model size {report['tinynas_model_size']:,}\n"
+           if report["tinynas_flops"] is not None else "")
+        + f"layers {report['layers']}   effectiveness {report['effectiveness']:.4f}   "
         f"DeepMAD score {report['deepmad_score']:.2f}   depth penalty {report['depth_penalty']:.2f}\n"
         f"largest single-layer activation footprint {report['max_activation_bytes']:,} bytes "
         f"at {report['bytes_per_element']} byte(s)/element")
@@ -73,8 +76,14 @@ def design(
     family: str = typer.Option("bottleneck", help="Block family: bottleneck, basic, inverted or fused."),
     resolution: int = typer.Option(224, help="Input resolution."),
     classes: int = typer.Option(1000, help="Number of classes."),
-    macs: Optional[float] = typer.Option(None, help="MACs budget (convs and linears)."),
-    params: Optional[float] = typer.Option(None, help="Parameter budget."),
+    macs: Optional[float] = typer.Option(None, help="MACs budget (convs and linears); with --counting tinynas, "
+                                         "TinyNAS's FLOPs."),
+    params: Optional[float] = typer.Option(None, help="Parameter budget; with --counting tinynas, TinyNAS's model "
+                                           "size (no classifier)."),
+    counting: str = typer.Option("mpdesign", help="How --macs and --params count: mpdesign (MACs and params, "
+                                 "classifier included) or tinynas (the DeepMAD authors' FLOPs: conv MACs + BN, "
+                                 "activation, pooling and projected residual-add elements, no classifier; model "
+                                 "size without the classifier). tinynas: bottleneck and basic families."),
     effectiveness: Optional[float] = typer.Option(None, help="Effectiveness budget rho0 (default: the family's, 0.3 or 0.5)."),
     layers: Optional[int] = typer.Option(None, help="Budget on DeepMAD's layer count."),
     strides: Optional[str] = typer.Option(None, help="The stem's stride then one per stage, e.g. 2,2,2,2,1,2."),
@@ -109,6 +118,7 @@ def design(
         checks.writable_file(out, "--out")
         checks.choice(family, "--family", FAMILY_NAMES)
         checks.choice(objective, "--objective", OBJECTIVES)
+        checks.choice(counting, "--counting", COUNTINGS)
         if (latency_ms is None) != (profile is None):
             raise ValueError("--latency-ms and --profile go together (the budget and the model of it)")
         latency_profile = None
@@ -121,7 +131,7 @@ def design(
             effectiveness=effectiveness if effectiveness is not None else "family",
             max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
             max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"), max_latency_ms=latency_ms,
-            latency_profile=latency_profile, objective=objective,
+            latency_profile=latency_profile, objective=objective, counting=counting,
             **_space(stem_widths, widths, depths, first_stage_max_depth))
         check_arguments(problem, time_limit, gap, threads, method)
 
@@ -160,6 +170,9 @@ def design(
         f"MACs {result.macs:,}   params {result.params:,}   effectiveness {result.effectiveness:.4f}   "
         f"layers {result.layers}   depth penalty {result.depth_penalty:.2f}   "
         f"max activation {result.max_activation_bytes:,} B")
+    if counting != "mpdesign":
+        console.print(f"{problem.budget_names[0]} {result.counted[0]:,}   {problem.budget_names[1]} "
+                      f"{result.counted[1]:,}")
     if result.latency_ms is not None:
         line = f"modelled latency {result.latency_ms:.3f} ms"
         if measure:

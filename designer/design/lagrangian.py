@@ -48,9 +48,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from designer.costs import Layer, count
-from designer.design.milp import _tail_layers
-from designer.design.posynomial import MONOMIALS, block_posynomial
+from designer.costs import count
+from designer.design.posynomial import MONOMIALS, block_posynomial, stem_budget, tail_budget
 from designer.design.problem import DesignProblem, ceil_to, floor_to
 from designer.entropy import DEPTH_PENALTY_RATIO, units
 from designer.families import family as block_family
@@ -82,7 +81,8 @@ def _in_btn(coef: np.ndarray, c_input, c) -> tuple:
     """A block cost (monomial coefficients, already lambda-weighted) as q2 b^2 + q1 b + q0."""
     q2 = coef[_MONOMIAL[(0, 0, 2)]]
     q1 = coef[_MONOMIAL[(1, 0, 1)]] * c_input + coef[_MONOMIAL[(0, 1, 1)]] * c + coef[_MONOMIAL[(0, 0, 1)]]
-    q0 = coef[_MONOMIAL[(1, 1, 0)]] * c_input * c + coef[_MONOMIAL[(0, 1, 0)]] * c + coef[_MONOMIAL[(0, 0, 0)]]
+    q0 = (coef[_MONOMIAL[(1, 1, 0)]] * c_input * c + coef[_MONOMIAL[(0, 1, 0)]] * c + coef[_MONOMIAL[(0, 0, 0)]]
+          + coef[_MONOMIAL[(1, 0, 0)]] * c_input)
     return q2, q1, q0
 
 
@@ -126,12 +126,9 @@ class _Space:
         self.first = [{k: block_posynomial(p, k, p.strides[j], res[j - 1], True) for k in p.kernels}
                       for j in range(1, n + 1)]
         self.rest = [{k: block_posynomial(p, k, 1, res[j], False) for k in p.kernels} for j in range(1, n + 1)]
-        stem = Layer("stem", "conv", p.in_channels, 1, p.stem_kernel, p.strides[0], 1, p.resolution, res[0])
-        self.stem_cost = np.array([stem.macs, stem.params], float)  # per stem channel
-        tail0 = _tail_layers(p, 0, res[n])
-        tail1 = _tail_layers(p, 1, res[n])
-        self.tail_const = np.array([sum(x.macs for x in tail0), sum(x.params for x in tail0)], float)
-        self.tail_slope = np.array([sum(x.macs for x in tail1), sum(x.params for x in tail1)], float) - self.tail_const
+        self.stem_cost = np.array(stem_budget(p, 1), float)  # per stem channel
+        self.tail_const = np.array(tail_budget(p, 0), float)
+        self.tail_slope = np.array(tail_budget(p, 1), float) - self.tail_const
         self.log_w_stem = math.log(p.in_channels * p.stem_kernel ** 2)
         self.ends = p.scoring_ends()
         self.alpha = p.stage_alpha
@@ -371,9 +368,9 @@ def _subgradient(space: _Space, design: NetworkSpec, tangent: dict[int, float]) 
     """The subgradient of L~ at the DP's maximiser, from one recount: budget slacks (per unit of
     budget), effectiveness slacks P_e - t_e(Lc_e) per priced end, the layer slack."""
     p = space.problem
-    costs, us = count(design), units(design)
-    sub = [1 - costs.macs / space.budgets[0] if space.active[0] else 0.0,
-           1 - costs.params / space.budgets[1] if space.active[1] else 0.0]
+    (compute, size), us = count(design).budget(space.problem.counting), units(design)
+    sub = [1 - compute / space.budgets[0] if space.active[0] else 0.0,
+           1 - size / space.budgets[1] if space.active[1] else 0.0]
     for e, lstar in tangent.items():
         j_e = space.ends[e][0]
         upto = 1 + sum(st.L for st in design.stages[:min(j_e, space.n)])  # stem + blocks

@@ -25,7 +25,8 @@ resolution of stage j, own(q) the log width of a block without its log c_in term
          sum_v Y_{ev} = sum_q log(hi c(q)) z_{j_e q},  0 <= Y_{ev} <= Ymax w_{j_e - 1, v}
        log c_e P_{<j_e} = sum_v log(hi_v) Q_{ev},  sum_v Q_{ev} = P_{<j_e},  0 <= Q_{ev} <= U_e w_{j_e v}
      (upper-bounding disaggregations: exact at integer points since the objective is maximised)
-(D6) costs (MACs, params, and modelled latency with a profile: :mod:`designer.design.latency`):
+(D6) costs (compute and size under the problem's counting: MACs and params, or TinyNAS's FLOPs and
+     model size; and modelled latency with a profile: :mod:`designer.design.latency`):
                                  stem(c_0) + sum_j sum_q [first(q) z_{jq} + rest(q)(L_{jq} - z_{jq})]
                                  + sum_j sum_v lo_v G_{jv} + head/classifier(c_n)  <= budget
      cross term c_{j-1} g(q) of a stage's first block (cost per input channel):
@@ -58,8 +59,8 @@ from dataclasses import dataclass, field
 
 import pyomo.environ as pyo
 
-from designer.costs import Layer, block_layers
-from designer.design.posynomial import MONOMIALS, block_posynomial
+from designer.costs import Layer, block_budget, block_layers
+from designer.design.posynomial import MONOMIALS, block_posynomial, stem_budget, tail_budget
 from designer.design.problem import DesignProblem
 from designer.entropy import DEPTH_PENALTY_RATIO
 from designer.families import family as block_family
@@ -106,10 +107,10 @@ class Choice:
     stages: list[tuple[Config, int]]
 
 
-def _cost(layers: list[Layer], latency=None) -> tuple[float, float, float]:
-    """(MACs, params, modelled milliseconds) of ``layers``; latency 0 without a profile."""
-    return (sum(layer.macs for layer in layers), sum(layer.params for layer in layers),
-            latency.layers_ms(layers) if latency is not None else 0.0)
+def _cost(budget: tuple[int, int], layers: list[Layer], latency=None) -> tuple[float, float, float]:
+    """(compute, size, modelled milliseconds): the budget costs (under the problem's counting)
+    and the latency of ``layers`` (0 without a profile)."""
+    return (*budget, latency.layers_ms(layers) if latency is not None else 0.0)
 
 
 @dataclass
@@ -151,10 +152,14 @@ def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells:
                 if memory is not None and any(f > memory for f, s in zip(feet0, slopes) if s == 0):
                     continue
                 data.configs.append(Config(c, b, k))
-                f0, f1 = _cost(first0, latency), _cost(first1, latency)
+                f0 = _cost(block_budget(problem.family, 0, c.lo, lo_b, k, stride, r_in, True, problem.counting),
+                           first0, latency)
+                f1 = _cost(block_budget(problem.family, 1, c.lo, lo_b, k, stride, r_in, True, problem.counting),
+                           first1, latency)
                 data.first.append(f0)
                 data.slope.append(tuple(b - a for a, b in zip(f0, f1)))
-                data.rest.append(_cost(rest, latency))
+                data.rest.append(_cost(block_budget(problem.family, c.lo, c.lo, lo_b, k, 1, r_out, False,
+                                                    problem.counting), rest, latency))
                 data.first_foot.append(feet0)
                 data.foot_slope = slopes  # the same for every configuration of the family
                 data.rest_over_memory.append(
@@ -379,7 +384,8 @@ def _costs(f: _Formulation, objective: str) -> dict[str, object]:
     for index, name in enumerate(("macs", "params", "latency")):
         if name == "latency" and latency is None:
             continue
-        total = [quicksum(_cost([stem_layer(cell.lo)], latency)[index] * m.stem[v] for v, cell in enumerate(cells.stem))]
+        total = [quicksum(_cost(stem_budget(problem, cell.lo), [stem_layer(cell.lo)], latency)[index] * m.stem[v]
+                          for v, cell in enumerate(cells.stem))]
         for j in range(1, n + 1):
             d = f.stages[j - 1]
             total.append(quicksum(d.first[q][index] * m.z[j, q] + d.rest[q][index] * (m.L[j, q] - m.z[j, q])
@@ -387,7 +393,8 @@ def _costs(f: _Formulation, objective: str) -> dict[str, object]:
             G = f.disaggregate(f"G_{name}_{j}", quicksum(d.slope[q][index] * m.z[j, q] for q in f.configs(j)), j - 1,
                                max(s[index] for s in d.slope))
             total.append(quicksum(cell.lo * G[v] for v, cell in enumerate(f.cells_of(j - 1))))
-        total.append(quicksum(_cost(_tail_layers(problem, cell.lo, res[n]), latency)[index] * f.W[n][v]
+        total.append(quicksum(_cost(tail_budget(problem, cell.lo), _tail_layers(problem, cell.lo, res[n]),
+                                    latency)[index] * f.W[n][v]
                               for v, cell in enumerate(cells.out[n - 1])))
         if name == "latency":
             total.append(latency.constant_ms)  # per network (a profile fitted on whole networks)

@@ -1,7 +1,10 @@
-"""A block's MACs and parameters as a posynomial in its widths, fitted exactly.
+"""A block's budget costs as a posynomial in its widths, fitted exactly; the stem's and tail's.
 
-For a block of a given family, kernel, stride, resolution and position (first in its stage or
-not), every cost the design models use is a polynomial with non-negative integer coefficients
+Budget costs are (compute, size) under the problem's ``counting``
+(:data:`designer.costs.COUNTINGS`): (MACs, params) by default, TinyNAS's (FLOPs, model size)
+with ``counting="tinynas"``. For a block of a given family, kernel, stride, resolution and
+position (first in its stage or not), every cost the design models use is a polynomial with
+non-negative integer coefficients
 in (c_in, c, b) = (input width, output width, inner width) over the monomials
 :data:`MONOMIALS` (squeeze-excite layers left out: see each user). The coefficients are
 recovered exactly by least squares on integer points and checked there, so a family whose
@@ -14,18 +17,38 @@ from __future__ import annotations
 
 import numpy as np
 
-from designer.costs import block_layers
+from designer.costs import block_budget, conv_bn_act_budget
 from designer.design.problem import DesignProblem
 
-# Monomials a block's costs are made of: exponents of (c_in, c, b).
-MONOMIALS = [(1, 0, 1), (1, 1, 0), (0, 0, 2), (0, 1, 1), (0, 0, 1), (0, 1, 0), (0, 0, 0)]
+# Monomials a block's costs are made of: exponents of (c_in, c, b); (1, 0, 0) is TinyNAS's
+# shortcut average pool, counted per input element.
+MONOMIALS = [(1, 0, 1), (1, 1, 0), (0, 0, 2), (0, 1, 1), (0, 0, 1), (0, 1, 0), (0, 0, 0), (1, 0, 0)]
 
 
 def _block_cost(problem: DesignProblem, c_in: int, c: int, b: int, k: int, stride: int, res: int,
                 first: bool) -> np.ndarray:
-    layers, _ = block_layers(problem.family, "b", c_in, c, b, k, stride, res, first)
-    kept = [layer for layer in layers if ".se." not in layer.name]
-    return np.array([sum(layer.macs for layer in kept), sum(layer.params for layer in kept)], dtype=float)
+    return np.array(block_budget(problem.family, c_in, c, b, k, stride, res, first, problem.counting,
+                                 squeeze_excite=False), dtype=float)
+
+
+def stem_budget(problem: DesignProblem, width: int) -> tuple[int, int]:
+    """(compute, size) of the stem at ``width`` channels."""
+    return conv_bn_act_budget(problem.in_channels, width, problem.stem_kernel, problem.strides[0],
+                              problem.resolution, problem.counting)
+
+
+def tail_budget(problem: DesignProblem, channels: int) -> tuple[int, int]:
+    """(compute, size) of the head conv (if any) and the classifier after a last stage of
+    ``channels`` (TinyNAS's counting leaves the classifier out)."""
+    res = problem.resolutions()[-1]
+    compute = size = 0
+    if problem.head is not None:
+        compute, size = conv_bn_act_budget(channels, problem.head, 1, 1, res, problem.counting)
+        channels = problem.head
+    if problem.counting == "mpdesign":
+        compute += channels * problem.num_classes
+        size += channels * problem.num_classes + problem.num_classes
+    return compute, size
 
 
 def block_posynomial(problem: DesignProblem, k: int, stride: int, res: int, first: bool) -> np.ndarray:

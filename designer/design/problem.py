@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from designer.costs import count
+from designer.costs import check_counting, count
 from designer.entropy import check_alpha, deepmad_scores, default_alpha
 from designer.families import REGISTRY, family as block_family
 from designer.spec import NetworkSpec, Stage, Stem
@@ -44,7 +44,8 @@ class DesignProblem:
     widths (``monotone``, DeepMAD's third guideline).
 
     Budgets (None: none): ``max_macs`` and ``max_params`` (as :func:`designer.costs.count`
-    counts them), ``max_layers`` (DeepMAD's layer count), ``effectiveness`` (rho0: every
+    counts them; with ``counting="tinynas"``, TinyNAS's FLOPs and model size instead: see
+    :mod:`designer.costs`), ``max_layers`` (DeepMAD's layer count), ``effectiveness`` (rho0: every
     stage end's rho at most this), ``max_activation_bytes`` (inputs + output of any single
     conv/linear layer, at ``bytes_per_element``), ``max_depth_spread`` (largest difference
     between two stage depths, counted over the stages the depth penalty uses).
@@ -76,6 +77,7 @@ class DesignProblem:
     latency_profile: dict[str, Any] | None = None
     alpha: list[float] | None = None
     objective: str = "score"  # "score": the DeepMAD score; "penalised": minus the authors' depth penalty
+    counting: str = "mpdesign"  # what max_macs / max_params count: "mpdesign" (MACs, params) or "tinynas"
     name: str = "design"
 
     def __post_init__(self) -> None:
@@ -123,6 +125,10 @@ class DesignProblem:
                 raise DesignError(f"{name}: no multiple of width_step={self.width_step} in [{lo}, {hi}]")
         if self.objective not in OBJECTIVES:
             raise DesignError(f"objective: one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        try:
+            check_counting(self.counting, self.family)
+        except ValueError as error:
+            raise DesignError(str(error)) from None
         lo, hi = self.btn_ratio
         if not 0 < lo <= hi:
             raise DesignError(f"btn_ratio: need 0 < min <= max, got {self.btn_ratio}")
@@ -176,6 +182,11 @@ class DesignProblem:
             return None
         from designer.design.latency import LatencyProfile
         return LatencyProfile.from_dict(self.latency_profile)
+
+    @property
+    def budget_names(self) -> tuple[str, str]:
+        """What max_macs and max_params count, in words."""
+        return ("MACs", "params") if self.counting == "mpdesign" else ("FLOPs (TinyNAS)", "model size (TinyNAS)")
 
     @property
     def layers_per_block(self) -> int:
@@ -254,11 +265,12 @@ class DesignProblem:
         """The objective's value for ``spec`` (its DeepMAD score, less the depth penalty when
         ``objective`` is "penalised") and the rules it breaks, from one recount."""
         costs, scores = count(spec, self.bytes_per_element), deepmad_scores(spec, self.stage_alpha)
+        compute, size = costs.budget(self.counting)
         found = []
-        if self.max_macs is not None and costs.macs > self.max_macs:
-            found.append(f"MACs {costs.macs} > {self.max_macs:g}")
-        if self.max_params is not None and costs.params > self.max_params:
-            found.append(f"params {costs.params} > {self.max_params:g}")
+        if self.max_macs is not None and compute > self.max_macs:
+            found.append(f"{self.budget_names[0]} {compute} > {self.max_macs:g}")
+        if self.max_params is not None and size > self.max_params:
+            found.append(f"{self.budget_names[1]} {size} > {self.max_params:g}")
         if self.max_layers is not None and scores.layers > self.max_layers:
             found.append(f"layers {scores.layers} > {self.max_layers}")
         if self.effectiveness is not None and scores.effectiveness > self.effectiveness + 1e-12:
@@ -296,13 +308,14 @@ class DesignResult:
     score: float | None = None
     macs: int | None = None
     params: int | None = None
-    effectiveness: float | str | None = "family"  # rho0; "family": the family's default (0.3 or 0.5); None: none
+    effectiveness: float | None = None  # the design's (largest rho over its stage ends)
     layers: int | None = None
     depth_penalty: float | None = None
     max_activation_bytes: int | None = None
     latency_ms: float | None = None  # modelled, with the problem's latency profile
     history: list[dict[str, float]] = field(default_factory=list)
     first_design_seconds: float | None = None  # when a MILP first found a design (not the constructive start)
+    counted: tuple[int, int] | None = None  # (compute, size) under the problem's counting
 
     @classmethod
     def from_spec(cls, problem: DesignProblem, spec: NetworkSpec | None, solve: SolveResult,
@@ -314,7 +327,7 @@ class DesignResult:
         return cls(problem=problem, spec=spec, solve=solve, score=scores.score, macs=costs.macs, params=costs.params,
                    effectiveness=scores.effectiveness, layers=scores.layers, depth_penalty=scores.depth_penalty,
                    max_activation_bytes=costs.max_activation_bytes, history=history or [],
-                   first_design_seconds=first_design_seconds,
+                   first_design_seconds=first_design_seconds, counted=costs.budget(problem.counting),
                    latency_ms=problem.latency_model.predict(spec) if problem.latency_profile is not None else None)
 
     @property
@@ -331,5 +344,6 @@ class DesignResult:
             "latency_ms": self.latency_ms,
             "solver": self.solve.solver, "message": self.solve.message, "model_size": self.solve.model_size,
             "history": self.history, "first_design_seconds": self.first_design_seconds,
+            "counting": self.problem.counting, "counted": list(self.counted) if self.counted else None,
             "problem": self.problem.to_dict(),
         }

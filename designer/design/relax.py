@@ -25,8 +25,7 @@ from dataclasses import dataclass
 
 import cvxpy as cp
 
-from designer.design.posynomial import MONOMIALS, block_posynomial
-from designer.families.base import Layer
+from designer.design.posynomial import MONOMIALS, block_posynomial, stem_budget, tail_budget
 from designer.design.problem import DesignProblem
 from designer.families import family as block_family
 
@@ -59,9 +58,7 @@ def relaxation_bound(problem: DesignProblem, depths: list[int], kernels: list[in
             constraints.append(x[j] <= x[j + 1])
     # (R1) costs: one exp term per monomial and block kind
     terms: dict[int, list] = {0: [], 1: []}
-    stem = Layer("stem", "conv", problem.in_channels, 1, problem.stem_kernel, problem.strides[0], 1,
-                 problem.resolution, res[0])
-    for index, value in enumerate((stem.macs, stem.params)):
+    for index, value in enumerate(stem_budget(problem, 1)):
         terms[index].append(math.log(value) + x[0])
     for j in range(1, n + 1):
         first = block_posynomial(problem, kernels[j - 1], problem.strides[j], res[j - 1], True)
@@ -75,15 +72,11 @@ def relaxation_bound(problem: DesignProblem, depths: list[int], kernels: list[in
                     if row[index] > 0:
                         terms[index].append(math.log(row[index] * count_blocks) + exponent)
     # head conv and classifier: a part proportional to the last width, and constants
-    if problem.head is not None:
-        per_channel = (problem.head * res[n] ** 2, problem.head)
-        constants = (problem.head * problem.num_classes,
-                     2 * problem.head + problem.head * problem.num_classes + problem.num_classes)
-    else:
-        per_channel = (problem.num_classes, problem.num_classes)
-        constants = (0, problem.num_classes)
+    constants = tail_budget(problem, 0)
+    per_channel = [a - b for a, b in zip(tail_budget(problem, 1), constants)]
     for index in (0, 1):
-        terms[index].append(math.log(per_channel[index]) + x[n])
+        if per_channel[index] > 0:  # TinyNAS's counting without a head: no tail at all
+            terms[index].append(math.log(per_channel[index]) + x[n])
     for index, budget in enumerate((problem.max_macs, problem.max_params)):
         if budget is None:
             continue

@@ -389,7 +389,8 @@ def _check_fixed_parts(problem: DesignProblem) -> None:
 def explain_infeasible(problem: DesignProblem, threads: int = 1) -> str:
     """Name the budgets that cannot be met, each with the smallest value the space allows
     when every other budget holds."""
-    budgets = [("macs", "max_macs", "MACs"), ("params", "max_params", "parameters"),
+    compute, size = problem.budget_names
+    budgets = [("macs", "max_macs", compute), ("params", "max_params", size),
                ("layers", "max_layers", "layers"), ("latency", "max_latency_ms", "modelled milliseconds")]
     cells = initial_cells(problem)
     for j in range(1, problem.n_stages + 1):

@@ -27,6 +27,7 @@ from solvers.result import SolveResult, Status
 
 EVICTIONS = ("belady", "greedy")
 PLACEMENTS = ("first-fit", "last-fit", "next-on-top")
+KEPT_ON_TOP = "kept-on-top"  # with a keep plan: tensors it keeps idle at the top, the others first-fit
 EXACT_LAYOUT_SECONDS = 10.0  # for the CP-SAT layout when every placement rule fails
 
 
@@ -95,10 +96,11 @@ class _State:
 
 
 def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capacity: int, eviction: str,
-             placement: str, next_use, objective: Objective, clear: bool = False) -> _State | None:
+             placement: str, next_use, objective: Objective, clear: bool = False, keep=None) -> _State | None:
     """Run step t from ``state`` with one placement rule; None when its operands do not fit.
     ``clear``: evict every tensor the step does not use before placing (a fallback that keeps
-    the layout free of tensors other than the step's own)."""
+    the layout free of tensors other than the step's own). ``keep(name, t)``: a plan's wish to
+    keep the tensor at step t; the tensors it does not keep are evicted first."""
     op_name = order[t]
     op = graph.operators[op_name]
     operands = list(dict.fromkeys(op.inputs + op.outputs))
@@ -111,14 +113,16 @@ def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capaci
 
     def eviction_key(name: str):
         cost = 0 if name in hosted else objective.transfer_cost(graph, name)
-        return (-next_use(name, t), cost) if eviction == "belady" else (cost, -next_use(name, t))
+        key = (-next_use(name, t), cost) if eviction == "belady" else (cost, -next_use(name, t))
+        return key if keep is None else (keep(name, t), *key)
 
     candidates = sorted((n for n in resident if n not in operands), key=eviction_key)
     spilled = []
     while True:
         trial = dict(resident)
         for name in incoming:
-            top = placement == "last-fit" or (placement == "next-on-top" and name in next_operands)
+            top = (placement == "last-fit" or (placement == "next-on-top" and name in next_operands)
+                   or (placement == "kept-on-top" and keep(name, t + 1)))
             address = _place(graph.tensors[name].bytes, _gaps(trial, graph, capacity), top)
             if address is None:
                 break
@@ -140,14 +144,15 @@ def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capaci
 def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: str = "belady",
          placement: str = "first-fit", max_backtracks: int | None = None,
          resident: dict[str, int] | None = None, hosted: set[str] | None = None,
-         steps: int | None = None, objective: Objective = OFFCHIP_BYTES) -> Mapping:
+         steps: int | None = None, objective: Objective = OFFCHIP_BYTES, keep=None) -> Mapping:
     """Plan the order step by step with ``placement``; when a step's operands cannot fit around
     the tensors carried into it, back up and place the earlier steps' tensors by the other
     rules (a depth-first search, at most ``max_backtracks`` retries, default 20 per step).
 
     ``resident`` and ``hosted`` continue a partial mapping: ``order`` then holds the operators
     still to run, and those tensors are where the earlier steps left them. ``steps`` plans only
-    that many operators (the rest of ``order`` still counts as future uses)."""
+    that many operators (the rest of ``order`` still counts as future uses). ``keep(name, t)``:
+    evict first the tensors a plan does not keep at step t (:mod:`designer.mapping.keep`)."""
     if eviction not in EVICTIONS:
         raise ValueError(f"eviction: must be one of {', '.join(EVICTIONS)}, got {eviction!r}")
     if resident is None and not graph.is_schedule(order):
@@ -158,7 +163,8 @@ def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: 
     def next_use(name: str, t: int) -> float:
         return next((u for u in uses[name] if u >= t), float("inf"))
 
-    rules = [(p, clear) for clear in (False, True) for p in [placement] + [q for q in PLACEMENTS if q != placement]]
+    placements = PLACEMENTS + (KEPT_ON_TOP,) if keep is not None else PLACEMENTS
+    rules = [(p, clear) for clear in (False, True) for p in [placement] + [q for q in placements if q != placement]]
     budget = max_backtracks if max_backtracks is not None else 20 * len(order)
     # stack[t] = (state before step t, index of the next rule to try at step t)
     stack: list[tuple[_State, int]] = [(_State(dict(resident or {}), frozenset(hosted or ())), 0)]
@@ -170,7 +176,7 @@ def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: 
         result = None
         while rule < len(rules) and result is None:
             result = _advance(graph, order, t, state, scratchpad_bytes, eviction, *rules[rule][:1], next_use,
-                              objective, clear=rules[rule][1])
+                              objective, clear=rules[rule][1], keep=keep)
             rule += 1
         stack[-1] = (state, rule)
         if result is not None:

@@ -1,16 +1,21 @@
-"""Solve a :class:`~designer.mapping.problem.MappingProblem`: the baselines, a bound, the
-chosen strategy, and one result built from them.
+"""Solve a :class:`~designer.mapping.problem.MappingProblem`: the baselines, bounds, a
+keep-or-spill plan, the chosen strategy, and one result built from them.
 
 1. **Baselines**: every eviction rule on the schedules the mode allows (the graph's order;
-   joint and divide also the minimum-peak order). The best one warm-starts CP-SAT.
-2. **Bound** (joint mode, CP-SAT, graphs up to ``MILP_LIMIT`` operators, when the best baseline
-   moves anything): the address-free MILP, for at most half the time limit; its proven bound is
-   given to CP-SAT so it can stop once it reaches it.
-3. **Strategy**: CP-SAT (default) or COSMA's ILP over the whole graph, or divide and conquer
-   (``mode="divide"``), each through the registry (:mod:`designer.mapping.strategies`).
-4. **Result**, built once: the strategy's mapping, or the best baseline when the strategy found
-   none or a costlier one in time (the result then says so and keeps the strategy's own
-   report beside it); the best bound proven by any model; the simulator's replay.
+   joint and divide also the minimum-peak order).
+2. **Forced-liveness bound** (:mod:`designer.mapping.liveness`, every mode, any size, when the
+   best baseline moves anything): at most ``LIVENESS_SHARE`` of the time limit.
+3. **Keep-or-spill plan** (:mod:`designer.mapping.keep`): the optimal drops of the given order
+   (fixed mode) or of the best of the two orders, improved by moving operators (joint, divide),
+   laid out; at most ``KEEP_SHARE``.
+4. **Time-indexed bound** (joint mode, CP-SAT, graphs up to ``MILP_LIMIT`` operators): the
+   address-free MILP, which sees the order, at most ``BOUND_SHARE``.
+5. **Strategy**: CP-SAT (default) or COSMA's ILP over the whole graph, or divide and conquer
+   (``mode="divide"``), each through the registry (:mod:`designer.mapping.strategies`), with
+   what is left of the time; CP-SAT starts from the best mapping so far and knows the best
+   bound. Skipped when the best mapping already meets the bound (then it is optimal).
+6. **Result**, built once: the cheapest mapping any step found (the message says which and
+   what the strategy reported); the best bound proven by any model; the simulator's replay.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from designer.mapping.simulate import simulate
 from designer.mapping.strategies import get as strategy
 from solvers.result import SolveResult, Status, relative_gap
 
-MILP_LIMIT = 400  # operators up to which the address-free MILP bound is computed (see benchmarks/README.md)
-BOUND_SHARE = 0.5  # of the time limit, at most, for the address-free bound
-MIN_SOLVER_SHARE = 0.05  # of the time limit, at least, for CP-SAT after the bound (the total stays near the limit)
+MILP_LIMIT = 400  # operators up to which the time-indexed bound is computed (see benchmarks/README.md)
+LIVENESS_SHARE = 0.2  # of the time limit, at most, for the forced-liveness bound
+KEEP_SHARE = 0.25  # ... for the keep-or-spill plan
+BOUND_SHARE = 0.25  # ... for the time-indexed bound
+MIN_SOLVER_SHARE = 0.05  # of the time limit, at least, for the strategy (the total stays near the limit)
 
 
 def baselines(problem: MappingProblem, min_peak_order: list[str] | None = None) -> dict[str, Mapping]:
@@ -40,56 +47,85 @@ def baselines(problem: MappingProblem, min_peak_order: list[str] | None = None) 
 def solve(problem: MappingProblem, min_peak_order: list[str] | None = None) -> MappingResult:
     """See the module docstring."""
     start = time.perf_counter()
-    graph, objective = problem.graph, problem.objective
+    graph, objective, limit = problem.graph, problem.objective, problem.time_limit
     found = baselines(problem, min_peak_order)
-    best_name = min(found, key=lambda name: objective.of_steps(graph, found[name].steps), default=None)
-    best = found.get(best_name)
+    candidates = {f"baseline {name}": mapping for name, mapping in found.items()}
     fixed_order = (problem.order or graph.topological_order()) if problem.mode == "fixed" else None
     common = dict(objective=objective, threads=problem.threads)
-    bound = None
-    if problem.mode == "divide":
-        outcome = strategy("divide")(graph, problem.scratchpad_bytes, problem.time_limit, objective=objective,
+    bounds: dict[str, SolveResult] = {}
+
+    def cost(mapping: Mapping) -> int:
+        return objective.of_steps(graph, mapping.steps)
+
+    def open_gap() -> bool:  # the best mapping moves more than the best bound allows
+        best = min(map(cost, candidates.values()), default=None)
+        proven = max((r.bound for r in bounds.values() if r.bound is not None), default=0)
+        return best is None or best > proven
+
+    if problem.lower_bound and open_gap():
+        bounds["forced-liveness bound"] = strategy("liveness")(graph, problem.scratchpad_bytes,
+                                                               LIVENESS_SHARE * limit, **common).result
+    if open_gap():
+        orders = None if fixed_order else [graph.topological_order(), min_peak_order or greedy_min_peak_order(graph)]
+        keep = strategy("keep")(graph, problem.scratchpad_bytes, KEEP_SHARE * limit, order=fixed_order,
+                                orders=orders, **common)
+        if keep.mapping is not None:
+            candidates["keep-or-spill plan"] = keep.mapping
+        if keep.result.bound is not None:  # fixed mode: a bound for the order
+            bounds["keep-or-spill MILP"] = keep.result
+    if (problem.lower_bound and problem.mode == "joint" and problem.solver == "cpsat"
+            and len(graph.operators) <= MILP_LIMIT and open_gap()):
+        bounds["address-free MILP"] = strategy("bound")(graph, problem.scratchpad_bytes, BOUND_SHARE * limit,
+                                                        **common).result
+    remaining = max(limit - (time.perf_counter() - start), MIN_SOLVER_SHARE * limit)
+    hint = min(candidates.values(), key=cost, default=None)
+    known = max((r.bound for r in bounds.values() if r.bound is not None), default=None)
+    if not open_gap():
+        outcome = None
+    elif problem.mode == "divide":
+        outcome = strategy("divide")(graph, problem.scratchpad_bytes, remaining, objective=objective,
                                      window=problem.window, seconds_per_window=problem.seconds_per_window,
                                      max_reloads=problem.max_reloads, order=min_peak_order)
     elif problem.solver == "ilp":
-        outcome = strategy("ilp")(graph, problem.scratchpad_bytes, problem.time_limit, order=fixed_order, **common)
+        outcome = strategy("ilp")(graph, problem.scratchpad_bytes, remaining, order=fixed_order, **common)
     else:
-        if (problem.lower_bound and problem.mode == "joint" and len(graph.operators) <= MILP_LIMIT
-                and best is not None and objective.of_steps(graph, best.steps) > 0):
-            bound = strategy("bound")(graph, problem.scratchpad_bytes, BOUND_SHARE * problem.time_limit, **common)
-        known = bound.result.bound if bound is not None and bound.result.bound else None
-        remaining = max(problem.time_limit - (time.perf_counter() - start), MIN_SOLVER_SHARE * problem.time_limit)
         outcome = strategy("cpsat")(graph, problem.scratchpad_bytes, remaining, max_reloads=problem.max_reloads,
-                                    hint=best, order=fixed_order, known_bound=known, **common)
-    return _result(problem, outcome, bound, found, best_name, time.perf_counter() - start)
+                                    hint=hint, order=fixed_order, known_bound=known, **common)
+    return _result(problem, outcome, bounds, candidates, found, time.perf_counter() - start)
 
 
-def _result(problem: MappingProblem, outcome: MappingOutcome, bound: MappingOutcome | None,
-            found: dict[str, Mapping], best_name: str | None, seconds: float) -> MappingResult:
+def _result(problem: MappingProblem, outcome: MappingOutcome | None, bounds: dict[str, SolveResult],
+            candidates: dict[str, Mapping], found: dict[str, Mapping], seconds: float) -> MappingResult:
     graph, objective = problem.graph, problem.objective
-    own = outcome.result
-    mapping, method, message = outcome.mapping, own.solver, own.message
-    best = found.get(best_name)
-    if best is not None and (mapping is None or objective.of_steps(graph, best.steps)
-                             < objective.of_steps(graph, mapping.steps)):
-        what = "nothing" if mapping is None else "nothing better"
-        mapping, method = best, f"baseline {best_name}"
-        message = f"best baseline ({best_name}); {own.solver} found {what} in {own.seconds:.0f} s (its status: " \
-                  f"{own.status})"
+    own = outcome.result if outcome is not None else None
+    if outcome is not None and outcome.mapping is not None:
+        candidates = {own.solver: outcome.mapping, **candidates}  # the strategy's wins ties
+    method = min(candidates, key=lambda name: objective.of_steps(graph, candidates[name].steps), default=None)
+    mapping = candidates.get(method)
     value = None if mapping is None else objective.of_steps(graph, mapping.steps)
-    proven = [r.bound for r in (own, bound.result if bound is not None else None)
-              if r is not None and r.bound is not None]
-    best_bound = None if not proven or value is None else min(max(proven), value)
-    if bound is not None and bound.result.bound is not None and (own.bound is None or bound.result.bound > own.bound):
-        message += f"; bound from the address-free MILP ({bound.result.status})"
+    if own is None:
+        message = f"{method}; it meets the best bound, so no solver ran" if value else f"{method}; it moves nothing"
+    elif own.solver == method:
+        message = own.message
+    else:
+        what = "nothing" if outcome.mapping is None else "nothing better"
+        message = f"{method}; {own.solver} found {what} in {own.seconds:.0f} s (its status: {own.status})"
+    proven = {name: r.bound for name, r in [*bounds.items(), ("solver", own)] if r is not None and r.bound is not None}
+    bound_by = max(proven, key=proven.get, default=None)
+    best_bound = None if bound_by is None or value is None else min(proven[bound_by], value)
+    if value == 0:  # nothing moves: no mapping costs less
+        best_bound = 0
+    if bound_by is not None and bound_by != "solver":
+        message += f"; bound from the {bound_by} ({bounds[bound_by].status})"
     gap = relative_gap(value, best_bound)
     if value is None:
-        status = own.status
+        status = own.status if own is not None else Status.NO_SOLUTION
     elif gap is not None and gap <= 1e-4:
         status = Status.OPTIMAL
     else:
         status = Status.FEASIBLE
-    result = SolveResult(status, objective=value, bound=best_bound, gap=gap, seconds=seconds, solver=method,
-                         message=message, model_size=own.model_size)
+    result = SolveResult(status, objective=value, bound=best_bound, gap=gap, seconds=seconds, solver=method or "none",
+                         message=message, model_size=own.model_size if own is not None else None)
     replay = simulate(graph, mapping.to_dict(graph, result)) if mapping is not None else None
-    return MappingResult(problem, mapping, result, own, None if bound is None else bound.result, found, replay)
+    bound_result = next((r for name, r in bounds.items() if name == bound_by), None)
+    return MappingResult(problem, mapping, result, own, bound_result, found, replay)

@@ -14,7 +14,9 @@ baseline   the best of the eviction x placement heuristics on one order         
 cpsat      the CP-SAT model with addresses (:mod:`designer.mapping.cpsat`)        yes
 ilp        COSMA's ILP with addresses on HiGHS (:mod:`designer.mapping.ilp`)      yes
 divide     CP-SAT window by window (:mod:`designer.mapping.divide`)               no
+keep       keep-or-spill MILP for an order, laid out (:mod:`.keep`)               fixed order
 bound      the address-free MILP: a lower bound, no mapping (:mod:`.milp`)        yes
+liveness   the forced-liveness knapsack: a lower bound, no mapping (:mod:`.liveness`)  yes
 =========  ====================================================================  ==========
 """
 
@@ -27,6 +29,8 @@ from designer.mapping.cpsat import solve_mapping
 from designer.mapping.divide import divide_and_conquer
 from designer.mapping.ilp import solve_ilp
 from designer.mapping.io import MappingOutcome
+from designer.mapping.keep import keep_plan
+from designer.mapping.liveness import liveness_bound
 from designer.mapping.milp import lower_bound
 
 Strategy = Callable[..., MappingOutcome]
@@ -36,7 +40,9 @@ STRATEGIES: dict[str, Strategy] = {
     "cpsat": solve_mapping,
     "ilp": solve_ilp,
     "divide": divide_and_conquer,
+    "keep": keep_plan,
     "bound": lower_bound,
+    "liveness": liveness_bound,
 }
 
 

@@ -1,0 +1,215 @@
+r"""Keep or spill, for one schedule: an interval MILP over each tensor's idle stretches.
+
+For a fixed order the address-free problem is a choice per *gap*: a produced tensor T is
+needed at its producer's step and at its consumers' steps, u_0 < u_1 < ... < u_k (positions in
+the order); between two needs, over the steps strictly inside (u_{i-1}, u_i), it is either kept
+resident (occupying its bytes there) or dropped and read back at u_i. A dropped tensor is
+written to host once, the first time (a later drop finds the host copy). Variables:
+
+  y[T,i]  T is kept over gap i (binary; a gap without steps inside is kept for free)
+  s[T]    T is ever written to host (binary)
+
+(K1) spilled once if ever dropped:  s[T] >= 1 - y[T,i]                 for every gap i of T
+(K2) capacity at every step t:      operands(t) + sum_{gaps (T,i) around t} size_T y[T,i] <= M
+objective: minimise sum_T price_T (sum_i (1 - y[T,i]) + s[T])
+
+operands(t) counts every input, weight and output of the step's operator (sizes divided by
+their GCD). Without addresses this is exact for the order: its optimum is the least traffic
+any mapping of that order can have (a lower bound in ``fixed`` mode) and, unlike the
+time-indexed models (:mod:`designer.mapping.milp`), it has one variable per gap, not per step.
+
+:func:`keep_plan` turns a solution into a mapping: the step-by-step planner of the baselines
+(:func:`designer.mapping.baselines.plan`), which places tensors first-fit, evicting the
+tensors the MILP drops before any tensor it keeps. Fragmentation can force more evictions
+than the MILP's, so the mapping may move more bytes than its optimum (the result says how many).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from functools import reduce
+
+import pyomo.environ as pyo
+
+from designer.mapping.graph import TensorGraph
+from designer.mapping.io import MappingOutcome
+from designer.mapping.layout import layout
+from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.timeindexed import in_objective_units, transfer_prices
+from solvers import highs
+from solvers.result import SolveResult, Status, relative_gap
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Steps ``first``..``last`` (inclusive) between two needs of ``tensor``; the second need is at ``last + 1``."""
+
+    tensor: str
+    first: int
+    last: int
+
+
+def gaps(graph: TensorGraph, order: list[str]) -> list[Gap]:
+    """Every gap with at least one step inside, over the produced tensors."""
+    position = {op: t for t, op in enumerate(order)}
+    found = []
+    for name, tensor in graph.tensors.items():
+        if tensor.producer is None:
+            continue
+        needs = sorted({position[tensor.producer]} | {position[c] for c in graph.consumers[name]})
+        found += [Gap(name, a + 1, b - 1) for a, b in zip(needs, needs[1:]) if b > a + 1]
+    return found
+
+
+def build_model(graph: TensorGraph, order: list[str], scratchpad_bytes: int,
+                objective: Objective = OFFCHIP_BYTES, room: float = 1.0) -> pyo.ConcreteModel:
+    """The model of the module docstring; ``m.gaps`` lists the gaps by the index of ``m.y``.
+    ``room`` < 1 keeps idle tensors to that share of the room beside each step's operands
+    (slack for the layout; the model is then no longer a bound)."""
+    found = gaps(graph, order)
+    unit = reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes])
+    capacity = scratchpad_bytes // unit
+    price, price_unit = transfer_prices(graph, objective)
+    operands = [sum(graph.tensors[n].bytes for n in dict.fromkeys(graph.operands(op))) // unit for op in order]
+    if max(operands) > capacity:
+        t = max(range(len(order)), key=operands.__getitem__)
+        raise ValueError(f"scratchpad_bytes: {scratchpad_bytes} is below step {t}'s ({order[t]}) own operands, "
+                         f"{operands[t] * unit} bytes")
+    m = pyo.ConcreteModel(name=f"keep-{graph.name}")
+    m.y = pyo.Var(range(len(found)), domain=pyo.Binary)
+    dropped_ever = sorted({gap.tensor for gap in found})
+    m.s = pyo.Var(dropped_ever, domain=pyo.Binary)
+    m.c = pyo.ConstraintList()
+    # (K1) written to host once if dropped over any gap
+    for i, gap in enumerate(found):
+        m.c.add(m.s[gap.tensor] >= 1 - m.y[i])
+    # (K2) capacity at every step: the step's operands plus the kept tensors idle around it
+    around: list[list[int]] = [[] for _ in order]
+    for i, gap in enumerate(found):
+        for t in range(gap.first, gap.last + 1):
+            around[t].append(i)
+    for t, kept in enumerate(around):
+        free = math.floor(room * (capacity - operands[t]))
+        if kept and sum(graph.tensors[found[i].tensor].bytes // unit for i in kept) > free:
+            m.c.add(pyo.quicksum(graph.tensors[found[i].tensor].bytes // unit * m.y[i] for i in kept) <= free)
+    m.traffic = pyo.Objective(expr=pyo.quicksum(price[gap.tensor] * (1 - m.y[i]) for i, gap in enumerate(found))
+                              + pyo.quicksum(price[name] * m.s[name] for name in dropped_ever), sense=pyo.minimize)
+    m.gaps, m.price_unit = found, price_unit
+    return m
+
+
+def solve_keep(graph: TensorGraph, order: list[str], scratchpad_bytes: int, time_limit: float = 60.0, *,
+               objective: Objective = OFFCHIP_BYTES, threads: int = 1,
+               room: float = 1.0) -> tuple[SolveResult, set[Gap]]:
+    """HiGHS on the model: its report (objective and bound in the objective's unit, for this
+    order and without addresses) and the gaps its best solution keeps (empty without one)."""
+    start = time.perf_counter()
+    model = build_model(graph, order, scratchpad_bytes, objective, room)
+    if not model.gaps:  # every tensor is used at consecutive steps: nothing to decide
+        return SolveResult(Status.OPTIMAL, objective=0, bound=0, gap=0.0, seconds=time.perf_counter() - start,
+                           solver="keep-or-spill", message="no idle gaps"), set()
+    result = highs.solve(model, time_limit=max(0.5, time_limit - (time.perf_counter() - start)), rel_gap=1e-6,
+                         threads=threads)
+    result = in_objective_units(result, model.price_unit).replace(seconds=time.perf_counter() - start,
+                                                                 solver="highs (keep-or-spill, fixed order)")
+    if result.objective is None:
+        return result, set()
+    return result, {gap for i, gap in enumerate(model.gaps) if pyo.value(model.y[i]) > 0.5}
+
+
+def moves(graph: TensorGraph, order: list[str], dropped: list[Gap]) -> list[list[str]]:
+    """Orders that may save a read-back: for each dropped gap between two needs of a tensor, the
+    later operator moved up next to the earlier one, or the earlier moved down next to the
+    later, where the dependencies allow (most expensive tensors first)."""
+    position = {op: t for t, op in enumerate(order)}
+    found = []
+    for gap in sorted(dropped, key=lambda g: -graph.tensors[g.tensor].bytes):
+        earlier, later = order[gap.first - 1], order[gap.last + 1]
+        if all(position[p] < gap.first for p in graph.dag.predecessors(later)):
+            found.append(order[:gap.first] + [later] + [op for op in order[gap.first:] if op != later])
+        if all(position[s] > gap.last for s in graph.dag.successors(earlier)):
+            rest = [op for op in order[:gap.last + 1] if op != earlier]
+            found.append(rest + [earlier] + order[gap.last + 1:])
+    return found
+
+
+def best_order(graph: TensorGraph, orders: list[list[str]], scratchpad_bytes: int, time_limit: float, *,
+               objective: Objective = OFFCHIP_BYTES, threads: int = 1,
+               reorder: bool = True) -> tuple[list[str], SolveResult, set[Gap]]:
+    """The order among ``orders`` whose keep-or-spill optimum is least, then (``reorder``)
+    improved by :func:`moves` while they help and time remains."""
+    deadline = time.perf_counter() + time_limit
+    best = None
+    for order in orders:
+        result, kept = solve_keep(graph, order, scratchpad_bytes, max(0.5, deadline - time.perf_counter()),
+                                  objective=objective, threads=threads)
+        if result.objective is not None and (best is None or result.objective < best[1].objective):
+            best = (order, result, kept)
+    improved = reorder and best is not None
+    while improved and time.perf_counter() < deadline:
+        order, result, kept = best
+        improved = False
+        for candidate in moves(graph, order, [g for g in gaps(graph, order) if g not in kept]):
+            if time.perf_counter() >= deadline:
+                break
+            trial, trial_kept = solve_keep(graph, candidate, scratchpad_bytes, deadline - time.perf_counter(),
+                                           objective=objective, threads=threads)
+            if trial.objective is not None and trial.objective < result.objective:
+                best, improved = (candidate, trial, trial_kept), True
+                break
+    if best is None:
+        raise ValueError("no order has a keep-or-spill plan in time")
+    return best
+
+
+def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
+              objective: Objective = OFFCHIP_BYTES, order: list[str] | None = None,
+              orders: list[list[str]] | None = None, threads: int = 1) -> MappingOutcome:
+    """The mapping strategy. With ``order`` (``fixed`` mode): the keep-or-spill plan of that
+    order, laid out; the result's bound is the MILP's, a bound for that order. Otherwise the
+    best plan over ``orders`` (default: the graph's topological order) improved by moving
+    operators (:func:`best_order`); no bound (other orders were not searched)."""
+    from designer.mapping.baselines import KEPT_ON_TOP, PLACEMENTS, PlacementError, plan  # no cycle: lazily
+    start = time.perf_counter()
+    fixed = order is not None
+    try:
+        order, milp, kept = best_order(graph, [order] if fixed else orders or [graph.topological_order()],
+                                       scratchpad_bytes, time_limit, objective=objective, threads=threads,
+                                       reorder=not fixed)
+    except ValueError as error:
+        status = Status.INFEASIBLE if "scratchpad_bytes" in str(error) else Status.NO_SOLUTION
+        return MappingOutcome(None, SolveResult(status, seconds=time.perf_counter() - start,
+                                                solver="keep-or-spill", message=str(error)))
+    kept_at = {(gap.tensor, t) for gap in kept for t in range(gap.first, gap.last + 1)}
+    # the cheapest layout of the plan: offline (all runs at once), else step by step
+    mapping = layout(graph, order, {(gap.tensor, gap.first, gap.last) for gap in kept}, scratchpad_bytes, objective)
+    failures = [] if mapping is not None else ["the offline layout found no room"]
+    for placement in (KEPT_ON_TOP, *PLACEMENTS):
+        if mapping is not None and objective.of_steps(graph, mapping.steps) == milp.objective:
+            break  # laid out at the plan's cost: nothing to gain
+        try:
+            found = plan(graph, order, scratchpad_bytes, "belady", placement, objective=objective,
+                         keep=lambda name, t: (name, t) in kept_at)
+        except PlacementError as error:
+            failures.append(str(error))
+            continue
+        if mapping is None or objective.of_steps(graph, found.steps) < objective.of_steps(graph, mapping.steps):
+            mapping = found
+    if mapping is None:
+        return MappingOutcome(None, milp.replace(status=Status.NO_SOLUTION, objective=None, gap=None,
+                                                 seconds=time.perf_counter() - start,
+                                                 message=f"the keep-or-spill plan could not be laid out: {failures[0]}"))
+    cost = objective.of_steps(graph, mapping.steps)
+    laid_out = ("laid out at the plan's cost" if cost == milp.objective else
+                f"laying it out cost {cost - milp.objective:,} {objective.unit} more (fragmentation)")
+    bound = milp.bound if fixed else None
+    gap = relative_gap(cost, bound)
+    status = Status.OPTIMAL if gap is not None and gap <= 1e-9 else Status.FEASIBLE
+    return MappingOutcome(
+        replace(mapping, method=f"keep-or-spill MILP, {mapping.method.split('/')[-1]}"),
+        SolveResult(status, objective=cost, bound=bound, gap=gap, seconds=time.perf_counter() - start,
+                    solver="keep-or-spill", model_size=milp.model_size,
+                    message=f"keep-or-spill plan ({milp.status} for its order: {milp.objective:,} {objective.unit}"
+                            f", bound {'none' if milp.bound is None else f'{milp.bound:,}'}); {laid_out}"))

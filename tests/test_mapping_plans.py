@@ -1,0 +1,97 @@
+"""The forced-liveness bound, the keep-or-spill plan and its offline layout: against brute
+force on small graphs, and every mapping they give replayed by the simulator."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from designer.mapping.baselines import baseline, greedy_min_peak_order, required_bytes
+from designer.mapping.cpsat import solve_mapping
+from designer.mapping.keep import keep_plan, solve_keep
+from designer.mapping.layout import layout
+from designer.mapping.liveness import live_across, liveness_bound
+from designer.mapping.problem import MappingProblem, budgets
+from designer.mapping.simulate import simulate
+from tests.test_mapping import brute_force_traffic, chain_with_skip, random_dag, spilling_cases
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_liveness_bound_is_at_most_the_brute_force_optimum(index):
+    graph, capacity = spilling_cases(8, unit=True)[index]
+    optimum = brute_force_traffic(graph, capacity)
+    bound = liveness_bound(graph, capacity, 10).result
+    assert bound.status == "optimal" and bound.bound <= optimum
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.integers(4, 9))
+def test_liveness_bound_is_at_most_the_proven_optimum_with_sizes(seed, n):
+    graph = random_dag(seed, n=n, unit=False)
+    limits = budgets(graph, time_limit=5)
+    for capacity in {limits.required, limits.halfway}:
+        optimum = solve_mapping(graph, capacity, 10).result
+        bound = liveness_bound(graph, capacity, 10).result
+        if optimum.status == "optimal":
+            assert bound.bound <= optimum.objective
+
+
+def test_live_across_follows_the_dependencies():
+    graph = chain_with_skip()  # a -> b -> c -> d, a -> d: a (read by b and d) is live across c
+    across = live_across(graph)
+    # in the second stretch of the chain a -> b -> d (the first, between a and b, is empty)
+    assert across["c"] == [("a", 2)]
+    assert across["a"] == across["b"] == across["d"] == []
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_keep_optimum_equals_brute_force_for_its_order(index):
+    """Unit sizes: the keep-or-spill MILP is exact for the order, and its plan lays out at that cost."""
+    graph, capacity = spilling_cases(8, unit=True)[index]
+    for order in (graph.topological_order(), greedy_min_peak_order(graph)):
+        result, _ = solve_keep(graph, order, capacity, 10)
+        assert result.status == "optimal" and result.objective == brute_force_traffic(graph, capacity, [order])
+        outcome = keep_plan(graph, capacity, 10, order=order)
+        replay = simulate(graph, outcome.mapping.to_dict(graph))
+        assert replay.valid, replay.errors
+        assert outcome.mapping.order == order and replay.offchip_bytes == result.objective
+        assert outcome.result.bound == result.objective and outcome.result.status == "optimal"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(4, 10))
+def test_keep_plans_and_layouts_replay_valid_with_sizes(seed, n):
+    graph = random_dag(seed, n=n, unit=False)
+    limits = budgets(graph, time_limit=5)
+    for capacity in {limits.required, limits.halfway}:
+        order = limits.min_peak_order
+        result, kept = solve_keep(graph, order, capacity, 10)
+        # no mapping of this order moves less than the plan, the Belady baseline included
+        assert result.bound <= baseline(graph, capacity, order, "belady").offchip_bytes(graph)
+        offline = layout(graph, order, {(g.tensor, g.first, g.last) for g in kept}, capacity)
+        if offline is not None:
+            replay = simulate(graph, offline.to_dict(graph))
+            assert replay.valid, replay.errors
+            assert replay.offchip_bytes >= result.bound
+        outcome = keep_plan(graph, capacity, 10, orders=[graph.topological_order(), order])
+        replay = simulate(graph, outcome.mapping.to_dict(graph))
+        assert replay.valid, replay.errors
+        assert outcome.result.bound is None  # other orders were not searched: no bound
+
+
+def test_keep_refuses_a_scratchpad_below_the_operands():
+    graph = random_dag(3, n=6, unit=False)
+    outcome = keep_plan(graph, required_bytes(graph) - 1, 5)
+    assert outcome.mapping is None and outcome.result.status == "infeasible"
+    assert "below step" in outcome.result.message
+
+
+@pytest.mark.parametrize("mode", ["joint", "fixed", "divide"])
+def test_the_problem_reports_the_best_of_plans_and_baselines(mode):
+    graph = random_dag(11, n=14, unit=False)
+    limits = budgets(graph, time_limit=5)
+    result = MappingProblem(graph, limits.halfway, mode=mode, time_limit=10, window=6,
+                            seconds_per_window=2).solve(limits.min_peak_order)
+    assert result.replay.valid, result.replay.errors
+    assert result.offchip_bytes <= min(result.baseline_bytes().values())
+    assert result.solve.bound is not None and result.solve.bound <= result.offchip_bytes
+    assert result.solve.seconds <= 10 * 1.1 + 2
