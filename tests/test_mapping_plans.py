@@ -10,6 +10,7 @@ from designer.mapping.cpsat import solve_mapping
 from designer.mapping.keep import keep_plan, solve_keep
 from designer.mapping.layout import layout
 from designer.mapping.liveness import live_across, liveness_bound
+from designer.mapping.ordercp import solve_order, window_search
 from designer.mapping.problem import MappingProblem, budgets
 from designer.mapping.simulate import simulate
 from tests.test_mapping import brute_force_traffic, chain_with_skip, random_dag, spilling_cases
@@ -95,3 +96,68 @@ def test_the_problem_reports_the_best_of_plans_and_baselines(mode):
     assert result.offchip_bytes <= min(result.baseline_bytes().values())
     assert result.solve.bound is not None and result.solve.bound <= result.offchip_bytes
     assert result.solve.seconds <= 10 * 1.1 + 2
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_order_model_equals_brute_force_for_its_order(index):
+    """Unit sizes (no fragmentation): the per-gap CP-SAT model of one order is exact for it."""
+    graph, capacity = spilling_cases(6, unit=True)[index]
+    order = greedy_min_peak_order(graph)
+    outcome = solve_order(graph, order, capacity, 10)
+    replay = simulate(graph, outcome.mapping.to_dict(graph))
+    assert replay.valid, replay.errors
+    assert outcome.result.status == "optimal"
+    assert replay.offchip_bytes == outcome.result.objective == brute_force_traffic(graph, capacity, [order])
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000), st.integers(6, 12))
+def test_order_model_is_never_worse_than_its_hint_and_replays_valid(seed, n):
+    graph = random_dag(seed, n=n, unit=False)
+    limits = budgets(graph, time_limit=5)
+    order = limits.min_peak_order
+    hint = baseline(graph, limits.required, order, "belady")
+    outcome = solve_order(graph, order, limits.required, 10, hint=hint)
+    replay = simulate(graph, outcome.mapping.to_dict(graph))
+    assert replay.valid, replay.errors
+    assert replay.offchip_bytes <= hint.offchip_bytes(graph)
+    if outcome.result.status == "optimal":  # nothing cheaper in this order: not even with a neighbourhood
+        assert outcome.result.bound == replay.offchip_bytes
+    for reach in (False, True):
+        part = solve_order(graph, order, limits.required, 10, hint=hint, free=range(2, 6), reach=reach)
+        replay = simulate(graph, part.mapping.to_dict(graph))
+        assert replay.valid, replay.errors
+        assert replay.offchip_bytes <= hint.offchip_bytes(graph)
+        if not reach:  # only what lies wholly inside steps 2-5 may change
+            for t in [0, 1] + list(range(6, n)):
+                assert part.mapping.steps[t].resident == hint.steps[t].resident
+
+
+def test_window_search_improves_a_poor_start_and_replays_valid():
+    graph = random_dag(4, n=30, unit=False)
+    limits = budgets(graph, time_limit=5)
+    start = baseline(graph, limits.required, graph.topological_order(), "greedy")
+    outcome = window_search(graph, limits.required, 5, incumbent=start, window=8)
+    replay = simulate(graph, outcome.mapping.to_dict(graph))
+    assert replay.valid, replay.errors
+    assert outcome.mapping.order == start.order  # the order is kept
+    assert replay.offchip_bytes == outcome.result.objective <= start.offchip_bytes(graph)
+    assert outcome.result.bound is None
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000))
+def test_every_neighbourhood_replays_valid(seed):
+    """Every window position, both kinds: a tensor made inside a window and kept past its end
+    must keep the address the rest of the mapping has it at (a bug once moved it)."""
+    graph = random_dag(seed, n=30, unit=False)
+    limits = budgets(graph, time_limit=5)
+    best = baseline(graph, limits.required, limits.min_peak_order, "belady")
+    for start in range(0, 30, 3):
+        for reach in (False, True):
+            part = solve_order(graph, best.order, limits.required, 2, hint=best, free=range(start, start + 6),
+                               reach=reach)
+            replay = simulate(graph, part.mapping.to_dict(graph))
+            assert replay.valid, (start, reach, replay.errors)
+            if replay.offchip_bytes < best.offchip_bytes(graph):
+                best = part.mapping

@@ -18,10 +18,12 @@ their GCD). Without addresses this is exact for the order: its optimum is the le
 any mapping of that order can have (a lower bound in ``fixed`` mode) and, unlike the
 time-indexed models (:mod:`designer.mapping.milp`), it has one variable per gap, not per step.
 
-:func:`keep_plan` turns a solution into a mapping: the step-by-step planner of the baselines
-(:func:`designer.mapping.baselines.plan`), which places tensors first-fit, evicting the
-tensors the MILP drops before any tensor it keeps. Fragmentation can force more evictions
-than the MILP's, so the mapping may move more bytes than its optimum (the result says how many).
+:func:`keep_plan` turns a solution into a mapping: laid out offline, all runs at once
+(:mod:`designer.mapping.layout`), or by the step-by-step planner of the baselines
+(:func:`designer.mapping.baselines.plan`) evicting the tensors the MILP drops before any it
+keeps, whichever is cheaper. Fragmentation can force more evictions than the MILP's (the
+result says how many bytes); :mod:`designer.mapping.solve` then repairs the cheapest mapping
+window by window with addresses (:func:`designer.mapping.ordercp.window_search`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from designer.mapping.objective import OFFCHIP_BYTES, Objective
 from designer.mapping.timeindexed import in_objective_units, transfer_prices
 from solvers import highs
 from solvers.result import SolveResult, Status, relative_gap
+
+
+MILP_SHARE = 0.8  # of the time limit, for the keep-or-spill MILPs (the rest lays the plan out)
 
 
 @dataclass(frozen=True)
@@ -176,8 +181,8 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
     fixed = order is not None
     try:
         order, milp, kept = best_order(graph, [order] if fixed else orders or [graph.topological_order()],
-                                       scratchpad_bytes, time_limit, objective=objective, threads=threads,
-                                       reorder=not fixed)
+                                       scratchpad_bytes, MILP_SHARE * time_limit, objective=objective,
+                                       threads=threads, reorder=not fixed)
     except ValueError as error:
         status = Status.INFEASIBLE if "scratchpad_bytes" in str(error) else Status.NO_SOLUTION
         return MappingOutcome(None, SolveResult(status, seconds=time.perf_counter() - start,
@@ -187,8 +192,9 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
     mapping = layout(graph, order, {(gap.tensor, gap.first, gap.last) for gap in kept}, scratchpad_bytes, objective)
     failures = [] if mapping is not None else ["the offline layout found no room"]
     for placement in (KEPT_ON_TOP, *PLACEMENTS):
-        if mapping is not None and objective.of_steps(graph, mapping.steps) == milp.objective:
-            break  # laid out at the plan's cost: nothing to gain
+        if mapping is not None and (objective.of_steps(graph, mapping.steps) == milp.objective
+                                    or time.perf_counter() - start > time_limit):
+            break  # laid out at the plan's cost (nothing to gain), or out of time
         try:
             found = plan(graph, order, scratchpad_bytes, "belady", placement, objective=objective,
                          keep=lambda name, t: (name, t) in kept_at)

@@ -90,7 +90,7 @@ def layout(graph: TensorGraph, order: list[str], kept: set[tuple[str, int, int]]
         placed = _place_all(sorted(runs(graph, order, kept), key=key), scratchpad_bytes, objective, graph)
         if placed is None:
             continue
-        mapping = _to_mapping(graph, order, placed, scratchpad_bytes, f"offline layout, {name}")
+        mapping = to_mapping(graph, order, placed, scratchpad_bytes, f"offline layout, {name}")
         if best is None or objective.of_steps(graph, mapping.steps) < objective.of_steps(graph, best.steps):
             best = mapping
     return best
@@ -144,7 +144,7 @@ def _make_room(placed: list[Run], run: Run, capacity: int, objective: Objective,
     return False
 
 
-def _to_mapping(graph: TensorGraph, order: list[str], placed: list[Run], scratchpad_bytes: int,
+def to_mapping(graph: TensorGraph, order: list[str], placed: list[Run], scratchpad_bytes: int,
                 method: str) -> Mapping:
     position = {op: t for t, op in enumerate(order)}
     last_need = {name: max([position[c] for c in graph.consumers[name]], default=-1) for name in graph.tensors}

@@ -100,7 +100,7 @@ class MappingProblem:
     time_limit: float = 60.0
     max_reloads: int = 2
     threads: int = 1
-    lower_bound: bool = True  # also bound the traffic with the address-free MILP (joint mode, graphs up to solve.MILP_LIMIT ops)
+    lower_bound: bool = True  # also bound the traffic (forced liveness; the time-indexed MILP: joint mode, up to solve.MILP_LIMIT ops)
     window: int = 40  # divide mode: operators per window
     seconds_per_window: float = 5.0
     objective: Objective = OFFCHIP_BYTES  # what the mapping minimises (off-chip bytes)

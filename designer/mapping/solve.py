@@ -7,14 +7,18 @@ keep-or-spill plan, the chosen strategy, and one result built from them.
    best baseline moves anything): at most ``LIVENESS_SHARE`` of the time limit.
 3. **Keep-or-spill plan** (:mod:`designer.mapping.keep`): the optimal drops of the given order
    (fixed mode) or of the best of the two orders, improved by moving operators (joint, divide),
-   laid out; at most ``KEEP_SHARE``.
-4. **Time-indexed bound** (joint mode, CP-SAT, graphs up to ``MILP_LIMIT`` operators): the
-   address-free MILP, which sees the order, at most ``BOUND_SHARE``.
-5. **Strategy**: CP-SAT (default) or COSMA's ILP over the whole graph, or divide and conquer
+   laid out; at most ``KEEP_SHARE`` (``KEEP_SHARE_LARGE`` beyond ``MILP_LIMIT`` operators).
+4. **Time-indexed bound** (joint mode, CP-SAT, graphs up to ``MILP_LIMIT`` operators, while
+   the gap is above ``BOUND_GAP``): the address-free MILP, which sees the order, at most
+   ``BOUND_SHARE``.
+5. **Window search** (:mod:`designer.mapping.ordercp`): the best mapping so far improved in
+   its order, addresses included, a window of steps at a time; ``WINDOW_SHARE`` of the time
+   left (``WINDOW_SHARE_LARGE`` on graphs over ``MILP_LIMIT`` operators).
+6. **Strategy**: CP-SAT (default) or COSMA's ILP over the whole graph, or divide and conquer
    (``mode="divide"``), each through the registry (:mod:`designer.mapping.strategies`), with
    what is left of the time; CP-SAT starts from the best mapping so far and knows the best
    bound. Skipped when the best mapping already meets the bound (then it is optimal).
-6. **Result**, built once: the cheapest mapping any step found (the message says which and
+7. **Result**, built once: the cheapest mapping any step found (the message says which and
    what the strategy reported); the best bound proven by any model; the simulator's replay.
 """
 
@@ -29,10 +33,14 @@ from designer.mapping.simulate import simulate
 from designer.mapping.strategies import get as strategy
 from solvers.result import SolveResult, Status, relative_gap
 
-MILP_LIMIT = 400  # operators up to which the time-indexed bound is computed (see benchmarks/README.md)
-LIVENESS_SHARE = 0.2  # of the time limit, at most, for the forced-liveness bound
-KEEP_SHARE = 0.25  # ... for the keep-or-spill plan
-BOUND_SHARE = 0.25  # ... for the time-indexed bound
+MILP_LIMIT = 200  # operators up to which the time-indexed bound is computed (larger: weak, slow, 1 GB at 250)
+LIVENESS_SHARE = 0.1  # of the time limit, at most, for the forced-liveness bound
+KEEP_SHARE = 0.25  # ... for the keep-or-spill plan (KEEP_SHARE_LARGE on graphs over MILP_LIMIT operators, whose
+KEEP_SHARE_LARGE = 0.15  # random-layered plans fragment past use while the window search keeps improving)
+BOUND_SHARE = 0.2  # ... for the time-indexed bound
+BOUND_GAP = 0.02  # the time-indexed bound runs only while the gap is above this (it rarely beats liveness)
+WINDOW_SHARE = 0.3  # of the time left then, for the window search from the best mapping so far
+WINDOW_SHARE_LARGE = 0.9  # ... on graphs over MILP_LIMIT operators, where CP-SAT's whole model rarely improves
 MIN_SOLVER_SHARE = 0.05  # of the time limit, at least, for the strategy (the total stays near the limit)
 
 
@@ -57,28 +65,36 @@ def solve(problem: MappingProblem, min_peak_order: list[str] | None = None) -> M
     def cost(mapping: Mapping) -> int:
         return objective.of_steps(graph, mapping.steps)
 
-    def open_gap() -> bool:  # the best mapping moves more than the best bound allows
+    def open_gap(tolerance: float = 0.0) -> bool:  # the best mapping moves more than the best bound allows
         best = min(map(cost, candidates.values()), default=None)
         proven = max((r.bound for r in bounds.values() if r.bound is not None), default=0)
-        return best is None or best > proven
+        return best is None or best > proven * (1 + tolerance)
 
     if problem.lower_bound and open_gap():
         bounds["forced-liveness bound"] = strategy("liveness")(graph, problem.scratchpad_bytes,
                                                                LIVENESS_SHARE * limit, **common).result
     if open_gap():
         orders = None if fixed_order else [graph.topological_order(), min_peak_order or greedy_min_peak_order(graph)]
-        keep = strategy("keep")(graph, problem.scratchpad_bytes, KEEP_SHARE * limit, order=fixed_order,
+        share = KEEP_SHARE_LARGE if len(graph.operators) > MILP_LIMIT else KEEP_SHARE
+        keep = strategy("keep")(graph, problem.scratchpad_bytes, share * limit, order=fixed_order,
                                 orders=orders, **common)
         if keep.mapping is not None:
             candidates["keep-or-spill plan"] = keep.mapping
         if keep.result.bound is not None:  # fixed mode: a bound for the order
             bounds["keep-or-spill MILP"] = keep.result
     if (problem.lower_bound and problem.mode == "joint" and problem.solver == "cpsat"
-            and len(graph.operators) <= MILP_LIMIT and open_gap()):
+            and len(graph.operators) <= MILP_LIMIT and open_gap(BOUND_GAP)):
         bounds["address-free MILP"] = strategy("bound")(graph, problem.scratchpad_bytes, BOUND_SHARE * limit,
                                                         **common).result
-    remaining = max(limit - (time.perf_counter() - start), MIN_SOLVER_SHARE * limit)
     hint = min(candidates.values(), key=cost, default=None)
+    if hint is not None and open_gap():
+        share = WINDOW_SHARE_LARGE if len(graph.operators) > MILP_LIMIT else WINDOW_SHARE
+        windows = strategy("windows")(graph, problem.scratchpad_bytes,
+                                      share * max(0.0, limit - (time.perf_counter() - start)), incumbent=hint,
+                                      **common)
+        candidates["window search"] = windows.mapping
+        hint = min(candidates.values(), key=cost)
+    remaining = max(limit - (time.perf_counter() - start), MIN_SOLVER_SHARE * limit)
     known = max((r.bound for r in bounds.values() if r.bound is not None), default=None)
     if not open_gap():
         outcome = None

@@ -15,6 +15,7 @@ cpsat      the CP-SAT model with addresses (:mod:`designer.mapping.cpsat`)      
 ilp        COSMA's ILP with addresses on HiGHS (:mod:`designer.mapping.ilp`)      yes
 divide     CP-SAT window by window (:mod:`designer.mapping.divide`)               no
 keep       keep-or-spill MILP for an order, laid out (:mod:`.keep`)               fixed order
+windows    CP-SAT window by window from a mapping, its order kept (:mod:`.ordercp`) no
 bound      the address-free MILP: a lower bound, no mapping (:mod:`.milp`)        yes
 liveness   the forced-liveness knapsack: a lower bound, no mapping (:mod:`.liveness`)  yes
 =========  ====================================================================  ==========
@@ -32,6 +33,7 @@ from designer.mapping.io import MappingOutcome
 from designer.mapping.keep import keep_plan
 from designer.mapping.liveness import liveness_bound
 from designer.mapping.milp import lower_bound
+from designer.mapping.ordercp import window_search
 
 Strategy = Callable[..., MappingOutcome]
 
@@ -41,6 +43,7 @@ STRATEGIES: dict[str, Strategy] = {
     "ilp": solve_ilp,
     "divide": divide_and_conquer,
     "keep": keep_plan,
+    "windows": window_search,
     "bound": lower_bound,
     "liveness": liveness_bound,
 }

@@ -1,0 +1,221 @@
+r"""The mapping problem for one fixed order, with addresses, per gap: a compact CP-SAT model.
+
+For a fixed order the only choices are, per produced tensor T with needs u_0 < ... < u_k
+(its producer's and its consumers' steps), whether it stays resident over each gap between two
+needs (:mod:`designer.mapping.keep`), and its address at each need. Keeping a tensor over part
+of a gap, or reading it back before its need, never costs less and only takes more room, so
+this is exact for the order. Sizes and the scratchpad are divided by their GCD.
+
+  a[T,i]  T's address at need i (in [0, M - size_T])
+  y[T,i]  T stays resident over the gap after need i (binary; forced where u_{i+1} = u_i + 1)
+  s[T]    T is written to host (binary)
+
+(O1) a kept gap keeps the address:  y[T,i] => a[T,i+1] = a[T,i]
+(O2) space: NoOverlap2D over the rectangles [u_i, u_i + 1) x [a[T,i], a[T,i] + size_T) of every
+     need, and the optional [u_i + 1, u_{i+1}) x [a[T,i], ...) of every gap, present iff y[T,i];
+     inputs and weights have one rectangle per use, at their own address, and cost nothing
+(O3) spilled once if ever dropped:  s[T] >= 1 - y[T,i]
+objective: minimise sum_T price_T (sum_i (1 - y[T,i]) + s[T])
+
+Unlike the general model (:mod:`designer.mapping.cpsat`) no position or interval length is a
+variable, so it stays small on graphs of a thousand operators. A mapping of the same order
+(a baseline, a laid-out plan) is a complete hint. On large graphs one solve rarely improves
+on its hint within a minute, so :func:`window_search` frees a window of steps at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from functools import reduce
+
+from ortools.sat.python import cp_model
+
+from designer.mapping.cpsat import STATUS
+from designer.mapping.graph import TensorGraph
+from designer.mapping.io import Mapping, MappingOutcome
+from designer.mapping.layout import Run, to_mapping
+from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from solvers.result import SolveResult, Status, relative_gap
+
+
+def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, time_limit: float = 30.0, *,
+                objective: Objective = OFFCHIP_BYTES, hint: Mapping | None = None, known_bound: int | None = None,
+                free: range | None = None, reach: bool = False, threads: int = 1, seed: int = 0) -> MappingOutcome:
+    """CP-SAT on the model of the module docstring; ``hint`` a mapping of ``order``;
+    ``known_bound`` a proven lower bound for this order (the keep-or-spill MILP's), so CP-SAT
+    can stop once it reaches it; ``free``: only the steps in this range may change, the rest
+    is fixed to ``hint`` (a neighbourhood of :func:`window_search`; ``reach``: with the gaps
+    that reach into it, a wider and slower neighbourhood)."""
+    start = time.perf_counter()
+    position = {op: t for t, op in enumerate(order)}
+    unit = reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes])
+    capacity = scratchpad_bytes // unit
+    prices = {name: objective.transfer_cost(graph, name) for name in graph.tensors}
+    price_unit = reduce(math.gcd, prices.values()) or 1
+    model = cp_model.CpModel()
+    x_intervals, y_intervals, costs = [], [], []
+    hinted = {} if hint is None else {t: step.resident for t, step in enumerate(hint.steps)}
+    needs = {name: sorted({position[tensor.producer]} | {position[c] for c in graph.consumers[name]})
+             for name, tensor in graph.tensors.items() if tensor.producer is not None}
+    # with a neighbourhood, what meets its steps may change (``reach``: gaps reaching into it
+    # too, so everything their span meets is modelled) or only what lies wholly inside them;
+    # the rest is the hint's, as constants
+    span = free
+    if free is not None and reach:
+        first, last = free.start, free.stop - 1
+        for points in needs.values():
+            for u, v in zip(points, points[1:]):
+                if v > u + 1 and u + 1 < free.stop and v - 1 >= free.start:
+                    first, last = min(first, u + 1), max(last, v - 1)
+        span = range(first, last + 1)
+
+    def modelled(a: int, b: int) -> bool:
+        return span is None or (a < span.stop and b >= span.start)
+
+    def stays(name: str, u: int, v: int) -> bool:  # the hint keeps name resident from need u to need v
+        return all(hinted.get(t, {}).get(name) == hinted.get(u, {}).get(name) is not None for t in range(u + 1, v + 1))
+
+    def variable(upper: int, a: int, b: int, hinted_value: int | None, boolean: bool = False):
+        """A new variable over steps a..b (hinted; fixed outside ``free``), or the hint's value
+        as a constant where it is not modelled."""
+        if not modelled(a, b):
+            return bool(hinted_value) if boolean else hinted_value
+        var = model.NewBoolVar("") if boolean else model.NewIntVar(0, upper, "")
+        if hinted_value is not None:
+            model.AddHint(var, hinted_value)
+            if free is not None and (b < free.start or a >= free.stop if reach else
+                                     not (free.start <= a and b < free.stop)):
+                model.Add(var == hinted_value)
+        return var
+
+    def rectangle(a: int, b: int, where, size: int, present=None) -> None:
+        if present is None:
+            x_intervals.append(model.NewFixedSizeIntervalVar(a, b - a + 1, ""))
+            y_intervals.append(model.NewFixedSizeIntervalVar(where, size, ""))
+        else:
+            x_intervals.append(model.NewOptionalFixedSizeIntervalVar(a, b - a + 1, present, ""))
+            y_intervals.append(model.NewOptionalFixedSizeIntervalVar(where, size, present, ""))
+
+    def hinted_address(name: str, u: int) -> int | None:
+        return hinted[u][name] // unit if name in hinted.get(u, {}) else None
+
+    address, keep, input_address = {}, {}, {}
+    for name, tensor in graph.tensors.items():
+        size = tensor.bytes // unit
+        if tensor.producer is None:  # (O2) re-read from host at every use, anywhere
+            for u in sorted({position[c] for c in graph.consumers[name]}):
+                where = input_address[name, u] = variable(capacity - size, u, u, hinted_address(name, u))
+                if modelled(u, u):
+                    rectangle(u, u, where, size)
+            continue
+        points = needs[name]
+        address[name] = [variable(capacity - size, u, u, hinted_address(name, u)) for u in points]
+        for u, where in zip(points, address[name]):
+            if modelled(u, u):
+                rectangle(u, u, where, size)
+        keep[name] = []
+        gaps = [(i, u, v) for i, (u, v) in enumerate(zip(points, points[1:]))]
+        # written to host already by a drop outside the model: later drops cost only the read
+        spilled = True if any(v > u + 1 and not modelled(u + 1, v - 1) and not stays(name, u, v)
+                              for _, u, v in gaps) else None
+        for i, u, v in gaps:
+            a, b = address[name][i], address[name][i + 1]
+            if v == u + 1:  # resident at consecutive steps: the same address
+                keep[name].append(None)
+                if not (isinstance(a, int) and isinstance(b, int)):
+                    model.Add(a == b)
+                continue
+            kept = variable(1, u + 1, v - 1, int(stays(name, u, v)) if hint is not None else None, boolean=True)
+            keep[name].append(kept)
+            if isinstance(kept, bool):  # not modelled: the hint's choice; a kept gap still ties its ends
+                if kept and not (isinstance(a, int) and isinstance(b, int)):
+                    model.Add(a == b)
+                continue
+            model.Add(a == b).OnlyEnforceIf(kept)  # (O1)
+            rectangle(u + 1, v - 1, a, size, kept)
+            if spilled is None:
+                spilled = model.NewBoolVar("")
+                costs.append((prices[name] // price_unit, spilled))
+            if spilled is not True:
+                model.AddImplication(kept.Not(), spilled)  # (O3)
+            costs.append((prices[name] // price_unit, kept.Not()))
+    model.AddNoOverlap2D(x_intervals, y_intervals)
+    total = sum(price * literal for price, literal in costs)
+    model.Minimize(total)
+    if known_bound is not None and costs and free is None:
+        model.Add(total >= math.ceil(known_bound / price_unit - 1e-9))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.1, float(time_limit - (time.perf_counter() - start)))
+    solver.parameters.num_workers = threads
+    solver.parameters.random_seed = seed
+    code = solver.Solve(model)
+    status = STATUS.get(code, Status.ERROR)
+    seconds = time.perf_counter() - start
+    size = {"variables": len(model.Proto().variables), "constraints": len(model.Proto().constraints)}
+    if not status.has_solution:
+        return MappingOutcome(None, SolveResult(status, seconds=seconds, solver="cp-sat (order, per gap)",
+                                                message=solver.StatusName(code), model_size=size))
+
+    def value(x) -> int:
+        return int(x) if isinstance(x, (bool, int)) else solver.Value(x)
+
+    runs = []
+    for name, points in needs.items():
+        run = None
+        for i, u in enumerate(points):
+            if run is not None and (keep[name][i - 1] is None or value(keep[name][i - 1])):
+                run.end = u
+                continue
+            run = Run(name, graph.tensors[name].bytes, u, u, [], value(address[name][i]) * unit)
+            runs.append(run)
+    runs += [Run(name, graph.tensors[name].bytes, u, u, [], value(where) * unit)
+             for (name, u), where in input_address.items()]
+    mapping = to_mapping(graph, order, runs, scratchpad_bytes, "cp-sat for the order, per gap")
+    # the mapping's own cost: a solution that is not optimal may pay a needless spill (s = 1)
+    value = objective.of_steps(graph, mapping.steps)
+    bound = None if free is not None else math.ceil(solver.BestObjectiveBound() - 1e-6) * price_unit
+    return MappingOutcome(mapping, SolveResult(status if value == round(solver.ObjectiveValue()) * price_unit
+                                               else Status.FEASIBLE, value, bound, relative_gap(value, bound),
+                                               seconds, solver="cp-sat (order, per gap)",
+                                               message=solver.StatusName(code), model_size=size))
+
+
+WINDOWS = (16, 24, 12, 32)  # steps per window, pass by pass, alternately reaching out and not
+SECONDS_PER_WINDOW = 1.0
+
+
+def window_search(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 30.0, *,
+                  incumbent: Mapping, objective: Objective = OFFCHIP_BYTES, window: int | None = None,
+                  seconds_per_window: float = SECONDS_PER_WINDOW, threads: int = 1) -> MappingOutcome:
+    """The mapping strategy: a large-neighbourhood search from ``incumbent`` in its order.
+    The model is re-solved with only ``window`` consecutive steps free (the rest fixed to the
+    incumbent), sliding by half a window, keeping every improvement, until ``time_limit``;
+    each pass over the order uses the next size of :data:`WINDOWS` unless ``window`` is given,
+    and every other pass lets the gaps reaching into the window change too.
+    No bound (the neighbourhoods prove nothing about the whole)."""
+    start_time = time.perf_counter()
+    deadline = start_time + time_limit
+    order = incumbent.order
+    best, cost = incumbent, objective.of_steps(graph, incumbent.steps)
+    start, solves, improvements, passes, sizes = 0, 0, 0, 0, None if window is None else [window]
+    window = window or WINDOWS[0]
+    while time.perf_counter() < deadline - 0.2 and cost > 0:
+        free = range(start, min(start + window, len(order)))
+        outcome = solve_order(graph, order, scratchpad_bytes, min(seconds_per_window, deadline - time.perf_counter()),
+                              objective=objective, hint=best, free=free, reach=passes % 2 == 0, threads=threads)
+        solves += 1
+        if outcome.mapping is not None and objective.of_steps(graph, outcome.mapping.steps) < cost:
+            best, cost, improvements = outcome.mapping, objective.of_steps(graph, outcome.mapping.steps), improvements + 1
+        if start + window < len(order):
+            start += window // 2
+        else:  # a pass is done: the next one with other windows, so their edges fall elsewhere
+            passes += 1
+            window = WINDOWS[passes % len(WINDOWS)] if sizes is None else sizes[passes % len(sizes)]
+            start = 0
+    message = (f"{solves} windows in {passes + 1} passes, {improvements} improvements, from "
+               f"{objective.of_steps(graph, incumbent.steps):,} to {cost:,} {objective.unit}")
+    return MappingOutcome(replace(best, method=f"window search ({message})"),
+                          SolveResult(Status.FEASIBLE, objective=cost, seconds=time.perf_counter() - start_time,
+                                      solver="window search", message=message))
