@@ -33,7 +33,7 @@ def test_liveness_bound_is_at_most_the_proven_optimum_with_sizes(seed, n):
         optimum = solve_mapping(graph, capacity, 10).result
         bound = liveness_bound(graph, capacity, 10).result
         if optimum.status == "optimal":
-            assert bound.bound <= optimum.objective
+            assert bound.bound <= optimum.objective + 1e-6  # CP-SAT reports 1.9999999999999996 for 2
 
 
 def test_live_across_follows_the_dependencies():
@@ -128,9 +128,9 @@ def test_order_model_is_never_worse_than_its_hint_and_replays_valid(seed, n):
         replay = simulate(graph, part.mapping.to_dict(graph))
         assert replay.valid, replay.errors
         assert replay.offchip_bytes <= hint.offchip_bytes(graph)
-        if not reach:  # only what lies wholly inside steps 2-5 may change
-            for t in [0, 1] + list(range(6, n)):
-                assert part.mapping.steps[t].resident == hint.steps[t].resident
+        if not reach:  # only what lies wholly inside steps 2-5 may change (a hint's partial stay over
+            for t in [0, 1] + list(range(6, n)):  # a gap, which saves nothing, becomes a drop)
+                assert part.mapping.steps[t].resident.items() <= hint.steps[t].resident.items()
 
 
 def test_window_search_improves_a_poor_start_and_replays_valid():

@@ -74,8 +74,10 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     def modelled(a: int, b: int) -> bool:
         return span is None or (a < span.stop and b >= span.start)
 
-    def stays(name: str, u: int, v: int) -> bool:  # the hint keeps name resident from need u to need v
-        return all(hinted.get(t, {}).get(name) == hinted.get(u, {}).get(name) is not None for t in range(u + 1, v + 1))
+    hinted_runs = {} if hint is None else hint.residency_runs()
+
+    def stays(name: str, u: int, v: int) -> bool:  # the hint keeps name resident, at one address, from u to v
+        return any(first <= u and v < after for first, after, _ in hinted_runs.get(name, ()))
 
     def variable(upper: int, a: int, b: int, hinted_value: int | None, boolean: bool = False):
         """A new variable over steps a..b (hinted; fixed outside ``free``), or the hint's value
