@@ -45,7 +45,7 @@ STATUS = {cp_model.OPTIMAL: Status.OPTIMAL, cp_model.FEASIBLE: Status.FEASIBLE,
           cp_model.MODEL_INVALID: Status.ERROR}
 
 
-def _solve(model: cp_model.CpModel, time_limit: float, threads: int, seed: int) -> tuple[cp_model.CpSolver, int]:
+def run_cpsat(model: cp_model.CpModel, time_limit: float, threads: int, seed: int) -> tuple[cp_model.CpSolver, int]:
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(time_limit)
     solver.parameters.num_workers = threads
@@ -78,7 +78,7 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
     peak = model.NewIntVar(lower, sum(t.bytes for t in graph.tensors.values()) * max(1, n), "peak")
     model.AddCumulative(intervals, demands, peak)
     model.Minimize(peak)
-    solver, code = _solve(model, time_limit, threads, seed)
+    solver, code = run_cpsat(model, time_limit, threads, seed)
     status = STATUS.get(code, Status.ERROR)
     order = None
     objective = bound = None
@@ -302,7 +302,7 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
         if any(step.resident for step in hint.steps):
             _hint_residency(m, hint)
 
-    solver, code = _solve(model, time_limit, threads, seed)
+    solver, code = run_cpsat(model, time_limit, threads, seed)
     status = STATUS.get(code, Status.ERROR)
     seconds = time.perf_counter() - start
     size = {"variables": len(model.Proto().variables), "constraints": len(model.Proto().constraints)}

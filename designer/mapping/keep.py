@@ -28,10 +28,8 @@ window by window with addresses (:func:`designer.mapping.ordercp.window_search`)
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, replace
-from functools import reduce
 
 import pyomo.environ as pyo
 
@@ -39,7 +37,7 @@ from designer.mapping.graph import TensorGraph
 from designer.mapping.io import MappingOutcome
 from designer.mapping.layout import layout
 from designer.mapping.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.timeindexed import in_objective_units, transfer_prices
+from designer.mapping.timeindexed import gcd_unit, in_objective_units, transfer_prices
 from solvers import highs
 from solvers.result import SolveResult, Status, relative_gap
 
@@ -69,12 +67,10 @@ def gaps(graph: TensorGraph, order: list[str]) -> list[Gap]:
 
 
 def build_model(graph: TensorGraph, order: list[str], scratchpad_bytes: int,
-                objective: Objective = OFFCHIP_BYTES, room: float = 1.0) -> pyo.ConcreteModel:
-    """The model of the module docstring; ``m.gaps`` lists the gaps by the index of ``m.y``.
-    ``room`` < 1 keeps idle tensors to that share of the room beside each step's operands
-    (slack for the layout; the model is then no longer a bound)."""
+                objective: Objective = OFFCHIP_BYTES) -> pyo.ConcreteModel:
+    """The model of the module docstring; ``m.gaps`` lists the gaps by the index of ``m.y``."""
     found = gaps(graph, order)
-    unit = reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes])
+    unit = gcd_unit(graph, scratchpad_bytes)
     capacity = scratchpad_bytes // unit
     price, price_unit = transfer_prices(graph, objective)
     operands = [sum(graph.tensors[n].bytes for n in dict.fromkeys(graph.operands(op))) // unit for op in order]
@@ -96,7 +92,7 @@ def build_model(graph: TensorGraph, order: list[str], scratchpad_bytes: int,
         for t in range(gap.first, gap.last + 1):
             around[t].append(i)
     for t, kept in enumerate(around):
-        free = math.floor(room * (capacity - operands[t]))
+        free = capacity - operands[t]
         if kept and sum(graph.tensors[found[i].tensor].bytes // unit for i in kept) > free:
             m.c.add(pyo.quicksum(graph.tensors[found[i].tensor].bytes // unit * m.y[i] for i in kept) <= free)
     m.traffic = pyo.Objective(expr=pyo.quicksum(price[gap.tensor] * (1 - m.y[i]) for i, gap in enumerate(found))
@@ -106,12 +102,11 @@ def build_model(graph: TensorGraph, order: list[str], scratchpad_bytes: int,
 
 
 def solve_keep(graph: TensorGraph, order: list[str], scratchpad_bytes: int, time_limit: float = 60.0, *,
-               objective: Objective = OFFCHIP_BYTES, threads: int = 1,
-               room: float = 1.0) -> tuple[SolveResult, set[Gap]]:
+               objective: Objective = OFFCHIP_BYTES, threads: int = 1) -> tuple[SolveResult, set[Gap]]:
     """HiGHS on the model: its report (objective and bound in the objective's unit, for this
     order and without addresses) and the gaps its best solution keeps (empty without one)."""
     start = time.perf_counter()
-    model = build_model(graph, order, scratchpad_bytes, objective, room)
+    model = build_model(graph, order, scratchpad_bytes, objective)
     if not model.gaps:  # every tensor is used at consecutive steps: nothing to decide
         return SolveResult(Status.OPTIMAL, objective=0, bound=0, gap=0.0, seconds=time.perf_counter() - start,
                            solver="keep-or-spill", message="no idle gaps"), set()

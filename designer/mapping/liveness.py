@@ -32,9 +32,7 @@ row per operator, so it solves in seconds where the time-indexed bound (:mod:`.m
 
 from __future__ import annotations
 
-import math
 import time
-from functools import reduce
 
 import networkx as nx
 import pyomo.environ as pyo
@@ -42,7 +40,7 @@ import pyomo.environ as pyo
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import MappingOutcome
 from designer.mapping.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.timeindexed import in_objective_units, transfer_prices
+from designer.mapping.timeindexed import gcd_unit, in_objective_units, transfer_prices
 from solvers import highs
 from solvers.result import SolveResult, Status
 
@@ -88,7 +86,7 @@ def live_across(graph: TensorGraph) -> dict[str, list[tuple[str, int]]]:
 
 
 def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective = OFFCHIP_BYTES) -> pyo.ConcreteModel:
-    unit = reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes])
+    unit = gcd_unit(graph, scratchpad_bytes)
     capacity = scratchpad_bytes // unit
     price, price_unit = transfer_prices(graph, objective)
     across = live_across(graph)

@@ -32,11 +32,12 @@ from functools import reduce
 
 from ortools.sat.python import cp_model
 
-from designer.mapping.cpsat import STATUS
+from designer.mapping.cpsat import STATUS, run_cpsat
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping, MappingOutcome
 from designer.mapping.layout import Run, to_mapping
 from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.timeindexed import gcd_unit
 from solvers.result import SolveResult, Status, relative_gap
 
 
@@ -50,7 +51,7 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     that reach into it, a wider and slower neighbourhood)."""
     start = time.perf_counter()
     position = {op: t for t, op in enumerate(order)}
-    unit = reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes])
+    unit = gcd_unit(graph, scratchpad_bytes)
     capacity = scratchpad_bytes // unit
     prices = {name: objective.transfer_cost(graph, name) for name in graph.tensors}
     price_unit = reduce(math.gcd, prices.values()) or 1
@@ -148,11 +149,7 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     model.Minimize(total)
     if known_bound is not None and costs and free is None:
         model.Add(total >= math.ceil(known_bound / price_unit - 1e-9))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.1, float(time_limit - (time.perf_counter() - start)))
-    solver.parameters.num_workers = threads
-    solver.parameters.random_seed = seed
-    code = solver.Solve(model)
+    solver, code = run_cpsat(model, max(0.1, time_limit - (time.perf_counter() - start)), threads, seed)
     status = STATUS.get(code, Status.ERROR)
     seconds = time.perf_counter() - start
     size = {"variables": len(model.Proto().variables), "constraints": len(model.Proto().constraints)}
