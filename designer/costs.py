@@ -118,6 +118,12 @@ def check_counting(counting: str, family_name: str | None = None) -> None:
                          f"(TinyNAS's ResK1KXK1 and ResKXKX), not {family_name!r}")
 
 
+def identity_add_elements(family_name: str, out: int, stride: int, in_res: int, first: bool) -> int:
+    """Elements of a block's residual add without a projection: the later blocks of a stage
+    in the residual families TinyNAS counts (their first blocks always project)."""
+    return 0 if first or family_name not in TINYNAS_FAMILIES else out * down(in_res, stride) ** 2
+
+
 def block_budget(family_name: str, c_in: int, out: int, btn: int, k: int, stride: int, in_res: int, first: bool,
                  counting: str = "mpdesign", squeeze_excite: bool = True) -> tuple[int, int]:
     """(compute, size) of one block under ``counting`` (``squeeze_excite=False``: without its
@@ -126,8 +132,8 @@ def block_budget(family_name: str, c_in: int, out: int, btn: int, k: int, stride
     layers = [layer for layer in layers if squeeze_excite or ".se." not in layer.name]
     macs, params = sum(layer.macs for layer in layers), sum(layer.params for layer in layers)
     if counting == "tinynas":
-        identity_add = 0 if first else out * down(in_res, stride) ** 2  # later blocks' shortcuts are identities
-        macs += ops + sum(layer.output_elements for layer in layers if layer.batchnorm) - identity_add
+        macs += (ops + sum(layer.output_elements for layer in layers if layer.batchnorm)
+                 - identity_add_elements(family_name, out, stride, in_res, first))
     return macs, params
 
 
@@ -157,8 +163,7 @@ def count(spec: NetworkSpec, bytes_per_element: int = 1) -> Costs:
                                             stage.k, stride, res, first=j == 0)
             stage_layers += block
             ops += block_ops
-            if j > 0 and stage.family in TINYNAS_FAMILIES:  # a later residual block: identity shortcut
-                identity_adds += stage.out * down(res, stride) ** 2
+            identity_adds += identity_add_elements(stage.family, stage.out, stride, res, j == 0)
             res, channels = down(res, stride), stage.out
         layers += stage_layers
         stage_macs.append(sum(layer.macs for layer in stage_layers))

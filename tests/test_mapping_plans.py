@@ -68,7 +68,7 @@ def test_keep_plans_and_layouts_replay_valid_with_sizes(seed, n):
         result, kept = solve_keep(graph, order, capacity, 10)
         # no mapping of this order moves less than the plan, the Belady baseline included
         assert result.bound <= baseline(graph, capacity, order, "belady").offchip_bytes(graph)
-        offline = layout(graph, order, {(g.tensor, g.first, g.last) for g in kept}, capacity)
+        offline = layout(graph, order, kept, capacity)
         if offline is not None:
             replay = simulate(graph, offline.to_dict(graph))
             assert replay.valid, replay.errors

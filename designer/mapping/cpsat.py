@@ -45,12 +45,18 @@ STATUS = {cp_model.OPTIMAL: Status.OPTIMAL, cp_model.FEASIBLE: Status.FEASIBLE,
           cp_model.MODEL_INVALID: Status.ERROR}
 
 
-def run_cpsat(model: cp_model.CpModel, time_limit: float, threads: int, seed: int) -> tuple[cp_model.CpSolver, int]:
+def run_cpsat(model: cp_model.CpModel, time_limit: float, threads: int,
+              seed: int) -> tuple[cp_model.CpSolver, Status, str, dict[str, int]]:
+    """Solve ``model``: the solver (for its values), our status, CP-SAT's status name, the
+    model's size."""
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(time_limit)
     solver.parameters.num_workers = threads
     solver.parameters.random_seed = seed
-    return solver, solver.Solve(model)
+    code = solver.Solve(model)
+    proto = model.Proto()
+    return (solver, STATUS.get(code, Status.ERROR), solver.StatusName(code),
+            {"variables": len(proto.variables), "constraints": len(proto.constraints)})
 
 
 def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, seed: int = 0) \
@@ -78,8 +84,7 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
     peak = model.NewIntVar(lower, sum(t.bytes for t in graph.tensors.values()) * max(1, n), "peak")
     model.AddCumulative(intervals, demands, peak)
     model.Minimize(peak)
-    solver, code = run_cpsat(model, time_limit, threads, seed)
-    status = STATUS.get(code, Status.ERROR)
+    solver, status, message, _ = run_cpsat(model, time_limit, threads, seed)
     order = None
     objective = bound = None
     if status.has_solution:
@@ -87,7 +92,7 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
         objective, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
     gap = None if objective is None else (objective - bound) / max(objective, 1e-9)
     return SolveResult(status, objective, bound, gap, time.perf_counter() - start, solution=order, solver="cp-sat",
-                       message=solver.StatusName(code)), order
+                       message=message), order
 
 
 @dataclass
@@ -302,18 +307,16 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
         if any(step.resident for step in hint.steps):
             _hint_residency(m, hint)
 
-    solver, code = run_cpsat(model, time_limit, threads, seed)
-    status = STATUS.get(code, Status.ERROR)
+    solver, status, message, size = run_cpsat(model, time_limit, threads, seed)
     seconds = time.perf_counter() - start
-    size = {"variables": len(model.Proto().variables), "constraints": len(model.Proto().constraints)}
     if not status.has_solution:
         return MappingOutcome(None, SolveResult(status, seconds=seconds, solver="cp-sat",
-                                                message=solver.StatusName(code), model_size=size))
+                                                message=message, model_size=size))
     mapping = extract(m, solver, "cp-sat" if order is None else "cp-sat (fixed schedule)")
     value, bound = solver.ObjectiveValue() * price_unit, solver.BestObjectiveBound() * price_unit
     gap = 0.0 if value == bound else (value - bound) / max(value, 1e-9)
     return MappingOutcome(mapping, SolveResult(status, value, bound, gap, seconds, solver="cp-sat",
-                                               message=solver.StatusName(code), model_size=size))
+                                               message=message, model_size=size))
 
 
 def _hint_residency(m: _Model, hint: Mapping) -> None:

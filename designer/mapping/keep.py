@@ -29,13 +29,14 @@ window by window with addresses (:func:`designer.mapping.ordercp.window_search`)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pyomo.environ as pyo
 
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import MappingOutcome
-from designer.mapping.layout import layout
+from designer.mapping.baselines import KEPT_ON_TOP, PLACEMENTS, PlacementError, plan
+from designer.mapping.layout import Gap, gaps, layout
 from designer.mapping.objective import OFFCHIP_BYTES, Objective
 from designer.mapping.timeindexed import gcd_unit, in_objective_units, transfer_prices
 from solvers import highs
@@ -43,27 +44,6 @@ from solvers.result import SolveResult, Status, relative_gap
 
 
 MILP_SHARE = 0.8  # of the time limit, for the keep-or-spill MILPs (the rest lays the plan out)
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Steps ``first``..``last`` (inclusive) between two needs of ``tensor``; the second need is at ``last + 1``."""
-
-    tensor: str
-    first: int
-    last: int
-
-
-def gaps(graph: TensorGraph, order: list[str]) -> list[Gap]:
-    """Every gap with at least one step inside, over the produced tensors."""
-    position = {op: t for t, op in enumerate(order)}
-    found = []
-    for name, tensor in graph.tensors.items():
-        if tensor.producer is None:
-            continue
-        needs = sorted({position[tensor.producer]} | {position[c] for c in graph.consumers[name]})
-        found += [Gap(name, a + 1, b - 1) for a, b in zip(needs, needs[1:]) if b > a + 1]
-    return found
 
 
 def build_model(graph: TensorGraph, order: list[str], scratchpad_bytes: int,
@@ -137,9 +117,9 @@ def moves(graph: TensorGraph, order: list[str], dropped: list[Gap]) -> list[list
 
 def best_order(graph: TensorGraph, orders: list[list[str]], scratchpad_bytes: int, time_limit: float, *,
                objective: Objective = OFFCHIP_BYTES, threads: int = 1,
-               reorder: bool = True) -> tuple[list[str], SolveResult, set[Gap]]:
+               reorder: bool = True) -> tuple[list[str], SolveResult, set[Gap]] | None:
     """The order among ``orders`` whose keep-or-spill optimum is least, then (``reorder``)
-    improved by :func:`moves` while they help and time remains."""
+    improved by :func:`moves` while they help and time remains; None if no plan came in time."""
     deadline = time.perf_counter() + time_limit
     best = None
     for order in orders:
@@ -159,8 +139,6 @@ def best_order(graph: TensorGraph, orders: list[list[str]], scratchpad_bytes: in
             if trial.objective is not None and trial.objective < result.objective:
                 best, improved = (candidate, trial, trial_kept), True
                 break
-    if best is None:
-        raise ValueError("no order has a keep-or-spill plan in time")
     return best
 
 
@@ -171,33 +149,34 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
     order, laid out; the result's bound is the MILP's, a bound for that order. Otherwise the
     best plan over ``orders`` (default: the graph's topological order) improved by moving
     operators (:func:`best_order`); no bound (other orders were not searched)."""
-    from designer.mapping.baselines import KEPT_ON_TOP, PLACEMENTS, PlacementError, plan  # no cycle: lazily
     start = time.perf_counter()
     fixed = order is not None
     try:
-        order, milp, kept = best_order(graph, [order] if fixed else orders or [graph.topological_order()],
-                                       scratchpad_bytes, MILP_SHARE * time_limit, objective=objective,
-                                       threads=threads, reorder=not fixed)
-    except ValueError as error:
-        status = Status.INFEASIBLE if "scratchpad_bytes" in str(error) else Status.NO_SOLUTION
-        return MappingOutcome(None, SolveResult(status, seconds=time.perf_counter() - start,
+        planned = best_order(graph, [order] if fixed else orders or [graph.topological_order()], scratchpad_bytes,
+                             MILP_SHARE * time_limit, objective=objective, threads=threads, reorder=not fixed)
+    except ValueError as error:  # the scratchpad is below a step's own operands
+        return MappingOutcome(None, SolveResult(Status.INFEASIBLE, seconds=time.perf_counter() - start,
                                                 solver="keep-or-spill", message=str(error)))
+    if planned is None:
+        return MappingOutcome(None, SolveResult(Status.NO_SOLUTION, seconds=time.perf_counter() - start,
+                                                solver="keep-or-spill", message="no order has a plan in time"))
+    order, milp, kept = planned
     kept_at = {(gap.tensor, t) for gap in kept for t in range(gap.first, gap.last + 1)}
     # the cheapest layout of the plan: offline (all runs at once), else step by step
-    mapping = layout(graph, order, {(gap.tensor, gap.first, gap.last) for gap in kept}, scratchpad_bytes, objective)
+    mapping = layout(graph, order, kept, scratchpad_bytes, objective)
     failures = [] if mapping is not None else ["the offline layout found no room"]
     for placement in (KEPT_ON_TOP, *PLACEMENTS):
         if mapping is not None and (objective.of_steps(graph, mapping.steps) == milp.objective
                                     or time.perf_counter() - start > time_limit):
             break  # laid out at the plan's cost (nothing to gain), or out of time
         try:
-            found = plan(graph, order, scratchpad_bytes, "belady", placement, objective=objective,
-                         keep=lambda name, t: (name, t) in kept_at)
+            stepwise = plan(graph, order, scratchpad_bytes, "belady", placement, objective=objective,
+                            keep=lambda name, t: (name, t) in kept_at)
         except PlacementError as error:
             failures.append(str(error))
             continue
-        if mapping is None or objective.of_steps(graph, found.steps) < objective.of_steps(graph, mapping.steps):
-            mapping = found
+        if mapping is None or objective.of_steps(graph, stepwise.steps) < objective.of_steps(graph, mapping.steps):
+            mapping = stepwise
     if mapping is None:
         return MappingOutcome(None, milp.replace(status=Status.NO_SOLUTION, objective=None, gap=None,
                                                  seconds=time.perf_counter() - start,

@@ -21,7 +21,7 @@ Every cut costs traffic the plan did not count, so the mapping may cost more tha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping, Step
@@ -41,6 +41,7 @@ class Run:
     address: int | None = None
 
     def cut(self, gap: tuple[int, int]) -> tuple[Run, Run]:
+        """The run before and after one of its kept gaps (both hold a need: neither is empty)."""
         first, last = gap
         before = Run(self.tensor, self.size, self.start, first - 1, [g for g in self.gaps if g[1] < first],
                      self.address)
@@ -58,36 +59,58 @@ ORDERS = {
 }
 
 
-def runs(graph: TensorGraph, order: list[str], kept: set[tuple[str, int, int]]) -> list[Run]:
-    """The runs of a plan: ``kept`` holds (tensor, first, last) of every gap kept resident."""
+@dataclass(frozen=True)
+class Gap:
+    """Steps ``first``..``last`` (inclusive) between two needs of ``tensor``; the second need is at ``last + 1``."""
+
+    tensor: str
+    first: int
+    last: int
+
+
+def needs(graph: TensorGraph, order: list[str]) -> dict[str, list[int]]:
+    """Per tensor, the steps of ``order`` it must be resident at: its producer's (if any) and
+    its consumers', ascending."""
     position = {op: t for t, op in enumerate(order)}
+    return {name: sorted({position[c] for c in graph.consumers[name]}
+                         | ({position[tensor.producer]} if tensor.producer is not None else set()))
+            for name, tensor in graph.tensors.items()}
+
+
+def gaps(graph: TensorGraph, order: list[str]) -> list[Gap]:
+    """Every gap with at least one step inside, over the produced tensors."""
+    return [Gap(name, a + 1, b - 1) for name, points in needs(graph, order).items()
+            if graph.tensors[name].producer is not None for a, b in zip(points, points[1:]) if b > a + 1]
+
+
+def runs(graph: TensorGraph, order: list[str], kept: set[Gap]) -> list[Run]:
+    """The runs of a plan: ``kept`` holds every gap kept resident."""
     found = []
-    for name, tensor in graph.tensors.items():
-        needs = sorted({position[c] for c in graph.consumers[name]}
-                       | ({position[tensor.producer]} if tensor.producer is not None else set()))
-        if tensor.producer is None:  # inputs and weights are re-read where used: one run per use
-            found += [Run(name, tensor.bytes, u, u, []) for u in needs]
+    for name, points in needs(graph, order).items():
+        size = graph.tensors[name].bytes
+        if graph.tensors[name].producer is None:  # inputs and weights are re-read where used: one run per use
+            found += [Run(name, size, u, u, []) for u in points]
             continue
-        run = Run(name, tensor.bytes, needs[0], needs[0], [])
-        for a, b in zip(needs, needs[1:]):
-            if b == a + 1 or (name, a + 1, b - 1) in kept:
+        run = Run(name, size, points[0], points[0], [])
+        for a, b in zip(points, points[1:]):
+            if b == a + 1 or Gap(name, a + 1, b - 1) in kept:
                 run.end = b
                 if b > a + 1:
                     run.gaps.append((a + 1, b - 1))
             else:
                 found.append(run)
-                run = Run(name, tensor.bytes, b, b, [])
+                run = Run(name, size, b, b, [])
         found.append(run)
     return found
 
 
-def layout(graph: TensorGraph, order: list[str], kept: set[tuple[str, int, int]], scratchpad_bytes: int,
+def layout(graph: TensorGraph, order: list[str], kept: set[Gap], scratchpad_bytes: int,
            objective: Objective = OFFCHIP_BYTES) -> Mapping | None:
     """The cheapest mapping of the plan over the placement orders :data:`ORDERS` (module
     docstring), or None when none lays it out."""
-    best = None
+    best, planned = None, runs(graph, order, kept)
     for name, key in ORDERS.items():
-        placed = _place_all(sorted(runs(graph, order, kept), key=key), scratchpad_bytes, objective, graph)
+        placed = _place_all(sorted(map(replace, planned), key=key), scratchpad_bytes, objective, graph)
         if placed is None:
             continue
         mapping = to_mapping(graph, order, placed, scratchpad_bytes, f"offline layout, {name}")
@@ -107,7 +130,7 @@ def _place_all(queue: list[Run], capacity: int, objective: Objective, graph: Ten
             continue
         if run.gaps:  # 2. give up its longest kept gap
             gap = max(run.gaps, key=lambda g: g[1] - g[0])
-            queue[:0] = [half for half in run.cut(gap) if half.end >= half.start]
+            queue[:0] = run.cut(gap)
             continue
         if not _make_room(placed, run, capacity, objective, graph):  # 3.
             return None
@@ -138,7 +161,7 @@ def _make_room(placed: list[Run], run: Run, capacity: int, objective: Objective,
     for victim in victims:
         gap = next(g for g in victim.gaps if g[0] <= run.start and run.end <= g[1])
         placed.remove(victim)
-        placed.extend(half for half in victim.cut(gap) if half.end >= half.start)
+        placed.extend(victim.cut(gap))
         if _hole(placed, run, capacity) is not None:
             return True
     return False

@@ -106,12 +106,11 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective 
     m.w = pyo.Var(tensors, bounds=(0, 1))
     m.reads = pyo.Var(tensors, bounds=(0, None))
     m.c = pyo.ConstraintList()
+    chained: dict[str, list[int]] = {}
     for name, k in stretches:
         # (F2) dropped anywhere: written once, read back at least once
         m.c.add(m.w[name] >= m.d[name, k])
         m.c.add(m.reads[name] >= m.d[name, k])
-    chained: dict[str, list[int]] = {}
-    for name, k in stretches:
         if k > 0:
             chained.setdefault(name, []).append(k)
     for name, ks in chained.items():

@@ -28,16 +28,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from functools import reduce
 
 from ortools.sat.python import cp_model
 
-from designer.mapping.cpsat import STATUS, run_cpsat
+from designer.mapping.cpsat import run_cpsat
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping, MappingOutcome
-from designer.mapping.layout import Run, to_mapping
+from designer.mapping.layout import Run, gaps, needs as layout_needs, to_mapping
 from designer.mapping.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.timeindexed import gcd_unit
+from designer.mapping.timeindexed import gcd_unit, transfer_prices
 from solvers.result import SolveResult, Status, relative_gap
 
 
@@ -50,26 +49,22 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     is fixed to ``hint`` (a neighbourhood of :func:`window_search`; ``reach``: with the gaps
     that reach into it, a wider and slower neighbourhood)."""
     start = time.perf_counter()
-    position = {op: t for t, op in enumerate(order)}
     unit = gcd_unit(graph, scratchpad_bytes)
     capacity = scratchpad_bytes // unit
-    prices = {name: objective.transfer_cost(graph, name) for name in graph.tensors}
-    price_unit = reduce(math.gcd, prices.values()) or 1
+    price, price_unit = transfer_prices(graph, objective)
     model = cp_model.CpModel()
     x_intervals, y_intervals, costs = [], [], []
     hinted = {} if hint is None else {t: step.resident for t, step in enumerate(hint.steps)}
-    needs = {name: sorted({position[tensor.producer]} | {position[c] for c in graph.consumers[name]})
-             for name, tensor in graph.tensors.items() if tensor.producer is not None}
+    needs = layout_needs(graph, order)
     # with a neighbourhood, what meets its steps may change (``reach``: gaps reaching into it
     # too, so everything their span meets is modelled) or only what lies wholly inside them;
     # the rest is the hint's, as constants
     span = free
     if free is not None and reach:
         first, last = free.start, free.stop - 1
-        for points in needs.values():
-            for u, v in zip(points, points[1:]):
-                if v > u + 1 and u + 1 < free.stop and v - 1 >= free.start:
-                    first, last = min(first, u + 1), max(last, v - 1)
+        for gap in gaps(graph, order):
+            if gap.first < free.stop and gap.last >= free.start:
+                first, last = min(first, gap.first), max(last, gap.last)
         span = range(first, last + 1)
 
     def modelled(a: int, b: int) -> bool:
@@ -107,23 +102,23 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     address, keep, input_address = {}, {}, {}
     for name, tensor in graph.tensors.items():
         size = tensor.bytes // unit
+        points = needs[name]
         if tensor.producer is None:  # (O2) re-read from host at every use, anywhere
-            for u in sorted({position[c] for c in graph.consumers[name]}):
+            for u in points:
                 where = input_address[name, u] = variable(capacity - size, u, u, hinted_address(name, u))
                 if modelled(u, u):
                     rectangle(u, u, where, size)
             continue
-        points = needs[name]
         address[name] = [variable(capacity - size, u, u, hinted_address(name, u)) for u in points]
         for u, where in zip(points, address[name]):
             if modelled(u, u):
                 rectangle(u, u, where, size)
         keep[name] = []
-        gaps = [(i, u, v) for i, (u, v) in enumerate(zip(points, points[1:]))]
+        between = [(i, u, v) for i, (u, v) in enumerate(zip(points, points[1:]))]
         # written to host already by a drop outside the model: later drops cost only the read
         spilled = True if any(v > u + 1 and not modelled(u + 1, v - 1) and not stays(name, u, v)
-                              for _, u, v in gaps) else None
-        for i, u, v in gaps:
+                              for _, u, v in between) else None
+        for i, u, v in between:
             a, b = address[name][i], address[name][i + 1]
             if v == u + 1:  # resident at consecutive steps: the same address
                 keep[name].append(None)
@@ -140,28 +135,28 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
             rectangle(u + 1, v - 1, a, size, kept)
             if spilled is None:
                 spilled = model.NewBoolVar("")
-                costs.append((prices[name] // price_unit, spilled))
+                costs.append((price[name], spilled))
             if spilled is not True:
                 model.AddImplication(kept.Not(), spilled)  # (O3)
-            costs.append((prices[name] // price_unit, kept.Not()))
+            costs.append((price[name], kept.Not()))
     model.AddNoOverlap2D(x_intervals, y_intervals)
     total = sum(price * literal for price, literal in costs)
     model.Minimize(total)
     if known_bound is not None and costs and free is None:
         model.Add(total >= math.ceil(known_bound / price_unit - 1e-9))
-    solver, code = run_cpsat(model, max(0.1, time_limit - (time.perf_counter() - start)), threads, seed)
-    status = STATUS.get(code, Status.ERROR)
+    solver, status, message, size = run_cpsat(model, max(0.1, time_limit - (time.perf_counter() - start)), threads, seed)
     seconds = time.perf_counter() - start
-    size = {"variables": len(model.Proto().variables), "constraints": len(model.Proto().constraints)}
     if not status.has_solution:
         return MappingOutcome(None, SolveResult(status, seconds=seconds, solver="cp-sat (order, per gap)",
-                                                message=solver.StatusName(code), model_size=size))
+                                                message=message, model_size=size))
 
     def value(x) -> int:
         return int(x) if isinstance(x, (bool, int)) else solver.Value(x)
 
     runs = []
     for name, points in needs.items():
+        if graph.tensors[name].producer is None:
+            continue
         run = None
         for i, u in enumerate(points):
             if run is not None and (keep[name][i - 1] is None or value(keep[name][i - 1])):
@@ -178,7 +173,7 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     return MappingOutcome(mapping, SolveResult(status if value == round(solver.ObjectiveValue()) * price_unit
                                                else Status.FEASIBLE, value, bound, relative_gap(value, bound),
                                                seconds, solver="cp-sat (order, per gap)",
-                                               message=solver.StatusName(code), model_size=size))
+                                               message=message, model_size=size))
 
 
 WINDOWS = (16, 24, 12, 32)  # steps per window, pass by pass, alternately reaching out and not

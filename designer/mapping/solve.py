@@ -65,10 +65,12 @@ def solve(problem: MappingProblem, min_peak_order: list[str] | None = None) -> M
     def cost(mapping: Mapping) -> int:
         return objective.of_steps(graph, mapping.steps)
 
+    def proven() -> float | None:
+        return max((r.bound for r in bounds.values() if r.bound is not None), default=None)
+
     def open_gap(tolerance: float = 0.0) -> bool:  # the best mapping moves more than the best bound allows
         best = min(map(cost, candidates.values()), default=None)
-        proven = max((r.bound for r in bounds.values() if r.bound is not None), default=0)
-        return best is None or best > proven * (1 + tolerance)
+        return best is None or best > (proven() or 0) * (1 + tolerance)
 
     if problem.lower_bound and open_gap():
         bounds["forced-liveness bound"] = strategy("liveness")(graph, problem.scratchpad_bytes,
@@ -95,7 +97,6 @@ def solve(problem: MappingProblem, min_peak_order: list[str] | None = None) -> M
         candidates["window search"] = windows.mapping
         hint = min(candidates.values(), key=cost)
     remaining = max(limit - (time.perf_counter() - start), MIN_SOLVER_SHARE * limit)
-    known = max((r.bound for r in bounds.values() if r.bound is not None), default=None)
     if not open_gap():
         outcome = None
     elif problem.mode == "divide":
@@ -106,7 +107,7 @@ def solve(problem: MappingProblem, min_peak_order: list[str] | None = None) -> M
         outcome = strategy("ilp")(graph, problem.scratchpad_bytes, remaining, order=fixed_order, **common)
     else:
         outcome = strategy("cpsat")(graph, problem.scratchpad_bytes, remaining, max_reloads=problem.max_reloads,
-                                    hint=hint, order=fixed_order, known_bound=known, **common)
+                                    hint=hint, order=fixed_order, known_bound=proven(), **common)
     return _result(problem, outcome, bounds, candidates, found, time.perf_counter() - start)
 
 
