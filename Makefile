@@ -15,13 +15,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# a run folder holds one run: the demo replaces its own
 demo: $(STAMP)
+	rm -rf runs/demo
 	$(BIN)/mpdesign pipeline --out runs/demo
 
 # One thread per process: the suite's networks are tiny, and two-thread torch on a 2-core box
 # whose other core is busy (a solver, a notebook kernel, a DDP peer) spins; measured 10x slower.
+# Two pytest workers (pytest-xdist), one per core; no test's verdict depends on the clock.
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --nbmake tests notebooks
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --nbmake tests notebooks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

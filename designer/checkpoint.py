@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from designer import files
 from designer.network import Network, build
 from designer.spec import NetworkSpec, SpecError
 
@@ -14,7 +15,8 @@ from designer.spec import NetworkSpec, SpecError
 def save_checkpoint(model: Network, path: str | Path, **metadata: Any) -> None:
     """The spec, the weights (moved to the CPU, so the file loads anywhere) and ``metadata``."""
     state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-    torch.save({"spec": model.spec.to_dict(), "state_dict": state, "metadata": metadata}, path)
+    with files.atomic_path(path) as temporary:
+        torch.save({"spec": model.spec.to_dict(), "state_dict": state, "metadata": metadata}, temporary)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

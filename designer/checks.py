@@ -82,20 +82,22 @@ def _can_create_in(directory: Path) -> bool:
 
 
 def writable_file(path: str | Path | None, name: str) -> Path | None:
-    """A path a file can be written to: not a folder, its folder exists (or can be made) and
-    accepts files. Nothing is created: the check makes and removes a temporary file."""
+    """A path a file can be written to: not a folder, in a folder that exists and accepts
+    files. Nothing is created: the check makes and removes a temporary file."""
     if path is None:
         return None
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{name}: {path} is a folder; give a file name")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"{name}: {path} exists and cannot be overwritten")
-    ancestor = _nearest_existing(path.parent)
-    if not ancestor.is_dir():
-        raise ValueError(f"{name}: cannot write {path}: {ancestor} is a file, not a folder")
-    if not _can_create_in(ancestor):
-        raise ValueError(f"{name}: cannot write {path}: {ancestor} does not accept new files")
+    if path.exists() and not (path.is_file() and os.access(path, os.W_OK)):
+        raise ValueError(f"{name}: {path} exists and is not a regular file that can be overwritten")
+    folder = path.parent
+    if not folder.exists():
+        raise ValueError(f"{name}: cannot write {path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ValueError(f"{name}: cannot write {path}: {folder} is a file, not a folder")
+    if not _can_create_in(folder):
+        raise ValueError(f"{name}: cannot write {path}: {folder} does not accept new files")
     return path
 
 
@@ -118,6 +120,8 @@ def readable_file(path: str | Path, name: str) -> Path:
         raise ValueError(f"{name}: {path}: no such file")
     if path.is_dir():
         raise ValueError(f"{name}: {path} is a folder, not a file")
+    if not path.is_file():  # a named pipe or a device would hang the command or never end
+        raise ValueError(f"{name}: {path} is not a regular file (a pipe or a device); give a file")
     if not os.access(path, os.R_OK):
         raise ValueError(f"{name}: {path} cannot be read")
     return path
@@ -130,7 +134,7 @@ def read_text(path: str | Path, name: str) -> str:
     if b"\0" in data[:4096]:
         raise ValueError(f"{name}: {path} is a binary file, not text")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is no content
     except UnicodeDecodeError:
         raise ValueError(f"{name}: {path} is not UTF-8 text") from None
 
@@ -159,5 +163,7 @@ def load_json(path: str | Path, name: str) -> Any:
         return json.loads(text, object_pairs_hook=strict_json_object_pairs, parse_constant=reject_constants)
     except json.JSONDecodeError as error:
         raise ValueError(f"{name}: {path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise ValueError(f"{name}: {path}: JSON nested too deeply to be a file of ours") from None
     except ValueError as error:
         raise ValueError(f"{name}: {path}: {error}") from None

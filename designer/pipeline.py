@@ -15,9 +15,11 @@ from pathlib import Path
 
 import torch
 
+from designer import files
 from designer import checks
 from designer.checkpoint import resolve_device, save_checkpoint
 from designer.design import DesignProblem, solve
+from designer.design.problem import halving_strides
 from designer.entropy import deepmad_scores
 from designer.families import NAMES as FAMILY_NAMES
 from designer.mapping.graph import from_torch
@@ -72,11 +74,7 @@ class PipelineError(RuntimeError):
 def pipeline_problem(config: PipelineConfig, resolution: int, in_channels: int, classes: int) -> DesignProblem:
     """A design problem sized for the dataset: stem stride 1, then stages that halve the
     resolution down to about 2x2 (at most four), scored with the default stage weights."""
-    strides = [1, 1]
-    r = resolution
-    while r // 2 >= 2 and len(strides) < 5:
-        strides.append(2)
-        r //= 2
+    strides = halving_strides(resolution, max_halvings=3)
     return DesignProblem(family=config.family, resolution=resolution, in_channels=in_channels, num_classes=classes,
                          strides=strides, max_macs=config.macs,
                          max_params=config.params, effectiveness=config.effectiveness, out_widths=(8, 256),
@@ -88,6 +86,11 @@ def run_pipeline(config: PipelineConfig, out: str | Path, log: Callable[[str], N
     refused before the first step; a step that fails raises :class:`PipelineError` naming the
     steps that completed."""
     out = checks.writable_folder(out, "out")
+    if out.is_dir() and any(out.iterdir()):  # a folder describes one run: never mix two runs' files
+        held = sorted(p.name for p in out.iterdir())
+        raise ValueError(f"out: {out} already holds files ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}); "
+                         f"give a new or empty folder")
+    checks.integer(config.seed, "seed", minimum=0, maximum=2**32 - 1)
     splits = load_dataset(config.dataset, seed=config.seed)
     problem = pipeline_problem(config, splits.resolution, splits.in_channels, splits.num_classes)
     completed: list[str] = []
@@ -164,8 +167,8 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
         f"{'valid' if mapped.replay else 'INVALID'}")
 
     _plots(out, spec, problem.stage_alpha, history, report.first_curves, graph, mapped.mapping)
-    (out / "figures.json").write_text(json.dumps(figures, indent=1, default=str))
-    (out / "report.md").write_text(_report(figures, spec))
+    files.write_text(out / "figures.json", json.dumps(figures, indent=1, default=str))
+    files.write_text(out / "report.md", _report(figures, spec))
     log(f"report written to {out / 'report.md'}")
     return figures
 
@@ -179,19 +182,19 @@ def _plots(out: Path, spec, alpha, history, curves, graph, mapping) -> None:
     ax.plot([h["epoch"] for h in history], [h["train_accuracy"] for h in history], label="train")
     ax.plot([h["epoch"] for h in history], [h["val_accuracy"] for h in history], label="validation")
     ax.set_xlabel("epoch"), ax.set_ylabel("accuracy"), ax.legend()
-    fig.tight_layout(), fig.savefig(out / "training.png", dpi=110), plt.close(fig)
+    fig.tight_layout(), files.save_figure(fig, out / "training.png", dpi=110)
 
     scores = deepmad_scores(spec, alpha)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(range(len(scores.stage_entropy)), scores.stage_entropy)
     ax.set_xlabel("scoring stage"), ax.set_ylabel("entropy H_i")
-    fig.tight_layout(), fig.savefig(out / "entropy.png", dpi=110), plt.close(fig)
+    fig.tight_layout(), files.save_figure(fig, out / "entropy.png", dpi=110)
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for layer in curves.layers[:: max(1, len(curves.layers) // 8)]:
         ax.semilogy(layer.sparsity, [max(d, 1e-12) for d in layer.distortion], label=layer.name)
     ax.set_xlabel("layer sparsity"), ax.set_ylabel("output distortion (MSE)"), ax.legend(fontsize=6)
-    fig.tight_layout(), fig.savefig(out / "rd_curves.png", dpi=110), plt.close(fig)
+    fig.tight_layout(), files.save_figure(fig, out / "rd_curves.png", dpi=110)
 
     plot_layout(graph, mapping, out / "layout.png")
 

@@ -24,6 +24,7 @@ from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from designer import files
 from designer.families import NAMES as FAMILIES, REGISTRY
 
 STRIDES = (1, 2)
@@ -101,6 +102,8 @@ class NetworkSpec:
             _positive_int(self.head, "head")
         if not isinstance(self.name, str):
             raise SpecError(f"name: must be a string, got {self.name!r}")
+        if not self.name.isprintable():  # a terminal escape in a name would reach the user's terminal
+            raise SpecError(f"name: must be printable text (no control characters), got {self.name!r}")
         if self.final_resolution < 1:
             raise SpecError(
                 f"resolution: {self.resolution} is too small for a total stride of {self.total_stride}"
@@ -164,7 +167,7 @@ class NetworkSpec:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        files.write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path, resolution: int | None = None, num_classes: int | None = None) -> NetworkSpec:
@@ -184,6 +187,8 @@ class NetworkSpec:
             data = json.loads(text)
         except json.JSONDecodeError:
             data = None
+        except RecursionError:
+            raise SpecError(f"spec: {path}: JSON nested too deeply to be a spec") from None
         if isinstance(data, dict) and not {"best_structures", "structure_info"} & set(data):
             # a spec JSON object (missing fields are named by from_dict), not a TinyNAS file
             return cls.from_dict(data).replace(resolution=resolution, num_classes=num_classes)

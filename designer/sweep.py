@@ -53,6 +53,10 @@ class Sweep:
             raise SweepError("base: must be an object of problem fields")
         if not isinstance(self.grid, dict) or not all(isinstance(v, list) and v for v in self.grid.values()):
             raise SweepError("grid: must map each field to a non-empty list of values")
+        for name, values in self.grid.items():
+            repeated = [v for i, v in enumerate(values) if v in values[:i]]
+            if repeated:
+                raise SweepError(f"grid: {name} lists {repeated[0]!r} twice (every point is solved once)")
         try:
             checks.time_limit(self.time_limit, "time_limit")
         except ValueError as error:
@@ -143,7 +147,26 @@ class Sweep:
 
 
 def solve_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Solve one task (on a worker or here) with one solver thread; a JSON-ready result."""
+    """Solve one task (on a worker or here) with one solver thread; a JSON-ready result. A point
+    that cannot be solved is a row too: status ``infeasible`` (budgets that cannot be met, a
+    scratchpad below M_R) or ``error``, with the message, so one point never costs the others."""
+    from designer.design.problem import DesignError
+    from designer.mapping.problem import MappingError
+    try:
+        return _solve_task(task)
+    except (DesignError, MappingError) as error:  # every point was checked as a problem before: these are verdicts
+        return _failed(task, "infeasible", str(error))
+    except Exception as error:  # noqa: BLE001 - one point's failure is that point's row, never the sweep's end
+        return _failed(task, "error", f"{type(error).__name__}: {error}")
+
+
+def _failed(task: dict[str, Any], status: str, message: str) -> dict[str, Any]:
+    return {"point": task["point"], "status": status, "message": " ".join(message.split()), "objective": None,
+            "bound": None, "gap": None, "seconds": 0.0, "score": None, "offchip_bytes": None,
+            "scratchpad_bytes": task.get("scratchpad_bytes")}
+
+
+def _solve_task(task: dict[str, Any]) -> dict[str, Any]:
     if task["kind"] == "design":
         from designer.design.problem import DesignProblem
         from designer.design.solve import solve
@@ -162,7 +185,7 @@ def solve_task(task: dict[str, Any]) -> dict[str, Any]:
     return {"point": task["point"], "scratchpad_bytes": problem.scratchpad_bytes, "budgets": limits.to_dict(),
             "status": str(result.solve.status), "offchip_bytes": result.offchip_bytes, "bound": result.solve.bound,
             "gap": result.solve.gap, "seconds": result.solve.seconds, "baselines": result.baseline_bytes(),
-            "valid": bool(result.replay) if result.replay is not None else None}
+            "valid": bool(result.replay) if result.replay is not None else None, "message": result.solve.message}
 
 
 def run_sweep(sweep: Sweep, scheduler: str | None = None, workers: int = 2,

@@ -11,7 +11,10 @@ scheduler whenever the requested count changes, so callers may vary ``threads`` 
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from typing import Any
 
 import highspy
@@ -52,6 +55,24 @@ class _Highs(_PyomoHighs):
         return super()._solve()
 
 
+@contextmanager
+def _interrupt_after():
+    """Ctrl-C during a HiGHS solve raises KeyboardInterrupt once the solve returns (within its
+    time limit). Left alone, the interrupt surfaces inside HiGHS's log callback, which HiGHS
+    turns into a "solve error" and swallows: the command would carry on as if nothing happened."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 def model_size(model: pyo.ConcreteModel) -> dict[str, int]:
     variables = list(model.component_data_objects(pyo.Var, active=True, descend_into=True))
     return {
@@ -86,10 +107,12 @@ def solve(model: pyo.ConcreteModel, *, time_limit: float | None = None, rel_gap:
     if time_limit is not None:
         kwargs["time_limit"] = time_limit
     start = time.perf_counter()
-    results = solver.solve(model, **kwargs)
+    with _interrupt_after():
+        results = solver.solve(model, **kwargs)
     seconds = time.perf_counter() - start
 
     term, sol = results.termination_condition, results.solution_status
+    highs_model = getattr(solver, "_solver_model", None)  # the highspy object pyomo drove
     has_solution = sol in (SolutionStatus.optimal, SolutionStatus.feasible)
     if term == TerminationCondition.convergenceCriteriaSatisfied and has_solution:
         status = Status.OPTIMAL
@@ -111,7 +134,6 @@ def solve(model: pyo.ConcreteModel, *, time_limit: float | None = None, rel_gap:
     bound = results.objective_bound
     if bound is not None and abs(bound) == float("inf"):
         bound = None
-    highs_model = getattr(solver, "_solver_model", None)  # the highspy object pyomo drove
     info = highs_model.getInfo() if highs_model is not None else None
     if info is not None and has_solution and info.mip_node_count >= 0:
         gap = float(info.mip_gap)  # HiGHS's own figure for a MIP

@@ -10,6 +10,7 @@ script's own entry point, so typer's usage errors are covered as users see them.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -121,44 +122,44 @@ CASES = [
     ("inspect tiny-cifar --classes 0", "--classes"),
     ("inspect tiny-cifar --no-such-option", "No such option"),
     # ---- design ----------------------------------------------------------------------------
-    ("design --time-limit 5", "give max_macs or max_params"),
-    ("design --macs 4e9 --time-limit 0", "time_limit: must be greater than 0"),
-    ("design --macs 4e9 --time-limit -5", "time_limit"),
-    ("design --macs 4e9 --time-limit nan", "time_limit: must be a finite number"),
-    ("design --macs inf --params 2e7", "max_macs: must be a positive finite number"),
-    ("design --macs -1", "max_macs: must be a positive finite number"),
-    ("design --macs 4e9 --params nan", "max_params"),
-    ("design --macs 4e9 --gap -1", "rel_gap: must be in [0, 1)"),
-    ("design --macs 4e9 --gap 1.5", "rel_gap"),
+    ("design --time-limit 5", "give --macs or --params"),
+    ("design --macs 4e9 --time-limit 0", "--time-limit: must be greater than 0"),
+    ("design --macs 4e9 --time-limit -5", "--time-limit"),
+    ("design --macs 4e9 --time-limit nan", "--time-limit: must be a finite number"),
+    ("design --macs inf --params 2e7", "--macs: must be a positive finite number"),
+    ("design --macs -1", "--macs: must be a positive finite number"),
+    ("design --macs 4e9 --params nan", "--params"),
+    ("design --macs 4e9 --gap -1", "--gap: must be in [0, 1)"),
+    ("design --macs 4e9 --gap 1.5", "--gap"),
     ("design --macs 4e9 --alpha 1,1,1,1,nan", "--alpha: expected finite numbers"),
-    ("design --macs 4e9 --alpha 1,1,1,1,-8", "alpha: stage weights must be finite, non-negative"),
+    ("design --macs 4e9 --alpha 1,1,1,1,-8", "--alpha: stage weights must be finite, non-negative"),
     ("design --macs 4e9 --alpha 1,1", "got 2 stage weights for 5"),
-    ("design --macs 4e9 --bytes-per-element 0", "bytes_per_element: must be a positive integer"),
-    ("design --macs 4e9 --bytes-per-element -1", "bytes_per_element"),
-    ("design --macs 4e9 --params 25e6 --max-activation-bytes 1", "max_activation_bytes: 1 is below the stem"),
-    ("design --macs 4e9 --max-activation-bytes -5", "max_activation_bytes: must be a positive finite number"),
+    ("design --macs 4e9 --bytes-per-element 0", "--bytes-per-element: must be a positive integer"),
+    ("design --macs 4e9 --bytes-per-element -1", "--bytes-per-element"),
+    ("design --macs 4e9 --params 25e6 --max-activation-bytes 1", "--max-activation-bytes: 1 is below the stem"),
+    ("design --macs 4e9 --max-activation-bytes -5", "--max-activation-bytes: must be a positive finite number"),
     ("design --macs 4e9 --family dense", "--family: must be one of"),
-    ("design --macs 4e9 --method fastest", "method: must be one of auto, exact, refine"),
+    ("design --macs 4e9 --method fastest", "--method: must be one of auto, exact, refine"),
     ("design --macs 4e9 --objective entropy", "--objective: must be one of score, penalised"),
     ("design --macs 4e9 --counting flops", "--counting: must be one of mpdesign, tinynas"),
-    ("design --macs 4e8 --family inverted --counting tinynas", "counting: 'tinynas' is defined for the bottleneck and basic"),
+    ("design --macs 4e8 --family inverted --counting tinynas", "--counting: 'tinynas' is defined for the bottleneck and basic"),
     ("design --macs 4e9 --depths 1,2,3", "--depths: give LO,HI"),
-    ("design --macs 4e9 --stem-widths 64,8", "stem_widths: lower bound 64 exceeds upper bound 8"),
+    ("design --macs 4e9 --stem-widths 64,8", "--stem-widths: lower bound 64 exceeds upper bound 8"),
     ("design --macs 4e9 --first-stage-max-depth -1", "--first-stage-max-depth: must be at least 0"),
-    ("design --macs 4e9 --threads 0", "threads: must be at least 1"),
-    ("design --macs 4e9 --strides 2,3", "strides"),
+    ("design --macs 4e9 --threads 0", "--threads: must be at least 1"),
+    ("design --macs 4e9 --strides 2,3", "--strides"),
     ("design --macs 4e9 --strides x", "--strides: expected comma-separated ints"),
-    ("design --macs 4e9 --effectiveness 0", "effectiveness: must be a positive finite number"),
-    ("design --macs 4e9 --effectiveness 0.001", "effectiveness: the stem alone has rho"),
-    ("design --macs 4e9 --resolution 0", "resolution: must be a positive integer"),
-    ("design --macs 4e9 --classes -3", "num_classes"),
-    ("design --macs 4e9 --max-depth-spread -1", "max_depth_spread"),
+    ("design --macs 4e9 --effectiveness 0", "--effectiveness: must be a positive finite number"),
+    ("design --macs 4e9 --effectiveness 0.001", "--effectiveness: the stem alone has rho"),
+    ("design --macs 4e9 --resolution 0", "--resolution: must be a positive integer"),
+    ("design --macs 4e9 --classes -3", "--classes"),
+    ("design --macs 4e9 --max-depth-spread -1", "--max-depth-spread"),
     ("design --macs 4e9 --time-limit abc", "Invalid value for '--time-limit'"),
     ("design --macs 4e9 --out {existing.json}/design.json", "--out: cannot write"),
     ("design --macs 4e9 --out {root}", "--out: " + "{root} is a folder"),
     ("design --macs 4e9 --latency-ms 3", "--latency-ms and --profile go together"),
     ("design --macs 4e9 --latency-ms 3 --profile {curves.json}", "profile: expected an object with 'coefficients'"),
-    ("design --macs 4e9 --latency-ms -3 --profile {profile.json}", "max_latency_ms: must be a positive finite"),
+    ("design --macs 4e9 --latency-ms -3 --profile {profile.json}", "--latency-ms: must be a positive finite"),
     ("profile --precision fp8", "--precision: must be one of fp32, bf16, fp16"),
     ("profile --batch 0", "--batch: must be at least 1"),
     ("profile --networks -1", "--networks: must be at least 0"),
@@ -324,7 +325,7 @@ def test_bad_input_is_one_clear_error_before_any_work(command, words, files, cap
     assert not any(tmp_path.iterdir())
     # refused before any solve, training or pruning: loading a dataset or a checkpoint is the
     # most these commands may do first (generous for a slow CI machine)
-    assert seconds < 10, f"{seconds:.1f} s before the error"
+    assert seconds < 30, f"{seconds:.1f} s before the error"
 
 
 def test_the_table_is_large_and_covers_every_command():
@@ -344,7 +345,27 @@ def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["design", "--macs", "4e9", "--out", str(out)])
     assert exit_info.value.code == 130
-    assert capsys.readouterr().err.strip() == "error: interrupted (Ctrl-C); no output was written"
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: interrupted (Ctrl-C)")
+    assert not out.exists()
+
+
+def test_a_real_ctrl_c_in_the_solver_exits_130_and_writes_nothing(tmp_path):
+    """HiGHS catches SIGINT itself and returns "interrupted": that must not become a design."""
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "design.json"
+    process = subprocess.Popen([sys.executable, "-m", "designer.cli", "design", "--macs", "4.04e9", "--params",
+                                "25.4e6", "--time-limit", "300", "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    first = process.stderr.readline()  # "designing ...": the arguments are checked, the solve starts
+    time.sleep(3)  # into the constructive start or the first MILP
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    err = first + err
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
     assert not out.exists()
 
 

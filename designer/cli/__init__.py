@@ -46,5 +46,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                    f"it; MPDESIGN_TRACEBACK=1 shows where)", err=True)
         sys.exit(1)
     if code == 130:
-        typer.echo("error: interrupted (Ctrl-C); no output was written", err=True)
+        typer.echo("error: interrupted (Ctrl-C); no partial file was left (outputs are written whole or not at "
+                   "all)", err=True)
     sys.exit(code or 0)

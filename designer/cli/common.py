@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -12,13 +13,36 @@ from rich.console import Console
 from designer import zoo
 from designer.spec import NetworkSpec, SpecError
 
-console = Console()
+# markup off: every string printed is shown literally (a path or a name such as "[/]d.json"
+# is no style tag); our own emphasis goes through style= arguments
+console = Console(markup=False, highlight=False)
+errors = Console(stderr=True, markup=False, highlight=False)
+
+
+def note(text: str) -> None:
+    """Progress and notes on stderr, dimmed, never on stdout (which may carry --json)."""
+    errors.print(text, style="dim")
 
 
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr, ``error: ...``, and exit ``code`` (2: bad input)."""
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    text = " ".join(str(message).split())
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)  # no terminal escapes from input
+    typer.echo(f"error: {text}", err=True)
     raise typer.Exit(code=code)
+
+
+def in_option_names(message: str, options: dict[str, str]) -> str:
+    """``message`` with the API's field names (``max_macs``) replaced by the options a user typed
+    (``--macs``): a field named as the subject of a message (``field:`` or ``field[0]:``), or any
+    mention of a field whose name no English word shares (one with an underscore)."""
+    def option(match: re.Match) -> str:
+        return options[match.group(1)] + (match.group(2) or "")
+
+    names = "|".join(sorted(map(re.escape, options), key=len, reverse=True))
+    message = re.sub(rf"(?<![\w-])({names})(\[\d+\])?(?=:| and )", option, message)
+    underscored = "|".join(sorted((re.escape(n) for n in options if "_" in n), key=len, reverse=True))
+    return re.sub(rf"(?<![\w-])({underscored})\b()", option, message) if underscored else message
 
 
 def load_spec(source: str, resolution: Optional[int] = None, num_classes: Optional[int] = None) -> NetworkSpec:

@@ -7,19 +7,28 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from designer import checks, zoo
-from designer.cli.common import console, fail, load_spec, parse_list, percent, si
+from designer.cli.common import console, fail, in_option_names, load_spec, note, parse_list, percent, si
 from designer.costs import COUNTINGS
 from designer.design.problem import OBJECTIVES, DesignError, DesignProblem
 from designer.families import NAMES as FAMILY_NAMES
-from designer.design.solve import check_arguments, solve as solve_design
+from designer.design.solve import check_arguments, check_budgets, solve as solve_design
 from designer.report import inspect_spec
 from designer.spec import SpecError
 
 app = typer.Typer()
+# the problem's fields as `design` spells them, so that every error names what the user typed
+DESIGN_OPTIONS = {
+    "max_macs": "--macs", "max_params": "--params", "max_layers": "--layers", "max_latency_ms": "--latency-ms",
+    "latency_profile": "--profile", "effectiveness": "--effectiveness", "max_activation_bytes":
+    "--max-activation-bytes", "bytes_per_element": "--bytes-per-element", "max_depth_spread": "--max-depth-spread",
+    "time_limit": "--time-limit", "rel_gap": "--gap", "threads": "--threads", "method": "--method",
+    "first_stage_max_depth": "--first-stage-max-depth", "stem_widths": "--stem-widths", "out_widths": "--widths",
+    "depths": "--depths", "strides": "--strides", "alpha": "--alpha", "head": "--head", "resolution": "--resolution",
+    "num_classes": "--classes", "family": "--family", "objective": "--objective", "counting": "--counting",
+}
 
 
 @app.command()
@@ -113,7 +122,6 @@ def design(
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Design a network that maximises the DeepMAD score under budgets, with a proven bound."""
-    err = Console(stderr=True)
     try:
         checks.writable_file(out, "--out")
         checks.choice(family, "--family", FAMILY_NAMES)
@@ -134,17 +142,20 @@ def design(
             latency_profile=latency_profile, objective=objective, counting=counting,
             **_space(stem_widths, widths, depths, first_stage_max_depth))
         check_arguments(problem, time_limit, gap, threads, method)
+        check_budgets(problem)
 
         def report(step: dict) -> None:
             score = "none yet" if step["score"] is None else f"{step['score']:.2f}"
             gap_text = percent(step["gap"])
-            err.print(f"[dim]iteration {step['iteration']}: best {score}, bound {step['bound']:.2f}, "
-                      f"gap {gap_text}, {step['seconds']:.1f} s[/]")
+            note(f"iteration {step['iteration']}: best {score}, bound {step['bound']:.2f}, "
+                      f"gap {gap_text}, {step['seconds']:.1f} s")
 
+        note(f"designing {family} networks at {resolution}x{resolution}: up to {time_limit:g} s, stopping at a "
+             f"{100 * gap:g}% gap ...")
         result = solve_design(problem, time_limit=time_limit, rel_gap=gap, threads=threads, method=method,
                               progress=report)
     except (DesignError, SpecError, ValueError) as error:
-        fail(str(error))
+        fail(in_option_names(str(error), DESIGN_OPTIONS))
     if result.spec is not None and out is not None:
         result.spec.save(out)
     if as_json:
@@ -222,19 +233,19 @@ def profile_command(
     model `design --latency-ms` uses."""
     from designer.checkpoint import resolve_device
     from designer.design.latency import profile as measure_profile
-    err = Console(stderr=True)
     try:
         checks.writable_file(out, "--out")
         checks.choice(precision, "--precision", ("fp32", "bf16", "fp16"))
         checks.integer(batch, "--batch", minimum=1)
         checks.integer(networks, "--networks", minimum=0)
+        checks.integer(seed, "--seed", minimum=0, maximum=2**32 - 1)
         checks.integer(resolution, "--resolution", minimum=16)
         resolve_device(device)
     except ValueError as error:
         fail(str(error))
     what = "networks" if networks else "blocks"
     result = measure_profile(device, precision, batch, quick, networks=networks, resolution=resolution, seed=seed,
-                             progress=lambda done, total: err.print(f"[dim]{done}/{total} {what} timed[/]")
+                             progress=lambda done, total: note(f"{done}/{total} {what} timed")
                              if done % 8 == 0 or done == total else None)
     result.save(out)
     console.print(f"profile of {result.device} ({precision}, batch {batch}) written to {out}; fit on "

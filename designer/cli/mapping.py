@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from designer import files
 from designer import checks
-from designer.cli.common import console, fail, percent
+from designer.cli.common import console, fail, note, percent
 
 app = typer.Typer()
 BUDGET_SHARE = 0.2  # of --time-limit, at most, for M_P's CP-SAT search
@@ -41,15 +41,19 @@ def map_graph(
     out: Optional[Path] = typer.Option(None, help="Write the mapping file here."),
     plot: Optional[Path] = typer.Option(None, help="Draw the scratchpad layout here (PNG)."),
     as_json: bool = typer.Option(False, "--json"),
+    trust: bool = typer.Option(False, "--trust", help="Load a .pt2 archive: it holds pickled objects, and "
+                                                      "unpickling a file can run any code in it. Only for files "
+                                                      "you trust."),
 ) -> None:
-    """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines."""
+    """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines.
+    The whole command, capture and budgets included, keeps to --time-limit."""
+    started = time.perf_counter()
     from designer.mapping.graph import GraphError, from_torch, load_graph
     from designer.mapping.importer import training_graph
     from designer.mapping.plot import plot_layout
     from designer.mapping.problem import SOLVERS, MODES, MappingError, MappingProblem, budgets, check_scratchpad, \
         parse_scratchpad
     from designer.mapping.baselines import required_bytes
-    err = Console(stderr=True)
     try:  # every argument, before the graph is read or any budget computed
         checks.writable_file(out, "--out")
         checks.writable_file(plot, "--plot")
@@ -64,6 +68,9 @@ def map_graph(
             raise ValueError("give a graph file or --model PATH.py:FACTORY (exactly one)")
         if graph is not None:
             checks.readable_file(graph, "graph")
+            if graph.suffix == ".pt2" and not trust:
+                raise ValueError(f"--trust: {graph} is a .pt2 archive, whose pickled parts can run code when "
+                                 f"loaded; give --trust if you trust where it came from")
             if training and graph.suffix != ".pt":
                 raise ValueError("--training: needs a model (--model or a checkpoint); a graph file is what it is")
         else:
@@ -102,18 +109,18 @@ def map_graph(
         else:
             tensor_graph = load_graph(graph, include_weights=weights, bytes_per_element=bytes_per_element)
         if save_graph is not None:
-            save_graph.write_text(json.dumps(tensor_graph.to_dict(), indent=1))
+            files.write_text(save_graph, json.dumps(tensor_graph.to_dict(), indent=1))
         given = check_scratchpad(scratchpad)
         if isinstance(given, int) and given < required_bytes(tensor_graph):
             MappingProblem(tensor_graph, given)  # says which operator needs more (M_R), before any solve
-        err.print(f"[dim]{tensor_graph}; computing budgets (M_P by CP-SAT)...[/]")
-        # the whole command keeps to --time-limit: M_P's search gets a fifth of it, the solve the rest
-        started = time.perf_counter()
-        limits = budgets(tensor_graph, time_limit=min(20.0, BUDGET_SHARE * time_limit))
+        note(f"{tensor_graph}; computing budgets (M_P by CP-SAT)...")
+        # the whole command keeps to --time-limit (the capture above included): M_P's search gets
+        # at most a fifth of it, the solve the rest
+        limits = budgets(tensor_graph, time_limit=BUDGET_SHARE * time_limit)
         remaining = max(time_limit - (time.perf_counter() - started), 0.1 * time_limit)
         problem = MappingProblem(tensor_graph, parse_scratchpad(scratchpad, limits), mode=mode,
                                  solver=solver, time_limit=remaining, max_reloads=max_reloads)
-        err.print(f"[dim]solving at {problem.scratchpad_bytes:,} bytes ({solver}, up to {remaining:.0f} s)...[/]")
+        note(f"solving at {problem.scratchpad_bytes:,} bytes ({solver}, up to {remaining:.0f} s)...")
         result = problem.solve(min_peak_order=limits.min_peak_order)
     except (GraphError, MappingError, ValueError) as error:
         fail(str(error))
@@ -134,7 +141,7 @@ def map_graph(
     table.add_column("bytes", justify="right")
     for name, value in sorted(result.baseline_bytes().items(), key=lambda kv: kv[1]):
         table.add_row(f"baseline {name}", f"{value:,}")
-    table.add_row(f"[bold]{result.method}[/]", f"[bold]{result.offchip_bytes:,}[/]")
+    table.add_row(result.method, f"{result.offchip_bytes:,}", style="bold")
     console.print(table)
     gap = percent(result.solve.gap)
     bound = "n/a" if result.solve.bound is None else f"{result.solve.bound:,.0f}"

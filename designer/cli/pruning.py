@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from designer import files
 from designer import checks
 from designer.cli.common import check_dataset_fits, console, fail
 
@@ -116,6 +117,7 @@ def _load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) 
 
     from designer.checkpoint import load_checkpoint, resolve_device
     from designer.network import example_input
+    from designer.train.data import BUILT_IN
     if checkpoint is not None:
         if weights is not None or input_shape is not None:
             raise ValueError("--weights and --input-shape go with --model; a checkpoint carries both")
@@ -123,6 +125,10 @@ def _load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) 
         name = dataset or metadata.get("dataset")
         if name is None:
             raise ValueError("--dataset: the checkpoint names no dataset; give one")
+        if dataset is None and name not in BUILT_IN:
+            # a file may name any path: only a built-in dataset is taken from it unasked
+            raise ValueError(f"--dataset: the checkpoint was trained on {name!r}, which is not a built-in dataset; "
+                             f"give --dataset (that path, if you trust it) to use it")
         return _Subject(model, metadata, name, example_input(model.spec, 1), user=False)
     from designer.user_model import build_user_model, parse_input_shape
     if input_shape is None:
@@ -155,7 +161,8 @@ def _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule
                 "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"]}
     if subject.user:  # masks are permanent: a plain state dict any PyTorch user loads
         state = {k: v.detach().cpu() for k, v in subject.model.state_dict().items()}
-        torch.save({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, out)
+        with files.atomic_path(out) as temporary:
+            torch.save({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, temporary)
     else:
         save_checkpoint(subject.model, out, **{**subject.metadata, "pruning": report.to_dict(),
                                                "test_accuracy": after["accuracy"]})
@@ -197,7 +204,8 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
         # an ExportedProgram: loads with plain torch.export.load in any process, without the
         # user's source file (a pickled module would need their class importable by the same name)
         exported = torch.export.export(small.eval(), (subject.example_input,))
-        torch.export.save(exported, out)
+        with files.atomic_path(out) as temporary:
+            torch.export.save(exported, temporary)
     else:
         save_checkpoint(small, out, **{**subject.metadata, "test_accuracy": after["accuracy"]})
     return {"mode": "channels", "kept_channels": widths, "params": params, "params_dense": params0, "macs": macs,

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from designer import files
 from designer import checks
-from designer.cli.common import console, fail, percent
+from designer.cli.common import console, errors, fail, note, percent
 
 app = typer.Typer()
 
@@ -23,6 +23,8 @@ def _grid_option(values: list[str]) -> dict[str, list]:
         name, _, text = item.partition("=")
         if not name or not text:
             raise ValueError(f"--grid: expected FIELD=v1,v2,..., got {item!r}")
+        if name in grid:
+            raise ValueError(f"--grid: {name} given twice; give all its values once, {name}=v1,v2,...")
         grid[name] = [_value(v) for v in text.split(",")]
     return grid
 
@@ -48,7 +50,9 @@ def sweep(
     sweep_file: Path = typer.Argument(..., help="Sweep JSON: kind (design or mapping), base, grid, time_limit."),
     grid: list[str] = typer.Option([], "--grid", help="FIELD=v1,v2 (repeatable); replaces that field's values."),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: a local cluster); "
-                                                       "'serial' runs without Dask."),
+                                                       "'serial' runs without Dask. The cluster must be one you "
+                                                       "trust: its workers run code in this process's sweep, "
+                                                       "and results come back unpickled."),
     workers: int = typer.Option(2, help="Local cluster: worker processes, one solver thread each."),
     time_limit: Optional[float] = typer.Option(None, help="Seconds per problem (default: the file's)."),
     out: Optional[Path] = typer.Option(None, help="Write the results (one JSON list) here."),
@@ -57,7 +61,6 @@ def sweep(
 ) -> None:
     """Solve every combination of a grid of design or mapping problems, in parallel on Dask."""
     from designer.sweep import Sweep, SweepError, run_sweep
-    err = Console(stderr=True)
     try:
         checks.writable_file(out, "--out")
         checks.writable_file(plot, "--plot")
@@ -72,15 +75,21 @@ def sweep(
             data["time_limit"] = time_limit
         problems = Sweep.from_dict(data)
         where = scheduler or f"a local Dask cluster of {workers} workers"
-        err.print(f"[dim]{len(problems.points())} {problems.kind} problems on {where}, "
-                  f"{problems.time_limit:g} s each[/]")
-        results = run_sweep(problems, scheduler=scheduler, workers=workers,
-                            progress=lambda done, total, r: err.print(f"[dim]{done}/{total}: {r['point']} "
-                                                                      f"{r['status']}[/]"))
+        note(f"{len(problems.points())} {problems.kind} problems on {where}, "
+                  f"{problems.time_limit:g} s each")
+        arrived: list[dict] = []
+
+        def progress(done: int, total: int, result: dict) -> None:
+            errors.print(f"{done}/{total}: {result['point']} {result['status']}")
+            arrived.append(result)
+            if out is not None:  # written as results arrive: an interrupted sweep keeps what it solved
+                files.write_text(out, json.dumps(arrived, indent=1))
+
+        results = run_sweep(problems, scheduler=scheduler, workers=workers, progress=progress)
     except (SweepError, ValueError) as error:
         fail(str(error))
     if out is not None:
-        out.write_text(json.dumps(results, indent=1))
+        files.write_text(out, json.dumps(results, indent=1))  # the whole sweep, in grid order
     if as_json:
         print(json.dumps(results, indent=1))
         return
@@ -93,23 +102,38 @@ def sweep(
                       "n/a" if objective is None else f"{objective:,.2f}",
                       "n/a" if r["bound"] is None else f"{r['bound']:,.2f}", percent(r["gap"]), f"{r['seconds']:.1f}")
     console.print(table)
-    if plot is not None and problems.kind == "design" and problems.grid:
-        _plot_front(results, next(iter(problems.grid)), plot)
-        console.print(f"plot written to {plot}")
+    for r in results:
+        if r.get("status") in ("infeasible", "error"):
+            errors.print(f"{r['point']}: {r['status']}: {r['message']}")
+    if plot is not None and problems.grid:
+        _plot_front(results, problems.kind, next(iter(problems.grid)), plot)
+        console.print(f"plot written to {plot}", markup=False)
+    if not any(r.get("score" if problems.kind == "design" else "offchip_bytes") is not None for r in results):
+        fail("no point of the sweep has a solution (see the table)", code=1)
 
 
-def _plot_front(results: list[dict], field: str, path: Path) -> None:
+def _plot_front(results: list[dict], kind: str, field: str, path: Path) -> None:
+    """The objective and the proven bound against the grid's first field; points without a
+    solution are marked on the axis."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = sorted((r["point"][field], r["score"], r["bound"]) for r in results if r["score"] is not None)
+    value = "score" if kind == "design" else "offchip_bytes"
+
+    def x_of(r: dict):  # a mapping budget by name (M_R) is drawn at its bytes
+        return r["scratchpad_bytes"] if kind == "mapping" and field == "scratchpad" else r["point"][field]
+
+    rows = sorted((x_of(r), r[value], r["bound"]) for r in results if r.get(value) is not None)
+    failed = [x_of(r) for r in results if r.get(value) is None and x_of(r) is not None]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([x for x, _, _ in rows], [s for _, s, _ in rows], "o-", label="design score")
+    ax.plot([x for x, _, _ in rows], [s for _, s, _ in rows], "o-",
+            label="design score" if kind == "design" else "off-chip bytes")
     ax.plot([x for x, _, b in rows if b is not None], [b for _, _, b in rows if b is not None], "v--",
             label="proven bound")
-    ax.set_xlabel(field)
-    ax.set_ylabel("DeepMAD score")
+    if failed:
+        ax.plot(failed, [0] * len(failed), "rx", markersize=9, label="no solution (infeasible or error)")
+    ax.set_xlabel("scratchpad bytes" if kind == "mapping" and field == "scratchpad" else field)
+    ax.set_ylabel("DeepMAD score" if kind == "design" else "off-chip bytes")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    files.save_figure(fig, path, dpi=120)

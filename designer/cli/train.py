@@ -8,10 +8,10 @@ from typing import Optional
 
 import torch
 import typer
-from rich.console import Console
 
+from designer import files
 from designer import checks
-from designer.cli.common import console, fail, load_spec
+from designer.cli.common import console, errors, fail, load_spec
 from designer.design.problem import DesignError
 from designer.spec import NetworkSpec, SpecError
 
@@ -55,6 +55,7 @@ def train(
         checks.positive(lr, "--lr")
         checks.number(weight_decay, "--weight-decay", minimum=0)
         checks.integer(batch_size, "--batch-size", minimum=1)
+        checks.integer(seed, "--seed", minimum=0, maximum=2**32 - 1)
         config = TrainConfig(epochs=epochs, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                              batch_size=batch_size, seed=seed, device=device, amp=amp, channels_last=channels_last,
                              compile=compile, resident=resident, progress=True)
@@ -66,7 +67,7 @@ def train(
     main_process = distributed.is_main_process()
     adapted = fit_to_dataset(network, splits)
     if adapted != network and main_process:
-        Console(stderr=True).print(f"note: spec adapted to {splits.name}: resolution {adapted.resolution}, "
+        errors.print(f"note: spec adapted to {splits.name}: resolution {adapted.resolution}, "
                                    f"{adapted.in_channels} input channels, {adapted.num_classes} classes")
     torch.manual_seed(seed)
     model = build(adapted)
@@ -82,7 +83,7 @@ def train(
                         test_accuracy=test["accuracy"])
         metrics = {"history": history, "test": test, "world_size": distributed.world_size(),
                    "rank_parameter_spread": spread, "config": {**config.__dict__, "progress": None}}
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        files.write_text(out / "metrics.json", json.dumps(metrics, indent=2))
         console.print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
                       f"checkpoint {out / 'checkpoint.pt'}")
     distributed.finish()

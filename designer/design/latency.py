@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from designer import files
 from designer.families.base import Layer
 from designer.timing import median_forward_seconds
 
@@ -91,7 +92,7 @@ class LatencyProfile:
         return asdict(self)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        files.write_text(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencyProfile:

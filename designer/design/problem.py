@@ -33,6 +33,23 @@ def ceil_to(value: float, step: int) -> int:
     return int(math.ceil(value / step - 1e-9)) * step
 
 
+def halving_strides(resolution: int, max_halvings: int = 4) -> list[int]:
+    """Stem stride 1, a first stage at full resolution, then stages that halve the resolution
+    down to about 2x2 (at most ``max_halvings``): a stride pattern for small images."""
+    strides, r = [1, 1], resolution
+    while r // 2 >= 2 and len(strides) < 2 + max_halvings:
+        strides.append(2)
+        r //= 2
+    return strides
+
+
+def default_strides(family_name: str, resolution: int) -> list[int]:
+    """The family's stride pattern (ImageNet's, total stride 32) where it leaves a feature map of
+    at least 4x4, else :func:`halving_strides` (at 32 x 32 the family's pattern would end at 1x1)."""
+    strides = list(block_family(family_name).defaults.strides)
+    return strides if resolution // math.prod(strides) >= 4 else halving_strides(resolution)
+
+
 @dataclass
 class DesignProblem:
     """Maximise the DeepMAD score over a discrete space of networks under budgets.
@@ -55,7 +72,7 @@ class DesignProblem:
     resolution: int = 224
     in_channels: int = 3
     num_classes: int = 1000
-    strides: list[int] | None = None  # the stem's, then one per stage
+    strides: list[int] | None = None  # the stem's, then one per stage (default: default_strides)
     head: int | None = None
     stem_kernel: int = 3
     width_step: int = 8
@@ -87,7 +104,8 @@ class DesignProblem:
         if self.effectiveness == "family":  # one default for the API and the command line
             self.effectiveness = defaults.effectiveness
         if self.strides is None:
-            self.strides = list(defaults.strides)
+            self.strides = default_strides(self.family, self.resolution) if isinstance(self.resolution, int) \
+                else list(defaults.strides)
         if self.btn_ratio is None:
             self.btn_ratio = defaults.btn_ratio
         if self.kernels is None:
@@ -136,6 +154,9 @@ class DesignProblem:
             raise DesignError(f"kernels: must be odd positive integers, got {self.kernels}")
         if self.first_stage_max_depth is not None:
             positive_int(self.first_stage_max_depth, "first_stage_max_depth")
+            if self.first_stage_max_depth < self.depths[0]:
+                raise DesignError(f"first_stage_max_depth: {self.first_stage_max_depth} is below the smallest depth "
+                                  f"{self.depths[0]}; the smallest feasible value is {self.depths[0]}")
         for name in ("max_macs", "max_params", "max_activation_bytes", "effectiveness"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))

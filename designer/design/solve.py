@@ -33,6 +33,7 @@ bound, and their gap.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -40,6 +41,8 @@ from dataclasses import dataclass
 
 from designer import checks
 from designer.design.lagrangian import lagrangian_bound
+from designer.design.minimum import check_minima
+from designer.design.search import greedy_start, local_search, make_evaluate, starting_candidate, to_spec
 from designer.design.milp import Cell, Cells, Choice, build_model, extract, stage_data, start_values
 from designer.design.problem import DesignError, DesignProblem, DesignResult, ceil_to, floor_to
 from designer.spec import NetworkSpec
@@ -195,7 +198,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
     time limit: a constructive design that meets every budget is the first incumbent.
     """
     check_arguments(problem, time_limit, rel_gap, threads, method)
-    _check_fixed_parts(problem)
+    check_budgets(problem)
     if method == "auto":
         method = "exact" if exact_size(problem) <= EXACT_LIMIT else "refine"
     start = time.perf_counter()
@@ -212,7 +215,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
                     or time.perf_counter() - start >= time_limit):
                 break
         if result.status == Status.INFEASIBLE:
-            raise DesignError(explain_infeasible(problem, threads))
+            raise DesignError(explain_infeasible(problem, threads, time_limit - (time.perf_counter() - start)))
         result = result.replace(solver="highs (exact MILP)")
         if choice is not None and problem.objective == "penalised":  # the recount, exact also if (D12) lacked a plane
             value = problem.evaluate(choice_to_spec(problem, choice))[0]
@@ -224,7 +227,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         return DesignResult.from_spec(problem, spec, result, first_design_seconds=result.seconds if spec else None)
 
     best = _Incumbent(problem, start, first, problem.evaluate(first)[0] if first is not None else None)
-    bound, bound_by = math.inf, "none"
+    bound, bound_by = math.inf, None
     cells, dual_done = initial_cells(problem), False
     history: list[dict[str, float]] = []
     iteration, total_size, lns_seconds = 0, {}, 0.0
@@ -238,7 +241,7 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
         total_size = relaxed.model_size
         if relaxed.status == Status.INFEASIBLE:
             if best.spec is None:
-                raise DesignError(explain_infeasible(problem, threads))
+                raise DesignError(explain_infeasible(problem, threads, time_limit - (time.perf_counter() - start)))
             break  # cannot happen for a relaxation of a feasible problem; keep what we have
         if relaxed.bound is not None and relaxed.bound < bound:
             bound, bound_by = relaxed.bound, "cell relaxation"
@@ -301,7 +304,8 @@ def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.0
     result = SolveResult(status=status, objective=best.value, bound=None if math.isinf(bound) else bound,
                          gap=relative_gap(best.value, bound), seconds=time.perf_counter() - start,
                          solver="constructive start" if constructive else "highs (cell refinement)",
-                         message=f"{iteration} refinement iterations; bound from the {bound_by}" + (
+                         message=f"{iteration} refinement iterations; " + (
+                             f"bound from the {bound_by}" if bound_by else "no bound proven in the time limit") + (
                              "; the MILPs found no better design in the time limit than the constructive start"
                              if constructive else ""),
                          model_size=total_size)
@@ -348,13 +352,15 @@ def check_arguments(problem: DesignProblem, time_limit: float, rel_gap: float, t
 
 
 def constructive_design(problem: DesignProblem) -> NetworkSpec | None:
-    """A quick design meeting every budget (the evolutionary search's starting structure:
-    depth 1, widths doubling stage by stage, the widest that fits), or None."""
-    from designer.design.search import starting_candidate, to_spec
-    candidate = starting_candidate(problem)
-    if candidate is None:
+    """A quick design meeting every budget, or None: the evolutionary search's starting
+    structure (depth 1, widths growing stage by stage, the widest that fits) improved by hill
+    climbing for a fixed number of evaluations (:func:`designer.design.search.local_search`:
+    a work limit, so the same design on any machine)."""
+    candidates = [local_search(problem, c) for c in (starting_candidate(problem),
+                                                      greedy_start(problem)) if c is not None]
+    if not candidates:
         return None
-    spec = to_spec(problem, candidate)
+    spec = to_spec(problem, max(candidates, key=make_evaluate(problem)))
     return spec if not problem.violations(spec) else None
 
 
@@ -367,6 +373,14 @@ def _constructive_result(problem: DesignProblem, spec: NetworkSpec, solver_resul
                        message=f"the MILP ({solver_result.solver}) found no design in the time limit "
                                f"({solver_result.status}); the constructive start meets every budget",
                        model_size=solver_result.model_size)
+
+
+def check_budgets(problem: DesignProblem) -> None:
+    """Budgets no design can meet, proven by arithmetic before any solve (a DesignError naming
+    each with its smallest value): the stem's own footprint and effectiveness, and every cost
+    budget below its minimum in the space (:mod:`designer.design.minimum`)."""
+    _check_fixed_parts(problem)
+    check_minima(problem)
 
 
 def _check_fixed_parts(problem: DesignProblem) -> None:
@@ -386,9 +400,12 @@ def _check_fixed_parts(problem: DesignProblem) -> None:
                               f"the smallest feasible effectiveness budget is {rho_stem:.4f}")
 
 
-def explain_infeasible(problem: DesignProblem, threads: int = 1) -> str:
-    """Name the budgets that cannot be met, each with the smallest value the space allows
-    when every other budget holds."""
+def explain_infeasible(problem: DesignProblem, threads: int = 1, time_limit: float = 30.0) -> str:
+    """Why the solver proved ``problem`` infeasible: the budgets that cannot be met even alone
+    (with effectiveness and the space's rules), each with its smallest value there (one
+    minimising MILP per budget, all within ``time_limit`` seconds), or that they cannot be met
+    together. Budgets below their minimum in the space alone were already named by
+    :func:`~designer.design.minimum.check_minima` before the solve."""
     compute, size = problem.budget_names
     budgets = [("macs", "max_macs", compute), ("params", "max_params", size),
                ("layers", "max_layers", "layers"), ("latency", "max_latency_ms", "modelled milliseconds")]
@@ -397,22 +414,36 @@ def explain_infeasible(problem: DesignProblem, threads: int = 1) -> str:
         if not stage_data(problem, j, cells.out[j - 1], cells.btn[j - 1]).configs:
             return (f"max_activation_bytes: {problem.max_activation_bytes:g} bytes: no block of stage {j} fits it "
                     f"(the footprint of its first block's layers at the narrowest widths exceeds the budget)")
-    found = []
+    start = time.perf_counter()
+    given = [field for _, field, _ in budgets if getattr(problem, field) is not None]
+    found, unsettled = [], []
     for objective, field, label in budgets:
         limit = getattr(problem, field)
         if limit is None:
             continue
-        result, choice = solve_cells(problem, initial_cells(problem), 30.0, 1e-6, threads, objective=objective)
-        if result.status == Status.INFEASIBLE:
+        remaining = time_limit - (time.perf_counter() - start)
+        if remaining <= 0.05:
+            unsettled.append(field)
             continue
+        others = {other: None for other in given if other != field}
+        if "max_latency_ms" in others:  # the budget and its model go together
+            others["latency_profile"] = None
+        alone = dataclasses.replace(problem, **others)
+        result, choice = solve_cells(alone, initial_cells(alone), remaining, 1e-6, threads, objective=objective)
         if result.bound is not None and result.bound > limit:
             # the minimum over cells is exact when it picked single widths, else a lower bound
             exact = result.status == Status.OPTIMAL and choice is not None and choice.stem.is_point and all(
                 cfg.out.is_point and cfg.btn.is_point for cfg, _ in choice.stages)
             smallest = f"{result.bound:.4g}" if objective == "latency" else f"{math.ceil(result.bound - 1e-6):,}"
-            found.append(f"the {label} budget {limit:g} cannot be met: with the other budgets, the smallest "
-                         f"{label} any design in the space can have is {'' if exact else 'at least '}{smallest}")
-    if not found:
-        found.append("the budgets cannot all be met together (each alone can); relax MACs, parameters, "
-                     "layers, effectiveness or the activation budget")
-    return "; ".join(found)
+            found.append(f"{field}: the {label} budget {limit:g} cannot be met: with the effectiveness budget, the "
+                         f"smallest {label} any design in the space can have is {'' if exact else 'at least '}"
+                         f"{smallest}")
+        elif result.status != Status.OPTIMAL:
+            unsettled.append(field)
+    if found:
+        return "; ".join(found)
+    if unsettled:
+        return (f"the budgets cannot all be met together (proven by the solver); whether {', '.join(unsettled)} "
+                f"alone can was not settled in the time limit")
+    return ("the budgets cannot all be met together (proven by the solver), though each alone can: relax several "
+            "at once, or the effectiveness budget")

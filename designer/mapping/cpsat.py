@@ -45,24 +45,34 @@ STATUS = {cp_model.OPTIMAL: Status.OPTIMAL, cp_model.FEASIBLE: Status.FEASIBLE,
           cp_model.MODEL_INVALID: Status.ERROR}
 
 
-def run_cpsat(model: cp_model.CpModel, time_limit: float, threads: int,
-              seed: int) -> tuple[cp_model.CpSolver, Status, str, dict[str, int]]:
+def run_cpsat(model: cp_model.CpModel, time_limit: float, threads: int, seed: int,
+              work_limit: float | None = None) -> tuple[cp_model.CpSolver, Status, str, dict[str, int]]:
     """Solve ``model``: the solver (for its values), our status, CP-SAT's status name, the
-    model's size."""
+    model's size. ``work_limit``: CP-SAT's deterministic time (the same answer on any machine,
+    with one worker), besides the wall-clock ``time_limit``.
+
+    CP-SAT's own Ctrl-C handler is off: it would end the search and return a result as if
+    the time were up. Python's handler then marks the interrupt, and KeyboardInterrupt is
+    raised as soon as the search returns (within ``time_limit``), so Ctrl-C is never a result."""
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(time_limit)
+    if work_limit is not None:
+        solver.parameters.max_deterministic_time = float(work_limit)
     solver.parameters.num_workers = threads
     solver.parameters.random_seed = seed
+    solver.parameters.catch_sigint_signal = False
     code = solver.Solve(model)
     proto = model.Proto()
     return (solver, STATUS.get(code, Status.ERROR), solver.StatusName(code),
             {"variables": len(proto.variables), "constraints": len(proto.constraints)})
 
 
-def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, seed: int = 0) \
-        -> tuple[SolveResult, list[str] | None]:
+def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, seed: int = 0,
+             work_limit: float | None = None) -> tuple[SolveResult, list[str] | None]:
     """M_P: the least peak of live bytes over schedules without spilling (no addresses);
-    returns the result (objective = best peak found, bound = proven lower bound) and its order."""
+    returns the result (objective = best peak found, bound = proven lower bound) and its order.
+    ``work_limit``: CP-SAT's deterministic time; the result's ``model_size["work_done"]`` says
+    whether the search ended by proof or by that limit (1) rather than by the clock (0)."""
     start = time.perf_counter()
     n = len(graph.operators)
     model = cp_model.CpModel()
@@ -84,7 +94,10 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
     peak = model.NewIntVar(lower, sum(t.bytes for t in graph.tensors.values()) * max(1, n), "peak")
     model.AddCumulative(intervals, demands, peak)
     model.Minimize(peak)
-    solver, status, message, _ = run_cpsat(model, time_limit, threads, seed)
+    solver, status, message, size = run_cpsat(model, time_limit, threads, seed, work_limit)
+    settled = status == Status.OPTIMAL or (work_limit is not None and
+                                           solver.ResponseProto().deterministic_time >= 0.99 * work_limit)
+    size = {**size, "work_done": int(settled)}
     order = None
     objective = bound = None
     if status.has_solution:
@@ -92,7 +105,7 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
         objective, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
     gap = None if objective is None else (objective - bound) / max(objective, 1e-9)
     return SolveResult(status, objective, bound, gap, time.perf_counter() - start, solution=order, solver="cp-sat",
-                       message=message), order
+                       message=message, model_size=size), order
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from designer import files
 from designer.mapping.graph import TensorGraph
 from solvers.result import SolveResult
 
@@ -74,7 +75,7 @@ class Mapping:
                            "retrieved": list(s.retrieved)} for s in self.steps]}
 
     def save(self, path: str | Path, graph: TensorGraph, result: SolveResult | None = None) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(graph, result), indent=1))
+        files.write_text(path, json.dumps(self.to_dict(graph, result), indent=1))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from designer import files
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping
 
@@ -34,5 +35,4 @@ def plot_layout(graph: TensorGraph, mapping: Mapping, path: str | Path, title: s
     ax.set_title(title or f"{mapping.method}: {mapping.offchip_bytes(graph):,} bytes off-chip "
                           f"(red: spill, blue: reload)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    files.save_figure(fig, path, dpi=120)

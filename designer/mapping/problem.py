@@ -41,12 +41,20 @@ class Budgets:
         return {"M_R": self.required, "M_P": self.peak, "M_H": self.halfway, "M_P_proven": self.peak_proven}
 
 
-def budgets(graph: TensorGraph, time_limit: float = 20.0) -> Budgets:
-    result, order = min_peak(graph, time_limit=time_limit)
-    if order is None:  # no schedule found in time: fall back to the greedy order's peak
-        order = greedy_min_peak_order(graph)
-        peak = peak_of(graph, order)
-        return Budgets(required_bytes(graph), peak, False, order)
+BUDGET_WORK = 2.0  # CP-SAT's deterministic seconds for M_P's search (a work limit: the same on any machine)
+
+
+def budgets(graph: TensorGraph, time_limit: float = 60.0, work_limit: float = BUDGET_WORK) -> Budgets:
+    """M_R, M_P and M_H. M_P is the least peak CP-SAT finds in ``work_limit`` deterministic
+    seconds (one worker), so it does not move with the time limit or the machine's load; should
+    the wall clock (``time_limit``) stop the search first, the greedy order's peak stands in,
+    also the same on every machine, and never above the greedy peak in any case."""
+    greedy = greedy_min_peak_order(graph)
+    greedy_peak = peak_of(graph, greedy)
+    result, order = min_peak(graph, time_limit=time_limit, work_limit=work_limit)
+    if order is None or not result.model_size.get("work_done") or result.objective >= greedy_peak:
+        proven = result.bound is not None and result.bound >= greedy_peak and bool(result.model_size.get("work_done"))
+        return Budgets(required_bytes(graph), greedy_peak, proven, greedy)
     return Budgets(required_bytes(graph), int(result.objective), result.status == Status.OPTIMAL, order)
 
 

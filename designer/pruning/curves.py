@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from designer import files
 from designer.pruning.segments import segments
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
@@ -140,7 +141,7 @@ class Curves:
         return {"layers": [asdict(layer) for layer in self.layers]}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        files.write_text(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def from_dict(cls, data: dict) -> Curves:

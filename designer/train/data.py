@@ -117,6 +117,7 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+MIN_SAMPLES = 20  # the smallest dataset whose validation and test splits get 3 samples each
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -135,8 +136,8 @@ def _image_folder(root: Path, resolution: int | None) -> tuple[np.ndarray, np.nd
         try:
             with Image.open(path) as image:
                 images.append(image.convert("RGB") if image.mode not in ("L", "RGB") else image.copy())
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"{path}: not a readable image ({error})") from None
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+            raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error})") from None
     size = resolution or min(images[0].size)
     grey = all(image.mode == "L" for image in images)
     arrays = [np.asarray(image.convert("L" if grey else "RGB").resize((size, size), Image.BILINEAR), np.float32)
@@ -149,8 +150,12 @@ def load_dataset(name: str, seed: int = 0, shapes_size: int = 3000, shapes_class
                  resolution: int | None = None) -> Splits:
     """A built-in dataset by name, an ``.npz`` file or an image folder by path, split 70/15/15.
 
-    ``resolution`` applies to image folders only (built-in and ``.npz`` data keep their size).
+    ``resolution`` applies to image folders only (built-in and ``.npz`` data keep their size:
+    giving one for them is an error, not silently ignored). Each split gets at least one
+    sample: a dataset needs at least ``MIN_SAMPLES``.
     """
+    if resolution is not None and not Path(name).is_dir():
+        raise ValueError(f"--resolution: applies to image folders only; {name} keeps its own size")
     if name == "digits":
         x, y = _digits()
     elif name == "mnist5k":
@@ -164,6 +169,8 @@ def load_dataset(name: str, seed: int = 0, shapes_size: int = 3000, shapes_class
     else:
         raise ValueError(f"dataset: {name!r} is neither a built-in dataset ({', '.join(BUILT_IN)}), an .npz file "
                          f"nor an image folder")
+    if len(x) < MIN_SAMPLES:
+        raise ValueError(f"dataset: {name} has {len(x)} samples; a 70/15/15 split needs at least {MIN_SAMPLES}")
     order = np.random.default_rng(seed).permutation(len(x))
     n_train, n_val = int(0.7 * len(x)), int(0.15 * len(x))
     parts = np.split(order, [n_train, n_train + n_val])

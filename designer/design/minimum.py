@@ -1,0 +1,79 @@
+r"""The smallest value every budget can take in a design space, exactly and at once.
+
+Every cost a budget limits grows with every choice the space offers: MACs, parameters,
+TinyNAS's FLOPs and model size, DeepMAD's layer count, the largest single-layer activation
+footprint and the modelled latency (non-negative coefficients on MACs and bytes moved, plus
+per-layer constants) are sums of terms that never shrink when a width, a bottleneck, a kernel
+or a depth grows. So one design minimises all of them together:
+
+(M1) the *narrowest* design: the narrowest stem, every stage at the narrowest output width
+     (which also satisfies ``monotone``), the narrowest bottleneck the ratio allows for it,
+     the smallest kernel and the least depth; the head is fixed.
+
+Its recounted costs are the smallest each budget can be, *given every other cost budget*
+(it meets any other cost budget that any design meets). A budget below its minimum is proven
+infeasible before any solver runs, by arithmetic alone, so the verdict does not depend on how
+fast the machine is. The effectiveness budget is the one rule this leaves out (it asks for
+*wider*, shallower networks): when the narrowest design breaks it, the minima are still exact
+for the space, and whether all budgets hold together is the MILP's question
+(:func:`designer.design.solve.explain_infeasible`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from designer.costs import count
+from designer.design.problem import DesignError, DesignProblem, ceil_to
+from designer.entropy import deepmad_scores
+from designer.spec import NetworkSpec
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """One budget's smallest value in the space: the problem field, words for it, the value."""
+
+    field: str
+    label: str
+    smallest: float
+    limit: float
+
+    @property
+    def met(self) -> bool:
+        return self.limit >= self.smallest * (1 - 1e-12)
+
+    def text(self) -> str:
+        value = f"{self.smallest:.4g}" if self.field == "max_latency_ms" else f"{round(self.smallest):,}"
+        return (f"{self.field}: the {self.label} budget {self.limit:g} cannot be met: the smallest {self.label} any "
+                f"design in the space can have is {value}")
+
+
+def narrowest_design(problem: DesignProblem) -> NetworkSpec:
+    """(M1): the design every cost is smallest at."""
+    step = problem.width_step
+    stem = ceil_to(problem.stem_widths[0], step)
+    out = ceil_to(problem.out_widths[0], step)
+    btn = problem.btn_bounds(out)[0]
+    stages = [(out, btn, min(problem.kernels), problem.stage_depth_bounds(j)[0]) for j in range(1, problem.n_stages + 1)]
+    return problem.to_spec(stem, stages)
+
+
+def minima(problem: DesignProblem) -> list[Minimum]:
+    """Every budget the problem sets, with its smallest value in the space (M1)."""
+    spec = narrowest_design(problem)
+    costs = count(spec, problem.bytes_per_element)
+    compute, size = costs.budget(problem.counting)
+    values = {"max_macs": (problem.budget_names[0], compute), "max_params": (problem.budget_names[1], size),
+              "max_layers": ("layers", deepmad_scores(spec, problem.stage_alpha).layers),
+              "max_activation_bytes": ("activation bytes", costs.max_activation_bytes)}
+    if problem.max_latency_ms is not None:
+        values["max_latency_ms"] = ("modelled milliseconds", problem.latency_model.predict(spec))
+    return [Minimum(field, label, float(value), float(getattr(problem, field)))
+            for field, (label, value) in values.items() if getattr(problem, field) is not None]
+
+
+def check_minima(problem: DesignProblem) -> None:
+    """Raise :class:`DesignError` naming every budget below its smallest value, each with that value."""
+    broken = [m.text() for m in minima(problem) if not m.met]
+    if broken:
+        raise DesignError("; ".join(broken))
