@@ -355,3 +355,49 @@ def test_a_baseline_hint_is_a_complete_starting_mapping():
     replay = simulate(graph, mapping.to_dict(graph))
     assert replay.valid, replay.errors
     assert replay.offchip_bytes == result.objective
+
+
+def inception_like(seed: int) -> TensorGraph:
+    """An input ``x`` read by four branches (one to three operators each, with a weight) and by
+    the head: schedules put its readers on consecutive steps."""
+    rng = random.Random(seed)
+    operators, tensors, ends = [], [Tensor("x", 3072, None)], []
+    for b in range(4):
+        previous = "x"
+        tensors.append(Tensor(f"w{b}", 512, None))
+        for d in range(rng.randint(1, 3)):
+            name = f"b{b}_{d}"
+            tensors.append(Tensor(f"{name}_out", rng.choice([1024, 2048, 3072, 4096]), name))
+            operators.append(Operator(name, [previous] + ([f"w{b}"] if d == 0 else []), [f"{name}_out"]))
+            previous = f"{name}_out"
+        ends.append(previous)
+    tensors += [Tensor("cat", 8192, "concat"), Tensor("y", 1024, "head")]
+    operators += [Operator("concat", ends, ["cat"]), Operator("head", ["cat", "x"], ["y"])]
+    return TensorGraph(operators, tensors, f"inception-{seed}")
+
+
+def test_the_simulator_rejects_an_input_that_moves_while_resident():
+    graph = inception_like(0)
+    firsts = [f"b{b}_0" for b in range(4)]  # x's four readers first: x resident on steps 0-3
+    order = firsts + [op for op in graph.topological_order() if op not in firsts]
+    mapping = plan(graph, order, 10 ** 6).to_dict(graph)
+    assert all("x" in mapping["steps"][t]["resident"] for t in range(4)) and simulate(graph, mapping).valid
+    t = 2
+    mapping["steps"][t]["resident"]["x"] = 10 ** 6 - 3072  # the same bytes, at the top: free space at 1 MB
+    replay = simulate(graph, mapping)
+    assert not replay.valid and any(e.startswith(f"rule 6: step {t}: x moved") for e in replay.errors)
+
+
+@pytest.mark.parametrize("strategy", ["baseline", "cpsat", "ilp", "divide", "keep"])
+def test_inputs_keep_their_address_on_consecutive_steps_in_every_strategy(strategy):
+    """Issue 22: an inception-like graph at M_R had x move from 3,072 to 4,096 while resident."""
+    from designer.mapping.strategies import get
+    options = {"window": 4, "seconds_per_window": 1} if strategy == "divide" else {}
+    for seed in range(4):
+        graph = inception_like(seed)
+        limits = budgets(graph, time_limit=5)
+        for scratchpad in (limits.required, limits.halfway):
+            outcome = get(strategy)(graph, scratchpad, 5, **options)
+            if outcome.mapping is not None:
+                replay = simulate(graph, outcome.mapping.to_dict(graph, outcome.result))
+                assert replay.valid, (seed, scratchpad, replay.errors[:2])

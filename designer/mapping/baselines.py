@@ -106,9 +106,11 @@ def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capaci
     operands = list(dict.fromkeys(op.inputs + op.outputs))
     next_operands = set(graph.operands(order[t + 1])) if t + 1 < len(order) else set()
     hosted = set(state.hosted)
-    # dead tensors go for free; inputs and weights are re-read from host wherever there is room
+    # dead tensors go for free; inputs and weights are re-read from host wherever there is room,
+    # except one this step uses again straight after the last: it stays, at its address (rule 6)
     resident = {n: a for n, a in state.resident.items()
-                if graph.tensors[n].producer is not None and (next_use(n, t) < float("inf") or n in operands)}
+                if (graph.tensors[n].producer is not None and (next_use(n, t) < float("inf") or n in operands))
+                or (graph.tensors[n].producer is None and n in operands)}
     incoming = sorted((n for n in operands if n not in resident), key=lambda n: -graph.tensors[n].bytes)
 
     def eviction_key(name: str):

@@ -12,7 +12,8 @@ Variables and constraints (sizes and the scratchpad divided by the GCD of all of
 (C3) coverage: every consumer c lies in one interval: b_{c,0} => pos_c < e_0,
      b_{c,r} => x_r and s_r <= pos_c < e_r, sum_r b_{c,r} >= 1;
 (C4) a tensor with no producer (input, weight) is read from host for each use: a one-step
-     interval [pos_c, pos_c + 1) at its own address per consumer, at no counted cost;
+     interval [pos_c, pos_c + 1) at its own address per consumer, at no counted cost; two
+     consumers on consecutive steps share the address (resident throughout, it cannot move);
 (C5) NoOverlap2D over the (time, address) rectangles of all intervals, addresses within
      [0, M - size]; a redundant Cumulative over time with capacity M;
 (C6) objective: sum_T price_T (y_T + sum_r x_r): one spill (y_T, the first time a tensor
@@ -163,11 +164,20 @@ def _positions(model: cp_model.CpModel, graph: TensorGraph,
 
 
 def _free_inputs(m: _Model, name: str, size: int) -> None:
-    """(C4) a tensor read from host for each use: one step at its own address per consumer."""
-    for c in m.graph.consumers[name]:
-        address = m.model.NewIntVar(0, m.capacity - size, f"a[{name},{c}]")
+    """(C4) a tensor read from host for each use: one step at its own address per consumer,
+    the same address for two consumers on consecutive steps (resident throughout)."""
+    addresses = {}
+    for c in dict.fromkeys(m.graph.consumers[name]):
+        address = addresses[c] = m.model.NewIntVar(0, m.capacity - size, f"a[{name},{c}]")
         m.interval(m.pos[c], 1, m.pos[c] + 1, address, size, None, f"[{name},{c}]")
         m.records[name].append((None, m.pos[c], m.pos[c] + 1, address, c))
+    for first in addresses:
+        for then in addresses:
+            if first != then:
+                adjacent = m.model.NewBoolVar(f"next[{name},{first},{then}]")
+                m.model.Add(m.pos[then] == m.pos[first] + 1).OnlyEnforceIf(adjacent)
+                m.model.Add(m.pos[then] != m.pos[first] + 1).OnlyEnforceIf(adjacent.Not())
+                m.model.Add(addresses[then] == addresses[first]).OnlyEnforceIf(adjacent)
 
 
 def _first_residency(m: _Model, name: str, size: int):

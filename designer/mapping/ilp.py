@@ -27,7 +27,8 @@ p(T), consumers C(T)), tensors without a producer F (inputs, weights: compulsory
 (9)  nothing resident after its last use: X[T,t] <= C[T,t] + sum_c (1 - F[c,t-1])
 (10) capacity cut: sum_T size_T X[T,t] + sum_{F in inputs(o)} size_F E[o,t] <= M
 (11) addresses: 0 <= A[T,t] <= M - size_T;  pinned while preserved:
-     |A[T,t] - A[T,t-1]| <= M (1 - P[T,t])
+     |A[T,t] - A[T,t-1]| <= M (1 - P[T,t]);  an input used at t - 1 and t stays resident, so it
+     keeps its address: |A[F,t] - A[F,t-1]| <= M (2 - X[F,t] - X[F,t-1])
 (12) non-overlap, for T, U that can both be resident at t (inputs F resident when a consumer runs):
      A[T,t] + size_T <= A[U,t] + M (1 - B[T,U,t]) + M (2 - X[T,t] - X[U,t])
      A[U,t] + size_U <= A[T,t] + M B[T,U,t]       + M (2 - X[T,t] - X[U,t])
@@ -41,8 +42,6 @@ the simulator replays every mapping, so a slip would be caught, not shipped.
 
 from __future__ import annotations
 
-import time
-
 import pyomo.environ as pyo
 
 from designer.mapping.graph import TensorGraph
@@ -51,6 +50,8 @@ from designer.mapping.objective import OFFCHIP_BYTES, Objective
 from designer.mapping.timeindexed import (
     add_host_copies,
     add_schedule,
+    build_then_solve,
+    check_deadline,
     gcd_unit,
     host_copy,
     in_objective_units,
@@ -63,8 +64,9 @@ TOLERANCES = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance":
 
 
 def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None = None,
-                objective: Objective = OFFCHIP_BYTES) -> pyo.ConcreteModel:
-    """The model above; ``order`` fixes the schedule (the paper's fixed-schedule mode)."""
+                objective: Objective = OFFCHIP_BYTES, deadline: float | None = None) -> pyo.ConcreteModel:
+    """The model above; ``order`` fixes the schedule (the paper's fixed-schedule mode);
+    :class:`~designer.mapping.timeindexed.BuildTimeout` past ``deadline``."""
     n = len(graph.operators)
     unit = gcd_unit(graph, scratchpad_bytes)
     M = scratchpad_bytes // unit
@@ -82,7 +84,7 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
 
     m = pyo.ConcreteModel(name=f"cosma-{graph.name}")
     m.c = pyo.ConstraintList()
-    schedule = add_schedule(m, graph, windows, order)  # (1) and (2)
+    schedule = add_schedule(m, graph, windows, order, deadline)  # (1) and (2)
     run = schedule.run
     index = [(name, t) for name in produced for t in span[name]]
     m.C = pyo.Var(index, domain=pyo.Binary)
@@ -102,6 +104,7 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
         return m.C[name, t] + m.P[name, t] + m.R[name, t]
 
     for name in produced:
+        check_deadline(deadline)
         producer, consumers, first = graph.tensors[name].producer, graph.consumers[name], span[name][0]
         for t in span[name]:
             X, X_before = resident(name, t), resident(name, t - 1)
@@ -126,12 +129,20 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
         for t in span[name][1:]:
             m.c.add(m.A[name, t] - m.A[name, t - 1] <= M * (1 - m.P[name, t]))
             m.c.add(m.A[name, t - 1] - m.A[name, t] <= M * (1 - m.P[name, t]))
+    for name in inputs:
+        for t in span[name]:
+            if t - 1 in span[name]:
+                apart = 2 - resident(name, t) - resident(name, t - 1)
+                m.c.add(m.A[name, t] - m.A[name, t - 1] <= M * apart)
+                m.c.add(m.A[name, t - 1] - m.A[name, t] <= M * apart)
     # (12) non-overlap where two lifetimes can meet
     tensors = produced + inputs
     pairs = [(a, b, t) for i, a in enumerate(tensors) for b in tensors[i + 1:]
              for t in sorted(set(span[a]) & set(span[b]))]
     m.B = pyo.Var(pairs, domain=pyo.Binary)
-    for a, b, t in pairs:
+    for i, (a, b, t) in enumerate(pairs):
+        if i % 1000 == 0:
+            check_deadline(deadline)
         both = 2 - resident(a, t) - resident(b, t)
         m.c.add(m.A[a, t] + size[a] <= m.A[b, t] + M * (1 - m.B[a, b, t]) + M * both)
         m.c.add(m.A[b, t] + size[b] <= m.A[a, t] + M * m.B[a, b, t] + M * both)
@@ -168,13 +179,13 @@ def solve_ilp(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
               objective: Objective = OFFCHIP_BYTES, threads: int = 1, order: list[str] | None = None) -> MappingOutcome:
     """HiGHS on the full model (``order``: a fixed schedule); objective and bound in the
     objective's unit."""
-    start = time.perf_counter()
-    model = build_model(graph, scratchpad_bytes, order, objective)
-    built = time.perf_counter() - start
-    result = highs.solve(model, time_limit=max(1.0, time_limit - built), rel_gap=1e-6, threads=threads,
-                         options=TOLERANCES)
+    solver = "highs (COSMA ILP)"
+    model, result = build_then_solve(
+        lambda deadline: build_model(graph, scratchpad_bytes, order, objective, deadline),
+        lambda model, seconds: highs.solve(model, time_limit=seconds, rel_gap=1e-6, threads=threads,
+                                           options=TOLERANCES),
+        time_limit, solver)
+    if model is None:
+        return MappingOutcome(None, result)
     mapping = extract(graph, model, scratchpad_bytes) if result.objective is not None else None
-    result = in_objective_units(result, model.price_unit).replace(
-        seconds=time.perf_counter() - start, solver="highs (COSMA ILP)",
-        message=f"{result.message}; model built in {built:.1f} s")
-    return MappingOutcome(mapping, result)
+    return MappingOutcome(mapping, in_objective_units(result, model.price_unit).replace(solver=solver))

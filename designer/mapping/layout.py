@@ -88,8 +88,14 @@ def runs(graph: TensorGraph, order: list[str], kept: set[Gap]) -> list[Run]:
     found = []
     for name, points in needs(graph, order).items():
         size = graph.tensors[name].bytes
-        if graph.tensors[name].producer is None:  # inputs and weights are re-read where used: one run per use
-            found += [Run(name, size, u, u, []) for u in points]
+        if graph.tensors[name].producer is None:
+            # inputs and weights are re-read where used: one run per stretch of consecutive uses
+            # (resident on consecutive steps, a tensor keeps its address)
+            start = points[0]
+            for a, b in zip(points, points[1:] + [None]):
+                if b != a + 1:
+                    found.append(Run(name, size, start, a, []))
+                    start = b
             continue
         run = Run(name, size, points[0], points[0], [])
         for a, b in zip(points, points[1:]):

@@ -24,8 +24,6 @@ moving T once (its size for off-chip bytes), divided by the GCD of the prices
 
 from __future__ import annotations
 
-import time
-
 import pyomo.environ as pyo
 
 from designer.mapping.graph import TensorGraph
@@ -34,6 +32,8 @@ from designer.mapping.objective import OFFCHIP_BYTES, Objective
 from designer.mapping.timeindexed import (
     add_host_copies,
     add_schedule,
+    build_then_solve,
+    check_deadline,
     gcd_unit,
     host_copy,
     in_objective_units,
@@ -43,7 +43,9 @@ from designer.mapping.timeindexed import (
 from solvers import highs
 
 
-def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective = OFFCHIP_BYTES) -> pyo.ConcreteModel:
+def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective = OFFCHIP_BYTES,
+                deadline: float | None = None) -> pyo.ConcreteModel:
+    """The model above (:class:`~designer.mapping.timeindexed.BuildTimeout` past ``deadline``)."""
     n = len(graph.operators)
     unit = gcd_unit(graph, scratchpad_bytes)
     capacity = scratchpad_bytes // unit
@@ -57,7 +59,7 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective 
 
     m = pyo.ConcreteModel(name=f"mapping-lb-{graph.name}")
     m.c = pyo.ConstraintList()
-    schedule = add_schedule(m, graph, windows)  # (M1)-(M2)
+    schedule = add_schedule(m, graph, windows, deadline=deadline)  # (M1)-(M2)
     run = schedule.run
     index = [(name, t) for name in produced for t in span[name]]
     m.X = pyo.Var(index, domain=pyo.Binary)
@@ -70,6 +72,7 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective 
         return m.X[name, t] if (name, t) in m.X else 0
 
     for name in produced:
+        check_deadline(deadline)
         producer = graph.tensors[name].producer
         consumers = graph.consumers[name]
         for t in span[name]:
@@ -100,11 +103,11 @@ def lower_bound(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 6
                 objective: Objective = OFFCHIP_BYTES, threads: int = 1) -> MappingOutcome:
     """HiGHS on the address-free model: no mapping; the result's ``bound`` (in the objective's
     unit) bounds every mapping's cost from below."""
-    start = time.perf_counter()
-    model = build_model(graph, scratchpad_bytes, objective)
-    built = time.perf_counter() - start
-    result = highs.solve(model, time_limit=max(1.0, time_limit - built), rel_gap=1e-4, threads=threads)
-    result = in_objective_units(result, model.price_unit).replace(
-        seconds=time.perf_counter() - start, solver="highs (address-free bound)",
-        message=f"{result.message}; model built in {built:.1f} s")
+    solver = "highs (address-free bound)"
+    model, result = build_then_solve(
+        lambda deadline: build_model(graph, scratchpad_bytes, objective, deadline),
+        lambda model, seconds: highs.solve(model, time_limit=seconds, rel_gap=1e-4, threads=threads),
+        time_limit, solver)
+    if model is not None:
+        result = in_objective_units(result, model.price_unit).replace(solver=solver)
     return MappingOutcome(None, result)

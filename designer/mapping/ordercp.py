@@ -13,7 +13,8 @@ this is exact for the order. Sizes and the scratchpad are divided by their GCD.
 (O1) a kept gap keeps the address:  y[T,i] => a[T,i+1] = a[T,i]
 (O2) space: NoOverlap2D over the rectangles [u_i, u_i + 1) x [a[T,i], a[T,i] + size_T) of every
      need, and the optional [u_i + 1, u_{i+1}) x [a[T,i], ...) of every gap, present iff y[T,i];
-     inputs and weights have one rectangle per use, at their own address, and cost nothing
+     inputs and weights have one rectangle per use, at their own address (the same on
+     consecutive uses: resident throughout, they cannot move), and cost nothing
 (O3) spilled once if ever dropped:  s[T] >= 1 - y[T,i]
 objective: minimise sum_T price_T (sum_i (1 - y[T,i]) + s[T])
 
@@ -108,6 +109,10 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
                 where = input_address[name, u] = variable(capacity - size, u, u, hinted_address(name, u))
                 if modelled(u, u):
                     rectangle(u, u, where, size)
+            for u, v in zip(points, points[1:]):  # used on consecutive steps: resident throughout, one address
+                a, b = input_address[name, u], input_address[name, v]
+                if v == u + 1 and a is not None and b is not None and not (isinstance(a, int) and isinstance(b, int)):
+                    model.Add(a == b)
             continue
         address[name] = [variable(capacity - size, u, u, hinted_address(name, u)) for u in points]
         for u, where in zip(points, address[name]):

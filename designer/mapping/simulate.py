@@ -9,8 +9,8 @@ code with the solvers. Rules, for step t running operator op_t:
 4. a produced tensor is resident only from its producer's step on;
 5. a produced tensor resident at t but not at t - 1 is an output of op_t, or it is listed in
    ``retrieved`` and has a copy in host memory (it was spilled before);
-6. a produced tensor resident at t - 1 and t keeps its address (a tensor without producer,
-   an input or weight, may move: it is re-read from host, a compulsory load);
+6. every tensor resident at t - 1 and t keeps its address, inputs and weights included (one
+   re-read from host at another address is a new residency: it needs a step between);
 7. a produced tensor resident at t - 1 but not at t that is still needed (some consumer runs
    at t or later) has a host copy, or is listed in ``spilled`` at t (written now);
 8. ``spilled`` lists only produced tensors resident at t - 1 and not at t; ``retrieved``
@@ -95,6 +95,8 @@ def simulate(graph: TensorGraph, mapping: dict[str, Any], max_errors: int = 20,
                 fail(f"rule 3: step {t}: {n1} [{s1}, {e1}) overlaps {n2} [{s2}, {e2})")
         for name in resident:
             tensor = graph.tensors[name]
+            if name in previous and previous[name] != resident[name]:
+                fail(f"rule 6: step {t}: {name} moved from {previous[name]} to {resident[name]} while resident")
             if tensor.producer is None:
                 continue
             if position[tensor.producer] > t:
@@ -104,8 +106,6 @@ def simulate(graph: TensorGraph, mapping: dict[str, Any], max_errors: int = 20,
                     fail(f"rule 5: step {t}: {name} appears without being produced or retrieved")
                 elif name not in hosted:
                     fail(f"rule 5: step {t}: {name} is retrieved but was never spilled")
-            if name in previous and previous[name] != resident[name]:
-                fail(f"rule 6: step {t}: {name} moved from {previous[name]} to {resident[name]} while resident")
         for name in spilled:
             if graph.tensors[name].producer is None or name not in previous or name in resident:
                 fail(f"rule 8: step {t}: {name} is listed as spilled but was not resident before and dropped now "

@@ -16,6 +16,7 @@ of the two models) keep it linear (build times: benchmarks/README.md).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from functools import reduce
 
@@ -23,7 +24,43 @@ import pyomo.environ as pyo
 
 from designer.mapping.graph import TensorGraph
 from designer.mapping.objective import Objective
-from solvers.result import SolveResult, relative_gap
+from solvers.result import SolveResult, Status, relative_gap
+
+
+class BuildTimeout(Exception):
+    """A model's construction ran past its deadline (see :func:`check_deadline`)."""
+
+
+def check_deadline(deadline: float | None) -> None:
+    """Raise :class:`BuildTimeout` once ``time.perf_counter()`` is past ``deadline``: the
+    model builders call it in their loops, so that building counts against a time limit."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise BuildTimeout
+
+
+LOAD_FACTOR = 3.0  # handing a built pyomo model to HiGHS takes up to about this many times its build (measured)
+
+
+def build_then_solve(build, solve, time_limit: float, solver: str) -> tuple[object, SolveResult]:
+    """``build(deadline)`` within half of ``time_limit``, then ``solve(model, seconds)`` with
+    what is left, unless loading the model (about ``LOAD_FACTOR`` times its build) would not
+    fit: a model that cannot be built and solved in its share is skipped, and the result says
+    so, rather than running past the limit. Returns the model (or None) and the result."""
+    start = time.perf_counter()
+    try:
+        model = build(start + 0.5 * time_limit)
+    except BuildTimeout:
+        return None, SolveResult(Status.NO_SOLUTION, seconds=time.perf_counter() - start, solver=solver,
+                                 message=f"skipped: the model could not be built in half of its {time_limit:.1f} s")
+    built = time.perf_counter() - start
+    left = time_limit - built
+    if left < (LOAD_FACTOR + 0.5) * built:
+        return None, SolveResult(Status.NO_SOLUTION, seconds=built, solver=solver,
+                                 message=f"skipped: the model took {built:.1f} s to build, too large to load and solve "
+                                         f"in the {max(left, 0):.1f} s left of its share")
+    result = solve(model, max(0.1, left - LOAD_FACTOR * built))
+    return model, result.replace(seconds=time.perf_counter() - start,
+                                 message=f"{result.message}; model built in {built:.1f} s")
 
 
 def gcd_unit(graph: TensorGraph, scratchpad_bytes: int) -> int:
@@ -69,7 +106,7 @@ class Schedule:
 
 
 def add_schedule(m: pyo.ConcreteModel, graph: TensorGraph, windows: dict[str, tuple[int, int]],
-                 order: list[str] | None = None) -> Schedule:
+                 order: list[str] | None = None, deadline: float | None = None) -> Schedule:
     """Declare ``m.E`` and ``m.F`` and add (S1)-(S2) to ``m.c`` (``order`` fixes the schedule)."""
     m.E = pyo.Var([(o, t) for o, (lo, hi) in windows.items() for t in range(lo, hi + 1)], domain=pyo.Binary)
     m.F = pyo.Var([(o, t) for o, (lo, hi) in windows.items() for t in range(lo, hi)], bounds=(0, 1))
@@ -89,6 +126,7 @@ def add_schedule(m: pyo.ConcreteModel, graph: TensorGraph, windows: dict[str, tu
     # (S2) precedence
     # (at c's last step both sides are 1: p's window ends earlier)
     for p, c in graph.dag.edges:
+        check_deadline(deadline)
         for t in range(windows[c][0], windows[c][1]):
             m.c.add(schedule.done(c, t) <= schedule.done(p, t - 1))
     return schedule
