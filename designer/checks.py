@@ -101,6 +101,17 @@ def writable_file(path: str | Path | None, name: str) -> Path | None:
     return path
 
 
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
+
+
+def writable_figure(path: str | Path | None, name: str) -> Path | None:
+    """:func:`writable_file` for a picture: its suffix names a format matplotlib writes."""
+    path = writable_file(path, name)
+    if path is not None and path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ValueError(f"{name}: {path}: the suffix names the picture's format, one of {', '.join(FIGURE_SUFFIXES)}")
+    return path
+
+
 def writable_folder(path: str | Path, name: str) -> Path:
     """A folder outputs can be written into: an existing folder, or a path one can be made at."""
     path = Path(path)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
+import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -80,14 +82,64 @@ def load_weights(model: nn.Module, path: str | Path, option: str = "--weights") 
         raise ValueError(f"{option}: {path} does not fit the model: {first}") from None
 
 
+MAX_INPUT_BYTES_SHARE = 0.25  # of this machine's memory, at most, for one float input
+
+
 def parse_input_shape(text: str, option: str = "--input-shape") -> tuple[int, ...]:
+    """A batch size then the input's sizes (``1,3,224,224``); ``C,H,W`` (three sizes, the ptflops
+    habit) gets a batch of 1. An input that would take more than a quarter of this machine's
+    memory is refused before anything is allocated."""
     try:
         shape = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"{option}: expected comma-separated sizes such as 1,3,32,32, got {text!r}") from None
     if len(shape) < 2 or any(v < 1 for v in shape):
         raise ValueError(f"{option}: expected a batch size then the input's sizes, all positive, got {text!r}")
+    if len(shape) == 3:
+        shape = (1, *shape)
+    need = 4 * math.prod(shape)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > MAX_INPUT_BYTES_SHARE * memory:
+        raise ValueError(f"{option}: an input of shape {shape} takes {need / 2**30:.1f} GiB as float32, more than a "
+                         f"quarter of this machine's {memory / 2**30:.0f} GiB")
     return shape
+
+
+def check_forward(model: nn.Module, shape: tuple[int, ...], option: str = "--model", logits: bool = False) -> None:
+    """The model takes one float tensor of ``shape`` and returns a float tensor (``logits``: of
+    shape (batch, classes)) or, unless ``logits``, a tuple of them: checked by its forward's
+    signature, then one forward pass on zeros, before any capture, calibration or training.
+    Whatever else it needs (two inputs, integer tokens, a dict out) is named as such."""
+    import inspect
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        parameters = []
+    required = [p.name for p in parameters if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) > 1:
+        raise ValueError(f"{option}: forward takes {len(required)} inputs ({', '.join(required)}); mpdesign feeds "
+                         f"one tensor of --input-shape")
+    training = model.training
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(shape))
+    except Exception as error:  # noqa: BLE001 - the user's forward: name what it raised
+        detail = " ".join(str(error).split())[:300]
+        raise ValueError(f"{option}: a forward pass on one float tensor of shape {tuple(shape)} raised "
+                         f"{type(error).__name__}: {detail} (mpdesign needs a model that takes one float tensor; "
+                         f"integer inputs such as token ids are not supported)") from None
+    finally:
+        model.train(training)
+    outputs = list(out) if isinstance(out, (tuple, list)) and not logits else [out]
+    for value in outputs:
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            what = type(value).__name__ if not isinstance(value, torch.Tensor) else f"a {value.dtype} tensor"
+            raise ValueError(f"{option}: forward returned {what}; mpdesign needs "
+                             + ("one float tensor of logits" if logits else "a float tensor (or a tuple of them)"))
+    if logits and (out.dim() != 2 or out.shape[0] != shape[0]):
+        raise ValueError(f"{option}: forward returned shape {tuple(out.shape)}; pruning needs logits of shape "
+                         f"(batch, classes), here ({shape[0]}, classes)")
 
 
 def calibration_tensor(calibration: torch.Tensor | Iterable, limit: int | None = None) -> torch.Tensor:

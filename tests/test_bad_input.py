@@ -38,7 +38,8 @@ DESIGN_SWEEP = {"kind": "design", "time_limit": 5, "base": {"resolution": 32, "n
 def files(tmp_path_factory) -> dict[str, Path]:
     """The inputs the table refers to, made here: nothing comes from outside the test."""
     root = tmp_path_factory.mktemp("inputs")
-    f = {"root": root, "cifar": Path(__file__).parent / "models" / "cifar.py"}
+    f = {"root": root, "cifar": Path(__file__).parent / "models" / "cifar.py",
+         "unusable": Path(__file__).parent / "models" / "unusable.py"}
 
     def write(name: str, content) -> Path:
         path = root / name
@@ -82,6 +83,18 @@ def files(tmp_path_factory) -> dict[str, Path]:
     write("sweep-zero.json", {**DESIGN_SWEEP, "time_limit": 0})
     write("sweep-map-bad-pad.json", {"kind": "mapping", "base": {"graph": str(root / "graph.json")},
                                      "grid": {"scratchpad": ["lots"]}})
+    profile = json.loads((root / "profile.json").read_text())
+    write("profile-batch.json", {**profile, "batch": -1})
+    write("profile-extra.json", {**profile, "colour": "blue"})
+    write("profile-missing.json", {k: v for k, v in profile.items() if k != "batch"})
+    write("profile-string-batch.json", {**profile, "batch": "1"})
+    write("ansi-name.json", {**DIGITS_SPEC, "name": "\x1b[31mred\x1b[0m"})
+    write("deep.json", "[" * 100000 + "]" * 100000)
+    write("sweep-repeat.json", {**DESIGN_SWEEP, "grid": {"max_macs": [5e6, 5e6]}})
+    os.mkfifo(root / "pipe.json")
+    f["pipe.json"] = root / "pipe.json"
+    np.savez(root / "five.npz", x=np.zeros((5, 1, 8, 8), np.float32), y=np.array([0, 1, 0, 1, 0]))
+    f["five.npz"] = root / "five.npz"
     np.savez(root / "negative-labels.npz", x=np.zeros((10, 1, 8, 8), np.float32), y=np.array([-1, 0] * 5))
     f["negative-labels.npz"] = root / "negative-labels.npz"
     np.savez(root / "one-class.npz", x=np.zeros((10, 1, 8, 8), np.float32), y=np.zeros(10, int))
@@ -107,6 +120,38 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 # (command line with {placeholders} for the files above, words the error line must contain)
 CASES = [
+    # ---- issue 22: budgets proven infeasible by arithmetic, limits of the machine, inputs -----------
+    ("design --macs 1e3 --params 1e3 --time-limit 5", "--macs: the MACs budget 1000 cannot be met: the smallest MACs"),
+    ("design --macs 1e3 --params 1e3 --time-limit 5", "; --params: the params budget 1000 cannot be met"),
+    ("design --macs 1e5 --params 1e6 --time-limit 5", "smallest MACs any design in the space can have is 11,779,136"),
+    ("design --macs 4e9 --threads 1000", "--threads: must be at most"),
+    ("design --macs 4e9 --widths 16,100000000", "--widths: at most 16384"),
+    ("design --macs 4e9 --depths 1,100000", "--depths: at most 64"),
+    ("design --macs 4e9 --depths 2,4 --first-stage-max-depth 1", "--first-stage-max-depth: 1 is below the smallest"),
+    ("design --macs 4e9 --out {root}/no-such-folder/design.json", "the folder {root}/no-such-folder does not exist"),
+    ("design --macs 4e9 --latency-ms 3 --profile {profile-batch.json}", "batch must be a whole number of at least 1"),
+    ("design --macs 4e9 --latency-ms 3 --profile {profile-extra.json}", "unknown field(s) 'colour'"),
+    ("design --macs 4e9 --latency-ms 3 --profile {profile-missing.json}", "missing field(s) batch"),
+    ("design --macs 4e9 --latency-ms 3 --profile {profile-string-batch.json}", "batch must be a whole number"),
+    ("inspect {ansi-name.json}", "name: must be printable text"),
+    ("inspect {pipe.json}", "not a regular file"),
+    ("map {pipe.json}", "not a regular file"),
+    ("map {deep.json}", "nested too deeply"),
+    ("map {graph.json} --plot {root}/layout.gif", "--plot: {root}/layout.gif: the suffix names the picture's format"),
+    ("map --model {unusable}:two_inputs --input-shape 1,3,8,8", "forward takes 2 inputs (x, y)"),
+    ("map --model {unusable}:embedding --input-shape 1,3,8,8", "integer inputs such as token ids"),
+    ("map --model {unusable}:dict_output --input-shape 1,3,8,8", "forward returned dict"),
+    ("map --model {unusable}:data_dependent --input-shape 1,3,8,8", "cannot capture DataDependent"),
+    ("map --model {cifar}:small_residual --input-shape 1,3,200000,200000", "more than a quarter of this machine"),
+    ("prune --model {unusable}:no_layers --input-shape 1,3,32,32 --dataset shapes --sparsity 0.5",
+     "has no Conv or Linear layer"),
+    ("sweep {sweep-repeat.json}", "grid: max_macs lists 5000000.0 twice"),
+    ("sweep {sweep.json} --grid max_macs=1e6 --grid max_macs=2e6", "--grid: max_macs given twice"),
+    ("sweep {sweep.json} --plot {root}/front.gif", "the suffix names the picture's format"),
+    ("train tiny-cifar --seed 99999999999", "--seed: must be at most"),
+    ("train tiny-cifar --dataset digits --resolution 16", "--resolution: applies to image folders only"),
+    ("train tiny-cifar --dataset {five.npz}", "has 5 samples; a 70/15/15 split needs at least 20"),
+    ("pipeline --out {root}", "already holds files"),
     # ---- inspect ---------------------------------------------------------------------------
     ("inspect {binary.bin}", "binary file"),
     ("inspect {no-stages.json}", "stages: missing"),

@@ -28,6 +28,7 @@ from designer.mapping.graph import (
     from_torch,
     load_graph,
 )
+from designer.mapping.io import Mapping
 from designer.mapping.problem import MappingError, MappingProblem, budgets, peak_of
 from designer.mapping.simulate import simulate
 
@@ -401,3 +402,17 @@ def test_inputs_keep_their_address_on_consecutive_steps_in_every_strategy(strate
             if outcome.mapping is not None:
                 replay = simulate(graph, outcome.mapping.to_dict(graph, outcome.result))
                 assert replay.valid, (seed, scratchpad, replay.errors[:2])
+
+
+def test_a_mapping_from_a_smaller_scratchpad_is_a_start_so_traffic_never_rises():
+    """Issue 22: a larger budget gave a worse answer than a smaller one's mapping, valid there."""
+    graph = random_dag(11, n=14, unit=False)
+    limits = budgets(graph, time_limit=5)
+    small = MappingProblem(graph, limits.required, time_limit=5).solve(limits.min_peak_order)
+    for scratchpad in (limits.halfway, limits.peak):
+        larger = MappingProblem(graph, scratchpad, time_limit=1, lower_bound=False,
+                                start=small.mapping).solve(limits.min_peak_order)
+        assert larger.replay.valid and larger.offchip_bytes <= small.offchip_bytes
+    broken = Mapping(limits.required, small.mapping.steps[:-1])
+    with pytest.raises(MappingError, match="start: not a valid mapping"):
+        MappingProblem(graph, limits.peak, start=broken)

@@ -132,7 +132,13 @@ def design(
         latency_profile = None
         if profile is not None:
             from designer.design.latency import LatencyProfile
-            latency_profile = LatencyProfile.load(profile).to_dict()
+            loaded = LatencyProfile.load(profile)
+            if measure and loaded.device.startswith("cuda"):
+                import torch
+                if not torch.cuda.is_available():  # --measure times on the profile's device
+                    raise ValueError(f"--measure: the profile was measured on {loaded.device}, and torch sees no "
+                                     f"CUDA device here to time the design on")
+            latency_profile = loaded.to_dict()
         problem = DesignProblem(
             family=family, resolution=resolution, num_classes=classes, strides=parse_list(strides, "--strides", int),
             head=head, monotone=not no_monotone, max_macs=macs, max_params=params, max_layers=layers,
@@ -232,10 +238,10 @@ def profile_command(
     """Time blocks (or whole networks) of every family on this device and fit the latency
     model `design --latency-ms` uses."""
     from designer.checkpoint import resolve_device
-    from designer.design.latency import profile as measure_profile
+    from designer.design.latency import PRECISIONS, profile as measure_profile
     try:
         checks.writable_file(out, "--out")
-        checks.choice(precision, "--precision", ("fp32", "bf16", "fp16"))
+        checks.choice(precision, "--precision", PRECISIONS)
         checks.integer(batch, "--batch", minimum=1)
         checks.integer(networks, "--networks", minimum=0)
         checks.integer(seed, "--seed", minimum=0, maximum=2**32 - 1)

@@ -41,6 +41,9 @@ def map_graph(
     out: Optional[Path] = typer.Option(None, help="Write the mapping file here."),
     plot: Optional[Path] = typer.Option(None, help="Draw the scratchpad layout here (PNG)."),
     as_json: bool = typer.Option(False, "--json"),
+    start: Optional[Path] = typer.Option(None, help="A mapping file of this graph (e.g. from a smaller scratchpad, "
+                                                    "valid at every larger one): a start, so the traffic never rises "
+                                                    "with the scratchpad."),
     trust: bool = typer.Option(False, "--trust", help="Load a .pt2 archive: it holds pickled objects, and "
                                                       "unpickling a file can run any code in it. Only for files "
                                                       "you trust."),
@@ -56,7 +59,7 @@ def map_graph(
     from designer.mapping.baselines import required_bytes
     try:  # every argument, before the graph is read or any budget computed
         checks.writable_file(out, "--out")
-        checks.writable_file(plot, "--plot")
+        checks.writable_figure(plot, "--plot")
         checks.choice(mode, "--mode", MODES)
         checks.choice(solver, "--solver", SOLVERS)
         checks.time_limit(time_limit, "--time-limit")
@@ -64,6 +67,10 @@ def map_graph(
         checks.integer(bytes_per_element, "--bytes-per-element", minimum=1)
         checks.writable_file(save_graph, "--save-graph")
         check_scratchpad(scratchpad)
+        start_mapping = None
+        if start is not None:
+            from designer.mapping.io import Mapping
+            start_mapping = Mapping.load(checks.readable_file(start, "--start"), "--start")
         if (graph is None) == (model_ref is None):
             raise ValueError("give a graph file or --model PATH.py:FACTORY (exactly one)")
         if graph is not None:
@@ -85,8 +92,9 @@ def map_graph(
         if model_ref is not None:
             import torch
 
-            from designer.user_model import build_user_model
+            from designer.user_model import build_user_model, check_forward
             module = build_user_model(model_ref)
+            check_forward(module, shape)  # one float tensor in, tensors out: before any capture
             capture = training_graph if training else from_torch
             tensor_graph = capture(module, torch.zeros(shape), bytes_per_element, weights,
                                    model_ref.rpartition(":")[2] + (" (training)" if training else ""), fuse)
@@ -119,7 +127,7 @@ def map_graph(
         limits = budgets(tensor_graph, time_limit=BUDGET_SHARE * time_limit)
         remaining = max(time_limit - (time.perf_counter() - started), 0.1 * time_limit)
         problem = MappingProblem(tensor_graph, parse_scratchpad(scratchpad, limits), mode=mode,
-                                 solver=solver, time_limit=remaining, max_reloads=max_reloads)
+                                 solver=solver, time_limit=remaining, max_reloads=max_reloads, start=start_mapping)
         note(f"solving at {problem.scratchpad_bytes:,} bytes ({solver}, up to {remaining:.0f} s)...")
         result = problem.solve(min_peak_order=limits.min_peak_order)
     except (GraphError, MappingError, ValueError) as error:

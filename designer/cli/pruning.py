@@ -73,6 +73,9 @@ def prune(
         subject = _load_subject(checkpoint, model_ref, weights, input_shape, dataset, device)
         splits = load_dataset(subject.dataset, seed=subject.metadata.get("seed", 0))
         subject.check_fits(splits)
+        if subject.user:  # one float tensor in, logits out: before calibration or training
+            from designer.user_model import check_forward
+            check_forward(subject.model, tuple(subject.example_input.shape), logits=True)
         on = next(subject.model.parameters()).device
         calib = splits.train.tensors[0][:calibration].to(on)
         finetune = None
@@ -130,6 +133,7 @@ def _load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) 
             raise ValueError(f"--dataset: the checkpoint was trained on {name!r}, which is not a built-in dataset; "
                              f"give --dataset (that path, if you trust it) to use it")
         return _Subject(model, metadata, name, example_input(model.spec, 1), user=False)
+    from designer.pruning.curves import prunable_layers
     from designer.user_model import build_user_model, parse_input_shape
     if input_shape is None:
         raise ValueError("--input-shape: needed with --model, e.g. 1,3,32,32")
@@ -138,6 +142,8 @@ def _load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) 
         raise ValueError("--dataset: needed with --model (digits, mnist5k, shapes, an .npz or an image folder)")
     target = resolve_device(device)
     model = build_user_model(model_ref, weights).to(target).eval()
+    if not list(prunable_layers(model)):
+        raise ValueError(f"--model: {model_ref} has no Conv or Linear layer to prune")
     return _Subject(model, {"model": model_ref, "weights": None if weights is None else str(weights)}, dataset,
                     torch.zeros(shape, device=target), user=True)
 

@@ -63,7 +63,7 @@ def sweep(
     from designer.sweep import Sweep, SweepError, run_sweep
     try:
         checks.writable_file(out, "--out")
-        checks.writable_file(plot, "--plot")
+        checks.writable_figure(plot, "--plot")
         checks.integer(workers, "--workers", minimum=1)
         if time_limit is not None:
             checks.time_limit(time_limit, "--time-limit")

@@ -61,6 +61,9 @@ def layer_features(layer: Layer, bytes_per_element: int, batch: int = 1) -> np.n
     return row
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")  # what a profile may be measured at
+
+
 @dataclass
 class LatencyProfile:
     """Fitted per-kind coefficients (milliseconds per MAC, per byte, per layer) and where they
@@ -109,8 +112,25 @@ class LatencyProfile:
         constant = data.get("constant_ms", 0.0)
         if isinstance(constant, bool) or not isinstance(constant, (int, float)) or not 0 <= constant < float("inf"):
             raise ValueError(f"profile: constant_ms must be a finite non-negative number, got {constant!r}")
+        # every other field, one by one: a profile is data a program wrote, so anything else is a mistake
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"profile: unknown field(s) {', '.join(map(repr, unknown))} (fields: {', '.join(sorted(known))})")
+        missing = sorted({"device", "torch_version", "precision", "batch", "bytes_per_element"} - set(data))
+        if missing:
+            raise ValueError(f"profile: missing field(s) {', '.join(missing)}")
+        for name in ("device", "torch_version", "precision"):
+            if not isinstance(data[name], str):
+                raise ValueError(f"profile: {name} must be text, got {data[name]!r}")
+        if data["precision"] not in PRECISIONS:
+            raise ValueError(f"profile: precision must be one of {', '.join(PRECISIONS)}, got {data['precision']!r}")
+        for name in ("batch", "bytes_per_element"):
+            if isinstance(data[name], bool) or not isinstance(data[name], int) or data[name] < 1:
+                raise ValueError(f"profile: {name} must be a whole number of at least 1, got {data[name]!r}")
+        if not isinstance(data.get("fit", {}), dict):
+            raise ValueError("profile: fit must be an object (the fit's figures)")
+        return cls(**data)
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyProfile:

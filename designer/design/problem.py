@@ -18,6 +18,8 @@ from designer.families import REGISTRY, family as block_family
 from designer.spec import NetworkSpec, Stage, Stem
 from solvers.result import SolveResult
 
+MAX_WIDTH = 16384  # the widest stage or stem the space may hold (DeepMAD's space ends at 2048)
+MAX_DEPTH = 64  # the most blocks per stage (DeepMAD's: 16)
 OBJECTIVES = ("score", "penalised")  # what the design maximises (DesignProblem.objective)
 
 
@@ -137,6 +139,9 @@ class DesignProblem:
             positive_int(hi, f"{name}[1]")
             if lo > hi:
                 raise DesignError(f"{name}: lower bound {lo} exceeds upper bound {hi}")
+            largest = MAX_DEPTH if name == "depths" else MAX_WIDTH
+            if hi > largest:  # the grid (and every model over it) grows with the range
+                raise DesignError(f"{name}: at most {largest}, got {hi}")
         for name in ("stem_widths", "out_widths"):
             lo, hi = getattr(self, name)
             if ceil_to(lo, self.width_step) > hi:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -342,7 +343,7 @@ def check_arguments(problem: DesignProblem, time_limit: float, rel_gap: float, t
     try:
         checks.time_limit(time_limit, "time_limit")
         checks.fraction(rel_gap, "rel_gap", include_one=False)
-        checks.integer(threads, "threads", minimum=1)
+        checks.integer(threads, "threads", minimum=1, maximum=os.cpu_count() or 1)  # more aborts HiGHS
         checks.choice(method, "method", ("auto", "exact", "refine"))
     except ValueError as error:
         raise DesignError(str(error)) from None

@@ -23,6 +23,10 @@ symbolic tracing; if both fail, a :class:`~designer.mapping.graph.GraphError` na
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -98,8 +102,9 @@ def training_graph(module: nn.Module, example_input: torch.Tensor, bytes_per_ele
     # batch norm and the rest kept whole, one operator per layer as in Checkmate's graphs
     attention = {op: rule for op, rule in core_aten_decompositions().items() if "scaled_dot_product" in str(op)}
     try:
-        joint, signature = aot_export_module(Step(module).train(), [example_input], trace_joint=True,
-                                             output_loss_index=0, decompositions=attention)
+        with quiet_torch():
+            joint, signature = aot_export_module(Step(module).train(), [example_input], trace_joint=True,
+                                                 output_loss_index=0, decompositions=attention)
     except Exception as error:  # noqa: BLE001
         raise GraphError(f"cannot capture the training step of {type(module).__name__}: {_first_line(error)}") from None
     placeholders = [n for n in joint.graph.nodes if n.op == "placeholder"]
@@ -241,15 +246,32 @@ def from_module(module: nn.Module, example_input: torch.Tensor, bytes_per_elemen
     export fails (see the module docstring)."""
     module = module.eval()
     try:
-        program = torch.export.export(module, (example_input,))
+        with quiet_torch():
+            program = torch.export.export(module, (example_input,))
     except Exception as export_error:  # noqa: BLE001 - export has many failure kinds
         from designer.mapping.graph import from_torch_fx
         try:
-            return from_torch_fx(module, example_input, bytes_per_element, include_weights, name)
+            with quiet_torch():
+                return from_torch_fx(module, example_input, bytes_per_element, include_weights, name)
         except Exception as fx_error:  # noqa: BLE001
             raise GraphError(f"cannot capture {type(module).__name__}: torch.export failed "
                              f"({_first_line(export_error)}) and torch.fx failed ({_first_line(fx_error)})") from None
     return from_exported(program, bytes_per_element, include_weights, name or type(module).__name__, fuse)
+
+
+@contextmanager
+def quiet_torch():
+    """torch's own log lines and warnings off while capturing: a capture that fails is reported
+    as one error line naming the cause, not after dozens of lines of graph dumps."""
+    previous = logging.root.manager.disable  # torch's loggers set their own levels: switch them all off
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):  # and graph dumps it prints
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def _first_line(error: Exception) -> str:

@@ -77,6 +77,20 @@ class Mapping:
     def save(self, path: str | Path, graph: TensorGraph, result: SolveResult | None = None) -> None:
         files.write_text(path, json.dumps(self.to_dict(graph, result), indent=1))
 
+    @classmethod
+    def load(cls, path: str | Path, name: str = "mapping") -> Mapping:
+        """A mapping file's steps (strictly read JSON; whether they are a valid mapping of some
+        graph is the simulator's question, asked by whoever uses it)."""
+        from designer.checks import load_json
+        data = load_json(path, name)
+        try:
+            steps = [Step(str(step["op"]), {str(k): int(v) for k, v in step["resident"].items()},
+                          [str(t) for t in step.get("spilled", [])], [str(t) for t in step.get("retrieved", [])])
+                     for step in data["steps"]]
+            return cls(int(data["scratchpad_bytes"]), steps, str(data.get("method") or ""))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"{name}: {path}: not a mapping file ({type(error).__name__}: {error})") from None
+
 
 @dataclass(frozen=True)
 class MappingOutcome:

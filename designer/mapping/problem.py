@@ -4,6 +4,7 @@ M_R / M_P / M_H, and the result type; :mod:`designer.mapping.solve` solves it.""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 from designer import checks
@@ -12,6 +13,7 @@ from designer.mapping.cpsat import min_peak
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping
 from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.simulate import simulate
 from solvers.result import SolveResult, Status
 
 MODES = ("joint", "fixed", "divide")
@@ -112,12 +114,15 @@ class MappingProblem:
     window: int = 40  # divide mode: operators per window
     seconds_per_window: float = 5.0
     objective: Objective = OFFCHIP_BYTES  # what the mapping minimises (off-chip bytes)
+    # a mapping found before, e.g. at a smaller scratchpad (valid at every larger one): a candidate
+    # and CP-SAT's start, so that the traffic never rises with the scratchpad
+    start: Mapping | None = None
 
     def __post_init__(self) -> None:
         try:
             checks.time_limit(self.time_limit, "time_limit")
             checks.integer(self.max_reloads, "max_reloads", minimum=0)
-            checks.integer(self.threads, "threads", minimum=1)
+            checks.integer(self.threads, "threads", minimum=1, maximum=os.cpu_count() or 1)
             checks.integer(self.scratchpad_bytes, "scratchpad_bytes", minimum=1)
         except ValueError as error:
             raise MappingError(str(error)) from None
@@ -134,6 +139,14 @@ class MappingProblem:
             raise MappingError("mode divide solves its windows with CP-SAT; use solver cpsat")
         if self.order is not None and not self.graph.is_schedule(self.order):
             raise MappingError("order: not a topological order of the graph's operators")
+        if self.start is not None:
+            self.start = Mapping(self.scratchpad_bytes, self.start.steps, self.start.method or "given start")
+            replay = simulate(self.graph, self.start.to_dict(self.graph))
+            if not replay.valid:
+                raise MappingError(f"start: not a valid mapping of this graph at {self.scratchpad_bytes:,} bytes "
+                                   f"({replay.errors[0]})")
+            if self.mode == "fixed" and self.start.order != (self.order or self.graph.topological_order()):
+                raise MappingError("start: mode fixed keeps the given order; the start runs another")
 
     def solve(self, min_peak_order: list[str] | None = None) -> MappingResult:
         """Baselines, a bound and the chosen strategy (:func:`designer.mapping.solve.solve`)."""

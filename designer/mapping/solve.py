@@ -58,6 +58,8 @@ def solve(problem: MappingProblem, min_peak_order: list[str] | None = None) -> M
     graph, objective, limit = problem.graph, problem.objective, problem.time_limit
     found = baselines(problem, min_peak_order)
     candidates = {f"baseline {name}": mapping for name, mapping in found.items()}
+    if problem.start is not None:  # checked valid at this scratchpad by the problem
+        candidates[f"given start ({problem.start.method})"] = problem.start
     fixed_order = (problem.order or graph.topological_order()) if problem.mode == "fixed" else None
     common = dict(objective=objective, threads=problem.threads)
     bounds: dict[str, SolveResult] = {}

@@ -36,7 +36,13 @@ PRUNABLE = (nn.Conv2d, nn.Linear)
 
 
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(name, module) for name, module in model.named_modules() if isinstance(module, PRUNABLE)]
+    """The convs and linears whose weights the model uses by calling them: not the output
+    projection of ``nn.MultiheadAttention``, whose weight it reads directly (a mask or a hook
+    there would never take effect)."""
+    inside = {f"{name}.{child}" for name, module in model.named_modules()
+              if isinstance(module, nn.MultiheadAttention) for child, _ in module.named_children()}
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, PRUNABLE) and name not in inside]
 
 
 def kept_count(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None) -> int:
