@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from designer.costs import count
 from designer.design.problem import DesignProblem, DesignResult, ceil_to, floor_to
 from designer.spec import NetworkSpec
 from solvers.evolution import evolve
@@ -89,7 +90,6 @@ def greedy_start(problem: DesignProblem) -> Candidate | None:
 
 def _budget_use(problem: DesignProblem) -> Callable[[Candidate], float]:
     """The largest fraction of a MACs or parameter budget a candidate uses."""
-    from designer.costs import count
 
     def used(candidate: Candidate) -> float:
         compute, size = count(to_spec(problem, candidate)).budget(problem.counting)

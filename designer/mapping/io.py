@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from designer import files
+from designer import checks, files
 from designer.mapping.graph import TensorGraph
 from solvers.result import SolveResult
 
@@ -81,8 +81,7 @@ class Mapping:
     def load(cls, path: str | Path, name: str = "mapping") -> Mapping:
         """A mapping file's steps (strictly read JSON; whether they are a valid mapping of some
         graph is the simulator's question, asked by whoever uses it)."""
-        from designer.checks import load_json
-        data = load_json(path, name)
+        data = checks.load_json(path, name)
         try:
             steps = [Step(str(step["op"]), {str(k): int(v) for k, v in step["resident"].items()},
                           [str(t) for t in step.get("spilled", [])], [str(t) for t in step.get("retrieved", [])])
