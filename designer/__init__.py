@@ -1,8 +1,15 @@
 """mpdesign's problems: network specs, their costs and scores, the networks they become."""
 
+from importlib.metadata import PackageNotFoundError, version as _version
+
 from designer.costs import Costs, Layer, count
 from designer.entropy import DeepMADScores, deepmad_scores
 from designer.spec import NetworkSpec, SpecError, Stage, Stem, from_tinynas
+
+try:
+    __version__ = _version("mpdesign")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = ["Costs", "DeepMADScores", "DesignProblem", "Layer", "NetworkSpec", "SpecError", "Stage", "Stem", "build",
            "count", "deepmad_scores", "from_tinynas", "solve"]

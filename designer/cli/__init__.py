@@ -17,6 +17,19 @@ from designer.cli.common import load_spec
 
 app = typer.Typer(help="Design neural networks and their deployment with mathematical programming.",
                   no_args_is_help=True, add_completion=False)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from designer import __version__
+        typer.echo(f"mpdesign {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Design neural networks and their deployment with mathematical programming."""
 for group in (design, train, pruning, mapping, sweep):
     for command in group.app.registered_commands:
         app.registered_commands.append(command)
