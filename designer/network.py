@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from designer.families import family
-from designer.families.base import ConvBNAct
+from designer.families.layers import ACTIVATIONS, ConvBNAct
 from designer.spec import NetworkSpec
 
 
@@ -37,7 +37,7 @@ class Network(nn.Module):
             channels = stage.out
         self.stages = nn.Sequential(*stages)
         if spec.head is not None:
-            self.head = ConvBNAct(channels, spec.head, 1, act=family(spec.stages[-1].family).activation)
+            self.head = ConvBNAct(channels, spec.head, 1, act=ACTIVATIONS[family(spec.stages[-1].family).activation])
         else:
             self.head = nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -80,7 +80,7 @@ def tinynas_recount(spec):
     shortcut's average pool, 1 per output element of a projected residual add (the identity
     adds, the global pool and the classifier are not counted; size: every parameter but the
     classifier's)."""
-    from designer.families.base import Projection
+    from designer.families.layers import Projection
     model = build(spec).eval()
     total = [0]
 

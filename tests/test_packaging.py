@@ -54,3 +54,21 @@ def test_every_third_party_import_is_a_declared_dependency():
                 imported.add(node.module.split(".")[0])
     third_party = {names.get(name, name).lower() for name in imported - local}
     assert third_party <= declared, sorted(third_party - declared)
+
+
+def loaded(imports: str, heavy: tuple[str, ...]) -> list[str]:
+    import subprocess
+    code = f"import sys, {imports}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_the_design_arithmetic_loads_no_torch():
+    """Issue 27: specs, costs, scores and the design problem are arithmetic; torch loads when a
+    network is built."""
+    imports = "designer, designer.spec, designer.costs, designer.entropy, designer.design.problem, designer.design.minimum"
+    assert loaded(imports, ("torch",)) == "[]"
+
+
+def test_the_command_line_loads_no_torch_or_solvers_before_a_command_needs_them():
+    """Issue 23: `mpdesign --help`, `specs` and `--version` wait for neither torch nor pyomo."""
+    assert loaded("designer.cli", ("torch", "pyomo", "highspy", "ortools")) == "[]"

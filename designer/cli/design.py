@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
@@ -12,13 +12,21 @@ from rich.table import Table
 from designer import checks, zoo
 from designer.cli.common import console, fail, in_option_names, load_spec, note, parse_list, percent, si
 from designer.costs import COUNTINGS
-from designer.design.problem import OBJECTIVES, DesignError, DesignProblem
 from designer.families import NAMES as FAMILY_NAMES
-from designer.design.solve import check_arguments, check_budgets, solve as solve_design
 from designer.report import inspect_spec
 from designer.spec import SpecError
 
+if TYPE_CHECKING:
+    from designer.design.problem import DesignProblem
+
 app = typer.Typer()
+
+
+def solve_design(problem: DesignProblem, **options):
+    """:func:`designer.design.solve.solve`, loaded when a design is asked for: pyomo and HiGHS
+    take about a second to import, which `--help` and `specs` should not wait for."""
+    from designer.design.solve import solve
+    return solve(problem, **options)
 # the problem's fields as `design` spells them, so that every error names what the user typed
 DESIGN_OPTIONS = {
     "max_macs": "--macs", "max_params": "--params", "max_layers": "--layers", "max_latency_ms": "--latency-ms",
@@ -122,6 +130,7 @@ def design(
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Design a network that maximises the DeepMAD score under budgets, with a proven bound."""
+    from designer.design.problem import OBJECTIVES, DesignError, DesignProblem
     try:
         checks.writable_file(out, "--out")
         checks.choice(family, "--family", FAMILY_NAMES)
@@ -147,6 +156,7 @@ def design(
             max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"), max_latency_ms=latency_ms,
             latency_profile=latency_profile, objective=objective, counting=counting,
             **_space(stem_widths, widths, depths, first_stage_max_depth))
+        from designer.design.solve import check_arguments, check_budgets
         check_arguments(problem, time_limit, gap, threads, method)
         check_budgets(problem)
 

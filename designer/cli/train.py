@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import torch
 import typer
 
 from designer import files
 from designer import checks
 from designer.cli.common import console, errors, fail, load_spec
-from designer.design.problem import DesignError
 from designer.spec import NetworkSpec, SpecError
 
 app = typer.Typer()
@@ -42,6 +40,8 @@ def train(
 
     Under `torchrun --nproc_per_node N -m designer.cli train ...` the same flags train with DDP.
     """
+    import torch
+
     from designer.checkpoint import save_checkpoint
     from designer.network import build
     from designer.train import distributed
@@ -117,5 +117,5 @@ def pipeline(
         run_pipeline(config, out, log=console.print)
     except PipelineError as error:
         fail(str(error), code=1)
-    except (DesignError, SpecError, ValueError) as error:
+    except (SpecError, ValueError) as error:  # DesignError is a ValueError
         fail(str(error))

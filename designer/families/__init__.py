@@ -1,6 +1,7 @@
-"""Block families: one module each, the whole truth about that family (see
-:mod:`designer.families.base` for the protocol). A new family is one new module and one line
-in :data:`REGISTRY` below."""
+"""Block families: one module each, the whole truth about that family's costs (see
+:mod:`designer.families.base` for the protocol), its torch side beside it in
+``<family>_blocks.py`` (loaded when a network is built, so counting needs no torch). A new
+family is one new module, its blocks module and one line in :data:`REGISTRY` below."""
 
 from __future__ import annotations
 

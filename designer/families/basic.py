@@ -5,27 +5,12 @@ is our extension of the authors' scorer, which cannot score basic blocks."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
-from designer.families.base import BlockFamily, ConvBNAct, FamilyDefaults, Layer, Projection, conv, down, \
-    projection_layers, shrink_inner_pair
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, out: int, btn: int, k: int, stride: int, first: bool):
-        super().__init__()
-        self.conv1 = ConvBNAct(c_in, btn, k, stride)
-        self.conv2 = ConvBNAct(btn, out, k, act=None)
-        self.shortcut = Projection(c_in, out, stride) if first else nn.Identity()
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
+from designer.families.base import BlockFamily, FamilyDefaults, Layer, conv, down, projection_layers
 
 
 class Basic(BlockFamily):
     name = "basic"
+    blocks = "designer.families.basic_blocks"
     tinynas_class = "SuperResKXKX"
     layers_per_block = 2
     btn_exponent = 1
@@ -42,16 +27,6 @@ class Basic(BlockFamily):
             shortcut, shortcut_ops = projection_layers(prefix, c_in, out, stride, in_res)
             layers, ops = layers + shortcut, ops + shortcut_ops
         return layers, ops + 2 * out * res * res  # residual add, ReLU
-
-    def module(self, c_in: int, out: int, btn: int, k: int, stride: int, first: bool) -> nn.Module:
-        return BasicBlock(c_in, out, btn, k, stride, first)
-
-    def zero_init(self, block: nn.Module) -> None:
-        nn.init.zeros_(block.conv2.bn.weight)
-
-    def shrink(self, block: nn.Module, new: nn.Module, keep: int) -> None:
-        shrink_inner_pair(block, new, keep)
-        new.shortcut.load_state_dict(block.shortcut.state_dict())
 
 
 FAMILY = Basic()

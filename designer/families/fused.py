@@ -6,33 +6,18 @@ Unit width (c_in k^2) btn."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
-from designer.families.base import BlockFamily, ConvBNAct, FamilyDefaults, Layer, conv, down, \
-    shrink_inner_pair
-
-
-class FusedMBConv(nn.Module):
-    def __init__(self, c_in: int, out: int, btn: int, k: int, stride: int, first: bool):
-        super().__init__()
-        self.conv1 = ConvBNAct(c_in, btn, k, stride, act=nn.SiLU)
-        self.conv2 = ConvBNAct(btn, out, 1, act=None)
-        self.residual = c_in == out and stride == 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2(self.conv1(x))
-        return x + y if self.residual else y
+from designer.families.base import BlockFamily, FamilyDefaults, Layer, conv, down
 
 
 class Fused(BlockFamily):
     name = "fused"
+    blocks = "designer.families.fused_blocks"
     tinynas_class = None  # TinyNAS has no fused-MBConv block
     layers_per_block = 2
     btn_exponent = 1
     kernel_convs = 1
     defaults = FamilyDefaults(btn_ratio=(1.0, 4.0), kernels=(3, 5), effectiveness=0.5, strides=(2, 1, 2, 2, 2, 2))
-    activation = nn.SiLU
+    activation = "silu"
 
     def layers(self, prefix: str, c_in: int, out: int, btn: int, k: int, stride: int, in_res: int,
                first: bool) -> tuple[list[Layer], int]:
@@ -43,16 +28,6 @@ class Fused(BlockFamily):
         if c_in == out and stride == 1:
             ops += out * res * res  # residual add
         return layers, ops
-
-    def module(self, c_in: int, out: int, btn: int, k: int, stride: int, first: bool) -> nn.Module:
-        return FusedMBConv(c_in, out, btn, k, stride, first)
-
-    def zero_init(self, block: nn.Module) -> None:
-        if block.residual:
-            nn.init.zeros_(block.conv2.bn.weight)
-
-    def shrink(self, block: nn.Module, new: nn.Module, keep: int) -> None:
-        shrink_inner_pair(block, new, keep)
 
 
 FAMILY = Fused()

@@ -6,48 +6,18 @@ otherwise). Unit width c_in k^2 btn (the depthwise conv's fan-in is k^2)."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
-from designer.families.base import BlockFamily, ConvBNAct, FamilyDefaults, Layer, conv, down, output_strength, \
-    se_channels, strongest, take_bn, take_conv
-
-
-class SqueezeExcite(nn.Module):
-    def __init__(self, channels: int):
-        super().__init__()
-        reduced = se_channels(channels)
-        self.reduce = nn.Conv2d(channels, reduced, 1)
-        self.expand = nn.Conv2d(reduced, channels, 1)
-        self.act = nn.SiLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = x.mean((2, 3), keepdim=True)
-        return x * torch.sigmoid(self.expand(self.act(self.reduce(scale))))
-
-
-class InvertedResidual(nn.Module):
-    def __init__(self, c_in: int, out: int, btn: int, k: int, stride: int, first: bool):
-        super().__init__()
-        self.conv1 = ConvBNAct(c_in, btn, 1, act=nn.SiLU)
-        self.conv2 = ConvBNAct(btn, btn, k, stride, groups=btn, act=nn.SiLU)
-        self.se = SqueezeExcite(btn)
-        self.conv3 = ConvBNAct(btn, out, 1, act=None)
-        self.residual = c_in == out and stride == 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv3(self.se(self.conv2(self.conv1(x))))
-        return x + y if self.residual else y
+from designer.families.base import BlockFamily, FamilyDefaults, Layer, conv, down, se_channels
 
 
 class Inverted(BlockFamily):
     name = "inverted"
+    blocks = "designer.families.inverted_blocks"
     tinynas_class = "SuperResK1DWSEK1"
     layers_per_block = 3
     btn_exponent = 1
     kernel_convs = 1
     defaults = FamilyDefaults(btn_ratio=(1.5, 6.0), kernels=(3, 5, 7), effectiveness=0.5, strides=(2, 1, 2, 2, 2, 2))
-    activation = nn.SiLU
+    activation = "silu"
 
     def layers(self, prefix: str, c_in: int, out: int, btn: int, k: int, stride: int, in_res: int,
                first: bool) -> tuple[list[Layer], int]:
@@ -63,27 +33,6 @@ class Inverted(BlockFamily):
         if c_in == out and stride == 1:
             ops += out * res * res  # residual add
         return layers, ops
-
-    def module(self, c_in: int, out: int, btn: int, k: int, stride: int, first: bool) -> nn.Module:
-        return InvertedResidual(c_in, out, btn, k, stride, first)
-
-    def zero_init(self, block: nn.Module) -> None:
-        if block.residual:
-            nn.init.zeros_(block.conv3.bn.weight)
-
-    def shrink(self, block: nn.Module, new: nn.Module, keep: int) -> None:
-        # the same channels through the depthwise conv and squeeze-excite, whose hidden width
-        # becomes a quarter of the new width (its units ranked by their reduce filters)
-        inner = strongest(output_strength(block.conv1.conv), keep)
-        take_conv(block.conv1.conv, new.conv1.conv, out_idx=inner)
-        take_bn(block.conv1.bn, new.conv1.bn, inner)
-        take_conv(block.conv2.conv, new.conv2.conv, out_idx=inner)
-        take_bn(block.conv2.bn, new.conv2.bn, inner)
-        hidden = strongest(output_strength(block.se.reduce, inner), se_channels(keep))
-        take_conv(block.se.reduce, new.se.reduce, out_idx=hidden, in_idx=inner)
-        take_conv(block.se.expand, new.se.expand, out_idx=inner, in_idx=hidden)
-        take_conv(block.conv3.conv, new.conv3.conv, in_idx=inner)
-        take_bn(block.conv3.bn, new.conv3.bn)
 
 
 FAMILY = Inverted()
