@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from designer.design import solve
 from designer.design.lagrangian import lagrangian_bound
-from designer.design.solve import grid
+from designer.design.cells import grid
 from tests.test_design import CASES, brute_force, feasible_designs
 
 

@@ -11,7 +11,7 @@ from designer.cli import app
 from designer.costs import count
 from designer.design import DesignError, DesignProblem, solve
 from designer.design.search import evolutionary_search
-from designer.design.solve import grid
+from designer.design.cells import grid
 from designer.entropy import deepmad_scores
 from designer.spec import NetworkSpec
 
@@ -213,7 +213,7 @@ def test_a_latency_budget_binds_and_the_milp_agrees_with_brute_force():
     import pyomo.environ as pyo
 
     from designer.design.milp import build_model, extract
-    from designer.design.solve import choice_to_spec, exact_cells
+    from designer.design.cells import choice_to_spec, exact_cells
     from solvers import highs
     model, stages = build_model(problem, exact_cells(problem))
     highs.solve(model, time_limit=60, rel_gap=0.0)

@@ -51,71 +51,29 @@ def map_graph(
     """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines.
     The whole command, capture and budgets included, keeps to --time-limit."""
     started = time.perf_counter()
-    from designer.mapping.graph import GraphError, from_torch, load_graph
-    from designer.mapping.importer import training_graph
+    from designer.mapping.baselines import required_bytes
+    from designer.mapping.graph import GraphError
+    from designer.mapping.io import Mapping
     from designer.mapping.plot import plot_layout
     from designer.mapping.problem import SOLVERS, MODES, MappingError, MappingProblem, budgets, check_scratchpad, \
         parse_scratchpad
-    from designer.mapping.baselines import required_bytes
+    from designer.mapping.sources import Source
+    source = Source(graph, model_ref, input_shape, training, weights, bytes_per_element, fuse, trust)
     try:  # every argument, before the graph is read or any budget computed
         checks.writable_file(out, "--out")
         checks.writable_figure(plot, "--plot")
+        checks.writable_file(save_graph, "--save-graph")
         checks.choice(mode, "--mode", MODES)
         checks.choice(solver, "--solver", SOLVERS)
         checks.time_limit(time_limit, "--time-limit")
         checks.integer(max_reloads, "--max-reloads", minimum=0)
-        checks.integer(bytes_per_element, "--bytes-per-element", minimum=1)
-        checks.writable_file(save_graph, "--save-graph")
         check_scratchpad(scratchpad)
-        start_mapping = None
-        if start is not None:
-            from designer.mapping.io import Mapping
-            start_mapping = Mapping.load(checks.readable_file(start, "--start"), "--start")
-        if (graph is None) == (model_ref is None):
-            raise ValueError("give a graph file or --model PATH.py:FACTORY (exactly one)")
-        if graph is not None:
-            checks.readable_file(graph, "graph")
-            if graph.suffix == ".pt2" and not trust:
-                raise ValueError(f"--trust: {graph} is a .pt2 archive, whose pickled parts can run code when "
-                                 f"loaded; give --trust if you trust where it came from")
-            if training and graph.suffix != ".pt":
-                raise ValueError("--training: needs a model (--model or a checkpoint); a graph file is what it is")
-        else:
-            from designer.user_model import load_factory, parse_input_shape
-            if input_shape is None:
-                raise ValueError("--input-shape: needed with --model, e.g. 1,3,224,224")
-            shape = parse_input_shape(input_shape)
-            load_factory(model_ref)
+        start_mapping = Mapping.load(checks.readable_file(start, "--start"), "--start") if start is not None else None
+        source.check()
     except ValueError as error:
         fail(str(error))
     try:
-        if model_ref is not None:
-            import torch
-
-            from designer.user_model import build_user_model, check_forward
-            module = build_user_model(model_ref)
-            check_forward(module, shape)  # one float tensor in, tensors out: before any capture
-            capture = training_graph if training else from_torch
-            tensor_graph = capture(module, torch.zeros(shape), bytes_per_element, weights,
-                                   model_ref.rpartition(":")[2] + (" (training)" if training else ""), fuse)
-        elif graph.suffix == ".pt2":
-            import torch
-
-            from designer.mapping.importer import from_exported
-            try:
-                program = torch.export.load(graph)
-            except Exception as error:  # noqa: BLE001 - torch's own load errors
-                raise ValueError(f"{graph}: not an ExportedProgram torch can load ({type(error).__name__})") from None
-            tensor_graph = from_exported(program, bytes_per_element, weights, graph.stem, fuse)
-        elif graph.suffix == ".pt":
-            from designer.checkpoint import load_checkpoint
-            from designer.network import example_input
-            model, _ = load_checkpoint(graph)
-            capture = training_graph if training else from_torch
-            tensor_graph = capture(model, example_input(model.spec, 1), bytes_per_element, weights,
-                                   model.spec.name or graph.stem, fuse)
-        else:
-            tensor_graph = load_graph(graph, include_weights=weights, bytes_per_element=bytes_per_element)
+        tensor_graph = source.load()
         if save_graph is not None:
             files.write_text(save_graph, json.dumps(tensor_graph.to_dict(), indent=1))
         given = check_scratchpad(scratchpad)

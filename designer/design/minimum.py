@@ -16,7 +16,7 @@ infeasible before any solver runs, by arithmetic alone, so the verdict does not 
 fast the machine is. The effectiveness budget is the one rule this leaves out (it asks for
 *wider*, shallower networks): when the narrowest design breaks it, the minima are still exact
 for the space, and whether all budgets hold together is the MILP's question
-(:func:`designer.design.solve.explain_infeasible`).
+(:mod:`designer.design.infeasible`).
 """
 
 from __future__ import annotations
@@ -77,3 +77,28 @@ def check_minima(problem: DesignProblem) -> None:
     broken = [m.text() for m in minima(problem) if not m.met]
     if broken:
         raise DesignError("; ".join(broken))
+
+
+def check_budgets(problem: DesignProblem) -> None:
+    """Budgets no design can meet, proven by arithmetic before any solve (a DesignError naming
+    each with its smallest value): the stem's own footprint and effectiveness (which no
+    width of the stages can change), and every cost budget below its minimum (M1)."""
+    _check_fixed_parts(problem)
+    check_minima(problem)
+
+
+def _check_fixed_parts(problem: DesignProblem) -> None:
+    """Budgets the stem alone already breaks, with the smallest value any design can have."""
+    if problem.max_activation_bytes is not None:
+        resolution, after = problem.resolution, problem.resolutions()[0]
+        narrowest = ceil_to(problem.stem_widths[0], problem.width_step)
+        stem_bytes = (problem.in_channels * resolution ** 2 + narrowest * after ** 2) * problem.bytes_per_element
+        if stem_bytes > problem.max_activation_bytes:
+            raise DesignError(f"max_activation_bytes: {problem.max_activation_bytes:g} is below the stem conv's own "
+                              f"footprint at its narrowest width ({narrowest} channels): the smallest feasible "
+                              f"budget is at least {stem_bytes:,} bytes")
+    if problem.effectiveness is not None:
+        rho_stem = 1 / (problem.in_channels * problem.stem_kernel ** 2)
+        if rho_stem > problem.effectiveness:
+            raise DesignError(f"effectiveness: the stem alone has rho {rho_stem:.4f} > {problem.effectiveness}; "
+                              f"the smallest feasible effectiveness budget is {rho_stem:.4f}")

@@ -144,6 +144,20 @@ def _moves(problem: DesignProblem, candidate: Candidate):
     yield from ((w, stages) for w in widths(stem))
 
 
+def constructive_design(problem: DesignProblem) -> NetworkSpec | None:
+    """A quick design meeting every budget, or None: the better of the starting structure
+    (:func:`starting_candidate`) and the greedy ascent from the narrowest one
+    (:func:`greedy_start`), each improved by :func:`local_search`; all under fixed numbers of
+    evaluations (work limits), so the same design on any machine. The design solve's first
+    incumbent and the evolutionary search's start."""
+    candidates = [local_search(problem, c) for c in (starting_candidate(problem),
+                                                      greedy_start(problem)) if c is not None]
+    if not candidates:
+        return None
+    spec = to_spec(problem, max(candidates, key=make_evaluate(problem)))
+    return spec if not problem.violations(spec) else None
+
+
 def from_spec(spec: NetworkSpec) -> Candidate:
     return spec.stem.out, tuple((s.out, s.btn, s.k, s.L) for s in spec.stages)
 
