@@ -113,14 +113,15 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     # 1. design
     log(f"[1/4] design: maximise the DeepMAD score under {config.macs:g} MACs, {config.params:g} params ...")
     design = solve(problem, time_limit=config.design_seconds,
-                   progress=lambda s: log(f"      iteration {s['iteration']}: best {s['score']}, bound {s['bound']:.1f}"))
+                   progress=lambda s: log(f"      iteration {s['iteration']}: best {_number(s['score'])}, "
+                                          f"bound {_number(s['bound'])}"))
     if design.spec is None:
         raise RuntimeError(f"design: no design found ({design.solve.message})")
     spec = design.spec
     out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     spec.save(out / "design.json")
     figures["design"] = {k: v for k, v in design.to_dict().items() if k not in ("problem", "history")}
-    log(f"      score {design.score:.2f} (bound {design.solve.bound}, {design.status}), MACs {design.macs:,}, "
+    log(f"      score {design.score:.2f} (bound {_number(design.solve.bound)}, {design.status}), MACs {design.macs:,}, "
         f"params {design.params:,}")
     completed.append("design")
 
@@ -211,7 +212,7 @@ Dataset `{figures['config']['dataset']}`, seed {figures['config']['seed']}.
 
 ## 1. Design (DeepMAD score by MILP)
 
-Status {d['status']}, score {d['score']:.2f}, bound {d['bound']}, gap {gap}, {d['seconds']:.1f} s.
+Status {d['status']}, score {d['score']:.2f}, bound {_number(d['bound'])}, gap {gap}, {d['seconds']:.1f} s.
 MACs {d['macs']:,} (budget {figures['config']['macs']:g}), params {d['params']:,} (budget
 {figures['config']['params']:g}), effectiveness {d['effectiveness']:.4f}, {d['layers']} layers.
 
@@ -239,7 +240,7 @@ Sparsity {p['rounds'][-1]['sparsity']:.4f} of the prunable weights in {len(p['ro
 
 {m['operators']} operators; M_R {m['budgets']['M_R']:,}, M_P {m['budgets']['M_P']:,}, M_H {m['budgets']['M_H']:,} bytes;
 scratchpad {m['scratchpad_bytes']:,} bytes. Off-chip traffic {m['offchip_bytes']:,} bytes, status {m['status']},
-bound {m['bound']}, gap {map_gap}; the simulator found the mapping {'valid' if m['valid'] else 'INVALID'}.
+bound {_number(m['bound'])}, gap {map_gap}; the simulator found the mapping {'valid' if m['valid'] else 'INVALID'}.
 
 | baseline | bytes |
 |---|---|
@@ -247,3 +248,10 @@ bound {m['bound']}, gap {map_gap}; the simulator found the mapping {'valid' if m
 
 ![scratchpad layout](layout.png)
 """
+
+
+def _number(value: float | None) -> str:
+    """A score or bound as people read it: two decimals (whole bytes stay whole), or "none"."""
+    if value is None:
+        return "none"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"

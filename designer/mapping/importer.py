@@ -72,7 +72,7 @@ def _tensors_of(value) -> list:
 def from_exported(program, bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
                   fuse: bool = True) -> TensorGraph:
     """The tensor graph of an ``ExportedProgram`` (see the module docstring)."""
-    with contextlib.suppress(Exception):  # a decomposition torch lacks: keep the ops as they are
+    with contextlib.suppress(Exception), quiet_torch():  # a decomposition torch lacks: keep the ops as they are
         program = program.run_decompositions()
     specs = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs
              if hasattr(spec.arg, "name")}
