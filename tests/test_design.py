@@ -287,3 +287,28 @@ def test_tinynas_counting_changes_what_the_budgets_allow():
     assert compute <= problem.max_macs and size <= problem.max_params and result.counted == (compute, size)
     assert brute_force(ours)[0] > result.score
     assert ours.violations(result.spec) == []  # the TinyNAS design also meets our counting here
+
+
+@pytest.mark.parametrize("family, monotone", [("bottleneck", True), ("basic", False), ("inverted", True),
+                                              ("fused", False)])
+def test_each_budget_minimum_is_the_brute_force_minimum_over_the_space(family, monotone):
+    """Issue 22: infeasible budgets are proven by arithmetic (the narrowest design minimises every
+    cost at once); checked against every design of small spaces, budgets aside."""
+    from designer.design.minimum import minima
+    space = dict(family=family, resolution=32, num_classes=10, strides=[1, 2, 2], stem_widths=(16, 24),
+                 out_widths=(16, 32), depths=(1, 2), first_stage_max_depth=2, monotone=monotone,
+                 kernels=(3, 5), effectiveness=None, bytes_per_element=1)
+    free = DesignProblem(max_macs=1e12, **space)
+    smallest = {"max_macs": math.inf, "max_params": math.inf, "max_layers": math.inf, "max_activation_bytes": math.inf}
+    for _, spec in feasible_designs(free):  # every design of the space (no budget binds)
+        costs, layers = count(spec), deepmad_scores(spec).layers
+        for field, value in (("max_macs", costs.macs), ("max_params", costs.params), ("max_layers", layers),
+                             ("max_activation_bytes", costs.max_activation_bytes)):
+            smallest[field] = min(smallest[field], value)
+    tight = DesignProblem(max_macs=1.0, max_params=1.0, max_layers=1, max_activation_bytes=1.0, **space)
+    found = {m.field: m.smallest for m in minima(tight)}
+    assert found == smallest
+    with pytest.raises(DesignError, match="max_macs: the MACs budget 1 cannot be met.*max_params: the params"):
+        solve(DesignProblem(max_macs=1.0, max_params=1.0, **space), time_limit=5)  # both named, before any solve
+    just = DesignProblem(max_macs=smallest["max_macs"], max_params=smallest["max_params"], **space)
+    assert solve(just, time_limit=30).spec is not None  # at the minimum itself: feasible
