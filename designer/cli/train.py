@@ -86,9 +86,11 @@ def train(
         files.write_text(out / "metrics.json", json.dumps(metrics, indent=2))
         console.print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}); "
                       f"checkpoint {out / 'checkpoint.pt'}")
-    distributed.finish()
+    was_distributed = distributed.finish()
     if spread > 0:
         fail(f"ranks ended with different parameters (largest difference {spread:.3g})")
+    if was_distributed:
+        distributed.exit_now(0)
 
 
 def fit_to_dataset(spec: NetworkSpec, splits) -> NetworkSpec:

@@ -12,6 +12,7 @@ parameters, which DDP's gradient all-reduce promises.
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -49,7 +50,20 @@ def parameter_spread(model: nn.Module) -> float:
     return float(spread)
 
 
-def finish() -> None:
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+def finish() -> bool:
+    """Wait for every rank, leave the process group; whether there was one."""
+    if not dist.is_initialized():
+        return False
+    dist.barrier()
+    dist.destroy_process_group()
+    return True
+
+
+def exit_now(code: int = 0) -> None:
+    """End a distributed worker without the interpreter's finalization, where gloo's worker
+    threads can still hold tensors and abort the process (SIGABRT, "terminate called without an
+    active exception"; seen once here under load, and pytorch/pytorch#179291): everything it
+    writes is written and flushed by now."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
