@@ -131,7 +131,8 @@ def _plot_front(results: list[dict], kind: str, field: str, path: Path) -> None:
     ax.plot([x for x, _, b in rows if b is not None], [b for _, _, b in rows if b is not None], "v--",
             label="proven bound")
     if failed:
-        ax.plot(failed, [0] * len(failed), "rx", markersize=9, label="no solution (infeasible, error or out of time)")
+        ax.plot(failed, [0] * len(failed), "rx", markersize=9,
+                label="no solution (infeasible, error or out of time)")
     ax.set_xlabel("scratchpad bytes" if kind == "mapping" and field == "scratchpad" else field)
     ax.set_ylabel("DeepMAD score" if kind == "design" else "off-chip bytes")
     ax.legend()
