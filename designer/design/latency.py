@@ -116,7 +116,8 @@ class LatencyProfile:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"profile: unknown field(s) {', '.join(map(repr, unknown))} (fields: {', '.join(sorted(known))})")
+            raise ValueError(f"profile: unknown field(s) {', '.join(map(repr, unknown))} "
+                             f"(fields: {', '.join(sorted(known))})")
         missing = sorted({"device", "torch_version", "precision", "batch", "bytes_per_element"} - set(data))
         if missing:
             raise ValueError(f"profile: missing field(s) {', '.join(missing)}")

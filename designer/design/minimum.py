@@ -54,7 +54,8 @@ def narrowest_design(problem: DesignProblem) -> NetworkSpec:
     stem = ceil_to(problem.stem_widths[0], step)
     out = ceil_to(problem.out_widths[0], step)
     btn = problem.btn_bounds(out)[0]
-    stages = [(out, btn, min(problem.kernels), problem.stage_depth_bounds(j)[0]) for j in range(1, problem.n_stages + 1)]
+    stages = [(out, btn, min(problem.kernels), problem.stage_depth_bounds(j)[0])
+              for j in range(1, problem.n_stages + 1)]
     return problem.to_spec(stem, stages)
 
 

@@ -235,8 +235,8 @@ def _lagrangian(run: _Run, best: _Incumbent) -> None:
     remaining = run.remaining()
     if remaining <= 0.05:
         return
-    dual = lagrangian_bound(run.problem, target=best.value, time_limit=min(remaining, LAGRANGIAN_SHARE * run.time_limit),
-                            incumbent=best.spec)
+    dual = lagrangian_bound(run.problem, target=best.value, incumbent=best.spec,
+                            time_limit=min(remaining, LAGRANGIAN_SHARE * run.time_limit))
     run.tighten(dual.bound, f"Lagrangian bound ({dual.evaluations} evaluations)")
     if dual.feasible is not None:
         best.offer(dual.feasible, dual.feasible_value)
