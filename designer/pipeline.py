@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-from designer import files
-from designer import checks
+from designer import checks, files
 from designer.checkpoint import resolve_device, save_checkpoint
 from designer.design import DesignProblem, solve
 from designer.design.problem import halving_strides

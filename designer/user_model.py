@@ -48,9 +48,11 @@ def load_factory(reference: str, option: str = "--model") -> Callable[[], nn.Mod
     return factory
 
 
-def build_user_model(reference: str, weights: str | Path | None = None, option: str = "--model") -> nn.Module:
-    """The model the factory returns, with ``weights`` loaded (strictly: every name must match)."""
-    factory = load_factory(reference, option)
+def build_user_model(reference: str, weights: str | Path | None = None, option: str = "--model",
+                     factory: Callable[[], nn.Module] | None = None) -> nn.Module:
+    """The model the factory returns, with ``weights`` loaded (strictly: every name must match).
+    ``factory``: the one :func:`load_factory` already found, so the user's file runs once."""
+    factory = factory or load_factory(reference, option)
     try:
         model = factory()
     except Exception as error:

@@ -10,8 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from designer import files
-from designer import checks
+from designer import checks, files
 from designer.cli.common import console, errors, fail, note, percent
 
 app = typer.Typer()

@@ -8,8 +8,7 @@ from typing import Optional
 
 import typer
 
-from designer import files
-from designer import checks
+from designer import checks, files
 from designer.cli.common import console, errors, fail, load_spec
 from designer.spec import NetworkSpec, SpecError
 

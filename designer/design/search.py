@@ -73,12 +73,13 @@ def greedy_ascent(problem: DesignProblem, candidate: Candidate,
             value = evaluate(move)
             evaluations += 1
             if value is not None and value > score:
-                rate = (value - score) / max(used(move) - spent, 1e-12)
+                cost = used(move)
+                rate = (value - score) / max(cost - spent, 1e-12)
                 if rate > best_rate:
-                    best, best_rate = move, rate
+                    best, best_rate = (move, value, cost), rate
         if best is None:
             break
-        candidate, score, spent = best, evaluate(best), used(best)
+        candidate, score, spent = best
     return candidate
 
 

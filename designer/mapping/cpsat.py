@@ -69,11 +69,11 @@ def run_cpsat(model: cp_model.CpModel, time_limit: float, threads: int, seed: in
 
 
 def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, seed: int = 0,
-             work_limit: float | None = None) -> tuple[SolveResult, list[str] | None]:
+             work_limit: float | None = None) -> tuple[SolveResult, list[str] | None, bool]:
     """M_P: the least peak of live bytes over schedules without spilling (no addresses);
-    returns the result (objective = best peak found, bound = proven lower bound) and its order.
-    ``work_limit``: CP-SAT's deterministic time; the result's ``model_size["work_done"]`` says
-    whether the search ended by proof or by that limit (1) rather than by the clock (0)."""
+    returns the result (objective = best peak found, bound = proven lower bound), its order, and
+    whether the search ended by proof or by ``work_limit`` (CP-SAT's deterministic time: the
+    same answer on any machine) rather than by the clock."""
     start = time.perf_counter()
     n = len(graph.operators)
     model = cp_model.CpModel()
@@ -98,7 +98,6 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
     solver, status, message, size = run_cpsat(model, time_limit, threads, seed, work_limit)
     settled = status == Status.OPTIMAL or (work_limit is not None and
                                            solver.ResponseProto().deterministic_time >= 0.99 * work_limit)
-    size = {**size, "work_done": int(settled)}
     order = None
     objective = bound = None
     if status.has_solution:
@@ -106,7 +105,7 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
         objective, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
     gap = None if objective is None else (objective - bound) / max(objective, 1e-9)
     return SolveResult(status, objective, bound, gap, time.perf_counter() - start, solution=order, solver="cp-sat",
-                       message=message, model_size=size), order
+                       message=message, model_size=size), order, settled
 
 
 @dataclass

@@ -53,9 +53,9 @@ def budgets(graph: TensorGraph, time_limit: float = 60.0, work_limit: float = BU
     also the same on every machine, and never above the greedy peak in any case."""
     greedy = greedy_min_peak_order(graph)
     greedy_peak = peak_of(graph, greedy)
-    result, order = min_peak(graph, time_limit=time_limit, work_limit=work_limit)
-    if order is None or not result.model_size.get("work_done") or result.objective >= greedy_peak:
-        proven = result.bound is not None and result.bound >= greedy_peak and bool(result.model_size.get("work_done"))
+    result, order, settled = min_peak(graph, time_limit=time_limit, work_limit=work_limit)
+    if order is None or not settled or result.objective >= greedy_peak:
+        proven = settled and result.bound is not None and result.bound >= greedy_peak
         return Budgets(required_bytes(graph), greedy_peak, proven, greedy)
     return Budgets(required_bytes(graph), int(result.objective), result.status == Status.OPTIMAL, order)
 

@@ -9,7 +9,7 @@ only for the sources that need it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from designer import checks
@@ -30,6 +30,7 @@ class Source:
     bytes_per_element: int = 1
     fuse: bool = True
     trust: bool = False
+    _factory: object = field(default=None, init=False, repr=False)  # found by check(): the user's file runs once
 
     def check(self) -> None:
         """Every field, naming the command line's options; nothing is loaded or captured."""
@@ -48,7 +49,7 @@ class Source:
         if self.input_shape is None:
             raise ValueError("--input-shape: needed with --model, e.g. 1,3,224,224")
         parse_input_shape(self.input_shape)
-        load_factory(self.model)
+        self._factory = load_factory(self.model)
 
     def load(self) -> TensorGraph:
         """The tensor graph: read, or captured with ``torch.export`` (:mod:`designer.mapping.importer`)."""
@@ -72,7 +73,7 @@ class Source:
 
         from designer.user_model import build_user_model, check_forward, parse_input_shape
         shape = parse_input_shape(self.input_shape)
-        module = build_user_model(self.model)
+        module = build_user_model(self.model, factory=self._factory)
         check_forward(module, shape)  # one float tensor in, tensors out: before any capture
         return self._capture(module, torch.zeros(shape), self.model.rpartition(":")[2])
 
