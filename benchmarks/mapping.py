@@ -1,13 +1,17 @@
 """Mapping benchmark: off-chip traffic of the baselines and of our solver per graph and budget.
 
     python benchmarks/mapping.py --graphs ../shared/graphs/checkmate/*_train.json --budgets M_R M_H
-    python benchmarks/mapping.py --graphs ../shared/graphs/random-layered/*.json --mode divide
-    python benchmarks/mapping.py --graphs ../shared/graphs/checkmate/vgg16_train.json --solvers cpsat ilp
+    python benchmarks/mapping.py --graphs ../shared/graphs/random-layered/*.json --strategies divide
+    python benchmarks/mapping.py --graphs ../shared/graphs/checkmate/vgg16_train.json --strategies cpsat ilp
     python benchmarks/mapping.py --generated cells8 cells20 encoder4 --budgets M_R M_H
     python benchmarks/mapping.py --models tests/models/cifar.py:tv_resnet18@3,224,224 \
         tests/models/blocks.py:vit_block@3,224,224 --time-limit 60
+    python benchmarks/mapping.py --models tests/models/cifar.py:tv_resnet18@3,224,224 --training --weights \
+        --objectives offchip dram --budgets M_R M_H
 
-One markdown row per graph and budget (M_R, M_H, M_P): each baseline's bytes, ours, the
+One markdown row per graph, budget (M_R, M_H, M_P), strategy and objective: each baseline's
+cost in the objective, ours, our mapping's off-chip bytes and DRAM traffic (both figures
+whatever was minimised), the
 reduction against the best baseline, the largest reduction any mapping could have (from the
 proven lower bound), status, gap and seconds; every mapping is replayed by the simulator, and a
 row says so. Below the table, per budget, the average reduction over the graphs where the best
@@ -22,10 +26,13 @@ import re
 import sys
 import time
 
+from designer.mapping import MappingProblem, TensorGraph, budgets, load
 from designer.mapping.generators import cell_network, transformer_encoder
-from designer.mapping.graph import TensorGraph, load_graph
-from designer.mapping.problem import MappingProblem, budgets, parse_scratchpad
+from designer.mapping.objective import OBJECTIVES
 from designer.mapping.simulate import simulate
+from designer.mapping.strategies import STRATEGIES
+
+BASELINES = ("topological/belady", "topological/greedy", "min-peak/belady", "min-peak/greedy")
 
 
 def generated(name: str) -> TensorGraph:
@@ -39,23 +46,15 @@ def generated(name: str) -> TensorGraph:
 def imported(reference: str, fuse: bool, include_weights: bool, training: bool = False) -> TensorGraph:
     """``PATH.py:FACTORY@C,H,W``: a module imported through torch.export at a 1 x C x H x W input
     (``training``: the forward and backward graph of one training step)."""
-    import torch
-
-    from designer.mapping.graph import from_torch
-    from designer.mapping.importer import training_graph
-    from designer.user_model import build_user_model
     factory, _, shape = reference.rpartition("@")
     if not factory:
         raise SystemExit(f"--models: expected PATH.py:FACTORY@C,H,W, got {reference!r}")
-    dims = [int(v) for v in shape.split(",")]
     name = (factory.rpartition(":")[2] + ("" if fuse else " (unfused)") + (" +weights" if include_weights else "")
             + (" training" if training else ""))
-    capture = training_graph if training else from_torch
-    return capture(build_user_model(factory), torch.zeros(1, *dims), include_weights=include_weights, name=name,
-                   fuse=fuse)
+    return load(factory, input_shape=shape, training=training, weights=include_weights, fuse=fuse, name=name)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--graphs", nargs="*", default=[])
     parser.add_argument("--generated", nargs="*", default=[],
@@ -66,53 +65,38 @@ def main() -> None:
     parser.add_argument("--no-fuse", action="store_true", help="--models: map every node as its own operator")
     parser.add_argument("--training", action="store_true", help="--models: the training step's graph")
     parser.add_argument("--budgets", nargs="+", default=["M_R", "M_H", "M_P"])
-    parser.add_argument("--mode", default="joint", choices=["joint", "fixed", "divide"])
-    parser.add_argument("--solvers", nargs="+", default=["cpsat"], choices=["cpsat", "ilp"],
-                        help="cpsat (with the address-free MILP bound) and/or COSMA's ILP on HiGHS")
+    parser.add_argument("--strategies", nargs="+", default=["cpsat"], choices=list(STRATEGIES))
+    parser.add_argument("--objectives", nargs="+", default=["offchip"], choices=list(OBJECTIVES))
+    parser.add_argument("--order", default="free", choices=["free", "given"])
     parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--weights", action="store_true", help="weights as tensors (random layered graphs)")
+    parser.add_argument("--weights", action="store_true", help="weights as tensors (random layered graphs, models)")
     parser.add_argument("--plot", help="write solve time against graph size (operators) to this PNG")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    print("| graph | ops | budget | bytes | topo/belady | topo/greedy | min-peak/belady | min-peak/greedy | solver "
-          "| ours | reduction vs best baseline | largest possible (bound) | status (method) | gap | s | valid |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+def main() -> None:
+    args = arguments()
+    print("| graph | ops | budget | bytes | strategy | objective | " + " | ".join(BASELINES) + " | ours | off-chip "
+          "| DRAM traffic | reduction vs best baseline | largest possible (bound) | status (method) | gap | s | valid |")
+    print("|" + "---|" * (17 + len(BASELINES) - 4))
     spilling: dict[str, list[tuple[float, float | None]]] = {}  # budget -> (reduction, ceiling)
-    graphs = [load_graph(path, include_weights=args.weights) for path in args.graphs]
+    graphs = [load(path, weights=args.weights) for path in args.graphs]
     graphs += [generated(name) for name in args.generated]
     graphs += [imported(reference, not args.no_fuse, args.weights, args.training) for reference in args.models]
     timings: list[tuple[int, float, str]] = []
     for graph in graphs:
         start = time.perf_counter()
-        limits = budgets(graph, time_limit=min(30.0, args.time_limit))
-        budget_seconds = time.perf_counter() - start
-        for name, solver in [(b, s) for b in args.budgets for s in args.solvers]:
-            capacity = parse_scratchpad(name, limits)
-            problem = MappingProblem(graph, capacity, mode=args.mode, solver=solver, time_limit=args.time_limit)
-            result = problem.solve(limits.min_peak_order)
-            baseline = result.baseline_bytes()
-            valid = bool(result.replay) and all(simulate(graph, m.to_dict(graph)).valid
-                                                for m in result.baselines.values())
-            best = min(baseline.values(), default=None)
-            ours = result.offchip_bytes
-            reduction = "n/a" if not best else f"{100 * (1 - ours / best):.1f}%"
-            bound = result.solve.bound
-            ceiling = None if not best or bound is None else max(0.0, 1 - bound / best)
-            if best:
-                spilling.setdefault(f"{name} ({solver})", []).append((1 - ours / best, ceiling))
-            gap = "n/a" if result.solve.gap is None else f"{100 * result.solve.gap:.2f}%"
-            # fixed mode runs the given order only; elsewhere a missing baseline failed to place
-            cells = [f"{baseline[k]:,}" if k in baseline else ("n/a" if args.mode == "fixed" and
-                                                               k.startswith("min-peak") else "fails") for k in
-                     ("topological/belady", "topological/greedy", "min-peak/belady", "min-peak/greedy")]
-            print(f"| {graph.name} | {len(graph.operators)} | {name} | {capacity:,} | " + " | ".join(cells)
-                  + f" | {solver} | {ours:,} | {reduction} | {'n/a' if ceiling is None else f'{100 * ceiling:.1f}%'} "
-                  f"| {result.solve.status} ({result.method}) | {gap} "
-                  f"| {result.solve.seconds:.1f} "
-                  f"| {'yes' if valid else 'NO'} |", flush=True)
-            timings.append((len(graph.operators), result.solve.seconds, f"{solver} {name}"))
+        limits = budgets(graph, time_limit=min(30.0, args.time_limit))  # once per graph, for every row
         print(f"budgets of {graph.name}: M_P {'proven' if limits.peak_proven else 'best found'} in "
-              f"{budget_seconds:.1f} s", file=sys.stderr)
+              f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+        for name in args.budgets:
+            for strategy in args.strategies:
+                for objective in args.objectives:
+                    problem = MappingProblem(graph, name, strategy, objective, args.order,
+                                             time_limit=args.time_limit, budgets=limits)
+                    result = problem.solve()
+                    row(problem, result, name, spilling)
+                    timings.append((len(graph.operators), result.solve.seconds, f"{strategy} {objective} {name}"))
     for label, rows in spilling.items():
         ceilings = [c for _, c in rows]
         ceiling = (f"{100 * sum(ceilings) / len(ceilings):.1f}%" if all(c is not None for c in ceilings)
@@ -121,6 +105,28 @@ def main() -> None:
               f"{100 * sum(r for r, _ in rows) / len(rows):.1f}%, the most any mappings could average {ceiling}")
     if args.plot:
         plot_scaling(timings, args.plot)
+
+
+def row(problem: MappingProblem, result, budget: str, spilling: dict) -> None:
+    """One markdown row; every mapping (ours and each baseline's) replayed by the simulator."""
+    graph = problem.graph
+    baseline = result.baseline_costs()
+    valid = bool(result.replay) and all(simulate(graph, m.to_dict(graph)).valid for m in result.baselines.values())
+    best, ours, bound = min(baseline.values(), default=None), result.solve.objective, result.solve.bound
+    reduction = "n/a" if not best else f"{100 * (1 - ours / best):.1f}%"
+    ceiling = None if not best or bound is None else max(0.0, 1 - bound / best)
+    if best:
+        spilling.setdefault(f"{budget} ({problem.strategy}, {problem.objective.name})", []).append(
+            (1 - ours / best, ceiling))
+    gap = "n/a" if result.solve.gap is None else f"{100 * result.solve.gap:.2f}%"
+    # a given order runs the graph's order only; elsewhere a missing baseline failed to place
+    cells = [f"{baseline[k]:,}" if k in baseline else ("n/a" if problem.order == "given" and k.startswith("min-peak")
+                                                       else "fails") for k in BASELINES]
+    print(f"| {graph.name} | {len(graph.operators)} | {budget} | {problem.scratchpad_bytes:,} | {problem.strategy} "
+          f"| {problem.objective.name} | " + " | ".join(cells)
+          + f" | {ours:,} | {result.offchip_bytes:,} | {result.dram_bytes['traffic']:,} | {reduction} "
+          f"| {'n/a' if ceiling is None else f'{100 * ceiling:.1f}%'} | {result.solve.status} ({result.method}) "
+          f"| {gap} | {result.solve.seconds:.1f} | {'yes' if valid else 'NO'} |", flush=True)
 
 
 def plot_scaling(timings: list[tuple[int, float, str]], path: str) -> None:

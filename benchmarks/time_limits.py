@@ -45,7 +45,7 @@ def cases(work: Path) -> dict[str, tuple[list[str], float | None, str]]:
         "map-resnet18-train": (["map", "--model", resnet, "--input-shape", "1,3,224,224", "--training",
                                 "--scratchpad", "M_H", "--time-limit", "20", "--json"], 20, "offchip_bytes"),
         "map-resnet18-train-ilp": (["map", "--model", resnet, "--input-shape", "1,3,224,224", "--training",
-                                    "--scratchpad", "M_H", "--solver", "ilp", "--time-limit", "20", "--json"], 20,
+                                    "--scratchpad", "M_H", "--strategy", "ilp", "--time-limit", "20", "--json"], 20,
                                    "offchip_bytes"),
     }
 

@@ -21,9 +21,9 @@ from designer.design import DesignProblem, solve
 from designer.design.problem import halving_strides
 from designer.entropy import deepmad_scores
 from designer.families import NAMES as FAMILY_NAMES
-from designer.mapping.graph import from_torch
+from designer.mapping import MappingProblem, load
 from designer.mapping.plot import plot_layout
-from designer.mapping.problem import MappingProblem, budgets, check_scratchpad, parse_scratchpad
+from designer.mapping.problem import check_scratchpad
 from designer.network import build, example_input
 from designer.pruning.curves import default_grid
 from designer.pruning.prune import prune_model
@@ -153,12 +153,12 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
 
     # 4. map
     log("[4/4] map onto a scratchpad (8-bit activations) ...")
-    graph = from_torch(model.cpu().eval(), example_input(spec, 1), bytes_per_element=1, name=spec.name)
-    limits = budgets(graph, time_limit=min(20.0, config.map_seconds))
-    mapping_problem = MappingProblem(graph, parse_scratchpad(config.scratchpad, limits), time_limit=config.map_seconds)
-    mapped = mapping_problem.solve(limits.min_peak_order)
+    graph = load(model.cpu().eval(), input_shape=tuple(example_input(spec, 1).shape),
+                 bytes_per_element=1, name=spec.name)
+    mapping_problem = MappingProblem(graph, config.scratchpad, time_limit=config.map_seconds)
+    mapped = mapping_problem.solve()
     mapped.mapping.save(out / "mapping.json", graph, mapped.solve)
-    figures["map"] = {"operators": len(graph.operators), "budgets": limits.to_dict(),
+    figures["map"] = {"operators": len(graph.operators), "budgets": mapping_problem.budgets.to_dict(),
                       "scratchpad_bytes": mapping_problem.scratchpad_bytes, "offchip_bytes": mapped.offchip_bytes,
                       "baselines": mapped.baseline_bytes(), "status": str(mapped.solve.status), "method": mapped.method,
                       "bound": mapped.solve.bound, "gap": mapped.solve.gap, "valid": bool(mapped.replay)}

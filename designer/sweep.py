@@ -7,8 +7,8 @@ A sweep is data (a JSON file):
      "grid": {"max_macs": [5e6, 1e7, 2e7]}}
 
     {"kind": "mapping", "time_limit": 20,
-     "base": {"graph": "graph.json", "mode": "joint", "weights": false},
-     "grid": {"scratchpad": ["M_R", "M_H", 65536]}}
+     "base": {"graph": "graph.json", "strategy": "cpsat", "weights": false},
+     "grid": {"scratchpad": ["M_R", "M_H", 65536], "objective": ["offchip", "dram"]}}
 
 ``base`` is a :class:`~designer.design.DesignProblem` (design) or a graph file and mapping
 options (mapping); ``grid`` maps field names to values and the sweep solves every combination
@@ -32,7 +32,9 @@ from designer import checks
 from solvers.parallel import run_all
 
 KINDS = ("design", "mapping")
-MAPPING_BASE = {"graph", "mode", "solver", "weights", "bytes_per_element", "max_reloads"}
+MAPPING_GRID = {"scratchpad", "strategy", "objective", "order"}  # MappingProblem's fields a grid may vary
+MAPPING_BASE = MAPPING_GRID | {"graph", "weights", "bytes_per_element", "max_reloads"}
+REPLACED = {"mode": "strategy divide or order given", "solver": "strategy ilp or cpsat"}
 
 
 class SweepError(ValueError):
@@ -67,10 +69,13 @@ class Sweep:
             if unknown:
                 raise SweepError(f"design sweep: unknown problem field(s) {', '.join(unknown)}")
         else:
-            unknown = sorted((set(self.base) - MAPPING_BASE) | (set(self.grid) - {"scratchpad", "mode"}))
+            replaced = sorted((set(self.base) | set(self.grid)) & set(REPLACED))
+            if replaced:
+                raise SweepError(f"mapping sweep: {replaced[0]} was replaced by {REPLACED[replaced[0]]}")
+            unknown = sorted((set(self.base) - MAPPING_BASE) | (set(self.grid) - MAPPING_GRID))
             if unknown:
                 raise SweepError(f"mapping sweep: unknown field(s) {', '.join(unknown)} (base: "
-                                 f"{', '.join(sorted(MAPPING_BASE))}; grid: scratchpad, mode)")
+                                 f"{', '.join(sorted(MAPPING_BASE))}; grid: {', '.join(sorted(MAPPING_GRID))})")
             if "graph" not in self.base:
                 raise SweepError("mapping sweep: base.graph (a graph or spec file) is required")
         self.validate_points()
@@ -81,12 +86,14 @@ class Sweep:
             self.design_problems()
             return
         from designer.mapping.problem import check_scratchpad
+        from designer.mapping.strategies import check_strategy
         try:
             checks.readable_file(self.base["graph"], "base.graph")
-            for value in self.grid.get("scratchpad", []):
-                check_scratchpad(value)
-            for value in self.grid.get("mode", []) + [self.base.get("mode", "joint")]:
-                checks.choice(value, "mode", ("joint", "fixed", "divide"))
+            for point in self.points():
+                fields = {**self.base, **point}
+                check_scratchpad(fields.get("scratchpad", "M_H"))
+                check_strategy(fields.get("strategy", "cpsat"), fields.get("order", "free"),
+                               fields.get("objective", "offchip"))
         except ValueError as error:
             raise SweepError(f"mapping sweep: {error}") from None
 
@@ -110,16 +117,15 @@ class Sweep:
         if self.kind == "design":
             return [{"kind": "design", "point": point, "problem": problem.to_dict(), "time_limit": self.time_limit}
                     for point, problem in zip(self.points(), self.design_problems())]
-        from designer.mapping.graph import load_graph
-        from designer.mapping.problem import budgets, parse_scratchpad
-        graph = load_graph(self.base["graph"], include_weights=self.base.get("weights", False),
-                           bytes_per_element=self.base.get("bytes_per_element", 1))
+        from designer.mapping import budgets, load
+        graph = load(self.base["graph"], weights=self.base.get("weights", False),
+                     bytes_per_element=self.base.get("bytes_per_element", 1))
         limits = budgets(graph, time_limit=min(20.0, self.time_limit))  # once per sweep, not per task
+        fields = {key: value for key, value in self.base.items() if key in MAPPING_GRID | {"max_reloads"}}
         return [{"kind": "mapping", "point": point, "graph": graph.to_dict(), "time_limit": self.time_limit,
-                 "mode": point.get("mode", self.base.get("mode", "joint")),
-                 "scratchpad_bytes": parse_scratchpad(str(point.get("scratchpad", "M_H")), limits),
-                 "budgets": asdict(limits), "solver": self.base.get("solver", "cpsat"),
-                 "max_reloads": self.base.get("max_reloads", 2)} for point in self.points()]
+                 "budgets": asdict(limits), "problem": {**fields, **point},
+                 "scratchpad_bytes": limits.bytes_of({**fields, **point}.get("scratchpad", "M_H"))}
+                for point in self.points()]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,16 +180,14 @@ def _solve_task(task: dict[str, Any]) -> dict[str, Any]:
         data = result.to_dict()
         data.pop("history", None)
         return {"point": task["point"], **data}
-    from designer.mapping.graph import TensorGraph
-    from designer.mapping.problem import Budgets, MappingProblem
-    graph = TensorGraph.from_dict(task["graph"])
-    limits = Budgets(**task["budgets"])
-    problem = MappingProblem(graph, task["scratchpad_bytes"], mode=task["mode"],
-                             solver=task["solver"], time_limit=task["time_limit"], max_reloads=task["max_reloads"],
-                             threads=1)
-    result = problem.solve(min_peak_order=limits.min_peak_order)
-    return {"point": task["point"], "scratchpad_bytes": problem.scratchpad_bytes, "budgets": limits.to_dict(),
-            "status": str(result.solve.status), "offchip_bytes": result.offchip_bytes, "bound": result.solve.bound,
+    from designer.mapping import Budgets, MappingProblem, TensorGraph
+    problem = MappingProblem(TensorGraph.from_dict(task["graph"]), **task["problem"], time_limit=task["time_limit"],
+                             threads=1, budgets=Budgets(**task["budgets"]))
+    result = problem.solve()
+    return {"point": task["point"], "scratchpad_bytes": problem.scratchpad_bytes, "budgets": problem.budgets.to_dict(),
+            "status": str(result.solve.status), "objective": problem.objective.name,
+            "objective_value": result.solve.objective, "offchip_bytes": result.offchip_bytes,
+            "dram_bytes": result.dram_bytes, "bound": result.solve.bound,
             "gap": result.solve.gap, "seconds": result.solve.seconds, "baselines": result.baseline_bytes(),
             "valid": bool(result.replay) if result.replay is not None else None, "message": result.solve.message}
 

@@ -111,7 +111,7 @@ def test_shrink_keeps_the_function_when_nothing_is_removed(name):
 
 def test_a_fused_network_designs_builds_trains_prunes_and_maps():
     from designer.design.solve import solve
-    from designer.mapping.graph import from_torch
+    from designer.mapping.importer import from_torch
     from designer.mapping.problem import MappingProblem, budgets
     from designer.network import example_input
     from designer.pruning.channels import prune_channels
@@ -133,5 +133,5 @@ def test_a_fused_network_designs_builds_trains_prunes_and_maps():
     assert count(pruned.model.spec).macs == pruned.macs <= 0.6 * full.macs
     graph = from_torch(pruned.model.eval(), example_input(pruned.model.spec, 1))
     limits = budgets(graph, time_limit=5)
-    mapped = MappingProblem(graph, limits.halfway, time_limit=5).solve(limits.min_peak_order)
+    mapped = MappingProblem(graph, limits.halfway, time_limit=5, budgets=limits).solve()
     assert mapped.mapping is not None and mapped.replay

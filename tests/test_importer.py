@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from designer.cli import main
-from designer.mapping.graph import from_torch
+from designer.mapping.importer import from_torch
 from designer.mapping.problem import MappingProblem, budgets
 from designer.mapping.simulate import simulate
 from tests.models.blocks import dense_block, mobilenet_v2_block, shuffle_unit, vit_block
@@ -41,7 +41,7 @@ def test_each_model_imports_fused_and_unfused_and_maps_validly(name, imported):
     assert all(len(op.outputs) >= 1 for op in fused.operators.values())
     for graph in (fused, unfused):
         limits = budgets(graph, time_limit=5)
-        result = MappingProblem(graph, limits.halfway, time_limit=5).solve(limits.min_peak_order)
+        result = MappingProblem(graph, limits.halfway, time_limit=5, budgets=limits).solve()
         assert result.mapping is not None
         replay = simulate(graph, result.mapping.to_dict(graph, result.solve))
         assert replay.valid, replay.errors
@@ -80,8 +80,8 @@ def test_cli_maps_a_user_model_and_an_exported_program(tmp_path, capsys):
     assert exit_info.value.code == 0 and json.loads(capsys.readouterr().out)["valid"]
 
 
-@pytest.mark.parametrize("mode", ["joint", "divide"])
-def test_the_map_command_keeps_to_its_time_limit(mode, tmp_path, capsys):
+@pytest.mark.parametrize("strategy", ["cpsat", "divide"])
+def test_the_map_command_keeps_to_its_time_limit(strategy, tmp_path, capsys):
     """A 10-cell network whose solve would run past 6 s: the whole command, budgets and
     bound included, ends within the limit plus 10% (plus the graph's generation, outside it)."""
     import time
@@ -91,7 +91,7 @@ def test_the_map_command_keeps_to_its_time_limit(mode, tmp_path, capsys):
     path.write_text(json.dumps(cell_network(cells=10).to_dict()))
     start = time.perf_counter()
     with pytest.raises(SystemExit) as exit_info:
-        main(["map", str(path), "--scratchpad", "M_R", "--mode", mode, "--time-limit", "6", "--json"])
+        main(["map", str(path), "--scratchpad", "M_R", "--strategy", strategy, "--time-limit", "6", "--json"])
     seconds = time.perf_counter() - start
     assert exit_info.value.code == 0
     data = json.loads(capsys.readouterr().out)
@@ -108,7 +108,7 @@ def test_a_training_step_imports_forward_and_backward_and_maps_validly(tmp_path,
     assert {"convolution", "convolution_backward", "native_batch_norm_backward", "threshold_backward"} <= kinds
     assert "conv1.weight" in graph.tensors and graph.tensors["conv1.weight"].producer is None
     limits = budgets(graph, time_limit=5)
-    result = MappingProblem(graph, limits.halfway, time_limit=5).solve(limits.min_peak_order)
+    result = MappingProblem(graph, limits.halfway, time_limit=5, budgets=limits).solve()
     assert result.mapping is not None and simulate(graph, result.mapping.to_dict(graph, result.solve)).valid
     with pytest.raises(SystemExit) as exit_info:
         main(["map", "--model", "tests/models/cifar.py:small_residual", "--input-shape", "1,1,8,8", "--training",

@@ -25,9 +25,9 @@ from designer.mapping.graph import (
     Tensor,
     TensorGraph,
     from_hmcos,
-    from_torch,
-    load_graph,
 )
+from designer.mapping.importer import from_torch
+from designer.mapping.sources import load_graph
 from designer.mapping.io import Mapping
 from designer.mapping.problem import MappingError, MappingProblem, budgets, peak_of
 from designer.mapping.simulate import simulate
@@ -222,7 +222,7 @@ def test_checkmate_graphs_at_required_and_peak(name):
     graph = load_graph(SHARED / "checkmate" / f"{name}.json")
     limits = budgets(graph, time_limit=20)
     for capacity in (limits.required, limits.peak):
-        result = MappingProblem(graph, capacity, time_limit=30).solve(limits.min_peak_order)
+        result = MappingProblem(graph, capacity, time_limit=30, budgets=limits).solve()
         assert result.replay.valid, result.replay.errors
         for mapping in result.baselines.values():
             assert simulate(graph, mapping.to_dict(graph)).valid
@@ -271,7 +271,7 @@ def test_divide_and_conquer_backs_out_of_a_dead_end():
 
 def test_divide_mode_through_the_problem():
     graph = random_dag(7, n=16, unit=False)
-    result = MappingProblem(graph, required_bytes(graph), mode="divide", window=5, seconds_per_window=3).solve()
+    result = MappingProblem(graph, required_bytes(graph), strategy="divide", window=5, seconds_per_window=3).solve()
     assert result.replay.valid and result.solve.status in ("feasible", "optimal")
     # divide mode proves no bound of its own; the forced-liveness bound holds in every mode
     assert result.solve.bound is not None and result.solve.bound <= result.solve.objective
@@ -316,14 +316,14 @@ def test_ilp_equals_cpsat_on_sized_tensors(index):
 def test_ilp_fixed_schedule_and_through_the_problem():
     graph, capacity = spilling_cases(1, unit=False)[0]
     order = graph.topological_order()
-    ilp = MappingProblem(graph, capacity, mode="fixed", solver="ilp", time_limit=30).solve()
-    cpsat = MappingProblem(graph, capacity, mode="fixed", time_limit=30).solve()
+    ilp = MappingProblem(graph, capacity, "ilp", order="given", time_limit=30).solve()
+    cpsat = MappingProblem(graph, capacity, order="given", time_limit=30).solve()
     assert ilp.mapping.order == order and ilp.replay.valid
     assert ilp.solve.status == "optimal" and ilp.offchip_bytes == cpsat.offchip_bytes
-    joint = MappingProblem(graph, capacity, solver="ilp", time_limit=30).solve()
+    joint = MappingProblem(graph, capacity, "ilp", time_limit=30).solve()
     assert joint.replay.valid and joint.offchip_bytes <= ilp.offchip_bytes
-    with pytest.raises(MappingError, match="solver"):
-        MappingProblem(graph, capacity, solver="gurobi")
+    with pytest.raises(MappingError, match="strategy: must be one of cpsat, ilp"):
+        MappingProblem(graph, capacity, "gurobi")
 
 
 def test_generated_graphs_map_validly():
@@ -335,7 +335,7 @@ def test_generated_graphs_map_validly():
     assert cell_network(seed=1).to_dict() == cell_network(seed=1).to_dict()  # seeded
     for graph in (cells, encoder):
         limits = budgets(graph, time_limit=10)
-        result = MappingProblem(graph, limits.required, time_limit=10).solve(limits.min_peak_order)
+        result = MappingProblem(graph, limits.required, time_limit=10, budgets=limits).solve()
         assert result.replay.valid, result.replay.errors
         for mapping in result.baselines.values():
             assert simulate(graph, mapping.to_dict(graph)).valid
@@ -392,13 +392,18 @@ def test_the_simulator_rejects_an_input_that_moves_while_resident():
 @pytest.mark.parametrize("strategy", ["baseline", "cpsat", "ilp", "divide", "keep"])
 def test_inputs_keep_their_address_on_consecutive_steps_in_every_strategy(strategy):
     """Issue 22: an inception-like graph at M_R had x move from 3,072 to 4,096 while resident."""
-    from designer.mapping.strategies import get
+    from designer.mapping.baselines import solve_baseline
+    from designer.mapping.divide import divide_and_conquer
+    from designer.mapping.ilp import solve_ilp
+    from designer.mapping.keep import keep_plan
+    functions = {"baseline": solve_baseline, "cpsat": solve_mapping, "ilp": solve_ilp, "divide": divide_and_conquer,
+                 "keep": keep_plan}
     options = {"window": 4, "seconds_per_window": 1} if strategy == "divide" else {}
     for seed in range(4):
         graph = inception_like(seed)
         limits = budgets(graph, time_limit=5)
         for scratchpad in (limits.required, limits.halfway):
-            outcome = get(strategy)(graph, scratchpad, 5, **options)
+            outcome = functions[strategy](graph, scratchpad, 5, **options)
             if outcome.mapping is not None:
                 replay = simulate(graph, outcome.mapping.to_dict(graph, outcome.result))
                 assert replay.valid, (seed, scratchpad, replay.errors[:2])
@@ -408,10 +413,10 @@ def test_a_mapping_from_a_smaller_scratchpad_is_a_start_so_traffic_never_rises()
     """Issue 22: a larger budget gave a worse answer than a smaller one's mapping, valid there."""
     graph = random_dag(11, n=14, unit=False)
     limits = budgets(graph, time_limit=5)
-    small = MappingProblem(graph, limits.required, time_limit=5).solve(limits.min_peak_order)
+    small = MappingProblem(graph, limits.required, time_limit=5, budgets=limits).solve()
     for scratchpad in (limits.halfway, limits.peak):
         larger = MappingProblem(graph, scratchpad, time_limit=1, lower_bound=False,
-                                start=small.mapping).solve(limits.min_peak_order)
+                                start=small.mapping, budgets=limits).solve()
         assert larger.replay.valid and larger.offchip_bytes <= small.offchip_bytes
     broken = Mapping(limits.required, small.mapping.steps[:-1])
     with pytest.raises(MappingError, match="start: not a valid mapping"):

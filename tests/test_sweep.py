@@ -56,7 +56,8 @@ def test_dask_sweep_equals_serial(tmp_path):
     ({"kind": "schedule", "base": {}}, "kind"),
     ({"kind": "design", "base": {"family": "bottleneck"}, "grid": {"max_flops": [1]}}, "max_flops"),
     ({"kind": "design", "base": {}, "grid": {"max_macs": []}}, "non-empty"),
-    ({"kind": "mapping", "base": {"mode": "joint"}}, "base.graph"),
+    ({"kind": "mapping", "base": {"strategy": "cpsat"}}, "base.graph"),
+    ({"kind": "mapping", "base": {"mode": "joint"}}, "mode was replaced by strategy divide or order given"),
     ({"kind": "design"}, "missing field"),
     ({"kind": "design", "base": {}, "time_limit": 0}, "time_limit"),
 ])

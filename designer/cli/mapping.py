@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -12,9 +13,16 @@ from rich.table import Table
 
 from designer import checks, files
 from designer.cli.common import console, fail, note, percent
+from designer.mapping.objective import OBJECTIVES
+from designer.mapping.strategies import ORDERS, STRATEGIES
 
 app = typer.Typer()
-BUDGET_SHARE = 0.2  # of --time-limit, at most, for M_P's CP-SAT search
+
+# the names users type, as enums: typer lists them in --help, checks them, and completes them
+Strategy = Enum("Strategy", {name: name for name in STRATEGIES}, type=str)
+ObjectiveName = Enum("ObjectiveName", {name: name for name in OBJECTIVES}, type=str)
+Order = Enum("Order", {name: name for name in ORDERS}, type=str)
+REPLACED = {"--mode": "--strategy divide or --order given", "--solver": "--strategy ilp or cpsat"}
 
 
 @app.command("map")
@@ -30,10 +38,14 @@ def map_graph(
     training: bool = typer.Option(False, "--training", help="--model / checkpoint: map one training step (forward "
                                                             "and backward: saved activations, gradients)."),
     scratchpad: str = typer.Option("M_H", help="Bytes, or M_R, M_H, M_P."),
-    mode: str = typer.Option("joint", help="joint (schedule, addresses, spills), fixed (the graph's order) or "
-                                          "divide (windows, for large graphs)."),
-    solver: str = typer.Option("cpsat", help="cpsat (default, faster) or ilp (COSMA's ILP on HiGHS)."),
-    time_limit: float = typer.Option(60.0, help="Seconds for the solver."),
+    strategy: Strategy = typer.Option("cpsat", help="cpsat (CP-SAT, whole graph), ilp (COSMA's ILP on HiGHS), "
+                                                    "divide (windows along the min-peak order, large graphs), "
+                                                    "windows, keep or baseline (those stages alone)."),
+    objective: ObjectiveName = typer.Option("offchip", help="offchip (spilled + retrieved bytes, COSMA's) or dram "
+                                                            "(also every re-read of an input or weight)."),
+    order: Order = typer.Option("free", help="free (the strategy schedules) or given (the graph's order, "
+                                             "the paper's fixed-schedule mode)."),
+    time_limit: float = typer.Option(60.0, help="Seconds for the whole command, capture and budgets included."),
     max_reloads: int = typer.Option(2, help="Reloads allowed per tensor."),
     weights: bool = typer.Option(False, "--weights", help="Treat weights as tensors (spec/checkpoint/random graphs)."),
     bytes_per_element: int = typer.Option(1, help="Bytes per element when tracing a network (8-bit: 1)."),
@@ -46,26 +58,28 @@ def map_graph(
     trust: bool = typer.Option(False, "--trust", help="Load a .pt2 archive: it holds pickled objects, and "
                                                       "unpickling a file can run any code in it. Only for files "
                                                       "you trust."),
+    mode: Optional[str] = typer.Option(None, hidden=True),
+    solver: Optional[str] = typer.Option(None, hidden=True),
 ) -> None:
     """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines.
     The whole command, capture and budgets included, keeps to --time-limit."""
     started = time.perf_counter()
-    from designer.mapping.baselines import required_bytes
+    from designer.mapping import MappingError, MappingProblem, Source
     from designer.mapping.graph import GraphError
     from designer.mapping.io import Mapping
-    from designer.mapping.plot import plot_layout
-    from designer.mapping.problem import SOLVERS, MODES, MappingError, MappingProblem, budgets, check_scratchpad, \
-        parse_scratchpad
-    from designer.mapping.sources import Source
+    from designer.mapping.problem import check_scratchpad
+    from designer.mapping.strategies import check_strategy
     source = Source(graph, model_ref, input_shape, training, weights, bytes_per_element, fuse, trust)
     try:  # every argument, before the graph is read or any budget computed
+        for option, given in (("--mode", mode), ("--solver", solver)):
+            if given is not None:
+                raise ValueError(f"{option}: replaced by {REPLACED[option]} (see mpdesign map --help)")
         checks.writable_file(out, "--out")
         checks.writable_figure(plot, "--plot")
         checks.writable_file(save_graph, "--save-graph")
-        checks.choice(mode, "--mode", MODES)
-        checks.choice(solver, "--solver", SOLVERS)
         checks.time_limit(time_limit, "--time-limit")
         checks.integer(max_reloads, "--max-reloads", minimum=0)
+        check_strategy(strategy.value, order.value, objective.value, "--strategy")
         check_scratchpad(scratchpad)
         start_mapping = Mapping.load(checks.readable_file(start, "--start"), "--start") if start is not None else None
         source.check()
@@ -75,41 +89,52 @@ def map_graph(
         tensor_graph = source.load()
         if save_graph is not None:
             files.write_text(save_graph, json.dumps(tensor_graph.to_dict(), indent=1))
-        given = check_scratchpad(scratchpad)
-        if isinstance(given, int) and given < required_bytes(tensor_graph):
-            MappingProblem(tensor_graph, given)  # says which operator needs more (M_R), before any solve
-        note(f"{tensor_graph}; computing budgets (M_P by CP-SAT)...")
-        # the whole command keeps to --time-limit (the capture above included): M_P's search gets
-        # at most a fifth of it, the solve the rest
-        limits = budgets(tensor_graph, time_limit=BUDGET_SHARE * time_limit)
-        remaining = max(time_limit - (time.perf_counter() - started), 0.1 * time_limit)
-        problem = MappingProblem(tensor_graph, parse_scratchpad(scratchpad, limits), mode=mode,
-                                 solver=solver, time_limit=remaining, max_reloads=max_reloads, start=start_mapping)
-        note(f"solving at {problem.scratchpad_bytes:,} bytes ({solver}, up to {remaining:.0f} s)...")
-        result = problem.solve(min_peak_order=limits.min_peak_order)
+        problem = MappingProblem(tensor_graph, scratchpad, strategy.value, objective.value, order.value,
+                                 time_limit=max(time_limit - (time.perf_counter() - started), 0.1 * time_limit),
+                                 max_reloads=max_reloads, start=start_mapping)
+        note(f"{tensor_graph}: M_R {problem.budgets.required:,}, M_H {problem.budgets.halfway:,}, M_P "
+             f"{problem.budgets.peak:,}; solving at {problem.scratchpad_bytes:,} bytes ({strategy.value}, "
+             f"{objective.value}, up to {problem.time_limit - problem.budget_seconds:.0f} s)...")
+        result = problem.solve()
     except (GraphError, MappingError, ValueError) as error:
-        fail(str(error))
+        fail(str(error).replace("scratchpad:", "--scratchpad:", 1))
     if result.mapping is None:
         fail(f"no mapping found: {result.solve.message}", code=1)
-    if out is not None:
-        result.mapping.save(out, tensor_graph, result.solve)
-    if plot is not None:
-        plot_layout(tensor_graph, result.mapping, plot)
+    _write(result, out, plot)
     if as_json:
-        print(json.dumps({**result.to_dict(), "budgets": limits.to_dict(), "valid": bool(result.replay)}, indent=1))
+        print(json.dumps({**result.to_dict(), "valid": bool(result.replay)}, indent=1))
         return
-    console.print(f"{tensor_graph}\nM_R {limits.required:,}   M_P {limits.peak:,}"
+    _print(result)
+
+
+def _write(result, out: Optional[Path], plot: Optional[Path]) -> None:
+    if out is not None:
+        result.mapping.save(out, result.problem.graph, result.solve)
+    if plot is not None:
+        from designer.mapping.plot import plot_layout
+        plot_layout(result.problem.graph, result.mapping, plot)
+
+
+def _print(result) -> None:
+    problem, limits, solved = result.problem, result.problem.budgets, result.solve
+    console.print(f"{problem.graph}\nM_R {limits.required:,}   M_P {limits.peak:,}"
                   f"{'' if limits.peak_proven else ' (best found, not proven)'}   M_H {limits.halfway:,}   "
                   f"scratchpad {problem.scratchpad_bytes:,} bytes")
-    table = Table(title="off-chip traffic (spilled + retrieved bytes)")
-    table.add_column("mapping")
-    table.add_column("bytes", justify="right")
-    for name, value in sorted(result.baseline_bytes().items(), key=lambda kv: kv[1]):
-        table.add_row(f"baseline {name}", f"{value:,}")
-    table.add_row(result.method, f"{result.offchip_bytes:,}", style="bold")
+    table = Table(title=f"objective {problem.objective.name} ({problem.objective.unit})")
+    for column in ("mapping", problem.objective.name, "off-chip", "DRAM total"):
+        table.add_column(column, justify="left" if column == "mapping" else "right")
+    rows = [(f"baseline {name}", mapping) for name, mapping in result.baselines.items()]
+    rows.sort(key=lambda row: problem.objective.of_steps(problem.graph, row[1].steps))
+    for name, mapping in rows + [(result.method, result.mapping)]:
+        dram = mapping.dram_bytes(problem.graph)
+        table.add_row(name, f"{problem.objective.of_steps(problem.graph, mapping.steps):,}",
+                      f"{mapping.offchip_bytes(problem.graph):,}", f"{dram['compulsory'] + dram['traffic']:,}",
+                      style="bold" if mapping is result.mapping else None)
     console.print(table)
-    gap = percent(result.solve.gap)
-    bound = "n/a" if result.solve.bound is None else f"{result.solve.bound:,.0f}"
-    console.print(f"{result.method}: {result.solve.message}")
-    console.print(f"status {result.solve.status}   bound {bound}   gap {gap}   {result.solve.seconds:.1f} s   "
-                  f"simulator: {'valid' if result.replay else 'INVALID ' + '; '.join(result.replay.errors[:3])}")
+    dram = result.dram_bytes
+    console.print(f"DRAM: {dram['compulsory']:,} compulsory (first reads, final writes) + {dram['traffic']:,} traffic")
+    bound = "n/a" if solved.bound is None else f"{solved.bound:,.0f}"
+    console.print(f"{result.method}: {solved.message}")
+    replay = result.replay
+    console.print(f"status {solved.status}   bound {bound}   gap {percent(solved.gap)}   {solved.seconds:.1f} s   "
+                  f"simulator: {'valid' if replay else 'INVALID ' + '; '.join(replay.errors[:3])}")

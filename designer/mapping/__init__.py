@@ -1,1 +1,27 @@
-"""Accelerator mapping (COSMA): schedule, scratchpad addresses and spills of a tensor graph."""
+"""Mapping a DNN graph onto a scratchpad (COSMA): the front door.
+
+    from designer.mapping import load, MappingProblem
+    graph = load("models.py:resnet18", input_shape="3,224,224", training=True)
+    result = MappingProblem(graph, scratchpad="M_H", strategy="cpsat", objective="dram").solve()
+
+Names are imported on first use (PEP 562), so ``import designer.mapping.graph`` stays free of
+the solvers and torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {"load": "sources", "Source": "sources", "MappingProblem": "problem", "MappingError": "problem",
+            "Budgets": "problem", "budgets": "problem", "MappingResult": "result", "Mapping": "io",
+            "TensorGraph": "graph", "GraphError": "graph", "STRATEGIES": "strategies",
+            "OBJECTIVES": "objective"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'designer.mapping' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"designer.mapping.{_EXPORTS[name]}"), name)

@@ -107,14 +107,19 @@ def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capaci
     next_operands = set(graph.operands(order[t + 1])) if t + 1 < len(order) else set()
     hosted = set(state.hosted)
     # dead tensors go for free; inputs and weights are re-read from host wherever there is room,
-    # except one this step uses again straight after the last: it stays, at its address (rule 6)
+    # except one this step uses again straight after the last: it stays, at its address (rule 6).
+    # Where re-reading costs (the dram objective) they stay while room allows, like any tensor,
+    # with a host copy from the start (evicting one writes nothing)
+    def free_input(name: str) -> bool:
+        return graph.tensors[name].producer is None and not objective.reloads_inputs
+
     resident = {n: a for n, a in state.resident.items()
-                if (graph.tensors[n].producer is not None and (next_use(n, t) < float("inf") or n in operands))
-                or (graph.tensors[n].producer is None and n in operands)}
+                if (not free_input(n) and (next_use(n, t) < float("inf") or n in operands))
+                or (free_input(n) and n in operands)}
     incoming = sorted((n for n in operands if n not in resident), key=lambda n: -graph.tensors[n].bytes)
 
     def eviction_key(name: str):
-        cost = 0 if name in hosted else objective.transfer_cost(graph, name)
+        cost = 0 if name in hosted or graph.tensors[name].producer is None else objective.transfer_cost(graph, name)
         key = (-next_use(name, t), cost) if eviction == "belady" else (cost, -next_use(name, t))
         return key if keep is None else (keep(name, t), *key)
 
@@ -135,7 +140,7 @@ def _advance(graph: TensorGraph, order: list[str], t: int, state: _State, capaci
         if not candidates:
             return None
         victim = candidates.pop(0)
-        if victim not in hosted:
+        if victim not in hosted and graph.tensors[victim].producer is not None:
             spilled.append(victim)
             hosted.add(victim)
         del resident[victim]

@@ -13,11 +13,14 @@ Variables and constraints (sizes and the scratchpad divided by the GCD of all of
      b_{c,r} => x_r and s_r <= pos_c < e_r, sum_r b_{c,r} >= 1;
 (C4) a tensor with no producer (input, weight) is read from host for each use: a one-step
      interval [pos_c, pos_c + 1) at its own address per consumer, at no counted cost; two
-     consumers on consecutive steps share the address (resident throughout, it cannot move);
+     consumers on consecutive steps share the address (resident throughout, it cannot move).
+     Under the dram objective it is instead a tensor only in host at the start, with up to one
+     interval per consumer as in (C2)-(C3); every interval after the first is a re-read (C6);
 (C5) NoOverlap2D over the (time, address) rectangles of all intervals, addresses within
      [0, M - size]; a redundant Cumulative over time with capacity M;
 (C6) objective: sum_T price_T (y_T + sum_r x_r): one spill (y_T, the first time a tensor
-     leaves) and one retrieval per reload; price_T is the objective's price of moving T once
+     leaves) and one retrieval per reload (for an input under dram: per interval but the
+     first, and no spill); price_T is the objective's price of moving T once
      (its size for off-chip bytes, :mod:`designer.mapping.objective`), divided by the GCD of
      the prices.
 
@@ -122,6 +125,7 @@ class _Model:
     hosted: set[str] | frozenset[str]
     leaving: set[str] | frozenset[str]
     max_reloads: int
+    reloads_inputs: bool  # the objective prices re-reading an input or weight (dram)
     x_intervals: list = field(default_factory=list)  # time
     y_intervals: list = field(default_factory=list)  # address
     demands: list[int] = field(default_factory=list)
@@ -135,6 +139,15 @@ class _Model:
     @property
     def n(self) -> int:
         return len(self.graph.operators)
+
+    def read_input(self, name: str) -> bool:
+        """An input or weight of the whole graph whose reads are priced (dram): only in host at
+        the start, up to one interval per consumer."""
+        return self.reloads_inputs and self.graph.tensors[name].producer is None and name not in self.entering
+
+    def only_in_host(self, name: str) -> bool:
+        """No first interval: a read input, or a tensor carried into a window only in host."""
+        return self.read_input(name) or (name in self.entering and self.entering[name] is None)
 
     def interval(self, start, length, end, address, size: int, present, label: str) -> None:
         """One (time, address) rectangle, optional when ``present`` is a literal."""
@@ -184,6 +197,8 @@ def _first_residency(m: _Model, name: str, size: int):
     address it has there; returns (end, the step it first leaves, its presence literal or None),
     ends None for a tensor only in host when the window starts."""
     model, tensor = m.model, m.graph.tensors[name]
+    if m.read_input(name):
+        return None, None, None
     if tensor.producer is not None:
         begin = m.pos[tensor.producer]
         e0 = model.NewIntVar(m.windows[tensor.producer][0] + 1, m.n, f"e0[{name}]")
@@ -228,7 +243,8 @@ def _reloads(m: _Model, name: str, size: int, price: int, spill, drop, cover: di
     consumers inside it; each present one is a retrieval (C6)."""
     model = m.model
     previous_end, previous_present = drop, None
-    for r in range(1, m.max_reloads + 1):
+    read = m.read_input(name)
+    for r in range(1, (max(m.max_reloads, len(set(m.graph.consumers[name]))) if read else m.max_reloads) + 1):
         present = model.NewBoolVar(f"x{r}[{name}]")
         model.AddImplication(present, previous_present if previous_present is not None else spill)
         s_r = model.NewIntVar(0, m.n - 1, f"s{r}[{name}]")
@@ -250,7 +266,8 @@ def _reloads(m: _Model, name: str, size: int, price: int, spill, drop, cover: di
             model.AddImplication(stays, present)
             model.Add(e_r == m.n).OnlyEnforceIf(stays)
             end_cover.append(stays)
-        m.prices.append((price, present))
+        if not (read and r == 1):  # an input's first read is compulsory, not priced
+            m.prices.append((price, present))
         m.records[name].append((present, s_r, e_r, a_r, None))
         previous_end, previous_present = e_r, present
 
@@ -259,14 +276,14 @@ def _tensor(m: _Model, name: str, size: int, price: int) -> None:
     """(C2)-(C4) and the spill literal of one tensor."""
     tensor, model = m.graph.tensors[name], m.model
     m.records[name] = []
-    if tensor.producer is None and name not in m.entering:
+    if tensor.producer is None and name not in m.entering and not m.read_input(name):
         _free_inputs(m, name, size)
         return
     e0, drop, first_present = _first_residency(m, name, size)
     if tensor.producer is not None and not m.graph.consumers[name] and name not in m.leaving:
         model.Add(e0 == m.pos[tensor.producer] + 1)  # dead on arrival: gone after its step
         return
-    already_hosted = name in m.hosted or (tensor.producer is None and m.entering.get(name) is None)
+    already_hosted = name in m.hosted or (tensor.producer is None and m.entering.get(name) is None)  # inputs too
     if already_hosted:
         spill = model.NewConstant(1)
     else:
@@ -308,7 +325,8 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     prices = {name: objective.transfer_cost(graph, name) for name in graph.tensors}
     price_unit = reduce(math.gcd, prices.values()) or 1
     model, windows = cp_model.CpModel(), _windows(graph, order)
-    m = _Model(model, graph, _positions(model, graph, windows), windows, scratchpad_bytes // unit, unit, entering, hosted, leaving, max_reloads)
+    m = _Model(model, graph, _positions(model, graph, windows), windows, scratchpad_bytes // unit, unit, entering,
+               hosted, leaving, max_reloads, objective.reloads_inputs)
 
     # (C1) above; (C2)-(C4) intervals, covers and spills per tensor
     for name, tensor in graph.tensors.items():
@@ -355,7 +373,7 @@ def _hint_residency(m: _Model, hint: Mapping) -> None:
     for name, intervals in records.items():
         runs = list(all_runs.get(name, []))  # (start, end, address)
         carried = name in entering
-        if graph.tensors[name].producer is None and not carried:  # one interval per use
+        if graph.tensors[name].producer is None and not carried and not m.read_input(name):  # one interval per use
             for _, start, _, address, consumer in intervals:
                 run = next((r for r in runs if r[0] <= position[consumer] < r[1]), None)
                 if run is not None:
@@ -364,7 +382,7 @@ def _hint_residency(m: _Model, hint: Mapping) -> None:
         if name in spills:
             model.AddHint(spills[name], any(name in step.spilled for step in hint.steps))
         # records[i] is interval r = i, or r = i + 1 for a tensor only in host at a window's start
-        has_first = not carried or entering[name] is not None
+        has_first = not m.only_in_host(name)
         assigned: list[tuple[int, int, int] | None] = []
         if has_first:
             keeps = bool(runs) and (not carried or (runs[0][0] == 0 and runs[0][2] == entering[name]))

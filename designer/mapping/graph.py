@@ -10,15 +10,16 @@ Importers:
   ``param_cost`` as a weight tensor when ``include_weights``);
 * :func:`from_hmcos`: the HMCOS/COSMA format (``name``, ``dummy_input_tensors``,
   ``graph_output_tensors``, ``tensor_list``, ``tensor_sizes``, ``dag``);
-* :func:`from_torch`: any ``torch.nn.Module`` through ``torch.fx`` with an example input;
-* :func:`load_graph`: any of those files, our own graph JSON, or a network spec JSON.
+* :meth:`TensorGraph.from_dict`: our own graph JSON.
+
+A module (``torch.export``) is imported by :mod:`designer.mapping.importer`, and every source,
+files and modules alike, is read by :func:`designer.mapping.load`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -229,78 +230,3 @@ def from_hmcos(data: dict[str, Any]) -> TensorGraph:
             raise GraphError(f"tensor {t!r}: no size")
         tensors.append(Tensor(str(t), _size(sizes[t], f"tensor {t!r}"), producers.get(t)))
     return TensorGraph(operators, tensors, str(data.get("name", "")))
-
-
-def from_torch(module, example_input, bytes_per_element: int = 1, include_weights: bool = False,
-               name: str = "", fuse: bool = True) -> TensorGraph:
-    """Any ``nn.Module`` at ``example_input``, through ``torch.export`` (``torch.fx`` as the
-    fallback), fused by default: :mod:`designer.mapping.importer`. ``bytes_per_element``
-    defaults to 1 (the 8-bit setting of COSMA)."""
-    from designer.mapping.importer import from_module
-    return from_module(module, example_input, bytes_per_element, include_weights, name, fuse)
-
-
-def from_torch_fx(module, example_input, bytes_per_element: int = 1, include_weights: bool = False,
-                  name: str = "") -> TensorGraph:
-    """Trace ``module`` with ``torch.fx`` and size every value by shape propagation on
-    ``example_input`` (unfused: every module and function call is an operator)."""
-    import torch
-    from torch.fx import symbolic_trace
-    from torch.fx.passes.shape_prop import ShapeProp
-
-    traced = symbolic_trace(module)
-    ShapeProp(traced).propagate(example_input)
-    operators, tensors, known = [], [], set()
-    for node in traced.graph.nodes:
-        meta = node.meta.get("tensor_meta")
-        if node.op == "output":
-            continue
-        if meta is not None and not hasattr(meta, "shape"):
-            raise GraphError(f"node {node.name!r} ({node.target}) returns several values, which the fx importer "
-                             f"cannot size; torch.export handles them")
-        size = int(torch.Size(meta.shape).numel()) * bytes_per_element if meta is not None else 0
-        if size <= 0:
-            continue
-        if node.op in ("placeholder", "get_attr"):
-            tensors.append(Tensor(node.name, size, None))
-            known.add(node.name)
-            continue
-        inputs = list(dict.fromkeys(a.name for a in node.all_input_nodes if a.name in known))
-        if include_weights and node.op == "call_module":
-            for pname, param in traced.get_submodule(node.target).named_parameters(recurse=False):
-                weight = f"{node.name}.{pname}"
-                tensors.append(Tensor(weight, param.numel() * bytes_per_element, None))
-                inputs.append(weight)
-        tensors.append(Tensor(node.name, size, node.name))
-        known.add(node.name)
-        operators.append(Operator(node.name, inputs, [node.name]))
-    return TensorGraph(operators, tensors, name or type(module).__name__)
-
-
-def load_graph(path: str | Path, include_weights: bool = False, bytes_per_element: int = 1) -> TensorGraph:
-    """A graph from any supported file (see the module docstring); a network spec JSON is
-    built and traced at its resolution with batch size 1."""
-    from designer.checks import load_json
-    path = Path(path)
-    try:
-        data = load_json(path, "graph")
-    except ValueError as error:
-        raise GraphError(str(error)) from None
-    if not isinstance(data, dict):
-        raise GraphError(f"{path}: expected a JSON object")
-    try:
-        if "nodes" in data:
-            return from_node_link(data, path.stem, include_weights)
-        if "dag" in data:
-            return from_hmcos(data)
-        if "operators" in data and "tensors" in data:
-            return TensorGraph.from_dict(data)
-    except (KeyError, TypeError, AttributeError) as error:  # a field of the wrong kind deep inside the file
-        raise GraphError(f"{path}: malformed graph ({type(error).__name__}: {error})") from None
-    if "stages" in data:
-        from designer.network import build, example_input
-        from designer.spec import NetworkSpec
-        spec = NetworkSpec.from_dict(data)
-        return from_torch(build(spec).eval(), example_input(spec, 1), bytes_per_element, include_weights,
-                          spec.name or path.stem)
-    raise GraphError(f"{path}: not a graph (node-link, HMCOS, mpdesign graph) nor a network spec JSON")

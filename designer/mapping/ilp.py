@@ -97,34 +97,54 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
                   bounds=lambda _, name, t: (0, M - size[name]))
 
     def resident(name: str, t: int):
-        if graph.tensors[name].producer is None:  # inputs: exactly while a consumer runs
-            return quicksum(run(c, t) for c in graph.consumers[name])
-        if (name, t) not in m.C:
-            return 0
-        return m.C[name, t] + m.P[name, t] + m.R[name, t]
+        return _resident(m, graph, run, name, t)
 
     for name in produced:
         check_deadline(deadline)
-        producer, consumers, first = graph.tensors[name].producer, graph.consumers[name], span[name][0]
-        for t in span[name]:
-            X, X_before = resident(name, t), resident(name, t - 1)
-            m.c.add(m.C[name, t] == run(producer, t))  # (3)
-            m.c.add(m.P[name, t] <= X_before)  # (4)
-            m.c.add(m.R[name, t] <= host_copy(m, name, t - 1))  # (5)
-            m.c.add(m.R[name, t] <= 1 - X_before)
-            m.c.add(m.S[name, t] <= X_before)  # (6)
-            m.c.add(m.S[name, t] <= 1 - X)
-            for c in consumers:
-                m.c.add(run(c, t) <= X)  # (7)
-                m.c.add(m.N[name, t] >= schedule.pending(c, t))  # (8)
-            m.c.add(X_before - X <= 1 - m.N[name, t] + m.H[name, t])
-            m.c.add(X <= m.C[name, t] + quicksum(schedule.pending(c, t) for c in consumers))  # (9)
-        m.P[name, first].fix(0)
-        m.S[name, first].fix(0)
+        _lifecycle(m, graph, schedule, span[name], name, resident)  # (3)-(9)
     # (10) capacity cut
     for t in range(n):
         m.c.add(quicksum(size[name] * resident(name, t) for name in produced + inputs if t in span[name]) <= M)
-    # (11) addresses pinned while preserved
+    _addresses(m, produced, inputs, span, size, M, resident, deadline)  # (11)-(12)
+    m.traffic = pyo.Objective(expr=quicksum(price[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
+                              sense=pyo.minimize)
+    m.unit, m.price_unit, m.span, m.produced, m.inputs = unit, price_unit, span, produced, inputs
+    return m
+
+
+def _resident(m: pyo.ConcreteModel, graph: TensorGraph, run, name: str, t: int):
+    """X[name, t]: the tensor is in the scratchpad at step t."""
+    if graph.tensors[name].producer is None:  # inputs: exactly while a consumer runs
+        return pyo.quicksum(run(c, t) for c in graph.consumers[name])
+    if (name, t) not in m.C:
+        return 0
+    return m.C[name, t] + m.P[name, t] + m.R[name, t]
+
+
+def _lifecycle(m: pyo.ConcreteModel, graph: TensorGraph, schedule, steps, name: str, resident) -> None:
+    """(3)-(9) one produced tensor's creation, preservation, retrievals and spills."""
+    run, producer, consumers, first = schedule.run, graph.tensors[name].producer, graph.consumers[name], steps[0]
+    for t in steps:
+        X, X_before = resident(name, t), resident(name, t - 1)
+        m.c.add(m.C[name, t] == run(producer, t))  # (3)
+        m.c.add(m.P[name, t] <= X_before)  # (4)
+        m.c.add(m.R[name, t] <= host_copy(m, name, t - 1))  # (5)
+        m.c.add(m.R[name, t] <= 1 - X_before)
+        m.c.add(m.S[name, t] <= X_before)  # (6)
+        m.c.add(m.S[name, t] <= 1 - X)
+        for c in consumers:
+            m.c.add(run(c, t) <= X)  # (7)
+            m.c.add(m.N[name, t] >= schedule.pending(c, t))  # (8)
+        m.c.add(X_before - X <= 1 - m.N[name, t] + m.H[name, t])
+        m.c.add(X <= m.C[name, t] + pyo.quicksum(schedule.pending(c, t) for c in consumers))  # (9)
+    m.P[name, first].fix(0)
+    m.S[name, first].fix(0)
+
+
+def _addresses(m: pyo.ConcreteModel, produced: list[str], inputs: list[str], span, size, M: int, resident,
+               deadline: float | None) -> None:
+    """(11) addresses pinned while preserved (inputs: while resident on consecutive steps);
+    (12) non-overlap where two lifetimes can meet."""
     for name in produced:
         for t in span[name][1:]:
             m.c.add(m.A[name, t] - m.A[name, t - 1] <= M * (1 - m.P[name, t]))
@@ -135,7 +155,6 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
                 apart = 2 - resident(name, t) - resident(name, t - 1)
                 m.c.add(m.A[name, t] - m.A[name, t - 1] <= M * apart)
                 m.c.add(m.A[name, t - 1] - m.A[name, t] <= M * apart)
-    # (12) non-overlap where two lifetimes can meet
     tensors = produced + inputs
     pairs = [(a, b, t) for i, a in enumerate(tensors) for b in tensors[i + 1:]
              for t in sorted(set(span[a]) & set(span[b]))]
@@ -146,10 +165,6 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
         both = 2 - resident(a, t) - resident(b, t)
         m.c.add(m.A[a, t] + size[a] <= m.A[b, t] + M * (1 - m.B[a, b, t]) + M * both)
         m.c.add(m.A[b, t] + size[b] <= m.A[a, t] + M * m.B[a, b, t] + M * both)
-    m.traffic = pyo.Objective(expr=quicksum(price[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
-                              sense=pyo.minimize)
-    m.unit, m.price_unit, m.span, m.produced, m.inputs = unit, price_unit, span, produced, inputs
-    return m
 
 
 def extract(graph: TensorGraph, model: pyo.ConcreteModel, scratchpad_bytes: int) -> Mapping:

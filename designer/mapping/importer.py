@@ -240,16 +240,16 @@ def _build(ops: list[_Op], tensors: dict[str, Tensor], include_weights: bool, na
     return TensorGraph(operators, [t for n, t in tensors.items() if n in used], name)
 
 
-def from_module(module: nn.Module, example_input: torch.Tensor, bytes_per_element: int = 1,
+def from_torch(module: nn.Module, example_input: torch.Tensor, bytes_per_element: int = 1,
                 include_weights: bool = False, name: str = "", fuse: bool = True) -> TensorGraph:
-    """Export ``module`` (in eval mode) at ``example_input`` and import it; ``torch.fx`` when
-    export fails (see the module docstring)."""
+    """Any ``nn.Module`` at ``example_input``: exported (in eval mode) and imported, fused by
+    default; ``torch.fx`` when export fails (see the module docstring). ``bytes_per_element``
+    defaults to 1 (the 8-bit setting of COSMA)."""
     module = module.eval()
     try:
         with quiet_torch():
             program = torch.export.export(module, (example_input,))
     except Exception as export_error:  # noqa: BLE001 - export has many failure kinds
-        from designer.mapping.graph import from_torch_fx
         try:
             with quiet_torch():
                 return from_torch_fx(module, example_input, bytes_per_element, include_weights, name)
@@ -257,6 +257,43 @@ def from_module(module: nn.Module, example_input: torch.Tensor, bytes_per_elemen
             raise GraphError(f"cannot capture {type(module).__name__}: torch.export failed "
                              f"({_first_line(export_error)}) and torch.fx failed ({_first_line(fx_error)})") from None
     return from_exported(program, bytes_per_element, include_weights, name or type(module).__name__, fuse)
+
+
+def from_torch_fx(module, example_input, bytes_per_element: int = 1, include_weights: bool = False,
+                  name: str = "") -> TensorGraph:
+    """Trace ``module`` with ``torch.fx`` and size every value by shape propagation on
+    ``example_input`` (unfused: every module and function call is an operator)."""
+    from torch.fx import symbolic_trace
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    traced = symbolic_trace(module)
+    ShapeProp(traced).propagate(example_input)
+    operators, tensors, known = [], [], set()
+    for node in traced.graph.nodes:
+        meta = node.meta.get("tensor_meta")
+        if node.op == "output":
+            continue
+        if meta is not None and not hasattr(meta, "shape"):
+            raise GraphError(f"node {node.name!r} ({node.target}) returns several values, which the fx importer "
+                             f"cannot size; torch.export handles them")
+        size = int(torch.Size(meta.shape).numel()) * bytes_per_element if meta is not None else 0
+        if size <= 0:
+            continue
+        if node.op in ("placeholder", "get_attr"):
+            tensors.append(Tensor(node.name, size, None))
+            known.add(node.name)
+            continue
+        inputs = list(dict.fromkeys(a.name for a in node.all_input_nodes if a.name in known))
+        if include_weights and node.op == "call_module":
+            for pname, param in traced.get_submodule(node.target).named_parameters(recurse=False):
+                weight = f"{node.name}.{pname}"
+                tensors.append(Tensor(weight, param.numel() * bytes_per_element, None))
+                inputs.append(weight)
+        tensors.append(Tensor(node.name, size, node.name))
+        known.add(node.name)
+        operators.append(Operator(node.name, inputs, [node.name]))
+    return TensorGraph(operators, tensors, name or type(module).__name__)
+
 
 
 @contextmanager

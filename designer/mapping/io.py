@@ -1,7 +1,8 @@
 """Mappings and the mapping file.
 
 One JSON object: ``scratchpad_bytes``, ``offchip_bytes`` (non-compulsory: spilled plus
-retrieved bytes), ``status``, ``bound``, ``gap``, ``seconds``, ``method``, ``tensors``
+retrieved bytes), ``dram_bytes`` {``compulsory``: each input and weight read once and each
+output written once, ``traffic``: spills, retrievals and re-reads of inputs and weights}, ``status``, ``bound``, ``gap``, ``seconds``, ``method``, ``tensors``
 {name: {bytes, producer}}, ``operators`` {name: {inputs, outputs}}, and ``steps``, one per
 operator in execution order: {``op``, ``resident`` {tensor: base address}, ``spilled``,
 ``retrieved``}.
@@ -16,6 +17,7 @@ from typing import Any
 
 from designer import checks, files
 from designer.mapping.graph import TensorGraph
+from designer.mapping.objective import DRAM_BYTES, compulsory_bytes
 from solvers.result import SolveResult
 
 
@@ -49,6 +51,10 @@ class Mapping:
     def offchip_bytes(self, graph: TensorGraph) -> int:
         return offchip_bytes(graph, self.steps)
 
+    def dram_bytes(self, graph: TensorGraph) -> dict[str, int]:
+        """What a DRAM moves: the ``compulsory`` first reads and final writes, and the ``traffic`` beyond."""
+        return {"compulsory": compulsory_bytes(graph), "traffic": DRAM_BYTES.of_steps(graph, self.steps)}
+
     def residency_runs(self) -> dict[str, list[tuple[int, int, int]]]:
         """Per tensor, its stretches of consecutive resident steps at one address:
         (first step, step after the last, address), in step order."""
@@ -66,6 +72,7 @@ class Mapping:
         """The mapping file's object; ``status``, ``bound``, ``gap`` and ``seconds`` come from
         the ``result`` that reports on this mapping (None without one)."""
         return {"scratchpad_bytes": self.scratchpad_bytes, "offchip_bytes": self.offchip_bytes(graph),
+                "dram_bytes": self.dram_bytes(graph),
                 "status": str(result.status) if result is not None else None,
                 "bound": result.bound if result is not None else None,
                 "gap": result.gap if result is not None else None,

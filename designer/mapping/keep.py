@@ -16,14 +16,14 @@ objective: minimise sum_T price_T (sum_i (1 - y[T,i]) + s[T])
 operands(t) counts every input, weight and output of the step's operator (sizes divided by
 their GCD). Without addresses this is exact for the order: its optimum is the least traffic
 any mapping of that order can have (a lower bound in ``fixed`` mode) and, unlike the
-time-indexed models (:mod:`designer.mapping.milp`), it has one variable per gap, not per step.
+time-indexed models (:mod:`designer.mapping.bound`), it has one variable per gap, not per step.
 
 :func:`keep_plan` turns a solution into a mapping: laid out offline, all runs at once
 (:mod:`designer.mapping.layout`), or by the step-by-step planner of the baselines
 (:func:`designer.mapping.baselines.plan`) evicting the tensors the MILP drops before any it
 keeps, whichever is cheaper. Fragmentation can force more evictions than the MILP's (the
 result says how many bytes); :mod:`designer.mapping.solve` then repairs the cheapest mapping
-window by window with addresses (:func:`designer.mapping.ordercp.window_search`).
+window by window with addresses (:func:`designer.mapping.windows.window_search`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ MILP_SHARE = 0.8  # of the time limit, for the keep-or-spill MILPs (the rest lay
 def build_model(graph: TensorGraph, order: list[str], scratchpad_bytes: int,
                 objective: Objective = OFFCHIP_BYTES) -> pyo.ConcreteModel:
     """The model of the module docstring; ``m.gaps`` lists the gaps by the index of ``m.y``."""
-    found = gaps(graph, order)
+    found = gaps(graph, order, objective)
     unit = gcd_unit(graph, scratchpad_bytes)
     capacity = scratchpad_bytes // unit
     price, price_unit = transfer_prices(graph, objective)
@@ -60,12 +60,14 @@ def build_model(graph: TensorGraph, order: list[str], scratchpad_bytes: int,
                          f"{operands[t] * unit} bytes")
     m = pyo.ConcreteModel(name=f"keep-{graph.name}")
     m.y = pyo.Var(range(len(found)), domain=pyo.Binary)
-    dropped_ever = sorted({gap.tensor for gap in found})
+    # inputs and weights (gapped under the dram objective) have their host copy from the start
+    dropped_ever = sorted({gap.tensor for gap in found if graph.tensors[gap.tensor].producer is not None})
     m.s = pyo.Var(dropped_ever, domain=pyo.Binary)
     m.c = pyo.ConstraintList()
     # (K1) written to host once if dropped over any gap
     for i, gap in enumerate(found):
-        m.c.add(m.s[gap.tensor] >= 1 - m.y[i])
+        if graph.tensors[gap.tensor].producer is not None:
+            m.c.add(m.s[gap.tensor] >= 1 - m.y[i])
     # (K2) capacity at every step: the step's operands plus the kept tensors idle around it
     around: list[list[int]] = [[] for _ in order]
     for i, gap in enumerate(found):
@@ -131,7 +133,7 @@ def best_order(graph: TensorGraph, orders: list[list[str]], scratchpad_bytes: in
     while improved and time.perf_counter() < deadline:
         order, result, kept = best
         improved = False
-        for candidate in moves(graph, order, [g for g in gaps(graph, order) if g not in kept]):
+        for candidate in moves(graph, order, [g for g in gaps(graph, order, objective) if g not in kept]):
             if time.perf_counter() >= deadline:
                 break
             trial, trial_kept = solve_keep(graph, candidate, scratchpad_bytes, deadline - time.perf_counter(),

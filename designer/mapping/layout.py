@@ -77,18 +77,24 @@ def needs(graph: TensorGraph, order: list[str]) -> dict[str, list[int]]:
             for name, tensor in graph.tensors.items()}
 
 
-def gaps(graph: TensorGraph, order: list[str]) -> list[Gap]:
-    """Every gap with at least one step inside, over the produced tensors."""
+def gapped(graph: TensorGraph, name: str, objective: Objective = OFFCHIP_BYTES) -> bool:
+    """Whether keeping ``name`` over a gap is a choice: a produced tensor, or an input or
+    weight when re-reading it costs (the dram objective); else it is read wherever used, free."""
+    return graph.tensors[name].producer is not None or objective.reloads_inputs
+
+
+def gaps(graph: TensorGraph, order: list[str], objective: Objective = OFFCHIP_BYTES) -> list[Gap]:
+    """Every gap with at least one step inside, over the tensors :func:`gapped`."""
     return [Gap(name, a + 1, b - 1) for name, points in needs(graph, order).items()
-            if graph.tensors[name].producer is not None for a, b in zip(points, points[1:]) if b > a + 1]
+            if gapped(graph, name, objective) for a, b in zip(points, points[1:]) if b > a + 1]
 
 
-def runs(graph: TensorGraph, order: list[str], kept: set[Gap]) -> list[Run]:
+def runs(graph: TensorGraph, order: list[str], kept: set[Gap], objective: Objective = OFFCHIP_BYTES) -> list[Run]:
     """The runs of a plan: ``kept`` holds every gap kept resident."""
     found = []
     for name, points in needs(graph, order).items():
         size = graph.tensors[name].bytes
-        if graph.tensors[name].producer is None:
+        if not gapped(graph, name, objective):
             # inputs and weights are re-read where used: one run per stretch of consecutive uses
             # (resident on consecutive steps, a tensor keeps its address)
             start = points[0]
@@ -114,7 +120,7 @@ def layout(graph: TensorGraph, order: list[str], kept: set[Gap], scratchpad_byte
            objective: Objective = OFFCHIP_BYTES) -> Mapping | None:
     """The cheapest mapping of the plan over the placement orders :data:`ORDERS` (module
     docstring), or None when none lays it out."""
-    best, planned = None, runs(graph, order, kept)
+    best, planned = None, runs(graph, order, kept, objective)
     for name, key in ORDERS.items():
         placed = _place_all(sorted(map(replace, planned), key=key), scratchpad_bytes, objective, graph)
         if placed is None:

@@ -1,29 +1,35 @@
-"""The mapping problem as data (graph, scratchpad, mode, strategy, objective), its budgets
-M_R / M_P / M_H, and the result type; :mod:`designer.mapping.solve` solves it."""
+"""The mapping problem as data: a graph, a scratchpad (bytes or a budget's name), a strategy,
+an objective and their options; its budgets M_R / M_P / M_H, computed within its time limit.
+
+    problem = MappingProblem(graph, scratchpad="M_H", strategy="cpsat", objective="offchip")
+    result = problem.solve()          # a MappingResult: mapping, status, objective, bound, gap
+
+Everything is checked when the problem is built, cheapest first (names, the order, a byte
+scratchpad against M_R), before the budgets' search; :mod:`designer.mapping.solve` solves it.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 
 from designer import checks
 from designer.mapping.baselines import greedy_min_peak_order, required_bytes
 from designer.mapping.cpsat import min_peak
 from designer.mapping.graph import TensorGraph
 from designer.mapping.io import Mapping
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.objective import Objective, objective_named
+from designer.mapping.result import MappingResult
 from designer.mapping.simulate import simulate
-from solvers.result import SolveResult, Status
-
-MODES = ("joint", "fixed", "divide")
-
-
-SOLVERS = ("cpsat", "ilp")
+from designer.mapping.solve import solve
+from designer.mapping.strategies import ORDERS, check_strategy
+from solvers.result import Status
 
 
 class MappingError(ValueError):
-    """A mapping problem that cannot be posed (a budget below M_R, an unknown mode)."""
+    """A mapping problem that cannot be posed (a budget below M_R, an unknown strategy)."""
 
 
 @dataclass
@@ -38,6 +44,11 @@ class Budgets:
     @property
     def halfway(self) -> int:
         return (self.required + self.peak) // 2
+
+    def bytes_of(self, scratchpad: int | str) -> int:
+        """A scratchpad as bytes: a budget's name (M_R, M_H, M_P), or bytes as they are."""
+        value = check_scratchpad(scratchpad)
+        return {"M_R": self.required, "M_P": self.peak, "M_H": self.halfway}.get(value, value)
 
     def to_dict(self) -> dict:
         return {"M_R": self.required, "M_P": self.peak, "M_H": self.halfway, "M_P_proven": self.peak_proven}
@@ -94,98 +105,86 @@ def check_scratchpad(text: str) -> int | str:
     return int(value)
 
 
-def parse_scratchpad(text: str, limits: Budgets) -> int:
-    value = check_scratchpad(text)
-    named = {"M_R": limits.required, "M_P": limits.peak, "M_H": limits.halfway}
-    return named[value] if isinstance(value, str) else value
+BUDGET_SHARE = 0.2  # of the time limit, at most, for M_P's search when the problem computes its budgets
 
 
 @dataclass
 class MappingProblem:
+    """``scratchpad``: bytes, or M_R, M_H, M_P (computed here). ``strategy``: a name in
+    :data:`~designer.mapping.strategies.STRATEGIES`; ``objective``: a name in
+    :data:`~designer.mapping.objective.OBJECTIVES` (or an :class:`Objective`). ``order``: ``free``
+    (the strategy chooses the schedule), ``given`` (the graph's order) or a schedule (a list of
+    operator names). ``time_limit`` bounds the budgets' search and the solve together.
+    ``budgets``: computed before (e.g. once for a sweep over scratchpads) instead of here.
+    ``start``: a mapping found before, e.g. at a smaller scratchpad (valid at every larger
+    one): a candidate and the strategy's start, so the traffic never rises with the scratchpad.
+    """
+
     graph: TensorGraph
-    scratchpad_bytes: int
-    mode: str = "joint"  # joint: schedule, addresses and spills; fixed: the given schedule; divide: windows
-    solver: str = "cpsat"  # cpsat (the default: faster, see benchmarks/mapping.py) or ilp (COSMA's ILP, HiGHS)
-    order: list[str] | None = None  # for mode fixed (default: the graph's topological order)
+    scratchpad: int | str = "M_H"
+    strategy: str = "cpsat"
+    objective: str | Objective = "offchip"
+    order: str | list[str] = "free"
     time_limit: float = 60.0
     max_reloads: int = 2
     threads: int = 1
-    lower_bound: bool = True  # also bound the traffic (forced liveness; the time-indexed MILP: joint mode, up to solve.MILP_LIMIT ops)
-    window: int = 40  # divide mode: operators per window
-    seconds_per_window: float = 5.0
-    objective: Objective = OFFCHIP_BYTES  # what the mapping minimises (off-chip bytes)
-    # a mapping found before, e.g. at a smaller scratchpad (valid at every larger one): a candidate
-    # and CP-SAT's start, so that the traffic never rises with the scratchpad
+    lower_bound: bool = True  # also bound the traffic (forced liveness; the address-free MILP up to solve.MILP_LIMIT ops)
+    window: int = 40  # divide: operators per window
+    seconds_per_window: float = 5.0  # divide: CP-SAT's time per window
     start: Mapping | None = None
+    budgets: Budgets | None = None
 
     def __post_init__(self) -> None:
+        begun = time.perf_counter()
         try:
-            checks.time_limit(self.time_limit, "time_limit")
-            checks.integer(self.max_reloads, "max_reloads", minimum=0)
-            checks.integer(self.threads, "threads", minimum=1, maximum=os.cpu_count() or 1)
-            checks.integer(self.scratchpad_bytes, "scratchpad_bytes", minimum=1)
+            self._check_fields()
         except ValueError as error:
             raise MappingError(str(error)) from None
-        if self.mode not in MODES:
-            raise MappingError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
-        required = required_bytes(self.graph)
-        if self.scratchpad_bytes < required:
-            worst = max(self.graph.operators, key=self.graph.operand_bytes)
-            raise MappingError(f"scratchpad_bytes {self.scratchpad_bytes:,} is below M_R = {required:,}, the inputs "
-                               f"and outputs of {worst!r}: no mapping exists")
-        if self.solver not in SOLVERS:
-            raise MappingError(f"solver: must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
-        if self.solver == "ilp" and self.mode == "divide":
-            raise MappingError("mode divide solves its windows with CP-SAT; use solver cpsat")
-        if self.order is not None and not self.graph.is_schedule(self.order):
-            raise MappingError("order: not a topological order of the graph's operators")
+        if self.budgets is None:
+            self.budgets = budgets(self.graph, time_limit=BUDGET_SHARE * self.time_limit)
+        self.scratchpad_bytes = self.budgets.bytes_of(self.scratchpad)
+        self.budget_seconds = time.perf_counter() - begun
         if self.start is not None:
             self.start = Mapping(self.scratchpad_bytes, self.start.steps, self.start.method or "given start")
             replay = simulate(self.graph, self.start.to_dict(self.graph))
             if not replay.valid:
                 raise MappingError(f"start: not a valid mapping of this graph at {self.scratchpad_bytes:,} bytes "
                                    f"({replay.errors[0]})")
-            if self.mode == "fixed" and self.start.order != (self.order or self.graph.topological_order()):
-                raise MappingError("start: mode fixed keeps the given order; the start runs another")
+            if self.fixed_order is not None and self.start.order != self.fixed_order:
+                raise MappingError("start: the problem keeps a given order; the start runs another")
 
-    def solve(self, min_peak_order: list[str] | None = None) -> MappingResult:
-        """Baselines, a bound and the chosen strategy (:func:`designer.mapping.solve.solve`)."""
-        from designer.mapping.solve import solve
-        return solve(self, min_peak_order)
-
-
-@dataclass(frozen=True)
-class MappingResult:
-    """A solved mapping problem, built once.
-
-    ``solve`` reports the returned ``mapping``: its status, objective (in the objective's unit),
-    the best proven bound, their gap, the whole wall time, and in ``solver`` the method that
-    produced it ("baseline min-peak/belady" when a baseline beat the solver). The strategy's own
-    report is ``solver_result`` (and the address-free bound's, ``bound_result``), untouched."""
-
-    problem: MappingProblem
-    mapping: Mapping | None
-    solve: SolveResult
-    solver_result: SolveResult | None = None
-    bound_result: SolveResult | None = None
-    baselines: dict[str, Mapping] = field(default_factory=dict)
-    replay: object = None
+    def _check_fields(self) -> None:
+        checks.time_limit(self.time_limit, "time_limit")
+        checks.integer(self.max_reloads, "max_reloads", minimum=0)
+        checks.integer(self.threads, "threads", minimum=1, maximum=os.cpu_count() or 1)
+        checks.integer(self.window, "window", minimum=2)
+        checks.time_limit(self.seconds_per_window, "seconds_per_window")
+        self.objective = objective_named(self.objective)
+        if isinstance(self.order, str):
+            checks.choice(self.order, "order", ORDERS)
+        elif not self.graph.is_schedule(list(self.order)):
+            raise ValueError("order: not a topological order of the graph's operators")
+        check_strategy(self.strategy, self.order if isinstance(self.order, str) else "given", self.objective.name)
+        self.scratchpad = check_scratchpad(self.scratchpad)
+        required = required_bytes(self.graph)
+        if isinstance(self.scratchpad, int) and self.scratchpad < required:
+            worst = max(self.graph.operators, key=self.graph.operand_bytes)
+            raise ValueError(f"scratchpad: {self.scratchpad:,} bytes is below M_R = {required:,}, the inputs "
+                             f"and outputs of {worst!r}: no mapping exists")
 
     @property
-    def method(self) -> str:
-        return self.solve.solver
+    def fixed_order(self) -> list[str] | None:
+        """The schedule a given order keeps, or None when the strategy chooses it."""
+        if self.order == "free":
+            return None
+        return self.graph.topological_order() if self.order == "given" else list(self.order)
 
     @property
-    def offchip_bytes(self) -> int | None:
-        return None if self.mapping is None else self.mapping.offchip_bytes(self.problem.graph)
+    def min_peak_order(self) -> list[str]:
+        return self.budgets.min_peak_order
 
-    def baseline_bytes(self) -> dict[str, int]:
-        return {name: m.offchip_bytes(self.problem.graph) for name, m in self.baselines.items()}
+    def solve(self) -> MappingResult:
+        """Baselines, bounds and the strategy, within what is left of the time limit
+        (:func:`designer.mapping.solve.solve`)."""
+        return solve(self, max(self.time_limit - self.budget_seconds, 0.1 * self.time_limit))
 
-    def to_dict(self) -> dict:
-        data = self.mapping.to_dict(self.problem.graph, self.solve) if self.mapping is not None else {}
-        data.update(status=str(self.solve.status), bound=self.solve.bound, gap=self.solve.gap,
-                    seconds=self.solve.seconds, baselines=self.baseline_bytes(), method=self.method,
-                    objective=self.problem.objective.name, message=self.solve.message,
-                    solver_status=None if self.solver_result is None else str(self.solver_result.status))
-        return data

@@ -1,23 +1,23 @@
 """Solve a :class:`~designer.mapping.problem.MappingProblem`: the baselines, bounds, a
 keep-or-spill plan, the chosen strategy, and one result built from them.
 
-1. **Baselines**: every eviction rule on the schedules the mode allows (the graph's order;
-   joint and divide also the minimum-peak order).
-2. **Forced-liveness bound** (:mod:`designer.mapping.liveness`, every mode, any size, when the
+1. **Baselines**: every eviction rule on the schedules the order allows (the graph's order;
+   a free order also the minimum-peak order).
+2. **Forced-liveness bound** (:mod:`designer.mapping.liveness`, any strategy, any size, when the
    best baseline moves anything): at most ``LIVENESS_SHARE`` of the time limit.
 3. **Keep-or-spill plan** (:mod:`designer.mapping.keep`): the optimal drops of the given order
-   (fixed mode) or of the best of the two orders, improved by moving operators (joint, divide),
+   (a given order) or of the best of the two orders, improved by moving operators (a free order),
    laid out; at most ``KEEP_SHARE`` (``KEEP_SHARE_LARGE`` beyond ``MILP_LIMIT`` operators).
-4. **Time-indexed bound** (joint mode, CP-SAT, graphs up to ``MILP_LIMIT`` operators, while
+4. **Time-indexed bound** (free order, strategy cpsat, graphs up to ``MILP_LIMIT`` operators, while
    the gap is above ``BOUND_GAP``): the address-free MILP, which sees the order, at most
    ``BOUND_SHARE``.
-5. **Window search** (:mod:`designer.mapping.ordercp`): the best mapping so far improved in
+5. **Window search** (:mod:`designer.mapping.windows`): the best mapping so far improved in
    its order, addresses included, a window of steps at a time; ``WINDOW_SHARE`` of the time
    left (``WINDOW_SHARE_LARGE`` on graphs over ``MILP_LIMIT`` operators).
-6. **Strategy**: CP-SAT (default) or COSMA's ILP over the whole graph, or divide and conquer
-   (``mode="divide"``), each through the registry (:mod:`designer.mapping.strategies`), with
-   what is left of the time; CP-SAT starts from the best mapping so far and knows the best
-   bound. Skipped when the best mapping already meets the bound (then it is optimal).
+6. **Strategy** (:mod:`designer.mapping.strategies`): CP-SAT (the default) or COSMA's ILP over
+   the whole graph, divide and conquer, or the window search, keep-or-spill plan or baselines
+   alone, with what is left of the time; CP-SAT starts from the best mapping so far and knows
+   the best bound. Skipped when the best mapping already meets the bound (then it is optimal).
 7. **Result**, built once: the cheapest mapping any step found (the message says which and
    what the strategy reported); the best bound proven by any model; the simulator's replay.
 """
@@ -25,13 +25,23 @@ keep-or-spill plan, the chosen strategy, and one result built from them.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from designer.mapping.baselines import all_baselines, greedy_min_peak_order
+from designer.mapping.bound import lower_bound
+from designer.mapping.cpsat import solve_mapping
+from designer.mapping.divide import divide_and_conquer
+from designer.mapping.ilp import solve_ilp
 from designer.mapping.io import Mapping, MappingOutcome
-from designer.mapping.problem import MappingProblem, MappingResult
+from designer.mapping.keep import keep_plan
+from designer.mapping.liveness import liveness_bound
+from designer.mapping.result import MappingResult
 from designer.mapping.simulate import simulate
-from designer.mapping.strategies import get as strategy
+from designer.mapping.windows import window_search
 from solvers.result import SolveResult, Status, relative_gap
+
+if TYPE_CHECKING:  # annotations only: problem.py imports this module
+    from designer.mapping.problem import MappingProblem
 
 MILP_LIMIT = 200  # operators up to which the time-indexed bound is computed (larger: weak, slow, 1 GB at 250)
 LIVENESS_SHARE = 0.1  # of the time limit, at most, for the forced-liveness bound
@@ -44,107 +54,153 @@ WINDOW_SHARE_LARGE = 0.9  # ... on graphs over MILP_LIMIT operators, where CP-SA
 MIN_SOLVER_SHARE = 0.05  # of the time limit, at least, for the strategy (the total stays near the limit)
 
 
-def baselines(problem: MappingProblem, min_peak_order: list[str] | None = None) -> dict[str, Mapping]:
-    """Every baseline the mode allows, by name (``order/eviction``)."""
-    orders = {"topological": problem.order or problem.graph.topological_order()}
-    if problem.mode != "fixed":  # joint and divide choose the schedule: the min-peak order is fair game
-        orders["min-peak"] = min_peak_order or greedy_min_peak_order(problem.graph)
+def baselines(problem: MappingProblem) -> dict[str, Mapping]:
+    """Every baseline the order allows, by name (``order/eviction``)."""
+    orders = {"topological": problem.fixed_order or problem.graph.topological_order()}
+    if problem.fixed_order is None:  # a free order: the min-peak order is fair game
+        orders["min-peak"] = problem.min_peak_order or greedy_min_peak_order(problem.graph)
     return all_baselines(problem.graph, problem.scratchpad_bytes, orders, problem.objective)
 
 
-def solve(problem: MappingProblem, min_peak_order: list[str] | None = None) -> MappingResult:
-    """See the module docstring."""
-    start = time.perf_counter()
-    graph, objective, limit = problem.graph, problem.objective, problem.time_limit
-    found = baselines(problem, min_peak_order)
-    candidates = {f"baseline {name}": mapping for name, mapping in found.items()}
-    if problem.start is not None:  # checked valid at this scratchpad by the problem
-        candidates[f"given start ({problem.start.method})"] = problem.start
-    fixed_order = (problem.order or graph.topological_order()) if problem.mode == "fixed" else None
-    common = dict(objective=objective, threads=problem.threads)
-    bounds: dict[str, SolveResult] = {}
+class _Search:
+    """The mappings and bounds found so far, stage by stage, within one time limit."""
 
-    def cost(mapping: Mapping) -> int:
-        return objective.of_steps(graph, mapping.steps)
+    def __init__(self, problem: MappingProblem, time_limit: float):
+        self.problem, self.limit, self.begun = problem, time_limit, time.perf_counter()
+        self.graph, self.objective = problem.graph, problem.objective
+        self.found = baselines(problem)
+        self.candidates = {f"baseline {name}": mapping for name, mapping in self.found.items()}
+        if problem.start is not None:  # checked valid at this scratchpad by the problem
+            self.candidates[f"given start ({problem.start.method})"] = problem.start
+        self.bounds: dict[str, SolveResult] = {}
+        self.common = dict(objective=problem.objective, threads=problem.threads)
+        self.large = len(self.graph.operators) > MILP_LIMIT
 
-    def proven() -> float | None:
-        return max((r.bound for r in bounds.values() if r.bound is not None), default=None)
+    def cost(self, mapping: Mapping) -> int:
+        return self.objective.of_steps(self.graph, mapping.steps)
 
-    def open_gap(tolerance: float = 0.0) -> bool:  # the best mapping moves more than the best bound allows
-        best = min(map(cost, candidates.values()), default=None)
-        return best is None or best > (proven() or 0) * (1 + tolerance)
+    def best(self) -> Mapping | None:
+        return min(self.candidates.values(), key=self.cost, default=None)
 
-    if problem.lower_bound and open_gap():
-        bounds["forced-liveness bound"] = strategy("liveness")(graph, problem.scratchpad_bytes,
-                                                               LIVENESS_SHARE * limit, **common).result
-    if open_gap():
-        orders = None if fixed_order else [graph.topological_order(), min_peak_order or greedy_min_peak_order(graph)]
-        share = KEEP_SHARE_LARGE if len(graph.operators) > MILP_LIMIT else KEEP_SHARE
-        keep = strategy("keep")(graph, problem.scratchpad_bytes, share * limit, order=fixed_order,
-                                orders=orders, **common)
+    def proven(self) -> float | None:
+        return max((r.bound for r in self.bounds.values() if r.bound is not None), default=None)
+
+    def open_gap(self, tolerance: float = 0.0) -> bool:
+        """The best mapping moves more than the best bound allows."""
+        best = self.best()
+        return best is None or self.cost(best) > (self.proven() or 0) * (1 + tolerance)
+
+    def left(self) -> float:
+        return max(0.0, self.limit - (time.perf_counter() - self.begun))
+
+    def liveness(self) -> None:
+        if self.problem.lower_bound and self.open_gap():
+            self.bounds["forced-liveness bound"] = liveness_bound(
+                self.graph, self.problem.scratchpad_bytes, LIVENESS_SHARE * self.limit, **self.common).result
+
+    def keep(self, share: float) -> MappingOutcome | None:
+        if not self.open_gap():
+            return None
+        fixed = self.problem.fixed_order
+        orders = None if fixed else [self.graph.topological_order(), self.problem.min_peak_order]
+        keep = keep_plan(self.graph, self.problem.scratchpad_bytes, share * self.limit, order=fixed, orders=orders,
+                         **self.common)
         if keep.mapping is not None:
-            candidates["keep-or-spill plan"] = keep.mapping
-        if keep.result.bound is not None:  # fixed mode: a bound for the order
-            bounds["keep-or-spill MILP"] = keep.result
-    if (problem.lower_bound and problem.mode == "joint" and problem.solver == "cpsat"
-            and len(graph.operators) <= MILP_LIMIT and open_gap(BOUND_GAP)):
-        bounds["address-free MILP"] = strategy("bound")(graph, problem.scratchpad_bytes, BOUND_SHARE * limit,
-                                                        **common).result
-    hint = min(candidates.values(), key=cost, default=None)
-    if hint is not None and open_gap():
-        share = WINDOW_SHARE_LARGE if len(graph.operators) > MILP_LIMIT else WINDOW_SHARE
-        windows = strategy("windows")(graph, problem.scratchpad_bytes,
-                                      share * max(0.0, limit - (time.perf_counter() - start)), incumbent=hint,
-                                      **common)
-        candidates["window search"] = windows.mapping
-        hint = min(candidates.values(), key=cost)
-    remaining = max(limit - (time.perf_counter() - start), MIN_SOLVER_SHARE * limit)
-    if not open_gap():
-        outcome = None
-    elif problem.mode == "divide":
-        outcome = strategy("divide")(graph, problem.scratchpad_bytes, remaining, objective=objective,
-                                     window=problem.window, seconds_per_window=problem.seconds_per_window,
-                                     max_reloads=problem.max_reloads, order=min_peak_order)
-    elif problem.solver == "ilp":
-        outcome = strategy("ilp")(graph, problem.scratchpad_bytes, remaining, order=fixed_order, **common)
-    else:
-        outcome = strategy("cpsat")(graph, problem.scratchpad_bytes, remaining, max_reloads=problem.max_reloads,
-                                    hint=hint, order=fixed_order, known_bound=proven(), **common)
-    return _result(problem, outcome, bounds, candidates, found, time.perf_counter() - start)
+            self.candidates["keep-or-spill plan"] = keep.mapping
+        if keep.result.bound is not None:  # a given order: a bound for the order
+            self.bounds["keep-or-spill MILP"] = keep.result
+        return keep
+
+    def address_free_bound(self) -> None:
+        if (self.problem.lower_bound and self.problem.fixed_order is None and self.problem.strategy == "cpsat"
+                and not self.large and self.open_gap(BOUND_GAP)):
+            self.bounds["address-free MILP"] = lower_bound(self.graph, self.problem.scratchpad_bytes,
+                                                           BOUND_SHARE * self.limit, **self.common).result
+
+    def windows(self, share: float) -> MappingOutcome | None:
+        hint = self.best()
+        if hint is None or not self.open_gap():
+            return None
+        found = window_search(self.graph, self.problem.scratchpad_bytes, share * self.left(), incumbent=hint,
+                              **self.common)
+        self.candidates["window search"] = found.mapping
+        return found
 
 
-def _result(problem: MappingProblem, outcome: MappingOutcome | None, bounds: dict[str, SolveResult],
-            candidates: dict[str, Mapping], found: dict[str, Mapping], seconds: float) -> MappingResult:
-    graph, objective = problem.graph, problem.objective
+def solve(problem: MappingProblem, time_limit: float | None = None) -> MappingResult:
+    """See the module docstring; ``time_limit`` (default: the problem's) for all of it."""
+    search = _Search(problem, problem.time_limit if time_limit is None else time_limit)
+    name, outcome = problem.strategy, None
+    search.liveness()
+    if name != "baseline":
+        keep = search.keep(1.0 if name == "keep" else KEEP_SHARE_LARGE if search.large else KEEP_SHARE)
+        outcome = keep if name == "keep" else None
+    if name not in ("baseline", "keep"):
+        search.address_free_bound()
+        windows = search.windows(1.0 if name == "windows" else WINDOW_SHARE_LARGE if search.large else WINDOW_SHARE)
+        outcome = windows if name == "windows" else None
+    if name in ("cpsat", "ilp", "divide") and search.open_gap():
+        outcome = _strategy(search, max(search.left(), MIN_SOLVER_SHARE * search.limit))
+    elif name == "baseline" and search.open_gap():
+        outcome = _baseline_outcome(search)
+    return _result(search, outcome, time.perf_counter() - search.begun)
+
+
+def _strategy(search: _Search, seconds: float) -> MappingOutcome:
+    """The whole-graph strategy with the time left, from the best mapping so far."""
+    problem, graph, common = search.problem, search.graph, search.common
+    if problem.strategy == "divide":
+        return divide_and_conquer(graph, problem.scratchpad_bytes, seconds, objective=problem.objective,
+                                  window=problem.window, seconds_per_window=problem.seconds_per_window,
+                                  max_reloads=problem.max_reloads, order=problem.min_peak_order)
+    if problem.strategy == "ilp":
+        return solve_ilp(graph, problem.scratchpad_bytes, seconds, order=problem.fixed_order, **common)
+    return solve_mapping(graph, problem.scratchpad_bytes, seconds, max_reloads=problem.max_reloads,
+                         hint=search.best(), order=problem.fixed_order, known_bound=search.proven(), **common)
+
+
+def _baseline_outcome(search: _Search) -> MappingOutcome:
+    """The baselines' own report (they ran first, with every other candidate)."""
+    name, best = min(((n, m) for n, m in search.candidates.items() if n.startswith("baseline")),
+                     key=lambda item: search.cost(item[1]))
+    return MappingOutcome(best, SolveResult(Status.FEASIBLE, objective=search.cost(best), seconds=0.0,
+                                            solver=name, message=f"{name}: the cheapest baseline"))
+
+
+def _result(search: _Search, outcome: MappingOutcome | None, seconds: float) -> MappingResult:
+    problem, graph, objective, bounds = search.problem, search.graph, search.objective, search.bounds
+    candidates = dict(search.candidates)
     own = outcome.result if outcome is not None else None
     if outcome is not None and outcome.mapping is not None:
         candidates = {own.solver: outcome.mapping, **candidates}  # the strategy's wins ties
-    method = min(candidates, key=lambda name: objective.of_steps(graph, candidates[name].steps), default=None)
+    method = min(candidates, key=lambda name: search.cost(candidates[name]), default=None)
     mapping = candidates.get(method)
-    value = None if mapping is None else objective.of_steps(graph, mapping.steps)
-    if own is None:
-        message = f"{method}; it meets the best bound, so no solver ran" if value else f"{method}; it moves nothing"
-    elif own.solver == method:
-        message = own.message
-    else:
-        what = "nothing" if outcome.mapping is None else "nothing better"
-        message = f"{method}; {own.solver} found {what} in {own.seconds:.0f} s (its status: {own.status})"
+    value = None if mapping is None else search.cost(mapping)
     proven = {name: r.bound for name, r in [*bounds.items(), ("solver", own)] if r is not None and r.bound is not None}
     bound_by = max(proven, key=proven.get, default=None)
     best_bound = None if bound_by is None or value is None else min(proven[bound_by], value)
     if value == 0:  # nothing moves: no mapping costs less
         best_bound = 0
+    message = _message(method, value, outcome)
     if bound_by is not None and bound_by != "solver":
         message += f"; bound from the {bound_by} ({bounds[bound_by].status})"
     gap = relative_gap(value, best_bound)
     if value is None:
         status = own.status if own is not None else Status.NO_SOLUTION
-    elif gap is not None and gap <= 1e-4:
-        status = Status.OPTIMAL
     else:
-        status = Status.FEASIBLE
+        status = Status.OPTIMAL if gap is not None and gap <= 1e-4 else Status.FEASIBLE
     result = SolveResult(status, objective=value, bound=best_bound, gap=gap, seconds=seconds, solver=method or "none",
                          message=message, model_size=own.model_size if own is not None else None)
-    replay = simulate(graph, mapping.to_dict(graph, result)) if mapping is not None else None
+    replay = simulate(graph, mapping.to_dict(graph, result), objective=objective) if mapping is not None else None
     bound_result = next((r for name, r in bounds.items() if name == bound_by), None)
-    return MappingResult(problem, mapping, result, own, bound_result, found, replay)
+    return MappingResult(problem, mapping, result, own, bound_result, search.found, replay)
+
+
+def _message(method: str | None, value: int | None, outcome: MappingOutcome | None) -> str:
+    own = outcome.result if outcome is not None else None
+    if own is None:
+        return f"{method}; it meets the best bound, so no strategy ran" if value else f"{method}; it moves nothing"
+    if own.solver == method:
+        return own.message
+    what = "nothing" if outcome.mapping is None else "nothing better"
+    return f"{method}; {own.solver} found {what} in {own.seconds:.0f} s (its status: {own.status})"
