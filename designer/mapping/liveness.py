@@ -21,13 +21,18 @@ a mapping of any schedule gives a solution of
 (F3) one read-back per dropped chain stretch:  reads[T] >= sum_{k >= 1} d[T,k]
 objective: minimise sum_T price_T (w[T] + reads[T])
 
+Under the dram objective an input or weight counts too, with no write (its host copy is
+there from the start): it is live across the operators between two of its consumers that are
+ordered in every schedule (the stretches of its chain of consumers, and stretch 0 for the
+rest), and a drop there forces a re-read before the later consumer.
+
 (a tensor dropped in a stretch may as well be absent at every operator of it: that only frees
 room, at the same price), so its optimum, and any dual bound HiGHS proves on it, bounds every
 mapping's cost from below: addresses, the order and the other read-backs are relaxed.
 Where the order is nearly forced (training graphs: a forward activation is live across
 everything between its forward use and its gradient) it is close to the keep-or-spill optimum
 of a good order (:mod:`designer.mapping.keep`); it has a binary per tensor and stretch and one
-row per operator, so it solves in seconds where the time-indexed bound (:mod:`.milp`) does not.
+row per operator, so it solves in seconds where the time-indexed bound (:mod:`.bound`) does not.
 """
 
 from __future__ import annotations
@@ -45,10 +50,10 @@ from solvers import highs
 from solvers.result import SolveResult, Status
 
 
-def live_across(graph: TensorGraph) -> dict[str, list[tuple[str, int]]]:
-    """Per operator, the produced tensors live across it in every schedule, each with the
-    stretch it is live in: 1, 2, ... between consecutive consumers of a chain (each an
-    ancestor of the next), 0 elsewhere."""
+def live_across(graph: TensorGraph, inputs: bool = False) -> dict[str, list[tuple[str, int]]]:
+    """Per operator, the produced tensors (and with ``inputs`` the inputs and weights) live
+    across it in every schedule, each with the stretch it is live in: 1, 2, ... between
+    consecutive consumers of a chain (each an ancestor of the next), 0 elsewhere."""
     index = {op: i for i, op in enumerate(graph.operators)}
     descendants = {op: 0 for op in graph.operators}  # bitsets over operator indices
     ancestors = {op: 0 for op in graph.operators}
@@ -62,18 +67,21 @@ def live_across(graph: TensorGraph) -> dict[str, list[tuple[str, int]]]:
     across: dict[str, list[tuple[str, int]]] = {op: [] for op in graph.operators}
     names = list(graph.operators)
     for name, tensor in graph.tensors.items():
-        consumers = graph.consumers[name]
-        if tensor.producer is None or not consumers:
+        consumers = sorted(set(graph.consumers[name]), key=lambda c: ancestors[c].bit_count())
+        if not consumers or (tensor.producer is None and not inputs):
             continue
-        not_consumer = ~sum(1 << index[c] for c in set(consumers))
+        not_consumer = ~sum(1 << index[c] for c in consumers)
+        # live from the producer (an input: from any consumer) to a later consumer
+        starts = [tensor.producer] if tensor.producer is not None else consumers
         inside = 0
-        for consumer in consumers:
-            inside |= descendants[tensor.producer] & ancestors[consumer]
+        for first in starts:
+            for consumer in consumers:
+                inside |= descendants[first] & ancestors[consumer]
         inside &= not_consumer
         # a chain of consumers, each forced after the previous: the stretches between them
         # are disjoint in every schedule, so each needs its own read-back
-        stretches, previous = [], tensor.producer
-        for consumer in sorted(set(consumers), key=lambda c: ancestors[c].bit_count()):
+        stretches, previous = [], tensor.producer or consumers[0]
+        for consumer in consumers:
             if descendants[previous] >> index[consumer] & 1:
                 stretches.append(descendants[previous] & ancestors[consumer] & not_consumer)
                 previous = consumer
@@ -89,7 +97,7 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective 
     unit = gcd_unit(graph, scratchpad_bytes)
     capacity = scratchpad_bytes // unit
     price, price_unit = transfer_prices(graph, objective)
-    across = live_across(graph)
+    across = live_across(graph, objective.reloads_inputs)
     size = {name: tensor.bytes // unit for name, tensor in graph.tensors.items()}
     rows = []
     for op, pairs in across.items():
@@ -104,12 +112,16 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective 
     tensors = sorted({name for name, _ in stretches})
     m.d = pyo.Var(stretches, domain=pyo.Binary)
     m.w = pyo.Var(tensors, bounds=(0, 1))
+    for name in tensors:  # an input or weight (dram) has its host copy: never written
+        if graph.tensors[name].producer is None:
+            m.w[name].fix(0)
     m.reads = pyo.Var(tensors, bounds=(0, None))
     m.c = pyo.ConstraintList()
     chained: dict[str, list[int]] = {}
     for name, k in stretches:
         # (F2) dropped anywhere: written once, read back at least once
-        m.c.add(m.w[name] >= m.d[name, k])
+        if graph.tensors[name].producer is not None:
+            m.c.add(m.w[name] >= m.d[name, k])
         m.c.add(m.reads[name] >= m.d[name, k])
         if k > 0:
             chained.setdefault(name, []).append(k)
