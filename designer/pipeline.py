@@ -21,9 +21,11 @@ from designer.design import DesignProblem, solve
 from designer.design.problem import halving_strides
 from designer.entropy import deepmad_scores
 from designer.families import NAMES as FAMILY_NAMES
-from designer.mapping import MappingProblem, load
+from designer.mapping.importer import export
 from designer.mapping.plot import plot_layout
 from designer.mapping.problem import check_scratchpad
+from designer.mapping.tile_search import candidates, map_tiled, plot_curve, smallest_footprint, traffic_curve
+from designer.mapping.tiling import model_macs
 from designer.network import build, example_input
 from designer.pruning.curves import default_grid
 from designer.pruning.prune import prune_model
@@ -43,7 +45,11 @@ class PipelineConfig:
     sparsity: float = 0.7
     prune_grid: int = 21
     calibration: int = 128
-    scratchpad: str = "M_H"
+    scratchpad: str = "auto"  # bytes, M_R/M_H/M_P, or auto: the smallest footprint a tiling reaches (max_extra_macs)
+    # of the model's MACs, at most, recomputed by tiling: on the demo's 8 x 8 digits a 3 x 3 convolution's
+    # halo is a large part of a 4 x 4 patch (2 x 2 patches of its pruned network recompute 48%)
+    max_extra_macs: float = 0.5
+    curve_points: int = 5  # scratchpad sizes on the traffic curve (from the smallest tiled footprint to M_P)
     map_seconds: float = 30.0
     seed: int = 0
     device: str = "auto"  # training, curves, BN re-estimation and fine-tuning: auto (CUDA when present), cpu, cuda
@@ -60,7 +66,10 @@ class PipelineConfig:
         checks.fraction(self.sparsity, "sparsity", include_one=False)
         checks.integer(self.prune_grid, "prune_grid", minimum=2)
         checks.integer(self.calibration, "calibration", minimum=1)
-        check_scratchpad(self.scratchpad)
+        if self.scratchpad != "auto":
+            check_scratchpad(self.scratchpad)
+        checks.number(self.max_extra_macs, "max_extra_macs", minimum=0)
+        checks.integer(self.curve_points, "curve_points", minimum=2)
         checks.time_limit(self.map_seconds, "map_seconds")
         checks.integer(self.seed, "seed", minimum=0)
         resolve_device(self.device)
@@ -152,25 +161,46 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     completed.append("prune")
 
     # 4. map
-    log("[4/4] map onto a scratchpad (8-bit activations) ...")
-    graph = load(model.cpu().eval(), input_shape=tuple(example_input(spec, 1).shape),
-                 bytes_per_element=1, name=spec.name)
-    mapping_problem = MappingProblem(graph, config.scratchpad, time_limit=config.map_seconds)
-    mapped = mapping_problem.solve()
-    mapped.mapping.save(out / "mapping.json", graph, mapped.solve)
-    figures["map"] = {"operators": len(graph.operators), "budgets": mapping_problem.budgets.to_dict(),
-                      "scratchpad_bytes": mapping_problem.scratchpad_bytes, "offchip_bytes": mapped.offchip_bytes,
-                      "baselines": mapped.baseline_bytes(), "status": str(mapped.solve.status), "method": mapped.method,
-                      "bound": mapped.solve.bound, "gap": mapped.solve.gap, "valid": bool(mapped.replay)}
-    log(f"      {mapped.offchip_bytes:,} bytes off-chip ({mapped.solve.status}); baselines "
-        f"{min(mapped.baseline_bytes().values(), default=0):,} at best; simulator "
-        f"{'valid' if mapped.replay else 'INVALID'}")
+    log("[4/4] map onto a scratchpad (8-bit activations), tiled where that pays ...")
+    mapped = _map_step(model, spec, config, out, log)
+    figures["map"] = mapped["figures"]
 
-    _plots(out, spec, problem.stage_alpha, history, report.first_curves, graph, mapped.mapping)
+    _plots(out, spec, problem.stage_alpha, history, report.first_curves, mapped["graph"], mapped["mapping"])
     files.write_text(out / "figures.json", json.dumps(figures, indent=1, default=str))
     files.write_text(out / "report.md", _report(figures, spec))
     log(f"report written to {out / 'report.md'}")
     return figures
+
+
+def _map_step(model, spec, config: PipelineConfig, out: Path, log: Callable[[str], None]) -> dict:
+    """Map the pruned network: at the smallest footprint a tiling reaches within the MACs
+    allowance (``scratchpad="auto"``), or at the scratchpad given; then the traffic curve from
+    that footprint to M_P. Half the time each."""
+    example = torch.randn(tuple(example_input(spec, 1).shape), generator=torch.Generator().manual_seed(config.seed))
+    program = export(model.cpu().eval(), example)
+    found = candidates(program, name=spec.name)
+    total = model_macs(program.graph)
+    scratchpad = (smallest_footprint(found, config.max_extra_macs, total).required if config.scratchpad == "auto"
+                  else config.scratchpad)
+    tiled = map_tiled(program, example, scratchpad, time_limit=config.map_seconds / 2,
+                      max_extra_macs=config.max_extra_macs, name=spec.name)
+    result, candidate = tiled.result, tiled.choice.candidate
+    result.mapping.save(out / "mapping.json", result.problem.graph, result.solve)
+    untiled = found[0].required
+    log(f"      {candidate.describe()} at {result.problem.scratchpad_bytes:,} bytes (untiled M_R {untiled:,}): "
+        f"{result.offchip_bytes:,} bytes off-chip ({result.solve.status}); simulator "
+        f"{'valid' if result.replay else 'INVALID'}")
+    rows = traffic_curve(found, smallest_footprint(found, config.max_extra_macs, total).required,
+                         max(untiled, result.problem.budgets.peak), config.curve_points,
+                         time_limit=config.map_seconds / 2, max_extra_macs=config.max_extra_macs, total_macs=total)
+    plot_curve(rows, out / "curve.png", title=f"{spec.name}: traffic against scratchpad size")
+    figures = {"operators": len(result.problem.graph.operators), "budgets": result.problem.budgets.to_dict(),
+               "untiled_M_R": untiled, "tiling": candidate.describe(), "extra_macs": candidate.extra_macs,
+               "model_macs": total, "max_abs_difference": tiled.max_abs_difference,
+               "scratchpad_bytes": result.problem.scratchpad_bytes, "offchip_bytes": result.offchip_bytes,
+               "baselines": result.baseline_bytes(), "status": str(result.solve.status), "method": result.method,
+               "bound": result.solve.bound, "gap": result.solve.gap, "valid": bool(result.replay), "curve": rows}
+    return {"figures": figures, "graph": result.problem.graph, "mapping": result.mapping}
 
 
 def _plots(out: Path, spec, alpha, history, curves, graph, mapping) -> None:
@@ -205,6 +235,8 @@ def _report(figures: dict, spec) -> str:
     gap = "n/a" if d["gap"] is None else f"{100 * d['gap']:.2f}%"
     map_gap = "n/a" if m["gap"] is None else f"{100 * m['gap']:.2f}%"
     baselines = "\n".join(f"| {name} | {value:,} |" for name, value in sorted(m["baselines"].items(), key=lambda x: x[1]))
+    curve = "\n".join(f"| {r['scratchpad_bytes']:,} | {r['tiling']} | {r['objective']:,} | {_number(r['bound'])} | "
+                      f"{_percent(r['gap'])} |" for r in m["curve"])
     return f"""# mpdesign pipeline report
 
 Dataset `{figures['config']['dataset']}`, seed {figures['config']['seed']}.
@@ -237,16 +269,32 @@ Sparsity {p['rounds'][-1]['sparsity']:.4f} of the prunable weights in {len(p['ro
 
 ## 4. Mapping onto a scratchpad
 
-{m['operators']} operators; M_R {m['budgets']['M_R']:,}, M_P {m['budgets']['M_P']:,}, M_H {m['budgets']['M_H']:,} bytes;
-scratchpad {m['scratchpad_bytes']:,} bytes. Off-chip traffic {m['offchip_bytes']:,} bytes, status {m['status']},
-bound {_number(m['bound'])}, gap {map_gap}; the simulator found the mapping {'valid' if m['valid'] else 'INVALID'}.
+Untiled, the network needs M_R = {m['untiled_M_R']:,} bytes. At a scratchpad of {m['scratchpad_bytes']:,} bytes
+the tiling chosen is {m['tiling']} ({_number(100 * m['extra_macs'] / max(1, m['model_macs']))}% of the model's
+{m['model_macs']:,} MACs recomputed; tiled against untiled output, max |difference| {_number(m['max_abs_difference'])}):
+{m['operators']} operators, M_R {m['budgets']['M_R']:,}, M_P {m['budgets']['M_P']:,} bytes. Off-chip traffic
+{m['offchip_bytes']:,} bytes, status {m['status']}, bound {_number(m['bound'])}, gap {map_gap}; the simulator found
+the mapping {'valid' if m['valid'] else 'INVALID'}.
 
 | baseline | bytes |
 |---|---|
 {baselines}
 
 ![scratchpad layout](layout.png)
+
+Traffic against scratchpad size, from the smallest tiled footprint to M_P (each point starts
+from the one before, so the curve never rises):
+
+| scratchpad | tiling | traffic | bound | gap |
+|---|---|---|---|---|
+{curve}
+
+![traffic curve](curve.png)
 """
+
+
+def _percent(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.2f}%"
 
 
 def _number(value: float | None) -> str:

@@ -185,10 +185,10 @@ def _solve_task(task: dict[str, Any]) -> dict[str, Any]:
                              threads=1, budgets=Budgets(**task["budgets"]))
     result = problem.solve()
     return {"point": task["point"], "scratchpad_bytes": problem.scratchpad_bytes, "budgets": problem.budgets.to_dict(),
-            "status": str(result.solve.status), "objective": problem.objective.name,
-            "objective_value": result.solve.objective, "offchip_bytes": result.offchip_bytes,
+            "status": str(result.solve.status), "objective": result.solve.objective,
+            "objective_name": problem.objective.name, "offchip_bytes": result.offchip_bytes,
             "dram_bytes": result.dram_bytes, "bound": result.solve.bound,
-            "gap": result.solve.gap, "seconds": result.solve.seconds, "baselines": result.baseline_bytes(),
+            "gap": result.solve.gap, "seconds": result.solve.seconds, "baselines": result.baseline_costs(),
             "valid": bool(result.replay) if result.replay is not None else None, "message": result.solve.message}
 
 

@@ -58,14 +58,21 @@ def map_graph(
     trust: bool = typer.Option(False, "--trust", help="Load a .pt2 archive: it holds pickled objects, and "
                                                       "unpickling a file can run any code in it. Only for files "
                                                       "you trust."),
+    tiling: str = typer.Option("none", help="none, auto (choose where the patched prefix ends and k x k, for "
+                                            "--scratchpad; below M_R too) or CUT:K. Models only, forward."),
+    max_extra_macs: Optional[float] = typer.Option(None, help="--tiling auto: recomputed MACs at most this "
+                                                              "fraction of the model's, e.g. 0.1."),
+    curve: Optional[str] = typer.Option(None, help="LO:HI: traffic against scratchpad size from LO to HI (bytes, "
+                                                   "M_R, M_H, M_P, or min: the smallest tiled footprint); --plot "
+                                                   "draws it, --out writes the table (JSON)."),
+    points: int = typer.Option(8, help="--curve: scratchpad sizes, geometrically spaced."),
     mode: Optional[str] = typer.Option(None, hidden=True),
     solver: Optional[str] = typer.Option(None, hidden=True),
 ) -> None:
     """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines.
     The whole command, capture and budgets included, keeps to --time-limit."""
     started = time.perf_counter()
-    from designer.mapping import MappingError, MappingProblem, Source
-    from designer.mapping.graph import GraphError
+    from designer.mapping import Source
     from designer.mapping.io import Mapping
     from designer.mapping.problem import check_scratchpad
     from designer.mapping.strategies import check_strategy
@@ -74,27 +81,41 @@ def map_graph(
         for option, given in (("--mode", mode), ("--solver", solver)):
             if given is not None:
                 raise ValueError(f"{option}: replaced by {REPLACED[option]} (see mpdesign map --help)")
-        checks.writable_file(out, "--out")
+        for path, option in ((out, "--out"), (save_graph, "--save-graph")):
+            checks.writable_file(path, option)
         checks.writable_figure(plot, "--plot")
-        checks.writable_file(save_graph, "--save-graph")
         checks.time_limit(time_limit, "--time-limit")
         checks.integer(max_reloads, "--max-reloads", minimum=0)
         check_strategy(strategy.value, order.value, objective.value, "--strategy")
         check_scratchpad(scratchpad)
         start_mapping = Mapping.load(checks.readable_file(start, "--start"), "--start") if start is not None else None
+        tiled = _check_tiling(tiling, max_extra_macs, curve, points, order.value, start)
         source.check()
+        program, example = source.export() if tiled else (None, None)
     except ValueError as error:
         fail(str(error))
+    options = dict(time_limit=max(time_limit - (time.perf_counter() - started), 0.1 * time_limit),
+                   strategy=strategy.value, objective=objective.value, max_extra_macs=max_extra_macs)
+    if curve is not None:
+        return _curve(program, curve, points, options, out, plot, as_json)
+    if tiled:
+        return _tiled(program, example, scratchpad, tiling, options, out, plot, as_json)
+    options.pop("max_extra_macs")
+    _untiled(source, scratchpad, order.value, max_reloads, start_mapping, save_graph, options, out, plot, as_json)
+
+
+def _untiled(source, scratchpad: str, order: str, max_reloads: int, start_mapping, save_graph, options: dict, out,
+             plot, as_json: bool) -> None:
+    from designer.mapping import GraphError, MappingError, MappingProblem
     try:
         tensor_graph = source.load()
         if save_graph is not None:
             files.write_text(save_graph, json.dumps(tensor_graph.to_dict(), indent=1))
-        problem = MappingProblem(tensor_graph, scratchpad, strategy.value, objective.value, order.value,
-                                 time_limit=max(time_limit - (time.perf_counter() - started), 0.1 * time_limit),
-                                 max_reloads=max_reloads, start=start_mapping)
+        problem = MappingProblem(tensor_graph, scratchpad, options["strategy"], options["objective"], order,
+                                 time_limit=options["time_limit"], max_reloads=max_reloads, start=start_mapping)
         note(f"{tensor_graph}: M_R {problem.budgets.required:,}, M_H {problem.budgets.halfway:,}, M_P "
-             f"{problem.budgets.peak:,}; solving at {problem.scratchpad_bytes:,} bytes ({strategy.value}, "
-             f"{objective.value}, up to {problem.time_limit - problem.budget_seconds:.0f} s)...")
+             f"{problem.budgets.peak:,}; solving at {problem.scratchpad_bytes:,} bytes ({problem.strategy}, "
+             f"{problem.objective.name}, up to {problem.time_limit - problem.budget_seconds:.0f} s)...")
         result = problem.solve()
     except (GraphError, MappingError, ValueError) as error:
         fail(str(error).replace("scratchpad:", "--scratchpad:", 1))
@@ -138,3 +159,62 @@ def _print(result) -> None:
     replay = result.replay
     console.print(f"status {solved.status}   bound {bound}   gap {percent(solved.gap)}   {solved.seconds:.1f} s   "
                   f"simulator: {'valid' if replay else 'INVALID ' + '; '.join(replay.errors[:3])}")
+
+
+def _check_tiling(tiling: str, max_extra_macs, curve, points: int, order: str, start) -> bool:
+    """The tiling options (before anything is read); whether the model is to be exported for them."""
+    from designer.mapping.tile_search import parse_tiling
+    parse_tiling(tiling)
+    if max_extra_macs is not None:
+        checks.number(max_extra_macs, "--max-extra-macs", minimum=0)
+    checks.integer(points, "--points", minimum=2)
+    if curve is not None and len(curve.split(":")) != 2:
+        raise ValueError(f"--curve: LO:HI, e.g. min:M_P or 100000:2e6, got {curve!r}")
+    tiled = tiling != "none" or curve is not None
+    if tiled and (order != "free" or start is not None):
+        raise ValueError("--tiling / --curve: the tiled graph has its own operators; --order given and --start "
+                         "apply to untiled graphs")
+    return tiled
+
+
+def _tiled(program, example, scratchpad: str, tiling: str, options: dict, out, plot, as_json: bool) -> None:
+    from designer.mapping import GraphError, MappingError
+    from designer.mapping.tile_search import map_tiled, parse_tiling
+    try:
+        found = map_tiled(program, example, scratchpad, parse_tiling(tiling), **options)
+    except (GraphError, MappingError, ValueError) as error:
+        fail(str(error).replace("scratchpad:", "--scratchpad:", 1))
+    _write(found.result, out, plot)
+    if as_json:
+        print(json.dumps({**found.to_dict(), "valid": bool(found.result.replay)}, indent=1))
+        return
+    candidate = found.choice.candidate
+    console.print(f"tiling: {candidate.describe()} (M_R {candidate.required:,}; {found.candidates} candidates "
+                  f"weighed, {found.choice.solved} solved)")
+    if candidate.tiling is not None:
+        console.print(f"recomputed MACs {candidate.extra_macs:,} = {candidate.extra_macs / found.total_macs:.1%} of "
+                      f"the model's {found.total_macs:,}; tiled against untiled output: max |difference| "
+                      f"{found.max_abs_difference:.2e}")
+    _print(found.result)
+
+
+def _curve(program, curve: str, points: int, options: dict, out, plot, as_json: bool) -> None:
+    from designer.mapping import GraphError, MappingError
+    from designer.mapping.tile_search import map_curve, plot_curve
+
+    def row(r: dict) -> None:
+        untiled = r.get("untiled", {}).get("objective")
+        note(f"{r['scratchpad_bytes']:>12,} bytes: {r['objective']:>12,} ({r['status']}, gap {percent(r['gap'])}) "
+             f"{r['tiling']}; untiled {'n/a' if untiled is None else f'{untiled:,}'}")
+
+    low, high = curve.split(":")
+    try:
+        rows = map_curve(program, low, high, points, progress=row, **options)
+    except (GraphError, MappingError, ValueError) as error:
+        fail(str(error))
+    if out is not None:
+        files.write_text(out, json.dumps(rows, indent=1))
+    if plot is not None:
+        plot_curve(rows, plot, title="traffic against scratchpad size")
+    if as_json:
+        print(json.dumps(rows, indent=1))

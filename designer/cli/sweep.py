@@ -96,7 +96,7 @@ def sweep(
     for column in [*problems.grid, "status", "objective", "bound", "gap", "s"]:
         table.add_column(column, justify="right")
     for r in results:
-        objective = r.get("score") if problems.kind == "design" else r.get("offchip_bytes")
+        objective = r.get("score") if problems.kind == "design" else r.get("objective")
         table.add_row(*[str(r["point"][k]) for k in problems.grid], r["status"],
                       "n/a" if objective is None else f"{objective:,.2f}",
                       "n/a" if r["bound"] is None else f"{r['bound']:,.2f}", percent(r["gap"]), f"{r['seconds']:.1f}")
@@ -107,7 +107,7 @@ def sweep(
     if plot is not None and problems.grid:
         _plot_front(results, problems.kind, next(iter(problems.grid)), plot)
         console.print(f"plot written to {plot}", markup=False)
-    if not any(r.get("score" if problems.kind == "design" else "offchip_bytes") is not None for r in results):
+    if not any(r.get("score" if problems.kind == "design" else "objective") is not None for r in results):
         fail("no point of the sweep has a solution (see the table)", code=1)
 
 
@@ -117,7 +117,7 @@ def _plot_front(results: list[dict], kind: str, field: str, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    value = "score" if kind == "design" else "offchip_bytes"
+    value = "score" if kind == "design" else "objective"
 
     def x_of(r: dict):  # a mapping budget by name (M_R) is drawn at its bytes
         return r["scratchpad_bytes"] if kind == "mapping" and field == "scratchpad" else r["point"][field]
@@ -126,7 +126,7 @@ def _plot_front(results: list[dict], kind: str, field: str, path: Path) -> None:
     failed = [x_of(r) for r in results if r.get(value) is None and x_of(r) is not None]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([x for x, _, _ in rows], [s for _, s, _ in rows], "o-",
-            label="design score" if kind == "design" else "off-chip bytes")
+            label="design score" if kind == "design" else "mapping objective (bytes)")
     ax.plot([x for x, _, b in rows if b is not None], [b for _, _, b in rows if b is not None], "v--",
             label="proven bound")
     if failed:

@@ -103,7 +103,8 @@ def pipeline(
     macs: float = typer.Option(2.5e6, help="MACs budget of the design."),
     params: float = typer.Option(1.2e5, help="Parameter budget of the design."),
     sparsity: float = typer.Option(0.7, help="Pruning target (fraction of prunable weights removed)."),
-    scratchpad: str = typer.Option("M_H", help="Scratchpad bytes, or M_R, M_H, M_P."),
+    scratchpad: str = typer.Option("auto", help="Scratchpad bytes, M_R, M_H, M_P, or auto: the smallest footprint "
+                                                "a tiling reaches with at most half the MACs recomputed."),
     epochs: int = typer.Option(15, help="Training epochs."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto (CUDA when there is one), cpu or cuda: training, pruning curves "

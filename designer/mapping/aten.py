@@ -51,6 +51,7 @@ class _Op:
     inputs: list[str]
     outputs: list[str]
     weights: list[str] = field(default_factory=list)
+    joins: bool = False  # reads the tiles of a tiled prefix's cut: never fused into one tile's operator
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class _Importer:
         self.where: dict[str, object] = {}  # fx node -> tensor name, _Part, a list of those, or None
         self.parts: dict[str, _Part] = {}
         self.ops: list[_Op] = []
+        self.origin: dict[str, tuple[str, int | None]] = {}  # tensor -> (fx node, output index or None)
 
     def size_of(self, value) -> int:
         return max(1, int(value.numel()) * self.bytes_per_element)
@@ -162,6 +164,7 @@ class _Importer:
         if kind == "USER_INPUT" and isinstance(value, torch.Tensor):
             self.tensors[node.name] = Tensor(node.name, self.size_of(value), None)
             self.where[node.name] = node.name
+            self.origin[node.name] = (node.name, None)
         else:
             self.constant(node, value, kind)
 
@@ -197,6 +200,7 @@ class _Importer:
             name = None if i not in used else node.name if len(outputs) == 1 else f"{node.name}.{i}"
             if name is not None:
                 self.tensors[name] = Tensor(name, self.size_of(tensor), node.name)
+                self.origin[name] = (node.name, None if len(outputs) == 1 else i)
             names.append(name)
         self.where[node.name] = names[0] if not isinstance(value, (tuple, list)) else names
         if any(names):
@@ -250,11 +254,13 @@ class _Importer:
             for part in parts:
                 self.tensors[part.key] = Tensor(part.key, part.bytes, producer)
 
-    def graph(self, fx_graph, name: str, fuse: bool) -> TensorGraph:
+    def graph(self, fx_graph, name: str, fuse: bool, transform=None) -> TensorGraph:
         outputs = set(self.resolve(next(n for n in fx_graph.nodes if n.op == "output").args))
         outputs = {self.parts[o].base if o in self.parts else o for o in outputs}
         if not self.ops:
             raise GraphError(f"{name}: the captured graph computes nothing")
+        if transform is not None:  # e.g. tiling (designer.mapping.tiling.tile_ops), before parts and fusion
+            self.ops = transform(self.ops, self.tensors, self.origin)
         self.split_parts(outputs)
         ops = _fuse(self.ops, self.tensors, outputs) if fuse else self.ops
         operators = [Operator(op.name, list(dict.fromkeys(op.inputs + (op.weights if self.include_weights else []))),
@@ -264,13 +270,14 @@ class _Importer:
 
 
 def import_fx(fx_graph, specs: dict[str, str], targets: dict[str, str], bytes_per_element: int,
-              include_weights: bool, name: str, fuse: bool) -> TensorGraph:
+              include_weights: bool, name: str, fuse: bool, transform=None) -> TensorGraph:
     """The tensor graph of an ATen FX graph (module docstring); ``specs`` maps placeholders to
-    their kind (USER_INPUT, PARAMETER, BUFFER, ...), ``targets`` to their parameter's name."""
+    their kind (USER_INPUT, PARAMETER, BUFFER, ...), ``targets`` to their parameter's name;
+    ``transform(ops, tensors, origin)`` rewrites the operators before parts and fusion."""
     importer = _Importer(dict(specs), targets, bytes_per_element, include_weights)
     for node in fx_graph.nodes:
         importer.node(node)
-    return importer.graph(fx_graph, name, fuse)
+    return importer.graph(fx_graph, name, fuse, transform)
 
 
 def _used_outputs(node) -> set[int]:
@@ -290,7 +297,7 @@ def _fuse(ops: list[_Op], tensors: dict[str, Tensor], graph_outputs: set[str]) -
     fused: list[_Op] = []
     for op in ops:
         first = op.inputs[0] if op.inputs else None
-        fusable = op.kind in NORMS | ACTIVATIONS | ELEMENTWISE and len(op.outputs) == 1
+        fusable = op.kind in NORMS | ACTIVATIONS | ELEMENTWISE and len(op.outputs) == 1 and not op.joins
         host = group_of.get(first) if first is not None else None
         if (fusable and host is not None and consumers.get(first, 0) == 1 and first not in graph_outputs
                 and len(host.outputs) == 1):

@@ -20,11 +20,13 @@ import io
 import logging
 import warnings
 from contextlib import contextmanager
+from functools import partial
 
 import torch
 from torch import nn
 
 from designer.mapping.aten import import_fx
+from designer.mapping.tiling import TilePlan, Tiling, mark_joins, plan, tile_ops
 from designer.mapping.graph import GraphError, Operator, Tensor, TensorGraph
 
 # ops decomposition would spread over several operators (module docstring); kept whole
@@ -40,24 +42,55 @@ def decompositions():
     return table
 
 
-def from_exported(program, bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
-                  fuse: bool = True) -> TensorGraph:
-    """The tensor graph of an ``ExportedProgram`` (see the module docstring)."""
-    with contextlib.suppress(Exception), quiet_torch():  # a decomposition torch lacks: keep the ops as they are
+def decomposed(program):
+    """An ``ExportedProgram`` in core ATen, :data:`KEPT_WHOLE` kept whole (a decomposition torch
+    lacks: the ops are kept as they are)."""
+    with contextlib.suppress(Exception), quiet_torch():
         program = program.run_decompositions(decompositions())
-    specs = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs
-             if hasattr(spec.arg, "name")}
-    targets = {spec.arg.name: spec.target for spec in program.graph_signature.input_specs
-               if hasattr(spec.arg, "name") and spec.target}
-    return import_fx(program.graph, specs, targets, bytes_per_element, include_weights, name, fuse)
+    return program
+
+
+def from_exported(program, bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
+                  fuse: bool = True, tiling: Tiling | None = None) -> TensorGraph:
+    """The tensor graph of an ``ExportedProgram`` (see the module docstring); ``tiling``: its
+    prefix computed patch by patch (:mod:`designer.mapping.tiling`)."""
+    return tiled(decomposed(program), tiling, bytes_per_element, include_weights, name, fuse)[0]
+
+
+def tiled(program, tiling: Tiling | None, bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
+          fuse: bool = True, barrier: frozenset[str] | None = None) -> tuple[TensorGraph, TilePlan | None]:
+    """The tensor graph of a decomposed ``ExportedProgram`` with ``tiling`` applied (None: as
+    it is), and the tiling's plan (regions, MACs). ``barrier``: untiled, but nothing that reads
+    this prefix fused into it (:func:`designer.mapping.tiling.mark_joins`)."""
+    inputs = program.graph_signature.input_specs
+    specs = {spec.arg.name: spec.kind.name for spec in inputs if hasattr(spec.arg, "name")}
+    targets = {spec.arg.name: spec.target for spec in inputs if hasattr(spec.arg, "name") and spec.target}
+    transform = tile_plan = None
+    if barrier is not None:
+        transform = partial(mark_joins, prefix=barrier)
+    if tiling is not None:
+        tile_plan = plan(program.graph, {n for n, kind in specs.items() if kind == "USER_INPUT"}, tiling)
+        values = {node.name: node.meta.get("val") for node in program.graph.nodes}
+        transform = partial(tile_ops, tile_plan=tile_plan, values=values, bytes_per_element=bytes_per_element)
+    graph = import_fx(program.graph, specs, targets, bytes_per_element, include_weights, name, fuse, transform)
+    return graph, tile_plan
+
+
+def export(module: nn.Module, example_input: torch.Tensor):
+    """``module`` (in eval mode) exported at ``example_input`` and decomposed: what the importer,
+    tiling and its numerical check read."""
+    with quiet_torch():
+        return decomposed(torch.export.export(module.eval(), (example_input,)))
 
 
 def training_graph(module: nn.Module, example_input: torch.Tensor, bytes_per_element: int = 1,
                    include_weights: bool = False, name: str = "", fuse: bool = True) -> TensorGraph:
     """The forward and backward graph of one training step of ``module`` (AOTAutograd's joint
     graph, in training mode): activations saved for the backward pass, their gradients and the
-    weights' gradients are tensors, as in Checkmate's exported training graphs. The loss is the
-    mean square of the output (the graph's shape does not depend on which loss)."""
+    weights' gradients are tensors, as in Checkmate's exported training graphs; attention's
+    backward is one fused operator (no score-gradient tensor). The loss is the mean square of the
+    output (the graph's shape does not depend on which loss). Batch norm in training mode needs
+    more than one value per channel: a batch of 2 where a feature map shrinks to 1 x 1."""
     from torch._functorch.aot_autograd import aot_export_module
 
     class Step(nn.Module):
@@ -69,15 +102,20 @@ def training_graph(module: nn.Module, example_input: torch.Tensor, bytes_per_ele
             return (self.inner(x).float().square().mean(),)
 
     from torch._decomp import core_aten_decompositions
-    # attention decomposed (matmuls and a softmax: the score matrix is a tensor, its gradient too);
-    # batch norm and the rest kept whole, one operator per layer as in Checkmate's graphs
+    # attention's forward decomposed (matmuls and a softmax: the score matrix is a tensor); its
+    # backward stays torch's fused SDPA backward (torch 2.13 on CPU), one operator that recomputes
+    # the scores inside, so no score-gradient tensor appears. Batch norm and the rest kept whole,
+    # one operator per layer as in Checkmate's graphs
     attention = {op: rule for op, rule in core_aten_decompositions().items() if "scaled_dot_product" in str(op)}
     try:
         with quiet_torch():
             joint, signature = aot_export_module(Step(module).train(), [example_input], trace_joint=True,
                                                  output_loss_index=0, decompositions=attention)
     except Exception as error:  # noqa: BLE001
-        raise GraphError(f"cannot capture the training step of {type(module).__name__}: {_first_line(error)}") from None
+        hint = ("; batch norm trains on more than one value per channel: give a batch of 2 or more "
+                "(--input-shape 2,C,H,W)" if "more than 1 value per channel" in str(error) else "")
+        raise GraphError(f"cannot capture the training step of {type(module).__name__}: {_first_line(error)}"
+                         f"{hint}") from None
     placeholders = [n for n in joint.graph.nodes if n.op == "placeholder"]
     kinds = ["PARAMETER"] * len(signature.parameters) + ["BUFFER"] * len(signature.buffers)
     names = [p.removeprefix("inner.") for p in list(signature.parameters) + list(signature.buffers)]
@@ -88,7 +126,8 @@ def training_graph(module: nn.Module, example_input: torch.Tensor, bytes_per_ele
 
 
 def from_torch(module: nn.Module, example_input: torch.Tensor, bytes_per_element: int = 1,
-                include_weights: bool = False, name: str = "", fuse: bool = True) -> TensorGraph:
+               include_weights: bool = False, name: str = "", fuse: bool = True,
+               tiling: Tiling | None = None) -> TensorGraph:
     """Any ``nn.Module`` at ``example_input``: exported (in eval mode) and imported, fused by
     default; ``torch.fx`` when export fails (see the module docstring). ``bytes_per_element``
     defaults to 1 (the 8-bit setting of COSMA)."""
@@ -97,13 +136,16 @@ def from_torch(module: nn.Module, example_input: torch.Tensor, bytes_per_element
         with quiet_torch():
             program = torch.export.export(module, (example_input,))
     except Exception as export_error:  # noqa: BLE001 - export has many failure kinds
+        if tiling is not None:
+            raise GraphError(f"tiling needs torch.export, which failed on {type(module).__name__}: "
+                             f"{_first_line(export_error)}") from None
         try:
             with quiet_torch():
                 return from_torch_fx(module, example_input, bytes_per_element, include_weights, name)
         except Exception as fx_error:  # noqa: BLE001
             raise GraphError(f"cannot capture {type(module).__name__}: torch.export failed "
                              f"({_first_line(export_error)}) and torch.fx failed ({_first_line(fx_error)})") from None
-    return from_exported(program, bytes_per_element, include_weights, name or type(module).__name__, fuse)
+    return from_exported(program, bytes_per_element, include_weights, name or type(module).__name__, fuse, tiling)
 
 
 def from_torch_fx(module, example_input, bytes_per_element: int = 1, include_weights: bool = False,

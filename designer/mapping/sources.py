@@ -78,6 +78,36 @@ class Source:
         graph.name = self.name or graph.name
         return graph
 
+    def export(self):
+        """The model's decomposed ``ExportedProgram`` and a random example of its input (fixed
+        seed), for tiling and its numerical check: models only, forward only."""
+        import torch
+
+        from designer.mapping.importer import decomposed, export
+        if self.training:
+            raise ValueError("--tiling: forward (inference) graphs only; drop --training")
+        if self.path is not None and self.path.suffix not in (".pt", ".pt2"):
+            raise ValueError("--tiling: needs a model (--model, a checkpoint or a .pt2): a graph file has no layers "
+                             "to tile")
+        generator = torch.Generator().manual_seed(0)
+        if self.path is not None and self.path.suffix == ".pt2":
+            program = decomposed(torch.export.load(self.path))
+            shape = next(s.arg for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT")
+            value = next(n for n in program.graph.nodes if n.name == shape.name).meta["val"]
+            return program, torch.randn(tuple(value.shape), generator=generator)
+        if self.path is not None:
+            from designer.checkpoint import load_checkpoint
+            from designer.network import example_input
+            module, _ = load_checkpoint(self.path)
+            shape = tuple(example_input(module.spec, 1).shape)
+        else:
+            from designer.user_model import build_user_model, check_forward, parse_input_shape
+            shape = parse_input_shape(self.input_shape)
+            module = self.module if self.module is not None else build_user_model(self.model, factory=self._factory)
+            check_forward(module, shape)
+        example = torch.randn(shape, generator=generator)
+        return export(module, example), example
+
     def _capture(self, module, example, name: str) -> TensorGraph:
         from designer.mapping.importer import from_torch, training_graph
         capture = training_graph if self.training else from_torch

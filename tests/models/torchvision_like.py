@@ -68,6 +68,18 @@ def efficientnet_b0(num_classes: int = 1000, width: float = 1.0, depth: float = 
     return nn.Sequential(*layers)
 
 
+def mobilenet_v2(num_classes: int = 1000) -> nn.Module:
+    stages = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    layers, c_in = [_conv(3, 32, 3, 2, act=nn.ReLU6)], 32
+    for expand, channels, repeats, stride in stages:
+        for i in range(repeats):
+            layers.append(MBConv(c_in, c_in * expand, channels, 3, stride if i == 0 else 1, nn.ReLU6, None, nn.Sigmoid))
+            c_in = channels
+    layers += [_conv(c_in, 1280, 1, act=nn.ReLU6), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+               nn.Linear(1280, num_classes)]
+    return nn.Sequential(*layers)
+
+
 def mobilenet_v3_small(num_classes: int = 1000) -> nn.Module:
     relu, hs = nn.ReLU, nn.Hardswish
     config = [(16, 3, 16, 16, True, relu, 2), (16, 3, 72, 24, False, relu, 2), (24, 3, 88, 24, False, relu, 1),

@@ -1,0 +1,257 @@
+"""Choosing a tiling (:mod:`designer.mapping.tiling`) for a scratchpad, and the curve of traffic
+against scratchpad size a hardware designer reads.
+
+:func:`candidates` imports the model once per (cut, k), plus untiled. For a scratchpad,
+:func:`choose` keeps the candidates whose M_R fits (and whose recomputed MACs stay within
+``max_extra_macs`` of the model's), orders them by recomputed MACs, then M_R, and solves the
+first :data:`SOLVED` of them with equal shares of the time: the least objective wins, fewer
+MACs breaking ties, and a candidate that moves nothing ends the search (untiled comes first,
+so a model is tiled only when that pays). :func:`traffic_curve` does this at each of a series
+of scratchpads, smallest first, each point also trying the previous point's tiling from its
+mapping (valid at every larger scratchpad), so the curve never rises.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from designer.mapping.baselines import required_bytes
+from designer.mapping.graph import TensorGraph
+from designer.mapping.importer import tiled
+from designer.mapping.io import Mapping
+from designer.mapping.problem import MappingError, MappingProblem, budgets, check_scratchpad
+from designer.mapping.result import MappingResult
+from designer.mapping.tiling import TilePlan, Tiling, cut_points, model_macs, plan, run_tiled, tiled_required
+
+KS = (2, 3, 4, 6, 8)  # patches per side tried
+SOLVED = 3  # candidates solved per scratchpad, at most
+
+
+class Candidate:
+    """A way to import the model: untiled (``tiling`` None) or one tiling. Its M_R is known by
+    arithmetic (:func:`~designer.mapping.tiling.tiled_required`); its graph is imported when
+    first asked for."""
+
+    def __init__(self, program, tiling: Tiling | None, tile_plan: TilePlan | None, required: int,
+                 import_options: dict, graph: TensorGraph | None = None):
+        self.program, self.tiling, self.plan, self.required = program, tiling, tile_plan, required
+        self.extra_macs = 0 if tile_plan is None else tile_plan.extra_macs
+        self._options, self._graph = import_options, graph
+
+    @property
+    def graph(self) -> TensorGraph:
+        if self._graph is None:
+            self._graph = tiled(self.program, self.tiling, **self._options)[0]
+        return self._graph
+
+    def describe(self) -> str:
+        if self.tiling is None:
+            return "untiled"
+        return f"{self.tiling.k}x{self.tiling.k} patches up to {self.tiling.cut} (+{self.extra_macs:,} MACs)"
+
+
+def candidates(program, bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
+               ks: tuple[int, ...] = KS) -> list[Candidate]:
+    """Untiled, then every cut point x k of ``program`` (decomposed: :func:`designer.mapping.
+    importer.export`)."""
+    name = name or "model"
+    options = dict(bytes_per_element=bytes_per_element, include_weights=include_weights, name=name)
+    whole, _ = tiled(program, None, **options)
+    found = [Candidate(program, None, None, required_bytes(whole), options, whole)]
+    users = {s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"}
+    for cut in cut_points(program.graph, users):
+        barrier = None  # the untiled graph with the cut's fusion barrier, once per cut
+        for k in ks:
+            tile_plan = plan(program.graph, users, Tiling(cut, k), checked=True)
+            if barrier is None:
+                barrier = tiled(program, None, barrier=frozenset(tile_plan.region), **options)[0]
+            found.append(Candidate(program, Tiling(cut, k), tile_plan, tiled_required(barrier, tile_plan),
+                                   {**options, "name": f"{name} ({k}x{k} up to {cut})"}))
+    return found
+
+
+def feasible(found: list[Candidate], scratchpad_bytes: int, max_extra_macs: float | None,
+             total_macs: int) -> list[Candidate]:
+    """The candidates that fit ``scratchpad_bytes``, fewest recomputed MACs first."""
+    cap = math.inf if max_extra_macs is None else max_extra_macs * total_macs
+    fits = [c for c in found if c.required <= scratchpad_bytes and c.extra_macs <= cap]
+    return sorted(fits, key=lambda c: (c.extra_macs, c.required))
+
+
+def smallest_footprint(found: list[Candidate], max_extra_macs: float | None, total_macs: int) -> Candidate:
+    cap = math.inf if max_extra_macs is None else max_extra_macs * total_macs
+    return min((c for c in found if c.extra_macs <= cap), key=lambda c: (c.required, c.extra_macs))
+
+
+@dataclass(frozen=True)
+class Choice:
+    candidate: Candidate
+    result: MappingResult
+    solved: int  # candidates solved for this scratchpad
+
+
+def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, strategy: str = "cpsat",
+           objective: str = "offchip", max_extra_macs: float | None = None, total_macs: int = 0,
+           previous: tuple[Candidate, Mapping] | None = None) -> Choice:
+    """The best candidate for ``scratchpad_bytes`` (module docstring); ``previous``: a
+    candidate and its mapping at a smaller scratchpad, tried first, from that mapping."""
+    fits = feasible(found, scratchpad_bytes, max_extra_macs, total_macs)
+    if not fits:
+        smallest = smallest_footprint(found, max_extra_macs, total_macs)
+        raise MappingError(f"scratchpad: {scratchpad_bytes:,} bytes is below the smallest footprint any tiling "
+                           f"reaches, {smallest.required:,} bytes ({smallest.describe()})")
+    queue = [previous[0]] if previous is not None else []
+    queue += [c for c in fits if previous is None or c.tiling != previous[0].tiling][:SOLVED - len(queue)]
+    deadline, best, solved = time.perf_counter() + time_limit, None, 0
+    for i, candidate in enumerate(queue):
+        share = max(0.1 * time_limit, (deadline - time.perf_counter()) / (len(queue) - i))
+        start = previous[1] if previous is not None and candidate is previous[0] else None
+        result = MappingProblem(candidate.graph, scratchpad_bytes, strategy, objective, time_limit=share,
+                                start=start).solve()
+        solved += 1
+        value = result.solve.objective
+        if value is not None and (best is None or (value, candidate.extra_macs) <
+                                  (best.result.solve.objective, best.candidate.extra_macs)):
+            best = Choice(candidate, result, solved)
+        if value == 0:
+            break
+    if best is None:
+        raise MappingError(f"no mapping found at {scratchpad_bytes:,} bytes in {time_limit:.0f} s")
+    return Choice(best.candidate, best.result, solved)
+
+
+def traffic_curve(found: list[Candidate], low: int, high: int, points: int, *, time_limit: float,
+                  strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
+                  total_macs: int = 0, progress=None) -> list[dict]:
+    """One row per scratchpad, ``points`` of them geometrically from ``low`` to ``high``: the
+    chosen candidate's objective, bound, gap and status, and the untiled graph's where it fits;
+    ``time_limit`` for all of it."""
+    sizes = sorted({round(low * (high / low) ** (i / max(1, points - 1))) for i in range(points)})
+    untiled = next(c for c in found if c.tiling is None)
+    rows, previous, previous_untiled, begun = [], None, None, time.perf_counter()
+    for i, size in enumerate(sizes):
+        share = max(1.0, (time_limit - (time.perf_counter() - begun)) / (len(sizes) - i))
+        choice = choose(found, size, time_limit=share * (0.6 if untiled.required <= size else 1.0),
+                        strategy=strategy, objective=objective, max_extra_macs=max_extra_macs,
+                        total_macs=total_macs, previous=previous)
+        previous = (choice.candidate, choice.result.mapping)
+        row = {"scratchpad_bytes": size, "tiling": choice.candidate.describe(), "extra_macs":
+               choice.candidate.extra_macs, **_figures(choice.result)}
+        if untiled.required <= size:  # the same question without tiling, for the second series
+            plain = MappingProblem(untiled.graph, size, strategy, objective, time_limit=0.4 * share,
+                                   start=previous_untiled).solve()
+            previous_untiled = plain.mapping
+            row["untiled"] = _figures(plain)
+        rows.append(row)
+        if progress is not None:
+            progress(row)
+    return rows
+
+
+def _figures(result: MappingResult) -> dict:
+    return {"objective": result.solve.objective, "bound": result.solve.bound, "gap": result.solve.gap,
+            "status": str(result.solve.status), "offchip_bytes": result.offchip_bytes,
+            "dram_traffic": result.dram_bytes["traffic"], "valid": bool(result.replay)}
+
+
+def plot_curve(rows: list[dict], path, title: str = "") -> None:
+    """Traffic (and its proven bound) against scratchpad size, tiled and untiled."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from designer import files
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    x = [r["scratchpad_bytes"] for r in rows]
+    ax.plot(x, [r["objective"] for r in rows], "o-", label="tiling chosen")
+    ax.plot(x, [r["bound"] if r["bound"] is not None else float("nan") for r in rows], "v--", label="proven bound")
+    plain = [(r["scratchpad_bytes"], r["untiled"]["objective"]) for r in rows if "untiled" in r]
+    if plain:
+        ax.plot([p[0] for p in plain], [p[1] for p in plain], "s:", label="untiled")
+    ax.set_xscale("log"), ax.set_xlabel("scratchpad (bytes)"), ax.set_ylabel("traffic (bytes)")
+    ax.set_title(title), ax.legend()
+    fig.tight_layout()
+    files.save_figure(fig, path)
+
+
+@dataclass(frozen=True)
+class TiledMapping:
+    """A mapping with tiling chosen (or given): the choice, what was weighed, and the numerical
+    check of the tiled computation against the untiled model (largest absolute difference)."""
+
+    choice: Choice
+    candidates: int
+    total_macs: int
+    max_abs_difference: float | None
+
+    @property
+    def result(self) -> MappingResult:
+        return self.choice.result
+
+    def to_dict(self) -> dict:
+        candidate = self.choice.candidate
+        return {**self.result.to_dict(), "tiling": None if candidate.tiling is None else
+                {"cut": candidate.tiling.cut, "k": candidate.tiling.k, "extra_macs": candidate.extra_macs,
+                 "model_macs": self.total_macs, "max_abs_difference": self.max_abs_difference},
+                "candidates": self.candidates, "candidates_solved": self.choice.solved}
+
+
+def parse_tiling(text: str) -> Tiling | str | None:
+    """``none``, ``auto`` or ``CUT:K`` (an fx node name and patches per side), as typed."""
+    if text in ("none", "auto"):
+        return None if text == "none" else "auto"
+    cut, _, k = text.rpartition(":")
+    if not cut or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"--tiling: none, auto or CUT:K (e.g. relu_4:3), got {text!r}")
+    return Tiling(cut, int(k))
+
+
+def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "auto", *, time_limit: float = 60.0,
+              strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
+              bytes_per_element: int = 1, include_weights: bool = False, name: str = "") -> TiledMapping:
+    """Map an exported model (:func:`designer.mapping.importer.export`) at ``scratchpad`` (bytes,
+    or a budget's name, of the untiled graph) with ``tiling`` ("auto": :func:`choose`), within
+    ``time_limit``, and check the chosen tiling numerically on ``example``."""
+    begun = time.perf_counter()
+    found = candidates(program, bytes_per_element, include_weights, name, KS if tiling == "auto" else (tiling.k,))
+    if tiling != "auto":
+        given = [c for c in found if c.tiling == tiling]
+        if not given:
+            cuts = ", ".join(dict.fromkeys(c.tiling.cut for c in found if c.tiling is not None))
+            raise MappingError(f"--tiling: {tiling.cut} cannot end a tiled prefix; these can: {cuts}")
+        found = given
+    total = model_macs(program.graph)
+    size = check_scratchpad(scratchpad)
+    if isinstance(size, str):  # a budget of the untiled graph
+        untiled = tiled(program, None, bytes_per_element, include_weights, name)[0]
+        size = budgets(untiled, time_limit=0.2 * time_limit).bytes_of(size)
+    choice = choose(found, size, time_limit=max(1.0, time_limit - (time.perf_counter() - begun)),
+                    strategy=strategy, objective=objective, max_extra_macs=max_extra_macs, total_macs=total)
+    difference = None
+    if choice.candidate.plan is not None:
+        tiled_value, whole = run_tiled(program, choice.candidate.plan, example)
+        difference = float((tiled_value - whole).abs().max())
+    return TiledMapping(choice, len(found), total, difference)
+
+
+def map_curve(program, low: int | str = "min", high: int | str = "M_P", points: int = 8, *, time_limit: float = 120.0,
+              strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
+              bytes_per_element: int = 1, include_weights: bool = False, name: str = "", progress=None) -> list[dict]:
+    """:func:`traffic_curve` of an exported model from ``low`` to ``high``: bytes, a budget of
+    the untiled graph (M_R, M_H, M_P), or ``min``, the smallest footprint a tiling reaches."""
+    begun = time.perf_counter()
+    found = candidates(program, bytes_per_element, include_weights, name)
+    total = model_macs(program.graph)
+    ends = [check_scratchpad(v) if v != "min" else v for v in (low, high)]
+    limits = None
+    if any(v in ("M_R", "M_H", "M_P") for v in ends):
+        limits = budgets(found[0].graph, time_limit=0.1 * time_limit)
+    sizes = [smallest_footprint(found, max_extra_macs, total).required if v == "min" else
+             limits.bytes_of(v) if isinstance(v, str) else v for v in ends]
+    if sizes[1] < sizes[0]:
+        raise MappingError(f"--curve: {high} ({sizes[1]:,} bytes) is below {low} ({sizes[0]:,} bytes)")
+    return traffic_curve(found, sizes[0], sizes[1], points, time_limit=max(1.0, time_limit - (time.perf_counter() - begun)),
+                         strategy=strategy, objective=objective, max_extra_macs=max_extra_macs, total_macs=total,
+                         progress=progress)
