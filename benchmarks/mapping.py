@@ -70,14 +70,25 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--order", default="free", choices=["free", "given"])
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--weights", action="store_true", help="weights as tensors (random layered graphs, models)")
-    parser.add_argument("--plot", help="write solve time against graph size (operators) to this PNG")
+    parser.add_argument("--plot", help="write solve time against graph size (operators) to this PNG; with "
+                                       "--tiling, the traffic curve of each model to PREFIX-<model>.png")
+    parser.add_argument("--tiling", action="store_true",
+                        help="--models: map below M_R with tiling (MCUNetV2's question) at M_R/2, /4, /8 and the "
+                             "smallest footprint, and draw the traffic curve")
+    parser.add_argument("--max-extra-macs", type=float, default=0.1, help="--tiling: recomputed MACs allowed")
+    parser.add_argument("--points", type=int, default=8, help="--tiling: points on the curve")
     return parser.parse_args()
 
 
 def main() -> None:
     args = arguments()
-    header = (["graph", "ops", "budget", "bytes", "strategy", "objective", *BASELINES, "ours", "off-chip", "DRAM traffic",
-               "reduction vs best baseline", "largest possible (bound)", "status (method)", "gap", "s", "valid"])
+    if args.tiling:
+        for reference in args.models:
+            tiling_table(reference, args)
+        return
+    header = (["graph", "ops", "budget", "bytes", "strategy", "objective", *BASELINES, "ours", "off-chip",
+               "DRAM traffic", "reduction vs best baseline", "largest possible (bound)", "status (method)", "gap", "s",
+               "valid"])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     spilling: dict[str, list[tuple[float, float | None]]] = {}  # budget -> (reduction, ceiling)
@@ -128,6 +139,62 @@ def row(problem: MappingProblem, result, budget: str, spilling: dict) -> None:
           + f" | {ours:,} | {result.offchip_bytes:,} | {result.dram_bytes['traffic']:,} | {reduction} "
           f"| {'n/a' if ceiling is None else f'{100 * ceiling:.1f}%'} | {result.solve.status} ({result.method}) "
           f"| {gap} | {result.solve.seconds:.1f} | {'yes' if valid else 'NO'} |", flush=True)
+
+
+def tiling_table(reference: str, args: argparse.Namespace) -> None:
+    """The tiled mapping of one model at fractions of its untiled M_R, and its traffic curve."""
+    from designer.mapping import Source
+    from designer.mapping.tile_search import candidates, map_curve, map_tiled, plot_curve, smallest_footprint
+    from designer.mapping.tiling import model_macs
+    factory, _, shape = reference.rpartition("@")
+    name = factory.rpartition(":")[2]
+    source = Source(model=factory, input_shape=shape)
+    source.check()
+    program, example = source.export()
+    start = time.perf_counter()
+    found = candidates(program, name=name)
+    total, untiled = model_macs(program.graph), found[0].required
+    cap = smallest_footprint(found, args.max_extra_macs, total)
+    anything = smallest_footprint(found, None, total)
+    print(f"\n{name}: untiled M_R {untiled:,} bytes; {len(found)} candidates in {time.perf_counter() - start:.1f} s; "
+          f"smallest footprint {cap.required:,} (M_R/{untiled / cap.required:.2f}) within "
+          f"{args.max_extra_macs:.0%} extra MACs ({cap.describe()}), {anything.required:,} "
+          f"(M_R/{untiled / anything.required:.2f}) at any ({anything.describe()}); model MACs {total:,}\n")
+    print("| model | scratchpad | vs M_R | tiling | extra MACs | traffic | bound | gap | status | max abs diff | s "
+          "| valid |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    sizes = sorted({untiled // 2, untiled // 4, untiled // 8, cap.required}, reverse=True)
+    for size in sizes:
+        begun = time.perf_counter()
+        try:
+            tiled = map_tiled(program, example, size, time_limit=args.time_limit, max_extra_macs=args.max_extra_macs,
+                              name=name)
+        except ValueError as error:
+            print(f"| {name} | {size:,} | M_R/{untiled / size:.2f} | {error} | | | | | | | | |")
+            continue
+        result, candidate = tiled.result, tiled.choice.candidate
+        gap = "n/a" if result.solve.gap is None else f"{100 * result.solve.gap:.2f}%"
+        bound = "n/a" if result.solve.bound is None else f"{result.solve.bound:,.0f}"
+        diff = "n/a" if tiled.max_abs_difference is None else f"{tiled.max_abs_difference:.1e}"
+        print(f"| {name} | {size:,} | M_R/{untiled / size:.2f} | {candidate.describe()} "
+              f"| {candidate.extra_macs / total:.1%} | {result.solve.objective:,} | {bound} | {gap} "
+              f"| {result.solve.status} | {diff} | {time.perf_counter() - begun:.1f} "
+              f"| {'yes' if result.replay else 'NO'} |",
+              flush=True)
+    begun = time.perf_counter()
+    rows = map_curve(program, "min", "M_P", args.points, time_limit=args.time_limit * args.points, name=name,
+                     max_extra_macs=args.max_extra_macs)
+    print(f"\ncurve of {name} ({time.perf_counter() - begun:.0f} s, --max-extra-macs {args.max_extra_macs}):\n")
+    print("| scratchpad | tiling | traffic | bound | gap | untiled traffic | valid |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        plain = r.get("untiled", {}).get("objective")
+        gap = "n/a" if r["gap"] is None else f"{100 * r['gap']:.2f}%"
+        bound = "n/a" if r["bound"] is None else f"{r['bound']:,.0f}"
+        print(f"| {r['scratchpad_bytes']:,} | {r['tiling']} | {r['objective']:,} | {bound} "
+              f"| {gap} | {'does not fit' if plain is None else f'{plain:,}'} | {'yes' if r['valid'] else 'NO'} |")
+    if args.plot:
+        plot_curve(rows, f"{args.plot.removesuffix('.png')}-{name}.png", title=f"{name}: traffic against scratchpad")
 
 
 def plot_scaling(timings: list[tuple[int, float, str]], path: str) -> None:

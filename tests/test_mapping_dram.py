@@ -89,7 +89,8 @@ def spilling(count: int) -> list[tuple[TensorGraph, int]]:
 
 def test_the_objective_counts_every_reread_and_the_simulator_agrees():
     # x is read by a and c; b's output fills the scratchpad between them, so x is read twice
-    graph = TensorGraph([Operator("a", ["x"], ["ya"]), Operator("b", ["ya"], ["yb"]), Operator("c", ["yb", "x"], ["yc"])],
+    graph = TensorGraph([Operator("a", ["x"], ["ya"]), Operator("b", ["ya"], ["yb"]),
+                         Operator("c", ["yb", "x"], ["yc"])],
                         [Tensor("x", 4, None), Tensor("ya", 4, "a"), Tensor("yb", 8, "b"), Tensor("yc", 2, "c")])
     tight = baseline(graph, 14, objective=DRAM_BYTES)
     assert OFFCHIP_BYTES.of_steps(graph, tight.steps) == 0 and DRAM_BYTES.of_steps(graph, tight.steps) == 4

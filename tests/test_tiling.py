@@ -31,7 +31,8 @@ def randomised(model: nn.Module) -> nn.Module:
 class Residual(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels), nn.BatchNorm2d(channels),
+        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
+                                  nn.BatchNorm2d(channels),
                                   nn.ReLU6(), nn.Conv2d(channels, channels, 1))
 
     def forward(self, x):
@@ -40,7 +41,8 @@ class Residual(nn.Module):
 
 CHAINS = {
     "stride-padding": lambda: nn.Sequential(nn.Conv2d(3, 6, 3, 2, 1), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 6, 3)),
-    "dilation-depthwise": lambda: nn.Sequential(nn.Conv2d(3, 6, 3, padding=2, dilation=2), nn.Conv2d(6, 6, 5, 1, 2, groups=6),
+    "dilation-depthwise": lambda: nn.Sequential(nn.Conv2d(3, 6, 3, padding=2, dilation=2),
+                                                nn.Conv2d(6, 6, 5, 1, 2, groups=6),
                                                 nn.Hardswish()),
     "pooling": lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(3, 2, 1), nn.Conv2d(4, 4, 3),
                                      nn.AvgPool2d(2), nn.Conv2d(4, 4, 1)),

@@ -2,7 +2,8 @@
 
 One JSON object: ``scratchpad_bytes``, ``offchip_bytes`` (non-compulsory: spilled plus
 retrieved bytes), ``dram_bytes`` {``compulsory``: each input and weight read once and each
-output written once, ``traffic``: spills, retrievals and re-reads of inputs and weights}, ``status``, ``bound``, ``gap``, ``seconds``, ``method``, ``tensors``
+output written once, ``traffic``: spills, retrievals and re-reads of inputs and weights},
+``status``, ``bound``, ``gap``, ``seconds``, ``method``, ``tensors``
 {name: {bytes, producer}}, ``operators`` {name: {inputs, outputs}}, and ``steps``, one per
 operator in execution order: {``op``, ``resident`` {tensor: base address}, ``spilled``,
 ``retrieved``}.

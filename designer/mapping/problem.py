@@ -128,7 +128,7 @@ class MappingProblem:
     time_limit: float = 60.0
     max_reloads: int = 2
     threads: int = 1
-    lower_bound: bool = True  # also bound the traffic (forced liveness; the address-free MILP up to solve.MILP_LIMIT ops)
+    lower_bound: bool = True  # also bound the traffic (forced liveness; the address-free MILP up to MILP_LIMIT ops)
     window: int = 40  # divide: operators per window
     seconds_per_window: float = 5.0  # divide: CP-SAT's time per window
     start: Mapping | None = None

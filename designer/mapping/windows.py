@@ -239,7 +239,8 @@ def window_search(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
                               objective=objective, hint=best, free=free, reach=passes % 2 == 0, threads=threads)
         solves += 1
         if outcome.mapping is not None and objective.of_steps(graph, outcome.mapping.steps) < cost:
-            best, cost, improvements = outcome.mapping, objective.of_steps(graph, outcome.mapping.steps), improvements + 1
+            best, cost = outcome.mapping, objective.of_steps(graph, outcome.mapping.steps)
+            improvements += 1
         if start + window < len(order):
             start += window // 2
         else:  # a pass is done: the next one with other windows, so their edges fall elsewhere
