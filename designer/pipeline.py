@@ -190,9 +190,10 @@ def _map_step(model, spec, config: PipelineConfig, out: Path, log: Callable[[str
     log(f"      {candidate.describe()} at {result.problem.scratchpad_bytes:,} bytes (untiled M_R {untiled:,}): "
         f"{result.offchip_bytes:,} bytes off-chip ({result.solve.status}); simulator "
         f"{'valid' if result.replay else 'INVALID'}")
-    rows = traffic_curve(found, smallest_footprint(found, config.max_extra_macs, total).required,
-                         max(untiled, result.problem.budgets.peak), config.curve_points,
-                         time_limit=config.map_seconds / 2, max_extra_macs=config.max_extra_macs, total_macs=total)
+    low = smallest_footprint(found, config.max_extra_macs, total).required
+    rows = traffic_curve(found, low, max(untiled, result.problem.budgets.peak), config.curve_points,
+                         time_limit=config.map_seconds / 2, max_extra_macs=config.max_extra_macs, total_macs=total,
+                         start=(candidate, result.mapping) if result.problem.scratchpad_bytes <= low else None)
     plot_curve(rows, out / "curve.png", title=f"{spec.name}: traffic against scratchpad size")
     figures = {"operators": len(result.problem.graph.operators), "budgets": result.problem.budgets.to_dict(),
                "untiled_M_R": untiled, "tiling": candidate.describe(), "extra_macs": candidate.extra_macs,

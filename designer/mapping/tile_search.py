@@ -128,13 +128,14 @@ def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, 
 
 def traffic_curve(found: list[Candidate], low: int, high: int, points: int, *, time_limit: float,
                   strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
-                  total_macs: int = 0, progress=None) -> list[dict]:
+                  total_macs: int = 0, progress=None, start: tuple[Candidate, Mapping] | None = None) -> list[dict]:
     """One row per scratchpad, ``points`` of them geometrically from ``low`` to ``high``: the
     chosen candidate's objective, bound, gap and status, and the untiled graph's where it fits;
-    ``time_limit`` for all of it."""
+    ``time_limit`` for all of it. ``start``: a candidate and its mapping at ``low`` or below
+    (e.g. a longer solve's), which the first point starts from."""
     sizes = sorted({round(low * (high / low) ** (i / max(1, points - 1))) for i in range(points)})
     untiled = next(c for c in found if c.tiling is None)
-    rows, previous, previous_untiled, begun = [], None, None, time.perf_counter()
+    rows, previous, previous_untiled, begun = [], start, None, time.perf_counter()
     for i, size in enumerate(sizes):
         share = max(1.0, (time_limit - (time.perf_counter() - begun)) / (len(sizes) - i))
         choice = choose(found, size, time_limit=share * (0.6 if untiled.required <= size else 1.0),
