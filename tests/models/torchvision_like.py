@@ -253,3 +253,10 @@ def swin_t() -> nn.Module:
 
 def tiny_swin() -> nn.Module:
     return SwinTransformer(depths=(2,), heads=(2,), dim=16, window=4, num_classes=10)
+
+
+def tiny_residual_stem() -> nn.Module:
+    """A stem and two inverted residuals at test size: a first stage that sets M_R, for tiling."""
+    return nn.Sequential(_conv(3, 8, 3, 2), MBConv(8, 24, 8, 3, 1, nn.ReLU6, None, nn.Sigmoid),
+                         MBConv(8, 24, 16, 3, 2, nn.ReLU6, None, nn.Sigmoid), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(16, 10))
