@@ -72,3 +72,29 @@ def test_the_design_arithmetic_loads_no_torch():
 def test_the_command_line_loads_no_torch_or_solvers_before_a_command_needs_them():
     """Issue 23: `mpdesign --help`, `specs` and `--version` wait for neither torch nor pyomo."""
     assert loaded("designer.cli", ("torch", "pyomo", "highspy", "ortools")) == "[]"
+
+
+def test_choices_listed_by_the_cli_are_the_librarys():
+    """The CLI lists some names itself, so that --help imports no solver or torch: they must be
+    the ones the library accepts."""
+    from designer.cli import design, pruning, train
+    from designer.design.latency import PRECISIONS
+    from designer.design.problem import OBJECTIVES
+    from designer.pruning.allocate import METHODS
+    from designer.train.loop import OPTIMISERS
+    assert design.DESIGN_OBJECTIVES == OBJECTIVES and design.PRECISION_NAMES == PRECISIONS
+    assert set(pruning.PRUNE_METHODS) == set(METHODS) and train.OPTIMISER_NAMES == OPTIMISERS
+
+
+def test_help_lists_the_choices_and_completion_is_on(capsys, monkeypatch):
+    import pytest
+
+    from designer.cli import main
+    monkeypatch.setenv("COLUMNS", "400")  # no wrapping inside the listed choices
+    for argv, listed in ((["design", "--help"], "<basic|bottleneck|inverted|fused>"),
+                         (["prune", "--help"], "<weights|channels>"), (["train", "--help"], "<sgd|adamw>"),
+                         (["map", "--help"], "<cpsat|ilp|divide|windows|keep|baseline>"),
+                         (["--help"], "--install-completion")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert listed in capsys.readouterr().out, argv

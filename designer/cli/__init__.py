@@ -16,7 +16,7 @@ from designer.cli import design, mapping, pruning, sweep, train
 from designer.cli.common import load_spec
 
 app = typer.Typer(help="Design neural networks and their deployment with mathematical programming.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True)  # completion on: mpdesign --install-completion
 
 
 def _print_version(value: bool) -> None:

@@ -19,6 +19,22 @@ console = Console(markup=False, highlight=False)
 errors = Console(stderr=True, markup=False, highlight=False)
 
 
+def choice_option(default: str, values: tuple[str, ...] | list[str], help: str, *declarations: str) -> typer.Option:
+    """An option whose value is one of ``values``: ``--help`` lists them, the shell completes
+    them (``mpdesign --install-completion``), and the command checks the value itself, naming the
+    option (a value such as ``cuda:1`` may be finer than the list)."""
+    listed = tuple(values)
+
+    def complete(incomplete: str) -> list[str]:
+        return [v for v in listed if v.startswith(incomplete)]
+
+    return typer.Option(default, *declarations, help=help, metavar="<" + "|".join(listed) + ">",
+                        autocompletion=complete)
+
+
+DEVICES = ("auto", "cpu", "cuda")  # cuda:N too, checked by designer.checkpoint.resolve_device
+
+
 def note(text: str) -> None:
     """Progress and notes on stderr, dimmed, never on stdout (which may carry --json)."""
     errors.print(text, style="dim")

@@ -10,11 +10,18 @@ import typer
 from rich.table import Table
 
 from designer import checks, zoo
-from designer.cli.common import console, fail, in_option_names, load_spec, note, parse_list, percent, si
+from designer.cli.common import (DEVICES, choice_option, console, fail, in_option_names, load_spec, note,
+                                 parse_list, percent, si)
 from designer.costs import COUNTINGS
 from designer.families import NAMES as FAMILY_NAMES
 from designer.report import inspect_spec
 from designer.spec import SpecError
+
+# the names the library accepts, listed here so that `--help` needs no solver import
+# (tests/test_packaging.py checks them against designer.design and designer.design.latency)
+DESIGN_OBJECTIVES = ("score", "penalised")
+DESIGN_METHODS = ("auto", "exact", "refine")
+PRECISION_NAMES = ("fp32", "bf16", "fp16")
 
 if TYPE_CHECKING:
     from designer.design.problem import DesignProblem
@@ -90,14 +97,14 @@ def inspect(
 
 @app.command()
 def design(
-    family: str = typer.Option("bottleneck", help="Block family: bottleneck, basic, inverted or fused."),
+    family: str = choice_option("bottleneck", FAMILY_NAMES, "Block family."),
     resolution: int = typer.Option(224, help="Input resolution."),
     classes: int = typer.Option(1000, help="Number of classes."),
     macs: Optional[float] = typer.Option(None, help="MACs budget (convs and linears); with --counting tinynas, "
                                          "TinyNAS's FLOPs."),
     params: Optional[float] = typer.Option(None, help="Parameter budget; with --counting tinynas, TinyNAS's model "
                                            "size (no classifier)."),
-    counting: str = typer.Option("mpdesign", help="How --macs and --params count: mpdesign (MACs and params, "
+    counting: str = choice_option("mpdesign", COUNTINGS, "How --macs and --params count: mpdesign (MACs and params, "
                                  "classifier included) or tinynas (the DeepMAD authors' FLOPs: conv MACs + BN, "
                                  "activation, pooling and projected residual-add elements, no classifier; model "
                                  "size without the classifier). tinynas: bottleneck and basic families."),
@@ -119,12 +126,12 @@ def design(
     widths: Optional[str] = typer.Option(None, help="Stage width range LO,HI (default 16,2048)."),
     depths: Optional[str] = typer.Option(None, help="Blocks per stage LO,HI (default 1,16)."),
     first_stage_max_depth: Optional[int] = typer.Option(3, help="Most blocks in the first stage (0: as --depths)."),
-    objective: str = typer.Option("score", help="score (the DeepMAD score) or penalised (the score minus the "
+    objective: str = choice_option("score", DESIGN_OBJECTIVES, "score (the DeepMAD score) or penalised (the score minus the "
                                   "authors' depth penalty 10 exp(std of the later stages' depths), as TinyNAS's "
                                   "search maximises)."),
     time_limit: float = typer.Option(60.0, help="Seconds."),
     gap: float = typer.Option(0.01, help="Stop once the relative gap is at most this."),
-    method: str = typer.Option("auto", help="auto, exact (one MILP over the grid) or refine."),
+    method: str = choice_option("auto", DESIGN_METHODS, "auto, exact (one MILP over the grid) or refine."),
     threads: int = typer.Option(1, help="HiGHS threads."),
     out: Optional[Path] = typer.Option(None, help="Write the designed spec here (spec JSON)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
@@ -235,8 +242,8 @@ def _measured_ms(spec, model) -> float:
 
 @app.command("profile")
 def profile_command(
-    device: str = typer.Option("cpu", help="auto, cpu or cuda."),
-    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (autocast)."),
+    device: str = choice_option("cpu", DEVICES, "Where to time (cuda:N for another GPU)."),
+    precision: str = choice_option("fp32", PRECISION_NAMES, "Autocast precision."),
     batch: int = typer.Option(1, help="Batch size the latency is for."),
     quick: bool = typer.Option(False, "--quick", help="A small grid (seconds on a CPU)."),
     networks: int = typer.Option(0, help="Fit on this many random whole networks (every family) instead of "

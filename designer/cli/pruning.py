@@ -9,7 +9,14 @@ from typing import Optional
 import typer
 
 from designer import checks, files
-from designer.cli.common import check_dataset_fits, console, fail
+from designer.cli.common import DEVICES, check_dataset_fits, choice_option, console, fail
+
+# the names the library accepts, listed here so that `--help` needs no torch import
+# (tests/test_packaging.py checks them against designer.pruning)
+PRUNE_METHODS = ("rd", "rd-slope", "global", "lamp", "uniform", "uniform+", "erk")
+PRUNE_MODES = ("weights", "channels")
+SCHEDULES = ("iterative", "one-shot")
+ALLOCATIONS = ("dp", "slope")
 
 app = typer.Typer()
 
@@ -24,18 +31,17 @@ def prune(
     sparsity: Optional[float] = typer.Option(None, help="Fraction of prunable weights to remove (channels: of "
                                                         "parameters)."),
     keep_macs: Optional[float] = typer.Option(None, help="Fraction of MACs to keep (rd; channels)."),
-    method: str = typer.Option("rd", help="rd, rd-slope, or an allocation baseline: lamp, global, uniform, "
-                                          "uniform+, erk."),
+    method: str = choice_option("rd", PRUNE_METHODS, "rd, rd-slope, or an allocation baseline."),
     criterion: str = typer.Option("magnitude", help="Within-layer criterion: which weights a layer keeps."),
-    mode: str = typer.Option("weights", help="weights (masks) or channels (a physically smaller network)."),
-    schedule: str = typer.Option("iterative", help="iterative (20% of what is left per round) or one-shot."),
+    mode: str = choice_option("weights", PRUNE_MODES, "weights (masks) or channels (a physically smaller network)."),
+    schedule: str = choice_option("iterative", SCHEDULES, "iterative (20% of what is left per round) or one-shot."),
     dataset: Optional[str] = typer.Option(None, help="Dataset for calibration and fine-tuning: digits, mnist5k, "
                                                      "shapes, an .npz or an image folder (default: the checkpoint's)."),
     calibration: int = typer.Option(256, help="Calibration images (the first of the training split)."),
     grid: int = typer.Option(101, help="Sparsity grid points per layer."),
     finetune_epochs: int = typer.Option(1, help="Fine-tuning epochs after each round (0: none)."),
-    device: str = typer.Option("auto", help="auto (CUDA when there is one), cpu or cuda: curves, BN re-estimation "
-                                            "and fine-tuning run there."),
+    device: str = choice_option("auto", DEVICES, "auto (CUDA when there is one), cpu or cuda[:N]: curves, BN "
+                                                 "re-estimation and fine-tuning run there."),
     out: Path = typer.Option(Path("pruned.pt"), help="Output: a checkpoint (mpdesign networks); for --model, a "
                                                      "state_dict + metadata file (weights) or an ExportedProgram "
                                                      "(channels, load with torch.export.load)."),
@@ -50,9 +56,9 @@ def prune(
     from designer.train.loop import TrainConfig, evaluate, train as train_loop
     try:  # every argument before any curve is measured
         checks.writable_file(out, "--out")
-        checks.choice(mode, "--mode", ("weights", "channels"))
+        checks.choice(mode, "--mode", PRUNE_MODES)
         checks.choice(method, "--method", METHODS)
-        checks.choice(schedule, "--schedule", ("iterative", "one-shot"))
+        checks.choice(schedule, "--schedule", SCHEDULES)
         checks.choice(criterion, "--criterion", tuple(CRITERIA))
         if (checkpoint is None) == (model_ref is None):
             raise ValueError("give a checkpoint or --model PATH.py:FACTORY (exactly one)")
@@ -226,7 +232,7 @@ def allocate(
     curves: Path = typer.Argument(..., help="Distortion curves JSON."),
     keep_weights: Optional[float] = typer.Option(None, help="Kept weights budget (count)."),
     keep_macs: Optional[float] = typer.Option(None, help="Kept MACs budget (count)."),
-    method: str = typer.Option("dp", help="dp (binned knapsack DP) or slope (Lagrangian)."),
+    method: str = choice_option("dp", ALLOCATIONS, "dp (binned knapsack DP) or slope (Lagrangian)."),
     bins: int = typer.Option(20000, help="Budget bins of the DP (0: exact integer state)."),
     as_json: bool = typer.Option(True, "--json/--table"),
 ) -> None:

@@ -9,7 +9,10 @@ from typing import Optional
 import typer
 
 from designer import checks, files
-from designer.cli.common import console, errors, fail, load_spec
+from designer.cli.common import DEVICES, choice_option, console, errors, fail, load_spec
+
+OPTIMISER_NAMES = ("sgd", "adamw")  # designer.train.loop.OPTIMISERS (checked in tests/test_packaging.py)
+SWITCHES = ("auto", "on", "off")
 from designer.spec import NetworkSpec, SpecError
 
 app = typer.Typer()
@@ -21,17 +24,18 @@ def train(
     dataset: str = typer.Option("digits", help="digits, mnist5k, shapes, an .npz file or an image folder "
                                                "(one sub-folder per class)."),
     epochs: int = typer.Option(10, help="Training epochs."),
-    optimizer: str = typer.Option("sgd", help="sgd (Nesterov momentum) or adamw."),
+    optimizer: str = choice_option("sgd", OPTIMISER_NAMES, "sgd (Nesterov momentum) or adamw."),
     lr: float = typer.Option(0.05, help="Peak learning rate (cosine schedule after a warm-up epoch)."),
     weight_decay: float = typer.Option(5e-4),
     batch_size: int = typer.Option(64, help="Global batch (split over the processes under torchrun)."),
     resolution: Optional[int] = typer.Option(None, help="Image-folder datasets: resize images to this size "
                                                         "(default: the first image's)."),
-    device: str = typer.Option("auto", help="auto (CUDA when there is one), cpu or cuda."),
-    amp: str = typer.Option("auto", help="Mixed precision: auto (on CUDA), on or off."),
-    channels_last: str = typer.Option("auto", help="Channels-last memory: auto (on CUDA), on or off."),
+    device: str = choice_option("auto", DEVICES, "auto (CUDA when there is one), cpu or cuda[:N]."),
+    amp: str = choice_option("auto", SWITCHES, "Mixed precision: auto (on CUDA), on or off."),
+    channels_last: str = choice_option("auto", SWITCHES, "Channels-last memory: auto (on CUDA), on or off."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (pays off on long GPU runs)."),
-    resident: str = typer.Option("auto", help="Keep the training split on the device: auto (when it fits), on, off."),
+    resident: str = choice_option("auto", SWITCHES, "Keep the training split on the device: auto (when it fits), on, "
+                                                    "off."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("run"), help="Folder for checkpoint.pt and metrics.json."),
 ) -> None:
@@ -107,8 +111,8 @@ def pipeline(
                                                 "a tiling reaches with at most half the MACs recomputed."),
     epochs: int = typer.Option(15, help="Training epochs."),
     seed: int = typer.Option(0),
-    device: str = typer.Option("auto", help="auto (CUDA when there is one), cpu or cuda: training, pruning curves "
-                                            "and fine-tuning run there."),
+    device: str = choice_option("auto", DEVICES, "auto (CUDA when there is one), cpu or cuda[:N]: training, "
+                                                 "pruning curves and fine-tuning run there."),
     out: Path = typer.Option(Path("runs/pipeline"), help="Run folder (report.md, plots, checkpoints)."),
 ) -> None:
     """Design under a budget -> train -> prune (RD) -> fine-tune -> map onto a scratchpad."""
