@@ -7,6 +7,8 @@ task has one core and answers as it would serially. Results come back in task or
 
 from __future__ import annotations
 
+from solvers.extras import require
+
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -29,7 +31,8 @@ def run_all(function: Callable[[T], R], tasks: Sequence[T], scheduler: str | Non
             if progress:
                 progress(len(results), len(tasks), results[-1])
         return results
-    from dask.distributed import Client, LocalCluster, as_completed
+    distributed = require("dask.distributed", "sweep")
+    Client, LocalCluster, as_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
     if scheduler is None:
         if workers < 1:
             raise ValueError(f"workers: must be at least 1, got {workers}")

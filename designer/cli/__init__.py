@@ -14,6 +14,7 @@ import typer
 
 from designer.cli import design, mapping, pruning, sweep, train
 from designer.cli.common import load_spec
+from solvers.extras import MissingExtra
 
 app = typer.Typer(help="Design neural networks and their deployment with mathematical programming.",
                   no_args_is_help=True)  # completion on: mpdesign --install-completion
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if message:  # empty when the help was shown instead (no command given)
             typer.echo(f"error: {message}{where}", err=True)
         sys.exit(getattr(error, "exit_code", 2))
+    except MissingExtra as error:  # a feature whose optional dependency is not installed: the message names it
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         code = 130
     except Exception as error:  # noqa: BLE001 - the last line of defence, not a way of handling errors

@@ -23,7 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cvxpy as cp
+from solvers.extras import require
+
+cp = require("cvxpy", "bench")
 
 from designer.design.posynomial import MONOMIALS, block_posynomial, stem_budget, tail_budget
 from designer.design.problem import DesignProblem

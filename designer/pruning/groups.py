@@ -22,6 +22,8 @@ parameter budget, and Torch-Pruning cuts the module, which comes out physically 
 
 from __future__ import annotations
 
+from solvers.extras import require
+
 import copy
 import time
 from collections.abc import Iterable
@@ -40,8 +42,7 @@ MAX_REPAIRS = 20  # DP re-solves with a lowered budget before giving up
 
 
 def _tp():
-    import torch_pruning as tp
-    return tp
+    return require("torch_pruning", "channels")
 
 
 def count_costs(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int]:

