@@ -169,3 +169,28 @@ def calibration_tensor(calibration: torch.Tensor | Iterable, limit: int | None =
         raise ValueError("calibration: the data loader gave no batches")
     inputs = torch.cat(batches)
     return inputs if limit is None else inputs[:limit]
+
+
+def inspect_module(model: nn.Module, shape: tuple[int, ...], depth: int = 2) -> dict:
+    """Parameters and MACs of a user's module, whole and per submodule down to ``depth``, counted
+    by torch's own ``FlopCounterMode`` on one forward pass at ``shape`` (MACs = FLOPs / 2; every
+    op torch counts: convolutions, matrix products, attention), in eval mode, without gradients."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False, depth=depth) as counter:
+        model(torch.zeros(shape))
+    model.train(was_training)
+    flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    modules = dict(model.named_modules())
+    rows = []
+    for name, module in modules.items():
+        if not name or name.count(".") >= depth:
+            continue
+        macs = flops.get(f"{type(model).__name__}.{name}", 0) // 2  # the counter's name for a submodule
+        rows.append({"module": name, "type": type(module).__name__,
+                     "params": sum(p.numel() for p in module.parameters()), "macs": macs})
+    return {"model": type(model).__name__, "input_shape": list(shape),
+            "params": sum(p.numel() for p in model.parameters()), "macs": counter.get_total_flops() // 2,
+            "modules": rows}

@@ -48,3 +48,21 @@ def test_inspect_errors_are_one_clear_line(tmp_path):
     assert missing.exit_code == 2 and "built-in spec" in missing.output
     alpha = runner.invoke(app, ["inspect", "tiny-cifar", "--alpha", "1,1"])
     assert alpha.exit_code == 2 and "3 scoring stages" in alpha.output
+
+
+def test_inspect_a_users_model_counts_params_and_macs_per_module(capsys):
+    """Issue 23: `inspect --model` as fvcore/ptflops users expect, counted by FlopCounterMode."""
+    import pytest
+
+    from designer.cli import main
+    from tests.models.cifar import tv_resnet18
+    with pytest.raises(SystemExit) as exit_info:
+        main(["inspect", "--model", "tests/models/cifar.py:tv_resnet18", "--input-shape", "3,224,224", "--depth", "1",
+              "--json"])
+    assert exit_info.value.code in (0, None)
+    report = json.loads(capsys.readouterr().out)
+    assert report["params"] == sum(p.numel() for p in tv_resnet18().parameters()) == 11_689_512
+    assert report["macs"] == 1_814_073_344  # torchvision's 1.82 GFLOPs (MACs) for resnet18 at 224
+    rows = {row["module"]: row for row in report["modules"]}
+    assert rows["conv1"]["macs"] == 64 * 3 * 7 * 7 * 112 * 112 and rows["fc"]["macs"] == 512 * 1000
+    assert sum(row["macs"] for row in report["modules"]) == report["macs"]  # depth 1: the children cover it

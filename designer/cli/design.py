@@ -48,7 +48,12 @@ DESIGN_OPTIONS = {
 
 @app.command()
 def inspect(
-    spec: str = typer.Argument(..., help="Spec JSON, TinyNAS structure file, or built-in name (see `mpdesign specs`)."),
+    spec: Optional[str] = typer.Argument(None, help="Spec JSON, TinyNAS structure file, or built-in name (see "
+                                                    "`mpdesign specs`); or use --model."),
+    model_ref: Optional[str] = typer.Option(None, "--model", help="Your own model: PATH.py:FACTORY or "
+                                                                  "package.module:factory; params and MACs per module."),
+    input_shape: Optional[str] = typer.Option(None, help="--model: the input shape, e.g. 3,224,224."),
+    depth: int = typer.Option(2, help="--model: submodules down to this depth."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     resolution: Optional[int] = typer.Option(None, help="Input resolution (TinyNAS files carry none; default 224)."),
     classes: Optional[int] = typer.Option(None, help="Number of classes (TinyNAS files: default 1000)."),
@@ -56,7 +61,10 @@ def inspect(
                                                    "scoring stage, 8 for the last)."),
     bytes_per_element: int = typer.Option(1, help="Bytes per activation element for memory figures."),
 ) -> None:
-    """Costs (params, MACs, activation memory) and DeepMAD scores of a network spec."""
+    """Costs (params, MACs, activation memory) and DeepMAD scores of a network spec; or params
+    and MACs per module of your own model (torch's FlopCounterMode)."""
+    if model_ref is not None or spec is None:
+        return _inspect_model(spec, model_ref, input_shape, depth, as_json)
     try:
         checks.integer(bytes_per_element, "--bytes-per-element", minimum=1)
         for value, option in ((resolution, "--resolution"), (classes, "--classes")):
@@ -93,6 +101,33 @@ def inspect(
         f"DeepMAD score {report['deepmad_score']:.2f}   depth penalty {report['depth_penalty']:.2f}\n"
         f"largest single-layer activation footprint {report['max_activation_bytes']:,} bytes "
         f"at {report['bytes_per_element']} byte(s)/element")
+
+
+def _inspect_model(spec: Optional[str], model_ref: Optional[str], input_shape: Optional[str], depth: int,
+                   as_json: bool) -> None:
+    from designer.user_model import build_user_model, check_forward, inspect_module, parse_input_shape
+    try:
+        if spec is not None or model_ref is None:
+            raise ValueError("give a spec or --model PATH.py:FACTORY (exactly one)")
+        if input_shape is None:
+            raise ValueError("--input-shape: needed with --model, e.g. 3,224,224")
+        checks.integer(depth, "--depth", minimum=0)
+        shape = parse_input_shape(input_shape)
+        model = build_user_model(model_ref)
+        check_forward(model, shape)
+        report = inspect_module(model, shape, depth)
+    except ValueError as err:
+        fail(str(err))
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"{report['model']} at {tuple(report['input_shape'])}")
+    for column in ("module", "type", "params", "MACs"):
+        table.add_column(column, justify="left" if column in ("module", "type") else "right")
+    for row in report["modules"]:
+        table.add_row(row["module"], row["type"], si(row["params"]), si(row["macs"]))
+    table.add_row("total", "", si(report["params"]), si(report["macs"]), style="bold")
+    console.print(table)
 
 
 @app.command()
