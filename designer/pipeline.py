@@ -165,7 +165,7 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     mapped = _map_step(model, spec, config, out, log)
     figures["map"] = mapped["figures"]
 
-    _plots(out, spec, problem.stage_alpha, history, report.first_curves, mapped["graph"], mapped["mapping"])
+    _plots(out, spec, problem.stage_alpha, history, report, mapped["graph"], mapped["mapping"])
     files.write_text(out / "figures.json", json.dumps(figures, indent=1, default=str))
     files.write_text(out / "report.md", _report(figures, spec))
     log(f"report written to {out / 'report.md'}")
@@ -204,7 +204,7 @@ def _map_step(model, spec, config: PipelineConfig, out: Path, log: Callable[[str
     return {"figures": figures, "graph": result.problem.graph, "mapping": result.mapping}
 
 
-def _plots(out: Path, spec, alpha, history, curves, graph, mapping) -> None:
+def _plots(out: Path, spec, alpha, history, report, graph, mapping) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -217,17 +217,31 @@ def _plots(out: Path, spec, alpha, history, curves, graph, mapping) -> None:
 
     scores = deepmad_scores(spec, alpha)
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.bar(range(len(scores.stage_entropy)), scores.stage_entropy)
+    ax.bar(range(1, len(scores.stage_entropy) + 1), scores.stage_entropy)
+    ax.set_xticks(range(1, len(scores.stage_entropy) + 1))  # stages are whole numbers
     ax.set_xlabel("scoring stage"), ax.set_ylabel("entropy H_i")
     fig.tight_layout(), files.save_figure(fig, out / "entropy.png", dpi=110)
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for layer in curves.layers[:: max(1, len(curves.layers) // 8)]:
-        ax.semilogy(layer.sparsity, [max(d, 1e-12) for d in layer.distortion], label=layer.name)
-    ax.set_xlabel("layer sparsity"), ax.set_ylabel("output distortion (MSE)"), ax.legend(fontsize=6)
-    fig.tight_layout(), files.save_figure(fig, out / "rd_curves.png", dpi=110)
+    _rd_plot(plt, report.first_curves, report.first_allocation or {}, out / "rd_curves.png")
 
     plot_layout(graph, mapping, out / "layout.png")
+
+
+def _rd_plot(plt, curves, chosen: dict[str, float], path: Path) -> None:
+    """Distortion against sparsity for up to eight layers, each with the sparsity the DP chose
+    marked on its curve; a symmetric-log axis, so zero distortion is drawn as zero."""
+    import numpy as np
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    positive = [d for layer in curves.layers for d in layer.distortion if d > 0]
+    for layer in curves.layers[:: max(1, len(curves.layers) // 8)]:
+        line, = ax.plot(layer.sparsity, layer.distortion, label=layer.name, linewidth=1)
+        if layer.name in chosen:
+            s = chosen[layer.name]
+            ax.plot([s], [np.interp(s, layer.sparsity, layer.distortion)], "o", color=line.get_color())
+    ax.set_yscale("symlog", linthresh=min(positive, default=1e-6))
+    ax.set_xlabel("layer sparsity (dots: the allocation chosen, first round)")
+    ax.set_ylabel("output distortion (MSE)"), ax.legend(fontsize=6)
+    fig.tight_layout(), files.save_figure(fig, path, dpi=110)
 
 
 def _report(figures: dict, spec) -> str:

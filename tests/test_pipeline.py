@@ -28,3 +28,33 @@ def test_pipeline_end_to_end(tmp_path):
     assert m["max_abs_difference"] <= 1e-5 and m["extra_macs"] <= config.max_extra_macs * m["model_macs"]
     values = [row["objective"] for row in m["curve"]]
     assert all(a >= b for a, b in zip(values, values[1:])) and all(row["valid"] for row in m["curve"])
+
+
+def test_the_rd_plot_marks_the_chosen_allocation_and_draws_zero(tmp_path):
+    """Issue 23: the allocation the DP chose is on the curves; zero distortion is zero, not 1e-12."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from designer.pipeline import _rd_plot
+    from designer.pruning.curves import Curves, LayerCurve
+
+    shown = {}
+    original = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, ax = original(*args, **kwargs)
+        shown["ax"] = ax
+        return fig, ax
+
+    curves = Curves([LayerCurve("conv", 100, 1000, [0.0, 0.5, 1.0], [0.0, 0.01, 1.0]),
+                     LayerCurve("fc", 50, 50, [0.0, 0.5, 1.0], [0.0, 0.2, 2.0])])
+    plt.subplots = spy
+    try:
+        _rd_plot(plt, curves, {"conv": 0.5, "fc": 0.25}, tmp_path / "rd.png")
+    finally:
+        plt.subplots = original
+    ax = shown["ax"]
+    markers = [(float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in ax.lines if line.get_marker() == "o"]
+    assert markers == [(0.5, 0.01), (0.25, 0.1)]  # on each curve, at the chosen sparsity
+    assert ax.get_yscale() == "symlog" and (tmp_path / "rd.png").stat().st_size > 0

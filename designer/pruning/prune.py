@@ -29,6 +29,7 @@ class PruneReport:
     rounds: list[dict] = field(default_factory=list)
     sparsity: dict[str, float] = field(default_factory=dict)  # final per-layer sparsity
     first_curves: Curves | None = None  # RD: the curves of the unpruned network (first round)
+    first_allocation: dict[str, float] | None = None  # RD: the per-layer sparsity chosen on them
 
     def to_dict(self) -> dict:
         return {"method": self.method, "rounds": self.rounds, "sparsity": self.sparsity}
@@ -93,6 +94,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
             else:
                 allocation = allocate(curves, keep_macs=budget, method=solver)
             targets, predicted = allocation.sparsity, allocation.distortion
+            report.first_allocation = report.first_allocation or dict(targets)
         else:
             targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
             predicted = None
