@@ -140,3 +140,30 @@ def test_cli_train_on_an_image_folder_with_adamw(tmp_path):
     assert (model.spec.resolution, model.spec.in_channels, model.spec.num_classes) == (8, 1, 3)
     bad = CliRunner().invoke(app, ["train", "tiny-cifar", "--optimizer", "lbfgs"])
     assert bad.exit_code == 2 and "optimizer" in bad.output
+
+
+def test_train_and_evaluate_take_any_dataset_or_dataloader():
+    """Issue 23: a user's own Dataset (here one that builds samples on the fly) or DataLoader."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
+
+    from designer.train.loop import TrainConfig, evaluate, train
+
+    class Stripes(Dataset):  # label 1: a bright top half
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            image = torch.zeros(1, 8, 8)
+            if i % 2:
+                image[:, :4] = 1.0
+            return image, i % 2
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    config = TrainConfig(epochs=3, lr=0.1, warmup_epochs=0, batch_size=16, device="cpu", progress=False)
+    history = train(model, Stripes(), config, val_set=DataLoader(Stripes(), batch_size=32))
+    assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"]
+    assert evaluate(model, DataLoader(Stripes(), batch_size=10))["accuracy"] == evaluate(model, Stripes())["accuracy"]
+    assert evaluate(model, Stripes())["accuracy"] == 1.0

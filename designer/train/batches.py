@@ -125,3 +125,31 @@ class Batches:
                 except queue.Empty:
                     pass
             worker.join()
+
+
+class LoaderBatches:
+    """Any ``Dataset`` or ``DataLoader`` a user brings, with :class:`Batches`' interface: a
+    ``DataLoader`` is used as it is (its own sampler, workers and transforms; a sampler with
+    ``set_epoch``, e.g. ``DistributedSampler``, is told the epoch); a ``Dataset`` is loaded in
+    shuffled batches, the order drawn from ``seed`` and the epoch. Batches are (images, labels)
+    moved to ``device``; augmentation is the loader's business (``shift_pixels`` is not applied)."""
+
+    def __init__(self, source, batch_size: int, device: torch.device, seed: int = 0,
+                 memory_format: torch.memory_format = torch.contiguous_format):
+        from torch.utils.data import DataLoader
+        self.device, self.seed, self.memory_format = device, seed, memory_format
+        self.generator = torch.Generator()
+        self.loader = source if isinstance(source, DataLoader) else DataLoader(
+            source, batch_size=batch_size, shuffle=True, generator=self.generator)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
+        if hasattr(getattr(self.loader, "sampler", None), "set_epoch"):
+            self.loader.sampler.set_epoch(epoch)
+        non_blocking = self.device.type == "cuda"
+        for images, labels in self.loader:
+            yield (images.to(self.device, non_blocking=non_blocking, memory_format=self.memory_format),
+                   labels.to(self.device, non_blocking=non_blocking))

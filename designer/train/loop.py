@@ -24,11 +24,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
 from designer import checks
-from designer.train.batches import DEFAULT_MAX_DEVICE_BYTES, Batches
+from designer.train.batches import DEFAULT_MAX_DEVICE_BYTES, Batches, LoaderBatches
 
 OPTIMISERS = ("sgd", "adamw")
 
@@ -94,21 +94,30 @@ class TrainConfig:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: TensorDataset, batch_size: int = 256) -> dict[str, float]:
-    """Loss and accuracy on ``dataset``, on the model's device; one read of the device at the end."""
+def evaluate(model: nn.Module, dataset: Dataset | DataLoader, batch_size: int = 256) -> dict[str, float]:
+    """Loss and accuracy on ``dataset`` (a ``TensorDataset``, any ``Dataset`` of (image, label),
+    or a ``DataLoader``), on the model's device; one read of the device at the end."""
     model.eval()
     device = next(model.parameters()).device
-    images, labels = dataset.tensors
     loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    for start in range(0, len(labels), batch_size):
-        x = images[start:start + batch_size].to(device, non_blocking=True)
-        y = labels[start:start + batch_size].to(device, non_blocking=True)
+    n = 0
+    for x, y in _batches_of(dataset, batch_size):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
-    n = len(labels)
+        n += len(y)
     return {"loss": loss.item() / n, "accuracy": correct.item() / n}
+
+
+def _batches_of(dataset: Dataset | DataLoader, batch_size: int):
+    if isinstance(dataset, TensorDataset):  # slices of the tensors: no per-sample collation
+        images, labels = dataset.tensors
+        for start in range(0, len(labels), batch_size):
+            yield images[start:start + batch_size], labels[start:start + batch_size]
+        return
+    yield from dataset if isinstance(dataset, DataLoader) else DataLoader(dataset, batch_size=batch_size)
 
 
 def _optimiser(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -126,8 +135,8 @@ def _warmup_cosine(total_steps: int, warmup_steps: int):
     return schedule
 
 
-def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig,
-          val_set: TensorDataset | None = None) -> list[dict[str, float]]:
+def train(model: nn.Module, train_set: Dataset | DataLoader, config: TrainConfig,
+          val_set: Dataset | DataLoader | None = None) -> list[dict[str, float]]:
     distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
     world, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
     device = config.resolved_device()
@@ -140,9 +149,13 @@ def train(model: nn.Module, train_set: TensorDataset, config: TrainConfig,
     model.to(device=device, memory_format=memory_format)
 
     torch.manual_seed(config.seed)
-    batches = Batches(train_set, max(1, config.batch_size // world), device, seed=config.seed, shift_pixels=config.shift,
-                      resident={"auto": None, "on": True, "off": False}[config.resident],
-                      max_device_bytes=config.max_device_bytes, rank=rank, world=world, memory_format=memory_format)
+    if isinstance(train_set, TensorDataset):  # ours: device-resident, augmented, bit-identical per seed
+        batches = Batches(train_set, max(1, config.batch_size // world), device, seed=config.seed,
+                          shift_pixels=config.shift, resident={"auto": None, "on": True, "off": False}[config.resident],
+                          max_device_bytes=config.max_device_bytes, rank=rank, world=world,
+                          memory_format=memory_format)
+    else:  # a user's Dataset or DataLoader (its own sampler, transforms and workers)
+        batches = LoaderBatches(train_set, max(1, config.batch_size // world), device, config.seed, memory_format)
     if distributed:
         device_ids = [device.index] if device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
