@@ -160,3 +160,15 @@ def test_every_neighbourhood_replays_valid(seed):
             assert replay.valid, (start, reach, replay.errors)
             if replay.offchip_bytes < best.offchip_bytes(graph):
                 best = part.mapping
+
+
+def test_the_solve_reports_each_stage_as_it_ends():
+    """Issue 23: `map` shows its phase and the best traffic so far; the events come from the library."""
+    graph = random_dag(11, n=14, unit=False)
+    events = []
+    result = MappingProblem(graph, "M_R", time_limit=5).solve(progress=events.append)
+    stages = [e["stage"] for e in events]
+    assert stages[0] == "baselines" and "forced-liveness bound" in stages
+    bests = [e["best"] for e in events if e["best"] is not None]
+    assert bests == sorted(bests, reverse=True) and bests[-1] >= result.solve.objective
+    assert all(e["bound"] is None or e["bound"] <= result.solve.objective for e in events)

@@ -116,7 +116,7 @@ def _untiled(source, scratchpad: str, order: str, max_reloads: int, start_mappin
         note(f"{tensor_graph}: M_R {problem.budgets.required:,}, M_H {problem.budgets.halfway:,}, M_P "
              f"{problem.budgets.peak:,}; solving at {problem.scratchpad_bytes:,} bytes ({problem.strategy}, "
              f"{problem.objective.name}, up to {problem.time_limit - problem.budget_seconds:.0f} s)...")
-        result = problem.solve()
+        result = problem.solve(progress=_progress)
     except (GraphError, MappingError, ValueError) as error:
         fail(str(error).replace("scratchpad:", "--scratchpad:", 1))
     if result.mapping is None:
@@ -126,6 +126,13 @@ def _untiled(source, scratchpad: str, order: str, max_reloads: int, start_mappin
         print(json.dumps({**result.to_dict(), "valid": bool(result.replay)}, indent=1))
         return
     _print(result)
+
+
+def _progress(event: dict) -> None:
+    """Each stage of the solve as it ends, on stderr: the best traffic and bound so far."""
+    best = "none" if event["best"] is None else f"{event['best']:,}"
+    bound = "none" if event["bound"] is None else f"{event['bound']:,.0f}"
+    note(f"  {event['seconds']:5.1f} s  {event['stage']}: best {best}, bound {bound}")
 
 
 def _write(result, out: Optional[Path], plot: Optional[Path]) -> None:

@@ -183,8 +183,8 @@ class MappingProblem:
     def min_peak_order(self) -> list[str]:
         return self.budgets.min_peak_order
 
-    def solve(self) -> MappingResult:
+    def solve(self, progress=None) -> MappingResult:
         """Baselines, bounds and the strategy, within what is left of the time limit
-        (:func:`designer.mapping.solve.solve`)."""
-        return solve(self, max(self.time_limit - self.budget_seconds, 0.1 * self.time_limit))
+        (:func:`designer.mapping.solve.solve`; ``progress(event)`` hears each stage as it ends)."""
+        return solve(self, max(self.time_limit - self.budget_seconds, 0.1 * self.time_limit), progress)
 

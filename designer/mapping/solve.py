@@ -65,7 +65,7 @@ def baselines(problem: MappingProblem) -> dict[str, Mapping]:
 class _Search:
     """The mappings and bounds found so far, stage by stage, within one time limit."""
 
-    def __init__(self, problem: MappingProblem, time_limit: float):
+    def __init__(self, problem: MappingProblem, time_limit: float, progress=None):
         self.problem, self.limit, self.begun = problem, time_limit, time.perf_counter()
         self.graph, self.objective = problem.graph, problem.objective
         self.found = baselines(problem)
@@ -75,6 +75,15 @@ class _Search:
         self.bounds: dict[str, SolveResult] = {}
         self.common = dict(objective=problem.objective, threads=problem.threads)
         self.large = len(self.graph.operators) > MILP_LIMIT
+        self.progress = progress
+        self.report("baselines")
+
+    def report(self, stage: str) -> None:
+        """Tell ``progress`` the stage just done, the best mapping's cost and the best bound so far."""
+        if self.progress is not None:
+            best = self.best()
+            self.progress({"stage": stage, "seconds": time.perf_counter() - self.begun,
+                           "best": None if best is None else self.cost(best), "bound": self.proven()})
 
     def cost(self, mapping: Mapping) -> int:
         return self.objective.of_steps(self.graph, mapping.steps)
@@ -97,6 +106,7 @@ class _Search:
         if self.problem.lower_bound and self.open_gap():
             self.bounds["forced-liveness bound"] = liveness_bound(
                 self.graph, self.problem.scratchpad_bytes, LIVENESS_SHARE * self.limit, **self.common).result
+            self.report("forced-liveness bound")
 
     def keep(self, share: float) -> MappingOutcome | None:
         if not self.open_gap():
@@ -109,6 +119,7 @@ class _Search:
             self.candidates["keep-or-spill plan"] = keep.mapping
         if keep.result.bound is not None:  # a given order: a bound for the order
             self.bounds["keep-or-spill MILP"] = keep.result
+        self.report("keep-or-spill plan")
         return keep
 
     def address_free_bound(self) -> None:
@@ -116,6 +127,7 @@ class _Search:
                 and not self.large and self.open_gap(BOUND_GAP)):
             self.bounds["address-free MILP"] = lower_bound(self.graph, self.problem.scratchpad_bytes,
                                                            BOUND_SHARE * self.limit, **self.common).result
+            self.report("address-free bound")
 
     def windows(self, share: float) -> MappingOutcome | None:
         hint = self.best()
@@ -124,12 +136,14 @@ class _Search:
         found = window_search(self.graph, self.problem.scratchpad_bytes, share * self.left(), incumbent=hint,
                               **self.common)
         self.candidates["window search"] = found.mapping
+        self.report("window search")
         return found
 
 
-def solve(problem: MappingProblem, time_limit: float | None = None) -> MappingResult:
-    """See the module docstring; ``time_limit`` (default: the problem's) for all of it."""
-    search = _Search(problem, problem.time_limit if time_limit is None else time_limit)
+def solve(problem: MappingProblem, time_limit: float | None = None, progress=None) -> MappingResult:
+    """See the module docstring; ``time_limit`` (default: the problem's) for all of it.
+    ``progress(event)`` hears each stage as it ends: {stage, seconds, best, bound}."""
+    search = _Search(problem, problem.time_limit if time_limit is None else time_limit, progress)
     name, outcome = problem.strategy, None
     search.liveness()
     if name != "baseline":
