@@ -74,3 +74,21 @@ def test_allocate_prints_the_documented_json(tmp_path):
     assert payload["sparsity"] == {"a": 0.5, "b": 0.5} and payload["kept_weights"] <= 200
     bad = runner.invoke(app, ["allocate", str(path), "--keep-weights", "5"])
     assert bad.exit_code == 2 and "below" in bad.output
+
+
+def test_prune_saves_the_curves_allocate_reads(checkpoint, tmp_path):
+    """Issue 23: `prune --save-curves` writes what `allocate` reads, a documented payload."""
+    from designer.cli import app
+    from designer.schemas import CurvesFile
+    curves = tmp_path / "curves.json"
+    result = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--schedule", "one-shot",
+                                 "--grid", "6", "--calibration", "32", "--finetune-epochs", "0",
+                                 "--out", str(tmp_path / "p.pt"), "--save-curves", str(curves), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "line" not in json.loads(result.stdout)  # the printed sentence is not part of the JSON
+    CurvesFile.model_validate(json.loads(curves.read_text()))
+    allocated = runner.invoke(app, ["allocate", str(curves), "--keep-weights", "1000"])
+    assert allocated.exit_code == 0, allocated.output
+    refused = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--method", "lamp",
+                                  "--save-curves", str(tmp_path / "c.json")])
+    assert refused.exit_code == 2 and "--save-curves: only the rd methods" in refused.output

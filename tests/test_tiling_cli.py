@@ -37,7 +37,7 @@ def test_map_curve_writes_its_table_and_plot(capsys, tmp_path):
                           "--time-limit", "20", "--out", str(tmp_path / "curve.json"),
                           "--plot", str(tmp_path / "curve.png")], capsys)
     assert code == 0, err
-    rows = json.loads((tmp_path / "curve.json").read_text())
+    rows = json.loads((tmp_path / "curve.json").read_text())["points"]
     values = [r["objective"] for r in rows]
     assert len(rows) == 3 and all(a >= b for a, b in zip(values, values[1:])) and all(r["valid"] for r in rows)
     assert (tmp_path / "curve.png").stat().st_size > 0

@@ -219,9 +219,11 @@ def _curve(program, curve: str, points: int, options: dict, out, plot, as_json: 
         rows = map_curve(program, low, high, points, progress=row, **options)
     except (GraphError, MappingError, ValueError) as error:
         fail(str(error))
+    from designer.schemas import FORMAT_VERSION
+    table = {"format_version": FORMAT_VERSION, "points": rows}
     if out is not None:
-        files.write_text(out, json.dumps(rows, indent=1))
+        files.write_text(out, json.dumps(table, indent=1))
     if plot is not None:
         plot_curve(rows, plot, title="traffic against scratchpad size")
     if as_json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps(table, indent=1))

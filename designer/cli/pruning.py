@@ -45,6 +45,8 @@ def prune(
     out: Path = typer.Option(Path("pruned.pt"), help="Output: a checkpoint (mpdesign networks); for --model, a "
                                                      "state_dict + metadata file (weights) or an ExportedProgram "
                                                      "(channels, load with torch.export.load)."),
+    save_curves: Optional[Path] = typer.Option(None, help="rd: also write the first round's distortion curves "
+                                                          "here (what `allocate` reads)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Prune a trained network - an mpdesign checkpoint or your own module - with rate-distortion
@@ -71,6 +73,9 @@ def prune(
             if mode == "weights" and not method.startswith("rd"):
                 raise ValueError(f"--keep-macs: only the rd methods allocate under a MACs budget; {method} takes "
                                  f"--sparsity")
+        checks.writable_file(save_curves, "--save-curves")
+        if save_curves is not None and (mode != "weights" or not method.startswith("rd")):
+            raise ValueError("--save-curves: only the rd methods measure distortion curves (--mode weights)")
         checks.integer(calibration, "--calibration", minimum=1)
         checks.integer(grid, "--grid", minimum=2)
         checks.integer(finetune_epochs, "--finetune-epochs", minimum=0)
@@ -93,13 +98,14 @@ def prune(
             summary = _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out)
         else:
             summary = _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule, finetune,
-                                     grid, criterion, before, out, progress=not as_json)
+                                     grid, criterion, before, out, progress=not as_json, save_curves=save_curves)
     except ValueError as error:
         fail(str(error))
+    line = summary.pop("line")  # the sentence is for people; --json carries the figures only
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        console.print(summary.pop("line"))
+        console.print(line)
 
 
 class _Subject:
@@ -154,7 +160,7 @@ def _load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) 
 
 
 def _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule, finetune, grid, criterion, before,
-                   out, progress) -> dict:
+                   out, progress, save_curves=None) -> dict:
     import torch
 
     from designer.checkpoint import save_checkpoint
@@ -165,6 +171,8 @@ def _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule
                          schedule=schedule, finetune=finetune, grid=default_grid(grid), progress=progress,
                          criterion=criterion)
     after = evaluate(subject.model, splits.test)
+    if save_curves is not None:
+        report.first_curves.save(save_curves)
     last = report.rounds[-1]
     metadata = {"method": method, "criterion": criterion, "schedule": schedule, "budget": last["budget"],
                 "budget_unit": last["budget_unit"], "kept_weights": last["kept_weights"],

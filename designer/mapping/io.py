@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from designer import checks, files
+from designer.schemas import FORMAT_VERSION, check_version
 from designer.mapping.graph import TensorGraph
 from designer.mapping.objective import DRAM_BYTES, compulsory_bytes
 from solvers.result import SolveResult
@@ -72,7 +73,8 @@ class Mapping:
     def to_dict(self, graph: TensorGraph, result: SolveResult | None = None) -> dict[str, Any]:
         """The mapping file's object; ``status``, ``bound``, ``gap`` and ``seconds`` come from
         the ``result`` that reports on this mapping (None without one)."""
-        return {"scratchpad_bytes": self.scratchpad_bytes, "offchip_bytes": self.offchip_bytes(graph),
+        return {"format_version": FORMAT_VERSION, "scratchpad_bytes": self.scratchpad_bytes,
+                "offchip_bytes": self.offchip_bytes(graph),
                 "dram_bytes": self.dram_bytes(graph),
                 "status": str(result.status) if result is not None else None,
                 "bound": result.bound if result is not None else None,
@@ -90,6 +92,7 @@ class Mapping:
         """A mapping file's steps (strictly read JSON; whether they are a valid mapping of some
         graph is the simulator's question, asked by whoever uses it)."""
         data = checks.load_json(path, name)
+        check_version(data, f"{name}: {path}")
         try:
             steps = [Step(str(step["op"]), {str(k): int(v) for k, v in step["resident"].items()},
                           [str(t) for t in step.get("spilled", [])], [str(t) for t in step.get("retrieved", [])])

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from designer import files
 from designer.pruning.segments import segments
+from designer.schemas import FORMAT_VERSION, check_version
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -144,7 +145,7 @@ class Curves:
     layers: list[LayerCurve]
 
     def to_dict(self) -> dict:
-        return {"layers": [asdict(layer) for layer in self.layers]}
+        return {"format_version": FORMAT_VERSION, "layers": [asdict(layer) for layer in self.layers]}
 
     def save(self, path: str | Path) -> None:
         files.write_text(path, json.dumps(self.to_dict(), indent=1))
@@ -152,6 +153,7 @@ class Curves:
     @classmethod
     def from_dict(cls, data: dict) -> Curves:
         """Curves from their JSON form, every field checked (the message names the layer)."""
+        check_version(data, "curves")
         if not isinstance(data, dict) or not isinstance(data.get("layers"), list) or not data["layers"]:
             raise ValueError("curves: expected an object with a non-empty 'layers' list")
         fields = ("name", "weights", "macs", "sparsity", "distortion")

@@ -1,0 +1,24 @@
+"""`mpdesign schema`: the JSON Schema of a payload a command prints or writes."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from designer.cli.common import fail
+
+app = typer.Typer()
+PAYLOAD_NAMES = ("mapping", "map", "curve", "curves")  # designer.schemas.PAYLOADS (checked in tests)
+
+
+@app.command()
+def schema(name: str = typer.Argument(..., help="mapping (map --out), map (map --json), curve (map --curve --out) "
+                                                "or curves (prune --save-curves, allocate's input).",
+                                      metavar="<" + "|".join(PAYLOAD_NAMES) + ">")) -> None:
+    """Print the JSON Schema of a payload (docs/outputs.md describes them all)."""
+    from designer.schemas import schema as payload_schema
+    try:
+        print(json.dumps(payload_schema(name), indent=1))
+    except ValueError as error:
+        fail(str(error))

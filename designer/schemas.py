@@ -1,0 +1,155 @@
+"""The JSON every command prints with ``--json`` and every file it writes, one pydantic model
+per payload: the models are the documentation (``mpdesign schema NAME`` prints the JSON Schema,
+``docs/outputs.md`` lists them), and the tests validate real payloads against them with unknown
+keys forbidden, so a key added to a payload without its model fails a test.
+
+Every payload carries ``format_version`` (:data:`FORMAT_VERSION`); a reader of a newer version
+than it knows refuses it by name, an older file without the key is version 1.
+
+Words used below: M_R, the least scratchpad any mapping can run in (the largest single
+operator's inputs and outputs); M_P, the least peak of live bytes over schedules that never
+spill (every tensor resident from its producer to its last reader); M_H, their middle,
+(M_R + M_P) // 2.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TensorEntry(_Strict):
+    bytes: int = Field(description="size in bytes")
+    producer: Optional[str] = Field(description="the operator that writes it; null for an input or weight")
+
+
+class OperatorEntry(_Strict):
+    inputs: list[str]
+    outputs: list[str]
+
+
+class StepEntry(_Strict):
+    op: str = Field(description="the operator this step runs")
+    resident: dict[str, int] = Field(description="tensor -> base address (bytes) of every tensor in the scratchpad")
+    spilled: list[str] = Field(description="tensors written to host now (the first time each leaves while needed)")
+    retrieved: list[str] = Field(description="tensors read back from host now")
+
+
+class DramBytes(_Strict):
+    compulsory: int = Field(description="each input and weight read once, each output written once")
+    traffic: int = Field(description="spills, retrievals and every re-read of an input or weight")
+
+
+class MappingFile(_Strict):
+    """What `map --out` writes and the simulator replays (designer.mapping.io)."""
+
+    format_version: int = FORMAT_VERSION
+    scratchpad_bytes: int
+    offchip_bytes: int = Field(description="spilled plus retrieved bytes (COSMA's objective)")
+    dram_bytes: DramBytes
+    status: Optional[str] = Field(description="optimal, feasible, ... as the solve reported")
+    bound: Optional[float] = Field(description="the best proven lower bound, in the objective's unit")
+    gap: Optional[float] = Field(description="(objective - bound) / objective")
+    seconds: Optional[float]
+    method: str = Field(description="what produced the mapping (a strategy, or a baseline that beat it)")
+    tensors: dict[str, TensorEntry]
+    operators: dict[str, OperatorEntry]
+    steps: list[StepEntry] = Field(description="one per operator, in execution order")
+
+
+class Budgets(_Strict):
+    M_R: int
+    M_P: int
+    M_H: int
+    M_P_proven: bool
+
+
+class TilingEntry(_Strict):
+    cut: str = Field(description="the fx node the patched prefix ends at")
+    k: int = Field(description="patches per side")
+    extra_macs: int = Field(description="MACs recomputed in the patches' overlapping halos")
+    model_macs: int
+    max_abs_difference: Optional[float] = Field(description="tiled against untiled output, on a random input")
+
+
+class MapReport(MappingFile):
+    """What `map --json` prints: the mapping file and the solve's report."""
+
+    objective: str = Field(description="the objective minimised: offchip or dram")
+    objective_value: Optional[float]
+    strategy: str
+    baselines: dict[str, int] = Field(description="each baseline's cost in the objective")
+    budgets: Budgets
+    message: str
+    solver_status: Optional[str] = Field(description="the strategy's own status, when it ran")
+    valid: bool = Field(description="the independent simulator's verdict")
+    tiling: Optional[TilingEntry] = None
+    candidates: Optional[int] = Field(None, description="tilings weighed (map --tiling)")
+    candidates_solved: Optional[int] = None
+
+
+class CurveRow(_Strict):
+    objective: Optional[float]
+    bound: Optional[float]
+    gap: Optional[float]
+    status: str
+    offchip_bytes: Optional[int]
+    dram_traffic: Optional[int]
+    valid: bool
+
+
+class CurvePoint(CurveRow):
+    scratchpad_bytes: int
+    tiling: str = Field(description="the tiling chosen at this size, or untiled")
+    extra_macs: int
+    untiled: Optional[CurveRow] = Field(None, description="the same question without tiling, where it fits")
+
+
+class TrafficCurve(_Strict):
+    """What `map --curve ... --out` writes."""
+
+    format_version: int = FORMAT_VERSION
+    points: list[CurvePoint]
+
+
+class LayerCurveEntry(_Strict):
+    name: str
+    weights: int = Field(description="the layer's prunable weights")
+    macs: int = Field(description="its MACs at full density")
+    sparsity: list[float]
+    distortion: list[float] = Field(description="output distortion (logit MSE) at each sparsity")
+
+
+class CurvesFile(_Strict):
+    """What `prune --save-curves` writes and `allocate` reads (designer.pruning.curves)."""
+
+    format_version: int = FORMAT_VERSION
+    layers: list[LayerCurveEntry]
+
+
+PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport, "curve": TrafficCurve,
+                                         "curves": CurvesFile}
+
+
+def check_version(data: dict, what: str) -> None:
+    """A file's ``format_version`` is one this version reads (none: version 1)."""
+    version = data.get("format_version", 1) if isinstance(data, dict) else 1
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{what}: format_version {version!r}; this mpdesign reads {FORMAT_VERSION}")
+
+
+def schema(name: str) -> dict:
+    """The JSON Schema of payload ``name`` (a key of :data:`PAYLOADS`)."""
+    if name not in PAYLOADS:
+        raise ValueError(f"schema: one of {', '.join(PAYLOADS)}, got {name!r}")
+    return PAYLOADS[name].model_json_schema()
+
+
+__all__ = ["FORMAT_VERSION", "PAYLOADS", "check_version", "schema", "Literal"]

@@ -1,0 +1,53 @@
+"""Every documented payload validates against its model with unknown keys forbidden (issue 23):
+a key added to a payload without its model fails here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from designer.cli import main
+from designer.mapping.io import Mapping
+from designer.schemas import FORMAT_VERSION, PAYLOADS, MappingFile, MapReport, TrafficCurve, schema
+
+MODEL = ["--model", "tests/models/torchvision_like.py:tiny_residual_stem", "--input-shape", "3,32,32"]
+
+
+def run(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    assert exit_info.value.code in (0, None), captured.err
+    return captured.out
+
+
+@pytest.mark.parametrize("extra", [["--objective", "dram", "--weights"], ["--tiling", "auto"]])
+def test_map_json_and_the_mapping_file_are_documented(extra, capsys, tmp_path):
+    out = run(["map", *MODEL, "--scratchpad", "M_R", "--time-limit", "10", "--json", "--out",
+               str(tmp_path / "m.json"), *extra], capsys)
+    report = MapReport.model_validate(json.loads(out))
+    assert report.format_version == FORMAT_VERSION and report.valid
+    mapping = MappingFile.model_validate(json.loads((tmp_path / "m.json").read_text()))
+    assert mapping.scratchpad_bytes == report.scratchpad_bytes
+
+
+def test_the_curve_table_is_documented(capsys, tmp_path):
+    run(["map", *MODEL, "--curve", "min:M_R", "--points", "2", "--time-limit", "10", "--out",
+         str(tmp_path / "c.json")], capsys)
+    assert len(TrafficCurve.model_validate(json.loads((tmp_path / "c.json").read_text())).points) == 2
+
+
+def test_a_newer_format_is_refused_by_name(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"format_version": FORMAT_VERSION + 1, "scratchpad_bytes": 1, "steps": []}))
+    with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1}; this mpdesign reads"):
+        Mapping.load(path)
+
+
+def test_the_schema_command_prints_every_payload(capsys):
+    from designer.cli.schema import PAYLOAD_NAMES
+    assert set(PAYLOAD_NAMES) == set(PAYLOADS)
+    for name in PAYLOAD_NAMES:
+        printed = json.loads(run(["schema", name], capsys))
+        assert printed == schema(name) and printed["additionalProperties"] is False
