@@ -53,6 +53,7 @@ class PipelineConfig:
     map_seconds: float = 30.0
     seed: int = 0
     device: str = "auto"  # training, curves, BN re-estimation and fine-tuning: auto (CUDA when present), cpu, cuda
+    progress: bool = False  # bars for training epochs and pruning rounds, on stderr (the CLI turns them on)
 
     def __post_init__(self) -> None:
         """Every field checked before any step runs (a pipeline that fails after minutes of
@@ -137,7 +138,8 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     log(f"[2/4] train on {splits.name} for {config.epochs} epochs ...")
     model = build(spec)
     start = time.perf_counter()
-    history = train(model, splits.train, TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device),
+    history = train(model, splits.train, TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device,
+                                                     progress=config.progress),
                     val_set=splits.val)
     dense = evaluate(model, splits.test)
     save_checkpoint(model, out / "checkpoint.pt", dataset=config.dataset, seed=config.seed,
@@ -152,6 +154,7 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     calibration = splits.train.tensors[0][:config.calibration]
     finetune = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=config.seed, device=config.device)
     report = prune_model(model, calibration, method="rd", sparsity=config.sparsity, schedule="iterative",
+                         progress=config.progress,
                          finetune=lambda m: train(m, splits.train, finetune), grid=default_grid(config.prune_grid))
     pruned = evaluate(model, splits.test)
     save_checkpoint(model, out / "pruned.pt", dataset=config.dataset, seed=config.seed,

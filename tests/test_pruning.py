@@ -181,3 +181,13 @@ def test_channel_pruning_meets_the_budget_on_recount(model, calibration):
     assert sum(p.numel() for p in result.model.parameters()) == recount.params == result.params
     with pytest.raises(ValueError, match="below the smallest network"):
         prune_channels(model, calibration, max_params=10)
+
+
+def test_iterative_pruning_shows_the_round_and_what_is_left(model, calibration, capsys):
+    """Issue 23: a round counter (k of n) with an estimate, not a per-layer bar that restarts."""
+    import copy
+    prune_model(copy.deepcopy(model), calibration, method="rd", sparsity=0.6, schedule="iterative", grid=[0, 0.5, 1],
+                progress=True)
+    err = capsys.readouterr().err
+    rounds = len(round_targets(0.4, 0.2, "iterative"))
+    assert f"pruning ({rounds} rounds)" in err and f"round {rounds}/{rounds}: distortion curves" in err

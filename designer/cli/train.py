@@ -114,12 +114,13 @@ def pipeline(
     device: str = choice_option("auto", DEVICES, "auto (CUDA when there is one), cpu or cuda[:N]: training, "
                                                  "pruning curves and fine-tuning run there."),
     out: Path = typer.Option(Path("runs/pipeline"), help="Run folder (report.md, plots, checkpoints)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars (the step lines stay)."),
 ) -> None:
     """Design under a budget -> train -> prune (RD) -> fine-tune -> map onto a scratchpad."""
     from designer.pipeline import PipelineConfig, PipelineError, run_pipeline
     try:
         config = PipelineConfig(dataset=dataset, macs=macs, params=params, sparsity=sparsity, scratchpad=scratchpad,
-                                epochs=epochs, seed=seed, device=device)
+                                epochs=epochs, seed=seed, device=device, progress=not quiet)
         run_pipeline(config, out, log=console.print)
     except PipelineError as error:
         fail(str(error), code=1)

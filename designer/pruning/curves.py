@@ -222,7 +222,8 @@ def default_grid(points: int = 101) -> list[float]:
 @torch.no_grad()
 def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] | None = None,
                       worst_case: bool = False, recalibrate_bn: bool = True, progress: bool = False,
-                      chunk: int = 16, macs: dict[str, int] | None = None, criterion: str = "magnitude") -> Curves:
+                      chunk: int = 16, macs: dict[str, int] | None = None, criterion: str = "magnitude",
+                      desc: str = "distortion curves") -> Curves:
     """Distortion of the logits on ``inputs`` as each prunable layer alone is pruned (see module doc).
 
     The distinct masks of one layer are evaluated ``chunk`` at a time in one batched forward
@@ -241,7 +242,7 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
             x = segment.run(x)
         reference = x
         curves = []
-        for name, module in tqdm(layers, desc="distortion curves", disable=not progress):
+        for name, module in tqdm(layers, desc=desc, disable=not progress, leave=False, unit="layer"):
             first = next(i for i, segment in enumerate(chain) if name in segment.layers)
             original = module.weight.detach().clone()
             current = original != 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from designer.user_model import calibration_tensor
 from designer.pruning.allocate import BASELINES, METHODS, allocate, within_budget
@@ -81,12 +82,16 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
         start = 1 - total_sparsity(model)
     else:
         start = sum(macs[n] * float((m.weight != 0).sum()) / m.weight.numel() for n, m in layers) / total_macs
-    for kept in round_targets(final_kept, round_fraction, schedule, start=start):
+    targets_kept = round_targets(final_kept, round_fraction, schedule, start=start)
+    # one bar over the rounds (k of n, with an estimate of what is left), the curves' bar under it
+    rounds = tqdm(targets_kept, desc=f"pruning ({len(targets_kept)} rounds)", unit="round", disable=not progress)
+    for index, kept in enumerate(rounds, 1):
         # budgets are whole weights (or MACs) kept, counted on the masks: never over, for every method
         budget = int(math.floor(kept * (total_weights if sparsity is not None else total_macs) + 1e-6))
         if method.startswith("rd"):
             curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
-                                       progress=progress, macs=macs, criterion=criterion)
+                                       progress=progress, macs=macs, criterion=criterion,
+                                       desc=f"round {index}/{len(targets_kept)}: distortion curves")
             report.first_curves = report.first_curves or curves
             solver = "slope" if method == "rd-slope" else "dp"
             if sparsity is not None:
