@@ -172,3 +172,22 @@ def test_the_solve_reports_each_stage_as_it_ends():
     bests = [e["best"] for e in events if e["best"] is not None]
     assert bests == sorted(bests, reverse=True) and bests[-1] >= result.solve.objective
     assert all(e["bound"] is None or e["bound"] <= result.solve.objective for e in events)
+
+
+def test_the_layout_plot_names_the_largest_tensors_and_has_a_legend(tmp_path, monkeypatch):
+    """Issue 23: named tensors and a legend for spills and reloads, not 20 colours for 290 tensors."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from designer.mapping.plot import NAMED, plot_layout
+    graph = random_dag(11, n=14, unit=False)
+    result = MappingProblem(graph, "M_R", time_limit=3).solve()
+    axes = []
+    original = plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: (lambda fa: (axes.append(fa[1]), fa)[1])(original(*a, **k)))
+    plot_layout(graph, result.mapping, tmp_path / "layout.png")
+    labels = [text.get_text() for text in axes[0].get_legend().get_texts()]
+    assert "spill (written to host)" in labels and "reload (read back)" in labels
+    assert sum(label.endswith(" B)") for label in labels) == min(NAMED, len(graph.tensors))
+    assert (tmp_path / "layout.png").stat().st_size > 0
