@@ -130,3 +130,13 @@ def test_declared_floors_are_what_the_code_needs():
     assert floors["pyomo"] == "6.9.3" and floors["typer"] == "0.26"  # contrib.solver's HiGHS; TyperException
     assert not {"dask[distributed]", "torch-pruning", "mlxtend", "cvxpy"} & set(floors)  # extras, not hard deps
     assert set(declared["optional-dependencies"]) >= {"sweep", "channels", "mnist", "bench", "all", "test"}
+
+
+def test_notebooks_are_committed_with_their_outputs():
+    """Issue 23: a reader on GitHub sees the results; nbmake re-runs them in `make test`."""
+    import json
+    from pathlib import Path
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        assert cells and all(c["execution_count"] for c in cells), path.name
+        assert sum(len(c["outputs"]) for c in cells) >= len(cells) // 2, path.name
