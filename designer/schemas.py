@@ -134,8 +134,50 @@ class CurvesFile(_Strict):
     layers: list[LayerCurveEntry]
 
 
+class ModelSize(_Strict):
+    variables: int
+    integer_variables: Optional[int] = None
+    constraints: int
+
+
+class DesignStep(_Strict):
+    iteration: int
+    bound: Optional[float]
+    score: Optional[float] = Field(description="the best design's objective so far")
+    gap: Optional[float]
+    seconds: float
+
+
+class DesignReport(_Strict):
+    """What `design --json` prints (designer.design.DesignResult.to_dict)."""
+
+    format_version: int = FORMAT_VERSION
+    spec: Optional[dict] = Field(description="the designed network (spec JSON, README 'Spec JSON'); null if none")
+    status: str
+    objective: Optional[float] = Field(description="what was maximised: the score, or the score minus the penalty")
+    bound: Optional[float] = Field(description="a proven upper bound on the objective over the whole space")
+    gap: Optional[float] = Field(description="(bound - objective) / bound")
+    seconds: float
+    score: Optional[float] = Field(description="the DeepMAD score, recounted on the spec")
+    macs: Optional[int]
+    params: Optional[int]
+    effectiveness: Optional[float]
+    layers: Optional[int]
+    depth_penalty: Optional[float]
+    max_activation_bytes: Optional[int]
+    latency_ms: Optional[float] = Field(description="modelled with the problem's latency profile")
+    solver: str
+    message: str
+    model_size: Optional[ModelSize]
+    history: list[DesignStep]
+    first_design_seconds: Optional[float] = Field(description="when a MILP first found a design")
+    counting: str = Field(description="mpdesign or tinynas: how the budgets count")
+    counted: Optional[list[int]] = Field(description="(compute, size) under that counting")
+    problem: dict = Field(description="the DesignProblem solved, as DesignProblem.from_dict reads it")
+
+
 PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport, "curve": TrafficCurve,
-                                         "curves": CurvesFile}
+                                         "curves": CurvesFile, "design": DesignReport}
 
 
 def check_version(data: dict, what: str) -> None:

@@ -51,3 +51,11 @@ def test_the_schema_command_prints_every_payload(capsys):
     for name in PAYLOAD_NAMES:
         printed = json.loads(run(["schema", name], capsys))
         assert printed == schema(name) and printed["additionalProperties"] is False
+
+
+def test_design_json_is_documented(capsys):
+    from designer.schemas import DesignReport
+    out = run(["design", "--macs", "4.04e9", "--params", "25.4e6", "--effectiveness", "0.3", "--time-limit", "2",
+               "--json"], capsys)
+    report = DesignReport.model_validate(json.loads(out))
+    assert report.spec is not None and report.format_version == FORMAT_VERSION

@@ -9,12 +9,13 @@ import typer
 from designer.cli.common import fail
 
 app = typer.Typer()
-PAYLOAD_NAMES = ("mapping", "map", "curve", "curves")  # designer.schemas.PAYLOADS (checked in tests)
+PAYLOAD_NAMES = ("mapping", "map", "curve", "curves", "design")  # designer.schemas.PAYLOADS (checked in tests)
 
 
 @app.command()
 def schema(name: str = typer.Argument(..., help="mapping (map --out), map (map --json), curve (map --curve --out) "
-                                                "or curves (prune --save-curves, allocate's input).",
+                                                "curves (prune --save-curves, allocate's input) or design "
+                                                "(design --json).",
                                       metavar="<" + "|".join(PAYLOAD_NAMES) + ">")) -> None:
     """Print the JSON Schema of a payload (docs/outputs.md describes them all)."""
     from designer.schemas import schema as payload_schema

@@ -15,6 +15,7 @@ from typing import Any
 from designer.costs import check_counting, count
 from designer.entropy import check_alpha, deepmad_scores, default_alpha
 from designer.families import REGISTRY, family as block_family
+from designer.schemas import FORMAT_VERSION
 from designer.spec import NetworkSpec, Stage, Stem
 from solvers.result import SolveResult
 
@@ -362,6 +363,7 @@ class DesignResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "format_version": FORMAT_VERSION,
             "spec": self.spec.to_dict() if self.spec is not None else None,
             "status": str(self.solve.status), "objective": self.solve.objective, "bound": self.solve.bound,
             "gap": self.solve.gap, "seconds": self.solve.seconds, "score": self.score, "macs": self.macs,
