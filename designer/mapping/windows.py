@@ -223,32 +223,48 @@ def window_search(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
                   seconds_per_window: float = SECONDS_PER_WINDOW, threads: int = 1) -> MappingOutcome:
     """The mapping strategy: a large-neighbourhood search from ``incumbent`` in its order.
     The model is re-solved with only ``window`` consecutive steps free (the rest fixed to the
-    incumbent), sliding by half a window, keeping every improvement, until ``time_limit``;
-    each pass over the order uses the next size of :data:`WINDOWS` unless ``window`` is given,
-    and every other pass lets the gaps reaching into the window change too.
+    incumbent), windows every half window, the ones where the incumbent moves the most bytes
+    first (on the random layered graphs at M_R, 60 s: n1000 2.7% below the best baseline
+    against 1.5% sliding left to right; n500 6.6% against 6.5%), keeping every improvement,
+    until ``time_limit``; each pass uses the next size of :data:`WINDOWS` unless ``window`` is
+    given, and every other pass lets the gaps reaching into the window change too.
     No bound (the neighbourhoods prove nothing about the whole)."""
     start_time = time.perf_counter()
     deadline = start_time + time_limit
     order = incumbent.order
     best, cost = incumbent, objective.of_steps(graph, incumbent.steps)
-    start, solves, improvements, passes, sizes = 0, 0, 0, 0, None if window is None else [window]
+    solves, improvements, passes, sizes = 0, 0, 0, None if window is None else [window]
     window = window or WINDOWS[0]
     while time.perf_counter() < deadline - 0.2 and cost > 0:
-        free = range(start, min(start + window, len(order)))
-        outcome = solve_order(graph, order, scratchpad_bytes, min(seconds_per_window, deadline - time.perf_counter()),
-                              objective=objective, hint=best, free=free, reach=passes % 2 == 0, threads=threads)
-        solves += 1
-        if outcome.mapping is not None and objective.of_steps(graph, outcome.mapping.steps) < cost:
-            best, cost = outcome.mapping, objective.of_steps(graph, outcome.mapping.steps)
-            improvements += 1
-        if start + window < len(order):
-            start += window // 2
-        else:  # a pass is done: the next one with other windows, so their edges fall elsewhere
-            passes += 1
-            window = WINDOWS[passes % len(WINDOWS)] if sizes is None else sizes[passes % len(sizes)]
-            start = 0
-    message = (f"{solves} windows in {passes + 1} passes, {improvements} improvements, from "
+        # a pass: the windows where the best mapping moves the most bytes first (the others later,
+        # if time is left), each window sliding by half its size; a window moving nothing is skipped
+        starts = [s for s in _busiest(graph, best, window, objective) if time.perf_counter() < deadline - 0.2]
+        for start in starts:
+            if time.perf_counter() >= deadline - 0.2:
+                break
+            free = range(start, min(start + window, len(order)))
+            seconds = min(seconds_per_window, deadline - time.perf_counter())
+            outcome = solve_order(graph, order, scratchpad_bytes, seconds, objective=objective, hint=best, free=free,
+                                  reach=passes % 2 == 0, threads=threads)
+            solves += 1
+            if outcome.mapping is not None and objective.of_steps(graph, outcome.mapping.steps) < cost:
+                best, cost = outcome.mapping, objective.of_steps(graph, outcome.mapping.steps)
+                improvements += 1
+        passes += 1  # the next pass with other windows, so their edges fall elsewhere
+        window = WINDOWS[passes % len(WINDOWS)] if sizes is None else sizes[passes % len(sizes)]
+        if not starts:
+            break
+    message = (f"{solves} windows in {passes} passes, {improvements} improvements, from "
                f"{objective.of_steps(graph, incumbent.steps):,} to {cost:,} {objective.unit}")
     return MappingOutcome(replace(best, method=f"window search ({message})"),
                           SolveResult(Status.FEASIBLE, objective=cost, seconds=time.perf_counter() - start_time,
                                       solver="window search", message=message))
+
+
+def _busiest(graph: TensorGraph, mapping: Mapping, window: int, objective: Objective) -> list[int]:
+    """Window starts (every half window) ordered by what the mapping moves inside the window,
+    most first; windows moving nothing left out."""
+    moved = [objective.total(graph, list(step.spilled) + list(step.retrieved)) for step in mapping.steps]
+    starts = range(0, max(1, len(moved) - window // 2), max(1, window // 2))
+    load = {s: sum(moved[s:s + window]) for s in starts}
+    return sorted((s for s in starts if load[s] > 0), key=lambda s: (-load[s], s))
