@@ -191,3 +191,17 @@ def test_iterative_pruning_shows_the_round_and_what_is_left(model, calibration, 
     err = capsys.readouterr().err
     rounds = len(round_targets(0.4, 0.2, "iterative"))
     assert f"pruning ({rounds} rounds)" in err and f"round {rounds}/{rounds}: distortion curves" in err
+
+
+def test_layer_macs_is_torchs_counter_and_counts_every_token():
+    """Issue 23: one MAC counter for user modules (FlopCounterMode): a conv's weights x output
+    positions, and a linear layer once per token (the hooks it replaced counted it once)."""
+    from designer.pruning.curves import layer_macs
+    from designer.user_model import inspect_module
+    from tests.models.cifar import tv_resnet18
+    net = tv_resnet18().eval()
+    macs = layer_macs(net, torch.zeros(1, 3, 64, 64))
+    assert macs["conv1"] == net.conv1.weight.numel() * 32 * 32 and macs["fc"] == net.fc.weight.numel()
+    assert sum(macs.values()) == inspect_module(net, (1, 3, 64, 64))["macs"]  # convs and the linear: all of it
+    tokens = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    assert layer_macs(tokens, torch.zeros(1, 10, 8)) == {"0": 10 * 8 * 16, "2": 10 * 16 * 4}

@@ -200,19 +200,17 @@ class Curves:
 
 
 def layer_macs(model: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
-    """MACs of every prunable layer (weights x output positions), by forward hooks."""
-    macs, hooks = {}, []
-    for name, module in prunable_layers(model):
-        def hook(mod, args, output, name=name):
-            positions = output.shape[2] * output.shape[3] if output.dim() == 4 else 1
-            macs[name] = mod.weight.numel() * positions
-        hooks.append(module.register_forward_hook(hook))
-    with torch.no_grad():
+    """MACs of every prunable layer on one input, as torch's ``FlopCounterMode`` counts them
+    (FLOPs / 2): the one counter for every module a user brings (``inspect --model``,
+    :func:`designer.pruning.groups.count_costs`). A linear layer applied to every token counts
+    once per token; a layer the forward pass never calls counts 0."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False, depth=10 ** 6) as counter:
         model.eval()
         model(inputs[:1])
-    for h in hooks:
-        h.remove()
-    return macs
+    flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    root = type(model).__name__  # how the counter names the model; its submodules are root.name
+    return {name: flops.get(f"{root}.{name}", 0) // 2 for name, _ in prunable_layers(model)}
 
 
 def default_grid(points: int = 101) -> list[float]:
