@@ -176,8 +176,85 @@ class DesignReport(_Strict):
     problem: dict = Field(description="the DesignProblem solved, as DesignProblem.from_dict reads it")
 
 
+class PruneRound(_Strict):
+    target_kept: float = Field(description="the fraction kept after this round")
+    budget: int = Field(description="whole weights (or MACs) kept, counted on the masks")
+    budget_unit: Literal["weights", "MACs"]
+    kept_weights: int
+    sparsity: float
+    kept_macs: float = Field(description="fraction of the dense MACs kept")
+    predicted_distortion: Optional[float] = Field(description="the allocation's summed curve distortion (rd)")
+
+
+class PruneReport(_Strict):
+    """What `prune --json` prints in weights mode."""
+
+    format_version: int = FORMAT_VERSION
+    method: str
+    criterion: str
+    schedule: str
+    budget: int
+    budget_unit: Literal["weights", "MACs"]
+    kept_weights: int
+    sparsity: float = Field(description="of the prunable weights")
+    layer_sparsity: dict[str, float]
+    dataset: str
+    accuracy_before: float
+    accuracy_after: float
+    kept_macs: float
+    rounds: list[PruneRound]
+    output: str
+
+
+class ChannelReport(_Strict):
+    """What `prune --mode channels --json` prints."""
+
+    format_version: int = FORMAT_VERSION
+    mode: Literal["channels"]
+    kept_channels: dict[str, int] = Field(description="the width kept per pruned group or stage")
+    params: int
+    params_dense: int
+    macs: int
+    macs_dense: int
+    accuracy_before: float
+    accuracy_after: float
+    latency_dense_s: float = Field(description="median forward seconds, CPU, the calibration batch")
+    latency_pruned_s: float
+    output: str
+
+
+class AllocationReport(_Strict):
+    """What `allocate` prints."""
+
+    format_version: int = FORMAT_VERSION
+    sparsity: dict[str, float]
+    distortion: Optional[float] = Field(description="summed single-layer distortions (rd)")
+    kept_weights: float
+    kept_macs: float
+
+
+class ModuleRow(_Strict):
+    module: str
+    type: str
+    params: int
+    macs: int
+
+
+class ModelInspection(_Strict):
+    """What `inspect --model ... --json` prints."""
+
+    format_version: int = FORMAT_VERSION
+    model: str
+    input_shape: list[int]
+    params: int
+    macs: int = Field(description="FLOPs / 2 as torch's FlopCounterMode counts them, one forward pass")
+    modules: list[ModuleRow]
+
+
 PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport, "curve": TrafficCurve,
-                                         "curves": CurvesFile, "design": DesignReport}
+                                         "curves": CurvesFile, "design": DesignReport, "prune": PruneReport,
+                                         "channels": ChannelReport, "allocation": AllocationReport,
+                                         "inspect-model": ModelInspection}
 
 
 def check_version(data: dict, what: str) -> None:

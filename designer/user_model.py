@@ -191,6 +191,7 @@ def inspect_module(model: nn.Module, shape: tuple[int, ...], depth: int = 2) -> 
         macs = flops.get(f"{type(model).__name__}.{name}", 0) // 2  # the counter's name for a submodule
         rows.append({"module": name, "type": type(module).__name__,
                      "params": sum(p.numel() for p in module.parameters()), "macs": macs})
-    return {"model": type(model).__name__, "input_shape": list(shape),
+    from designer.schemas import FORMAT_VERSION
+    return {"format_version": FORMAT_VERSION, "model": type(model).__name__, "input_shape": list(shape),
             "params": sum(p.numel() for p in model.parameters()), "macs": counter.get_total_flops() // 2,
             "modules": rows}

@@ -61,6 +61,8 @@ def test_inspect_a_users_model_counts_params_and_macs_per_module(capsys):
               "--json"])
     assert exit_info.value.code in (0, None)
     report = json.loads(capsys.readouterr().out)
+    from designer.schemas import ModelInspection
+    ModelInspection.model_validate(report)
     assert report["params"] == sum(p.numel() for p in tv_resnet18().parameters()) == 11_689_512
     assert report["macs"] == 1_814_073_344  # torchvision's 1.82 GFLOPs (MACs) for resnet18 at 224
     rows = {row["module"]: row for row in report["modules"]}

@@ -50,6 +50,8 @@ def test_prune_channels_gives_a_smaller_network(checkpoint, tmp_path):
     model, _ = load_checkpoint(out)
     assert count(model.spec).macs == summary["macs"] <= 0.6 * summary["macs_dense"]
     assert sum(p.numel() for p in model.parameters()) == summary["params"]
+    from designer.schemas import ChannelReport
+    ChannelReport.model_validate(summary)
 
 
 def test_prune_errors_are_clear(checkpoint):
@@ -70,7 +72,7 @@ def test_allocate_prints_the_documented_json(tmp_path):
     result = runner.invoke(app, ["allocate", str(path), "--keep-weights", "200"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert set(payload) == {"sparsity", "distortion", "kept_weights", "kept_macs"}
+    assert set(payload) == {"format_version", "sparsity", "distortion", "kept_weights", "kept_macs"}
     assert payload["sparsity"] == {"a": 0.5, "b": 0.5} and payload["kept_weights"] <= 200
     bad = runner.invoke(app, ["allocate", str(path), "--keep-weights", "5"])
     assert bad.exit_code == 2 and "below" in bad.output
@@ -85,10 +87,12 @@ def test_prune_saves_the_curves_allocate_reads(checkpoint, tmp_path):
                                  "--grid", "6", "--calibration", "32", "--finetune-epochs", "0",
                                  "--out", str(tmp_path / "p.pt"), "--save-curves", str(curves), "--json"])
     assert result.exit_code == 0, result.output
-    assert "line" not in json.loads(result.stdout)  # the printed sentence is not part of the JSON
+    from designer.schemas import AllocationReport, PruneReport
+    PruneReport.model_validate(json.loads(result.stdout))  # documented; no printed sentence ("line") in it
     CurvesFile.model_validate(json.loads(curves.read_text()))
     allocated = runner.invoke(app, ["allocate", str(curves), "--keep-weights", "1000"])
     assert allocated.exit_code == 0, allocated.output
+    AllocationReport.model_validate(json.loads(allocated.stdout))
     refused = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--method", "lamp",
                                   "--save-curves", str(tmp_path / "c.json")])
     assert refused.exit_code == 2 and "--save-curves: only the rd methods" in refused.output

@@ -102,6 +102,8 @@ def prune(
     except ValueError as error:
         fail(str(error))
     line = summary.pop("line")  # the sentence is for people; --json carries the figures only
+    from designer.schemas import FORMAT_VERSION
+    summary = {"format_version": FORMAT_VERSION, **summary}
     if as_json:
         print(json.dumps(summary, indent=2))
     else:

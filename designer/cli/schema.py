@@ -9,13 +9,15 @@ import typer
 from designer.cli.common import fail
 
 app = typer.Typer()
-PAYLOAD_NAMES = ("mapping", "map", "curve", "curves", "design")  # designer.schemas.PAYLOADS (checked in tests)
+# designer.schemas.PAYLOADS (checked in tests)
+PAYLOAD_NAMES = ("mapping", "map", "curve", "curves", "design", "prune", "channels", "allocation", "inspect-model")
 
 
 @app.command()
 def schema(name: str = typer.Argument(..., help="mapping (map --out), map (map --json), curve (map --curve --out) "
-                                                "curves (prune --save-curves, allocate's input) or design "
-                                                "(design --json).",
+                                                "curves (prune --save-curves, allocate's input), design "
+                                                "(design --json), prune, channels (prune --json), "
+                                                "allocation (allocate), inspect-model (inspect --model --json).",
                                       metavar="<" + "|".join(PAYLOAD_NAMES) + ">")) -> None:
     """Print the JSON Schema of a payload (docs/outputs.md describes them all)."""
     from designer.schemas import schema as payload_schema

@@ -12,6 +12,7 @@ from torch import nn
 
 from designer import checks
 from designer.pruning.curves import Curves, kept_count, prunable_layers
+from designer.schemas import FORMAT_VERSION
 from solvers.knapsack import solve_dp, solve_lagrangian
 from solvers.result import SolveResult, Status
 
@@ -26,8 +27,8 @@ class Allocation:
     solve: SolveResult | None = None
 
     def to_dict(self) -> dict:
-        return {"sparsity": self.sparsity, "distortion": self.distortion, "kept_weights": self.kept_weights,
-                "kept_macs": self.kept_macs}
+        return {"format_version": FORMAT_VERSION, "sparsity": self.sparsity, "distortion": self.distortion,
+                "kept_weights": self.kept_weights, "kept_macs": self.kept_macs}
 
 
 def allocate(curves: Curves, keep_weights: float | None = None, keep_macs: float | None = None,
