@@ -97,3 +97,32 @@ def test_channel_mode_on_a_resnet18_prunes_residual_coupled_channels():
     assert any(result.kept[c.root] < c.channels for c in residual)  # residual-coupled channels pruned
     sizes = {name: m.weight.shape for name, m in result.model.named_modules() if isinstance(m, torch.nn.Conv2d)}
     assert sizes["layers.3.1.conv2"][0] == sizes["layers.3.0.downsample.0"][0] == result.kept["layers.3.0.downsample.0"]
+
+
+def test_a_channel_pruned_model_is_the_users_class_again_and_trains(trained, tmp_path, capsys):
+    """Issue 26: `load_pruned(factory, path)` gives the pruned model's outputs, as the user's own
+    class, which trains (`.train()`, one step) and evaluates (`.eval()`)."""
+    from designer.pruning import load_pruned, save_pruned
+    model = small_residual()
+    model.load_state_dict(torch.load(trained, weights_only=True))
+    x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(load_dataset("digits").train, batch_size=32)
+    macs0 = count_costs(model, torch.zeros(1, 1, 8, 8))[1]
+    result = prune_channels(model, torch.zeros(1, 1, 8, 8), loader, max_macs=0.5 * macs0)
+    save_pruned(result.model, tmp_path / "small.pt")
+    loaded = load_pruned(MODEL, tmp_path / "small.pt")
+    assert type(loaded).__name__ == type(model).__name__  # the user's class (loaded from its file)
+    assert torch.allclose(loaded.eval()(x), result.model.eval()(x), atol=1e-6)
+    assert sum(p.numel() for p in loaded.parameters()) == result.params
+    loaded.train()
+    optimiser = torch.optim.SGD(loaded.parameters(), lr=0.01)
+    loss = torch.nn.functional.cross_entropy(loaded(x), torch.zeros(8, dtype=torch.long))
+    loss.backward(), optimiser.step()
+    assert loaded.eval()(x).shape == (8, 10)
+    # the command line writes the same file for a .pt path (and an ExportedProgram only for .pt2)
+    out = tmp_path / "cli.pt"
+    run(["prune", "--model", MODEL, "--weights", str(trained), "--input-shape", "1,1,8,8", "--dataset", "digits",
+         "--mode", "channels", "--keep-macs", "0.5", "--finetune-epochs", "0", "--out", str(out), "--json"], capsys)
+    assert load_pruned(MODEL, out).eval()(x).shape == (8, 10)
+    with pytest.raises(ValueError, match="not a pruned-model file"):
+        load_pruned(MODEL, trained)

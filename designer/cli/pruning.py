@@ -43,8 +43,9 @@ def prune(
     device: str = choice_option("auto", DEVICES, "auto (CUDA when there is one), cpu or cuda[:N]: curves, BN "
                                                  "re-estimation and fine-tuning run there."),
     out: Path = typer.Option(Path("pruned.pt"), help="Output: a checkpoint (mpdesign networks); for --model, a "
-                                                     "state_dict + metadata file (weights) or an ExportedProgram "
-                                                     "(channels, load with torch.export.load)."),
+                                                     "state_dict + metadata file (weights), or (channels) your "
+                                                     "module smaller: load_pruned(FACTORY, OUT), or an "
+                                                     "ExportedProgram when OUT ends in .pt2."),
     save_curves: Optional[Path] = typer.Option(None, help="rd: also write the first round's distortion curves "
                                                           "here (what `allocate` reads)."),
     as_json: bool = typer.Option(False, "--json"),
@@ -221,12 +222,15 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
         finetune(small)
     after = evaluate(small, splits.test)
     dense_latency, small_latency = latency(subject.model, batch), latency(small, batch)
-    if subject.user:
+    if subject.user and out.suffix == ".pt2":
         # an ExportedProgram: loads with plain torch.export.load in any process, without the
-        # user's source file (a pickled module would need their class importable by the same name)
+        # user's source file (but its .module() cannot .train() or .eval() in torch 2.13)
         exported = torch.export.export(small.eval(), (subject.example_input,))
         with files.atomic_path(out) as temporary:
             torch.export.save(exported, temporary)
+    elif subject.user:  # the user's own class, smaller: designer.pruning.load_pruned(FACTORY, out)
+        from designer.pruning.pruned_file import save_pruned
+        save_pruned(small, out, {**subject.metadata, "test_accuracy": after["accuracy"]})
     else:
         save_checkpoint(small, out, **{**subject.metadata, "test_accuracy": after["accuracy"]})
     return {"mode": "channels", "kept_channels": widths, "params": params, "params_dense": params0, "macs": macs,

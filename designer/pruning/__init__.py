@@ -5,10 +5,12 @@ The two entry points, for any ``nn.Module`` and calibration data as a tensor or 
 * :func:`prune_model` (weights): per-layer sparsities by the knapsack DP on distortion curves
   (or a baseline), masks through ``torch.nn.utils.prune``, made permanent;
 * :func:`prune_channels` (channels): Torch-Pruning's dependency groups, a distortion curve per
-  group, the same DP under a MACs or parameter budget, and a physically smaller module.
+  group, the same DP under a MACs or parameter budget, and a physically smaller module;
+* :func:`save_pruned` / :func:`load_pruned`: that smaller module kept as the user's own class.
 """
 
 from designer.pruning.groups import prune_channels_any as prune_channels
 from designer.pruning.prune import prune_model
+from designer.pruning.pruned_file import load_pruned, save_pruned
 
-__all__ = ["prune_channels", "prune_model"]
+__all__ = ["load_pruned", "prune_channels", "prune_model", "save_pruned"]
