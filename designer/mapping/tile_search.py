@@ -24,7 +24,7 @@ from designer.mapping.baselines import required_bytes
 from designer.mapping.graph import TensorGraph
 from designer.mapping.importer import tiled
 from designer.mapping.io import Mapping
-from designer.mapping.problem import MappingError, MappingProblem, budgets, check_scratchpad
+from designer.mapping.problem import Budgets, MappingError, MappingProblem, budgets, check_scratchpad
 from designer.mapping.result import MappingResult
 from designer.mapping.tiling import TilePlan, Tiling, cut_points, model_macs, plan, run_tiled, tiled_required
 
@@ -41,13 +41,19 @@ class Candidate:
                  import_options: dict, graph: TensorGraph | None = None):
         self.program, self.tiling, self.plan, self.required = program, tiling, tile_plan, required
         self.extra_macs = 0 if tile_plan is None else tile_plan.extra_macs
-        self._options, self._graph = import_options, graph
+        self._options, self._graph, self._budgets = import_options, graph, None
 
     @property
     def graph(self) -> TensorGraph:
         if self._graph is None:
             self._graph = tiled(self.program, self.tiling, **self._options)[0]
         return self._graph
+
+    def budgets(self, time_limit: float) -> Budgets:
+        """The graph's M_R, M_P, M_H, computed once (a curve solves one candidate at many sizes)."""
+        if self._budgets is None:
+            self._budgets = budgets(self.graph, time_limit=time_limit)
+        return self._budgets
 
     def describe(self) -> str:
         if self.tiling is None:
@@ -112,8 +118,8 @@ def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, 
     for i, candidate in enumerate(queue):
         share = max(0.1 * time_limit, (deadline - time.perf_counter()) / (len(queue) - i))
         start = previous[1] if previous is not None and candidate is previous[0] else None
-        result = MappingProblem(candidate.graph, scratchpad_bytes, strategy, objective, time_limit=share,
-                                start=start).solve()
+        result = MappingProblem(candidate.graph, scratchpad_bytes, strategy, objective, time_limit=share, start=start,
+                                budgets=candidate.budgets(0.2 * share)).solve()
         solved += 1
         value = result.solve.objective
         if value is not None and (best is None or (value, candidate.extra_macs) <
@@ -146,7 +152,7 @@ def traffic_curve(found: list[Candidate], low: int, high: int, points: int, *, t
                choice.candidate.extra_macs, **_figures(choice.result)}
         if untiled.required <= size:  # the same question without tiling, for the second series
             plain = MappingProblem(untiled.graph, size, strategy, objective, time_limit=0.4 * share,
-                                   start=previous_untiled).solve()
+                                   start=previous_untiled, budgets=untiled.budgets(0.08 * share)).solve()
             previous_untiled = plain.mapping
             row["untiled"] = _figures(plain)
         rows.append(row)
@@ -230,8 +236,9 @@ def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "a
         found = given
     total = model_macs(program.graph)
     size = check_scratchpad(scratchpad)
-    if isinstance(size, str):  # a budget of the untiled graph
-        untiled = tiled(program, None, bytes_per_element, include_weights, name)[0]
+    if isinstance(size, str):  # a budget of the untiled graph (imported already when tiling is chosen)
+        untiled = next((c.graph for c in found if c.tiling is None), None) or \
+            tiled(program, None, bytes_per_element, include_weights, name)[0]
         size = budgets(untiled, time_limit=0.2 * time_limit).bytes_of(size)
     choice = choose(found, size, time_limit=max(1.0, time_limit - (time.perf_counter() - begun)),
                     strategy=strategy, objective=objective, max_extra_macs=max_extra_macs, total_macs=total)
@@ -253,7 +260,7 @@ def map_curve(program, low: int | str = "min", high: int | str = "M_P", points: 
     ends = [check_scratchpad(v) if v != "min" else v for v in (low, high)]
     limits = None
     if any(v in ("M_R", "M_H", "M_P") for v in ends):
-        limits = budgets(found[0].graph, time_limit=0.1 * time_limit)
+        limits = found[0].budgets(0.1 * time_limit)
     sizes = [smallest_footprint(found, max_extra_macs, total).required if v == "min" else
              limits.bytes_of(v) if isinstance(v, str) else v for v in ends]
     if sizes[1] < sizes[0]:
