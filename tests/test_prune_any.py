@@ -126,3 +126,14 @@ def test_a_channel_pruned_model_is_the_users_class_again_and_trains(trained, tmp
     assert load_pruned(MODEL, out).eval()(x).shape == (8, 10)
     with pytest.raises(ValueError, match="not a pruned-model file"):
         load_pruned(MODEL, trained)
+
+
+def test_the_prune_job_is_one_library_call(trained, tmp_path):
+    """Issue 26: the orchestration lives in the library (designer.pruning.run); the CLI parses and prints."""
+    from designer.pruning.run import PruneRequest, run_prune
+    request = PruneRequest(model=MODEL, weights=trained, input_shape="1,1,8,8", dataset="digits", sparsity=0.5,
+                           method="lamp", schedule="one-shot", finetune_epochs=0, out=tmp_path / "p.pt")
+    summary = run_prune(request)
+    assert summary["kept_weights"] <= summary["budget"] and (tmp_path / "p.pt").is_file()
+    with pytest.raises(ValueError, match="--sparsity"):
+        run_prune(PruneRequest(model=MODEL, input_shape="1,1,8,8", dataset="digits", sparsity=1.5))

@@ -91,12 +91,3 @@ def si(value: float) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.2f}{unit}"
     return f"{value:g}"
-
-
-def check_dataset_fits(spec: NetworkSpec, splits, option: str) -> None:
-    """A trained network and a dataset that must agree on input channels, classes and size."""
-    wanted = (spec.in_channels, spec.resolution, spec.num_classes)
-    given = (splits.in_channels, splits.resolution, splits.num_classes)
-    if wanted != given:
-        raise ValueError(f"{option}: {splits.name} has {given[0]}x{given[1]}x{given[1]} images in {given[2]} classes, "
-                         f"the network takes {wanted[0]}x{wanted[1]}x{wanted[1]} in {wanted[2]} classes")

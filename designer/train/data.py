@@ -181,3 +181,13 @@ def load_dataset(name: str, seed: int = 0, shapes_size: int = 3000, shapes_class
     sets = [TensorDataset(torch.from_numpy(np.ascontiguousarray(x[p])), torch.from_numpy(y[p])) for p in parts]
     return Splits(*sets, num_classes=int(y.max()) + 1, in_channels=x.shape[1], resolution=x.shape[2],
                   name=Path(name).stem if name not in BUILT_IN else name)
+
+
+def check_dataset_fits(spec, splits, option: str) -> None:
+    """A trained network and a dataset that must agree on input channels, classes and size."""
+    wanted = (spec.in_channels, spec.resolution, spec.num_classes)
+    given = (splits.in_channels, splits.resolution, splits.num_classes)
+    if wanted != given:
+        raise ValueError(f"{option}: {splits.name} has {given[0]}x{given[1]}x{given[1]} images in {given[2]} classes, "
+                         f"the network takes {wanted[0]}x{wanted[1]}x{wanted[1]} in {wanted[2]} classes")
+

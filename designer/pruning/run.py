@@ -1,0 +1,230 @@
+"""The prune job behind `mpdesign prune`, as one call a notebook can make too.
+
+    summary = run_prune(PruneRequest(checkpoint=Path("run/checkpoint.pt"), sparsity=0.9))
+
+:class:`PruneRequest` holds what the command line takes and is checked whole (:meth:`check`,
+naming the options) before any curve is measured; :func:`run_prune` loads what is pruned (an
+mpdesign checkpoint, a :class:`Subject`, or a user's module), its dataset and calibration
+images, prunes by weights (masks, :func:`designer.pruning.prune.prune_model`) or channels (a
+smaller network), fine-tunes, writes the output and returns the summary the CLI prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from designer import checks, files
+from designer.pruning.allocate import METHODS
+from designer.pruning.curves import CRITERIA
+from designer.train.data import check_dataset_fits
+
+MODES = ("weights", "channels")
+SCHEDULES = ("iterative", "one-shot")
+
+
+@dataclass
+class PruneRequest:
+    """What to prune (``checkpoint``, or ``model`` with ``weights`` and ``input_shape``), to what
+    budget (``sparsity`` of the weights, or ``keep_macs``), how, and where the result goes."""
+
+    checkpoint: Path | None = None
+    model: str | None = None
+    weights: Path | None = None
+    input_shape: str | None = None
+    sparsity: float | None = None
+    keep_macs: float | None = None
+    method: str = "rd"
+    criterion: str = "magnitude"
+    mode: str = "weights"
+    schedule: str = "iterative"
+    dataset: str | None = None
+    calibration: int = 256
+    grid: int = 101
+    finetune_epochs: int = 1
+    device: str = "auto"
+    out: Path = Path("pruned.pt")
+    save_curves: Path | None = None
+    progress: bool = False
+
+    def check(self) -> None:
+        """Every field, naming the command line's options; nothing is loaded."""
+        from designer.checkpoint import resolve_device
+        checks.writable_file(self.out, "--out")
+        checks.choice(self.mode, "--mode", MODES)
+        checks.choice(self.method, "--method", METHODS)
+        checks.choice(self.schedule, "--schedule", SCHEDULES)
+        checks.choice(self.criterion, "--criterion", tuple(CRITERIA))
+        if (self.checkpoint is None) == (self.model is None):
+            raise ValueError("give a checkpoint or --model PATH.py:FACTORY (exactly one)")
+        if (self.sparsity is None) == (self.keep_macs is None):
+            raise ValueError("give exactly one of --sparsity (fraction of weights removed) and --keep-macs")
+        if self.sparsity is not None:
+            checks.fraction(self.sparsity, "--sparsity", include_one=False)
+        if self.keep_macs is not None:
+            checks.fraction(self.keep_macs, "--keep-macs", include_zero=False)
+            if self.mode == "weights" and not self.method.startswith("rd"):
+                raise ValueError(f"--keep-macs: only the rd methods allocate under a MACs budget; {self.method} "
+                                 f"takes --sparsity")
+        checks.writable_file(self.save_curves, "--save-curves")
+        if self.save_curves is not None and (self.mode != "weights" or not self.method.startswith("rd")):
+            raise ValueError("--save-curves: only the rd methods measure distortion curves (--mode weights)")
+        checks.integer(self.calibration, "--calibration", minimum=1)
+        checks.integer(self.grid, "--grid", minimum=2)
+        checks.integer(self.finetune_epochs, "--finetune-epochs", minimum=0)
+        resolve_device(self.device)
+
+
+def run_prune(request: PruneRequest) -> dict:
+    """Check, load, prune, fine-tune, write; the summary (with ``line``, the sentence people read)."""
+    from designer.train.data import load_dataset
+    from designer.train.loop import TrainConfig, evaluate, train
+    request.check()
+    subject = load_subject(request.checkpoint, request.model, request.weights, request.input_shape, request.dataset,
+                           request.device)
+    splits = load_dataset(subject.dataset, seed=subject.metadata.get("seed", 0))
+    subject.check_fits(splits)
+    if subject.user:  # one float tensor in, logits out: before calibration or training
+        from designer.user_model import check_forward
+        check_forward(subject.model, tuple(subject.example_input.shape), logits=True)
+    on = next(subject.model.parameters()).device
+    calib = splits.train.tensors[0][:request.calibration].to(on)
+    finetune: Callable | None = None
+    if request.finetune_epochs:
+        config = TrainConfig(epochs=request.finetune_epochs, lr=0.01, warmup_epochs=0,
+                             seed=subject.metadata.get("seed", 0), device=on.type)
+        finetune = lambda m: train(m, splits.train, config)  # noqa: E731
+    before = evaluate(subject.model, splits.test)
+    if request.mode == "channels":
+        return _prune_channels(subject, calib, splits, request.sparsity, request.keep_macs, finetune, before,
+                               request.out)
+    return _prune_weights(subject, calib, splits, request.method, request.sparsity, request.keep_macs,
+                          request.schedule, finetune, request.grid, request.criterion, before, request.out,
+                          progress=request.progress, save_curves=request.save_curves)
+
+
+class Subject:
+    """What is pruned: an mpdesign network (with its spec and checkpoint metadata) or a user's module."""
+
+    def __init__(self, model, metadata: dict, dataset: str, example_input, user: bool):
+        self.model, self.metadata, self.dataset = model, metadata, dataset
+        self.example_input, self.user = example_input, user
+
+    def check_fits(self, splits) -> None:
+        if not self.user:
+            check_dataset_fits(self.model.spec, splits, "--dataset")
+            return
+        shape = tuple(self.example_input.shape[1:])
+        given = (splits.in_channels, splits.resolution, splits.resolution)
+        if shape != given:
+            raise ValueError(f"--dataset: {splits.name} has {given[0]}x{given[1]}x{given[2]} images, --input-shape "
+                             f"says {'x'.join(map(str, shape))}")
+
+
+def load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) -> Subject:
+    from designer.checkpoint import load_checkpoint, resolve_device
+    from designer.network import example_input
+    from designer.train.data import BUILT_IN
+    if checkpoint is not None:
+        if weights is not None or input_shape is not None:
+            raise ValueError("--weights and --input-shape go with --model; a checkpoint carries both")
+        model, metadata = load_checkpoint(checkpoint, device)
+        name = dataset or metadata.get("dataset")
+        if name is None:
+            raise ValueError("--dataset: the checkpoint names no dataset; give one")
+        if dataset is None and name not in BUILT_IN:
+            # a file may name any path: only a built-in dataset is taken from it unasked
+            raise ValueError(f"--dataset: the checkpoint was trained on {name!r}, which is not a built-in dataset; "
+                             f"give --dataset (that path, if you trust it) to use it")
+        return Subject(model, metadata, name, example_input(model.spec, 1), user=False)
+    from designer.pruning.curves import prunable_layers
+    from designer.user_model import build_user_model, parse_input_shape
+    if input_shape is None:
+        raise ValueError("--input-shape: needed with --model, e.g. 1,3,32,32")
+    shape = parse_input_shape(input_shape)
+    if dataset is None:
+        raise ValueError("--dataset: needed with --model (digits, mnist5k, shapes, an .npz or an image folder)")
+    target = resolve_device(device)
+    model = build_user_model(model_ref, weights).to(target).eval()
+    if not list(prunable_layers(model)):
+        raise ValueError(f"--model: {model_ref} has no Conv or Linear layer to prune")
+    return Subject(model, {"model": model_ref, "weights": None if weights is None else str(weights)}, dataset,
+                    torch.zeros(shape, device=target), user=True)
+
+
+def _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule, finetune, grid, criterion, before,
+                   out, progress, save_curves=None) -> dict:
+    from designer.checkpoint import save_checkpoint
+    from designer.pruning.curves import default_grid
+    from designer.pruning.prune import prune_model
+    from designer.train.loop import evaluate
+    report = prune_model(subject.model, calib, method=method, sparsity=sparsity, keep_macs=keep_macs,
+                         schedule=schedule, finetune=finetune, grid=default_grid(grid), progress=progress,
+                         criterion=criterion)
+    after = evaluate(subject.model, splits.test)
+    if save_curves is not None:
+        report.first_curves.save(save_curves)
+    last = report.rounds[-1]
+    metadata = {"method": method, "criterion": criterion, "schedule": schedule, "budget": last["budget"],
+                "budget_unit": last["budget_unit"], "kept_weights": last["kept_weights"],
+                "sparsity": last["sparsity"], "layer_sparsity": report.sparsity, "dataset": subject.dataset,
+                "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"]}
+    if subject.user:  # masks are permanent: a plain state dict any PyTorch user loads
+        state = {k: v.detach().cpu() for k, v in subject.model.state_dict().items()}
+        with files.atomic_path(out) as temporary:
+            torch.save({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, temporary)
+    else:
+        save_checkpoint(subject.model, out, **{**subject.metadata, "pruning": report.to_dict(),
+                                               "test_accuracy": after["accuracy"]})
+    return {**metadata, "kept_macs": last["kept_macs"], "rounds": report.rounds, "output": str(out),
+            "line": f"{method}: sparsity {last['sparsity']:.4f} ({last['kept_weights']:,} weights kept, budget "
+                    f"{last['budget']:,} {last['budget_unit']}), accuracy {before['accuracy']:.4f} -> "
+                    f"{after['accuracy']:.4f}; written to {out}"}
+
+
+def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out) -> dict:
+    from designer.pruning.channels import latency
+    from designer.train.loop import evaluate
+    batch = calib[:32]
+    if subject.user:
+        from designer.pruning.groups import count_costs, prune_channels_any
+        params0, macs0 = count_costs(subject.model, subject.example_input)
+        result = prune_channels_any(subject.model, subject.example_input, calib,
+                                    max_params=None if sparsity is None else (1 - sparsity) * params0,
+                                    max_macs=None if keep_macs is None else keep_macs * macs0)
+        small, params, macs, widths = result.model, result.params, result.macs, result.kept
+    else:
+        from designer.checkpoint import save_checkpoint
+        from designer.costs import count
+        from designer.pruning.channels import prune_channels
+        full = count(subject.model.spec)
+        params0, macs0 = full.params, full.macs
+        result = prune_channels(subject.model, calib,
+                                max_params=None if sparsity is None else (1 - sparsity) * full.params,
+                                max_macs=None if keep_macs is None else keep_macs * full.macs)
+        small, params, macs = result.model, result.params, result.macs
+        widths = {f"stages[{i}].btn": w for i, w in result.widths.items()}
+    if finetune is not None:
+        finetune(small)
+    after = evaluate(small, splits.test)
+    dense_latency, small_latency = latency(subject.model, batch), latency(small, batch)
+    if subject.user and out.suffix == ".pt2":
+        # an ExportedProgram: loads with plain torch.export.load in any process, without the
+        # user's source file (but its .module() cannot .train() or .eval() in torch 2.13)
+        exported = torch.export.export(small.eval(), (subject.example_input,))
+        with files.atomic_path(out) as temporary:
+            torch.export.save(exported, temporary)
+    elif subject.user:  # the user's own class, smaller: designer.pruning.load_pruned(FACTORY, out)
+        from designer.pruning.pruned_file import save_pruned
+        save_pruned(small, out, {**subject.metadata, "test_accuracy": after["accuracy"]})
+    else:
+        save_checkpoint(small, out, **{**subject.metadata, "test_accuracy": after["accuracy"]})
+    return {"mode": "channels", "kept_channels": widths, "params": params, "params_dense": params0, "macs": macs,
+            "macs_dense": macs0, "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
+            "latency_dense_s": dense_latency, "latency_pruned_s": small_latency, "output": str(out),
+            "line": f"channels: params {params0:,} -> {params:,}, MACs {macs0:,} -> {macs:,}, latency "
+                    f"{1e3 * dense_latency:.2f} -> {1e3 * small_latency:.2f} ms (batch {len(batch)}), accuracy "
+                    f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}; written to {out}"}
