@@ -7,10 +7,10 @@ task has one core and answers as it would serially. Results come back in task or
 
 from __future__ import annotations
 
-from solvers.extras import require
-
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+from solvers.extras import require
 
 T = TypeVar("T")
 R = TypeVar("R")

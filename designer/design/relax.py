@@ -23,13 +23,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from solvers.extras import require
-
-cp = require("cvxpy", "bench")
-
 from designer.design.posynomial import MONOMIALS, block_posynomial, stem_budget, tail_budget
 from designer.design.problem import DesignProblem
 from designer.families import family as block_family
+from solvers.extras import require
+
+cp = require("cvxpy", "bench")  # an extra: the relaxation serves the design benchmark
+
 
 @dataclass
 class RelaxationResult:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from designer.pruning.curves import Curves, batch_statistics, magnitude_mask, prunable_layers
+from designer.pruning.measure import distortion
 
 
 @torch.no_grad()
@@ -31,7 +32,7 @@ def additivity(model: nn.Module, inputs: torch.Tensor, curves: Curves, samples: 
                 predicted += layer.distortion[i]
                 w = originals[layer.name]
                 modules[layer.name].weight.copy_(w * magnitude_mask(w, layer.sparsity[i], w != 0))
-            measured = float(((model(inputs) - reference) ** 2).flatten(1).mean(1).mean())
+            measured = distortion(model(inputs), reference)
             pairs.append((predicted, measured))
             for name, module in modules.items():
                 module.weight.copy_(originals[name])

@@ -17,17 +17,15 @@ so the knapsack DP picks one width per stage under a budget on parameters or MAC
 
 from __future__ import annotations
 
-import copy
-import time
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from designer.costs import count
 from designer.families import family
 from designer.network import Network, build
 from designer.pruning.curves import batch_statistics
+from designer.pruning.measure import distortion
 from designer.spec import NetworkSpec
 from solvers.knapsack import solve_dp
 
@@ -76,7 +74,7 @@ def channel_curves(model: Network, inputs: torch.Tensor, fractions: list[float] 
         for width in widths:
             small = shrink(model, {i: width}).eval()
             with batch_statistics(small):
-                curve.distortion.append(float(((small(inputs) - reference) ** 2).flatten(1).mean(1).mean()))
+                curve.distortion.append(distortion(small(inputs), reference))
             costs = count(small.spec)
             curve.params.append(costs.params)
             curve.macs.append(costs.macs)
@@ -116,21 +114,3 @@ def prune_channels(model: Network, inputs: torch.Tensor, max_params: float | Non
     small = shrink(model, widths)
     recount = count(small.spec)
     return ChannelPruning(small, widths, result.objective, recount.params, recount.macs)
-
-
-def latency(model: nn.Module, inputs: torch.Tensor, repeats: int = 20) -> float:
-    """Median seconds of a forward pass (eval, no autograd) after two warm-ups."""
-    model = copy.deepcopy(model).eval()
-    cuda = inputs.device.type == "cuda"
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 2):
-            if cuda:
-                torch.cuda.synchronize(inputs.device)
-            start = time.perf_counter()
-            model(inputs)
-            if cuda:
-                torch.cuda.synchronize(inputs.device)  # the kernels ran, not just got queued
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]

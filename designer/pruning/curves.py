@@ -30,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from designer import files
+from designer.pruning.measure import per_sample
 from designer.pruning.segments import segments
 from designer.schemas import FORMAT_VERSION, check_version
 
@@ -253,7 +254,7 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
                 y = chain[first].run(cached[first], override=(name, weight))
                 for later in chain[first + 1:]:
                     y = later.run(y)
-                error = ((y - reference) ** 2).flatten(1).mean(1)
+                error = per_sample(y, reference)
                 return error.max() if worst_case else error.mean()
 
             values = torch.cat([torch.func.vmap(suffix)(weights[i:i + chunk]) for i in range(0, len(distinct), chunk)])

@@ -22,8 +22,6 @@ parameter budget, and Torch-Pruning cuts the module, which comes out physically 
 
 from __future__ import annotations
 
-from solvers.extras import require
-
 import copy
 import time
 from collections.abc import Iterable
@@ -34,7 +32,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from designer.pruning.curves import batch_statistics
+from designer.pruning.measure import distortion
 from designer.user_model import calibration_tensor
+from solvers.extras import require
 from solvers.knapsack import solve_dp
 from solvers.result import Status
 
@@ -128,7 +128,7 @@ def _prune_copy(model: nn.Module, example_input: torch.Tensor, removals: dict[st
 def _distortion(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> float:
     with batch_statistics(model):
         out = model(inputs)
-    return float(((out - reference) ** 2).flatten(1).mean(1).mean())
+    return distortion(out, reference)
 
 
 def group_curves(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor,

@@ -12,6 +12,7 @@ smaller network), fine-tunes, writes the output and returns the summary the CLI 
 from __future__ import annotations
 
 from collections.abc import Callable
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,7 +187,7 @@ def _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule
 
 
 def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out) -> dict:
-    from designer.pruning.channels import latency
+    from designer.timing import median_forward_seconds
     from designer.train.loop import evaluate
     batch = calib[:32]
     if subject.user:
@@ -210,7 +211,9 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
     if finetune is not None:
         finetune(small)
     after = evaluate(small, splits.test)
-    dense_latency, small_latency = latency(subject.model, batch), latency(small, batch)
+    # median forward seconds of each, in eval mode, on a copy (the pruned model is still being trained)
+    dense_latency, small_latency = (median_forward_seconds(copy.deepcopy(m).eval(), batch)
+                                    for m in (subject.model, small))
     if subject.user and out.suffix == ".pt2":
         # an ExportedProgram: loads with plain torch.export.load in any process, without the
         # user's source file (but its .module() cannot .train() or .eval() in torch 2.13)

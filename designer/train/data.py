@@ -16,14 +16,14 @@ the training split's per-channel mean and std.
 
 from __future__ import annotations
 
-from solvers.extras import require
-
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
+
+from solvers.extras import require
 
 BUILT_IN = ("digits", "mnist5k", "shapes")
 
@@ -190,4 +190,3 @@ def check_dataset_fits(spec, splits, option: str) -> None:
     if wanted != given:
         raise ValueError(f"{option}: {splits.name} has {given[0]}x{given[1]}x{given[1]} images in {given[2]} classes, "
                          f"the network takes {wanted[0]}x{wanted[1]}x{wanted[1]} in {wanted[2]} classes")
-
