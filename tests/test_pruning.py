@@ -205,3 +205,28 @@ def test_layer_macs_is_torchs_counter_and_counts_every_token():
     assert sum(macs.values()) == inspect_module(net, (1, 3, 64, 64))["macs"]  # convs and the linear: all of it
     tokens = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
     assert layer_macs(tokens, torch.zeros(1, 10, 8)) == {"0": 10 * 8 * 16, "2": 10 * 16 * 4}
+
+
+def test_a_criterion_is_an_object_passed_in(model, calibration):
+    """Issue 26: a user's criterion is a class, passed to masks, curves, pruning and additivity."""
+    import copy
+
+    from designer.pruning.additivity import additivity
+    from designer.pruning.curves import Criterion
+
+    class Smallest(Criterion):  # keeps the smallest weights: the opposite of magnitude
+        name = "smallest"
+
+        def importance(self, weight):
+            return -weight.detach().abs()
+
+    weight = torch.tensor([[1.0, -3.0, 0.5, 2.0]])
+    assert magnitude_mask(weight, 0.5, criterion=Smallest()).tolist() == [[1.0, 0.0, 1.0, 0.0]]  # 1 and 0.5 kept
+    assert magnitude_mask(weight, 0.5).tolist() == [[0.0, 1.0, 0.0, 1.0]]  # magnitude: -3 and 2
+    curves = distortion_curves(copy.deepcopy(model), calibration, [0, 0.5, 1], criterion=Smallest())
+    report = prune_model(copy.deepcopy(model), calibration, method="rd", sparsity=0.5, schedule="one-shot",
+                         grid=[0, 0.5, 1], criterion=Smallest())
+    assert report.rounds[-1]["kept_weights"] <= report.rounds[-1]["budget"]
+    assert len(additivity(copy.deepcopy(model), calibration, curves, samples=2, criterion=Smallest())) == 2
+    with pytest.raises(ValueError, match="criterion: must be one of magnitude"):
+        magnitude_mask(weight, 0.5, criterion="loudest")

@@ -8,13 +8,13 @@ import random
 import torch
 from torch import nn
 
-from designer.pruning.curves import Curves, batch_statistics, magnitude_mask, prunable_layers
+from designer.pruning.curves import MAGNITUDE, Criterion, Curves, batch_statistics, magnitude_mask, prunable_layers
 from designer.pruning.measure import distortion
 
 
 @torch.no_grad()
 def additivity(model: nn.Module, inputs: torch.Tensor, curves: Curves, samples: int = 50, seed: int = 0,
-               max_sparsity: float = 1.0) -> list[tuple[float, float]]:
+               max_sparsity: float = 1.0, criterion: Criterion | str = MAGNITUDE) -> list[tuple[float, float]]:
     """(summed single-layer distortion, measured joint distortion) for ``samples`` random
     allocations, each layer at a random grid point of its curve (at most ``max_sparsity``)."""
     rng = random.Random(seed)
@@ -31,7 +31,7 @@ def additivity(model: nn.Module, inputs: torch.Tensor, curves: Curves, samples: 
                 i = rng.choice(choices)
                 predicted += layer.distortion[i]
                 w = originals[layer.name]
-                modules[layer.name].weight.copy_(w * magnitude_mask(w, layer.sparsity[i], w != 0))
+                modules[layer.name].weight.copy_(w * magnitude_mask(w, layer.sparsity[i], w != 0, criterion))
             measured = distortion(model(inputs), reference)
             pairs.append((predicted, measured))
             for name, module in modules.items():

@@ -6,10 +6,11 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils import prune
 
-from designer.pruning.curves import magnitude_mask, prunable_layers
+from designer.pruning.curves import MAGNITUDE, Criterion, magnitude_mask, prunable_layers
 
 
-def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: str = "magnitude") -> dict[str, float]:
+def apply_sparsity(model: nn.Module, sparsity: dict[str, float],
+                   criterion: Criterion | str = MAGNITUDE) -> dict[str, float]:
     """Mask each named layer by ``criterion`` (magnitude) to its sparsity (a removed weight stays removed:
     zeros from earlier rounds count as removed); returns the sparsities reached."""
     modules = dict(prunable_layers(model))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,22 +61,47 @@ def kept_count(weight: torch.Tensor, sparsity: float, current: torch.Tensor | No
     return min(keep, int(alive.sum())) if alive is not None else keep
 
 
-# Within-layer criteria: a weight's importance (larger is kept first). A new criterion is one
-# function and one line here; curves, masks, allocation and pruning take it by name.
-CRITERIA: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "magnitude": lambda weight: weight.detach().abs(),
-}
+class Criterion:
+    """A within-layer criterion: each weight's importance (larger is kept first). A new one is
+    a class with a ``name`` and :meth:`importance`, passed to curves, masks and pruning as an
+    object (Torch-Pruning's way); :data:`CRITERIA` lists the built-in ones by name for the CLI."""
+
+    name: str
+
+    def importance(self, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Magnitude(Criterion):
+    """|w|: the smallest weights go first."""
+
+    name = "magnitude"
+
+    def importance(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.detach().abs()
+
+
+MAGNITUDE = Magnitude()
+CRITERIA: dict[str, Criterion] = {MAGNITUDE.name: MAGNITUDE}
+
+
+def criterion_of(criterion: Criterion | str) -> Criterion:
+    """A criterion object, or the built-in one of that name."""
+    if isinstance(criterion, Criterion):
+        return criterion
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion: must be one of {', '.join(CRITERIA)} (or a Criterion), got {criterion!r}")
+    return CRITERIA[criterion]
 
 
 def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None,
-                   criterion: str = "magnitude") -> torch.Tensor:
+                   criterion: Criterion | str = MAGNITUDE) -> torch.Tensor:
     """Keep exactly :func:`kept_count` weights: each output channel's most important surviving
     weight (so no channel dies), then the most important others by ``criterion`` (magnitude by
     default); never one that ``current`` already removed."""
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion: must be one of {', '.join(CRITERIA)}, got {criterion!r}")
+    criterion = criterion_of(criterion)
     keep = kept_count(weight, sparsity, current)
-    magnitude = CRITERIA[criterion](weight).reshape(weight.shape[0], -1).float().clone()
+    magnitude = criterion.importance(weight).reshape(weight.shape[0], -1).float().clone()
     alive = (current.reshape(magnitude.shape).bool() if current is not None
              else torch.ones_like(magnitude, dtype=torch.bool))
     magnitude[~alive] = -1.0
@@ -221,7 +246,7 @@ def default_grid(points: int = 101) -> list[float]:
 @torch.no_grad()
 def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] | None = None,
                       worst_case: bool = False, recalibrate_bn: bool = True, progress: bool = False,
-                      chunk: int = 16, macs: dict[str, int] | None = None, criterion: str = "magnitude",
+                      chunk: int = 16, macs: dict[str, int] | None = None, criterion: Criterion | str = MAGNITUDE,
                       desc: str = "distortion curves") -> Curves:
     """Distortion of the logits on ``inputs`` as each prunable layer alone is pruned (see module doc).
 

@@ -20,8 +20,8 @@ from tqdm import tqdm
 from designer.user_model import calibration_tensor
 from designer.pruning.allocate import BASELINES, METHODS, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
-from designer.pruning.curves import Curves, default_grid, distortion_curves, layer_macs, prunable_layers, \
-    recalibrate_batchnorm
+from designer.pruning.curves import (MAGNITUDE, Criterion, Curves, default_grid, distortion_curves, layer_macs,
+                                     prunable_layers, recalibrate_batchnorm)
 
 
 @dataclass
@@ -56,7 +56,8 @@ def round_targets(final: float, fraction: float, schedule: str, start: float = 1
 def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: str = "rd", sparsity: float | None = None,
                 keep_macs: float | None = None, schedule: str = "iterative", round_fraction: float = 0.2,
                 finetune: Callable[[nn.Module], None] | None = None, grid: list[float] | None = None,
-                worst_case: bool = False, progress: bool = False, criterion: str = "magnitude") -> PruneReport:
+                worst_case: bool = False, progress: bool = False,
+                criterion: Criterion | str = MAGNITUDE) -> PruneReport:
     """Prune ``model`` in place to ``sparsity`` of its prunable weights removed, or (RD only)
     to ``keep_macs``, a fraction of its prunable layers' MACs kept."""
     if method not in METHODS:

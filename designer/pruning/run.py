@@ -20,7 +20,7 @@ import torch
 
 from designer import checks, files
 from designer.pruning.allocate import METHODS
-from designer.pruning.curves import CRITERIA
+from designer.pruning.curves import CRITERIA, criterion_of
 from designer.train.data import check_dataset_fits
 
 MODES = ("weights", "channels")
@@ -169,7 +169,8 @@ def _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule
     if save_curves is not None:
         report.first_curves.save(save_curves)
     last = report.rounds[-1]
-    metadata = {"method": method, "criterion": criterion, "schedule": schedule, "budget": last["budget"],
+    metadata = {"method": method, "criterion": criterion_of(criterion).name, "schedule": schedule,
+                "budget": last["budget"],
                 "budget_unit": last["budget_unit"], "kept_weights": last["kept_weights"],
                 "sparsity": last["sparsity"], "layer_sparsity": report.sparsity, "dataset": subject.dataset,
                 "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"]}
