@@ -17,6 +17,7 @@ so the knapsack DP picks one width per stage under a budget on parameters or MAC
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,7 @@ from designer.costs import count
 from designer.families import family
 from designer.network import Network, build
 from designer.pruning.curves import batch_statistics
+from designer.pruning.groups import ChannelPruning
 from designer.pruning.measure import distortion
 from designer.spec import NetworkSpec
 from solvers.knapsack import solve_dp
@@ -82,21 +84,13 @@ def channel_curves(model: Network, inputs: torch.Tensor, fractions: list[float] 
     return curves
 
 
-@dataclass
-class ChannelPruning:
-    model: Network
-    widths: dict[int, int]
-    predicted_distortion: float
-    params: int
-    macs: int
-
-
 def prune_channels(model: Network, inputs: torch.Tensor, max_params: float | None = None,
                    max_macs: float | None = None, fractions: list[float] | None = None) -> ChannelPruning:
     """The smaller network minimising summed distortion with at most ``max_params``
     parameters or ``max_macs`` MACs (exactly one; whole-network counts)."""
     if (max_params is None) == (max_macs is None):
         raise ValueError("give exactly one of max_params and max_macs")
+    start, dense = time.perf_counter(), count(model.spec)
     curves = channel_curves(model, inputs, fractions)
     key, budget = ("params", max_params) if max_params is not None else ("macs", max_macs)
     full = getattr(count(model.spec), key)
@@ -113,4 +107,6 @@ def prune_channels(model: Network, inputs: torch.Tensor, max_params: float | Non
     widths = {c.stage: c.widths[i] for c, i in zip(curves, result.solution)}
     small = shrink(model, widths)
     recount = count(small.spec)
-    return ChannelPruning(small, widths, result.objective, recount.params, recount.macs)
+    return ChannelPruning(small, {f"stages[{i}].btn": w for i, w in widths.items()}, recount.params, recount.macs,
+                          dense.params, dense.macs, predicted_distortion=result.objective, curves=curves,
+                          seconds=time.perf_counter() - start)

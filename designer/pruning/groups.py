@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -84,15 +84,19 @@ class GroupCurve:
 
 @dataclass(frozen=True)
 class ChannelPruning:
+    """A channel-pruned model, whichever pruner made it (any module here, an mpdesign network in
+    :mod:`designer.pruning.channels`): the smaller copy and its costs recounted on it."""
+
     model: nn.Module  # the pruned copy, physically smaller
-    kept: dict[str, int]  # channels kept per group (by root layer)
+    kept: dict[str, int]  # channels kept per group (by root layer) or per stage (stages[i].btn)
     params: int
     macs: int
     params_dense: int
     macs_dense: int
-    curves: list[GroupCurve]
-    repairs: int  # DP re-solves needed to meet the budget on recount
-    seconds: float
+    predicted_distortion: float | None = None  # the allocation's summed single-group distortion
+    curves: list = field(default_factory=list)  # the distortion curve of each group or stage
+    repairs: int = 0  # DP re-solves needed to meet the budget on recount
+    seconds: float = 0.0
 
 
 def _groups(model: nn.Module, example_input: torch.Tensor):
@@ -182,7 +186,7 @@ def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibratio
     total0 = macs0 if by_macs else params0
     if limit >= total0:
         return ChannelPruning(copy.deepcopy(model), {c.root: c.channels for c in curves}, params0, macs0, params0,
-                              macs0, curves, 0, time.perf_counter() - start)
+                              macs0, predicted_distortion=0.0, curves=curves, seconds=time.perf_counter() - start)
     # knapsack on what is *kept*: each group's cost is the total minus what it saves alone
     saved = [c.macs_saved if by_macs else c.params_saved for c in curves]
     fixed = total0 - sum(max(s) for s in saved)  # what no group can remove
@@ -201,8 +205,8 @@ def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibratio
         params, macs = count_costs(pruned, example_input)
         over = (macs if by_macs else params) - limit
         if over <= 0:
-            return ChannelPruning(pruned, picks, params, macs, params0, macs0, curves, repairs,
-                                  time.perf_counter() - start)
+            return ChannelPruning(pruned, picks, params, macs, params0, macs0, predicted_distortion=result.objective,
+                                  curves=curves, repairs=repairs, seconds=time.perf_counter() - start)
         repairs += 1
         if repairs > MAX_REPAIRS:
             raise ValueError(f"channel pruning: no allocation met the budget on recount after {MAX_REPAIRS} tries")

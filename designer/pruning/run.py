@@ -207,8 +207,7 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
         result = prune_channels(subject.model, calib,
                                 max_params=None if sparsity is None else (1 - sparsity) * full.params,
                                 max_macs=None if keep_macs is None else keep_macs * full.macs)
-        small, params, macs = result.model, result.params, result.macs
-        widths = {f"stages[{i}].btn": w for i, w in result.widths.items()}
+        small, params, macs, widths = result.model, result.params, result.macs, result.kept
     if finetune is not None:
         finetune(small)
     after = evaluate(small, splits.test)
