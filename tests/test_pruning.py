@@ -1,4 +1,5 @@
 import itertools
+import re
 
 import pytest
 import torch
@@ -178,6 +179,9 @@ def test_channel_pruning_meets_the_budget_on_recount(model, calibration):
     result = prune_channels(model, calibration, max_macs=0.7 * full.macs, fractions=[0.25, 0.5, 0.75, 1.0])
     recount = count(result.model.spec)
     assert recount.macs <= 0.7 * full.macs and recount.macs == result.macs
+    from designer.pruning.groups import ChannelPruning  # one result type for both channel pruners
+    assert isinstance(result, ChannelPruning) and (result.params_dense, result.macs_dense) == (full.params, full.macs)
+    assert result.kept and all(re.fullmatch(r"stages\[\d+\]\.btn", name) for name in result.kept)
     assert sum(p.numel() for p in result.model.parameters()) == recount.params == result.params
     with pytest.raises(ValueError, match="below the smallest network"):
         prune_channels(model, calibration, max_params=10)
