@@ -43,7 +43,9 @@ def inspect_spec(spec: NetworkSpec, alpha: list[float] | None = None, bytes_per_
          "activation_bytes": layer.activation_bytes(bytes_per_element)}
         for layer in costs.layers
     ]
+    from designer.schemas import FORMAT_VERSION  # here, not at import: `mpdesign --help` loads this module
     return {
+        "format_version": FORMAT_VERSION,
         "name": spec.name,
         "resolution": spec.resolution,
         "params": costs.params,

@@ -251,10 +251,70 @@ class ModelInspection(_Strict):
     modules: list[ModuleRow]
 
 
+class StageRow(_Strict):
+    family: str
+    out: int
+    btn: int
+    k: int
+    L: int
+    stride: int
+    params: int
+    macs: int
+    max_activation_bytes: int
+
+
+class ScoringRow(_Strict):
+    channels: int
+    resolution: int
+    entropy: float = Field(description="the stage's entropy H_i (DeepMAD's equation 2)")
+    alpha: float
+    rho: float = Field(description="effectiveness at the stage's end")
+
+
+class LayerRow(_Strict):
+    name: str
+    kind: str
+    c_in: int
+    c_out: int
+    k: int
+    stride: int
+    groups: int
+    in_res: int
+    out_res: int
+    params: int
+    macs: int
+    activation_bytes: int = Field(description="the layer's inputs plus output")
+
+
+class SpecInspection(_Strict):
+    """What `inspect SPEC --json` prints (designer.report.inspect_spec)."""
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    resolution: int
+    params: int
+    conv_weights: int
+    batchnorm_params: int
+    classifier_params: int
+    macs: int = Field(description="multiply-accumulates of convs and linears")
+    elementwise_ops: int
+    tinynas_flops: Optional[int] = Field(description="the DeepMAD authors' counting; null for other families")
+    tinynas_model_size: Optional[int]
+    max_activation_bytes: int
+    bytes_per_element: int
+    deepmad_score: float
+    effectiveness: float
+    layers: int = Field(description="DeepMAD's layer count")
+    depth_penalty: float
+    stages: list[StageRow]
+    scoring_stages: list[ScoringRow]
+    layer_table: list[LayerRow]
+
+
 PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport, "curve": TrafficCurve,
                                          "curves": CurvesFile, "design": DesignReport, "prune": PruneReport,
                                          "channels": ChannelReport, "allocation": AllocationReport,
-                                         "inspect-model": ModelInspection}
+                                         "inspect-model": ModelInspection, "inspect": SpecInspection}
 
 
 def check_version(data: dict, what: str) -> None:

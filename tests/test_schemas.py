@@ -59,3 +59,11 @@ def test_design_json_is_documented(capsys):
                "--json"], capsys)
     report = DesignReport.model_validate(json.loads(out))
     assert report.spec is not None and report.format_version == FORMAT_VERSION
+
+
+@pytest.mark.parametrize("spec", ["deepmad-r50", "resnet18"])
+def test_inspect_json_is_documented(spec, capsys):
+    from designer.schemas import SpecInspection
+    report = SpecInspection.model_validate(json.loads(run(["inspect", spec, "--json"], capsys)))
+    # every key typed and none unknown (the figures themselves are checked in test_costs)
+    assert report.format_version == FORMAT_VERSION and report.layer_table and report.scoring_stages

@@ -10,14 +10,16 @@ from designer.cli.common import fail
 
 app = typer.Typer()
 # designer.schemas.PAYLOADS (checked in tests)
-PAYLOAD_NAMES = ("mapping", "map", "curve", "curves", "design", "prune", "channels", "allocation", "inspect-model")
+PAYLOAD_NAMES = ("mapping", "map", "curve", "curves", "design", "prune", "channels", "allocation", "inspect-model",
+                 "inspect")
 
 
 @app.command()
 def schema(name: str = typer.Argument(..., help="mapping (map --out), map (map --json), curve (map --curve --out) "
                                                 "curves (prune --save-curves, allocate's input), design "
                                                 "(design --json), prune, channels (prune --json), "
-                                                "allocation (allocate), inspect-model (inspect --model --json).",
+                                                "allocation (allocate), inspect-model (inspect --model --json), "
+                                                "inspect (inspect SPEC --json).",
                                       metavar="<" + "|".join(PAYLOAD_NAMES) + ">")) -> None:
     """Print the JSON Schema of a payload (docs/outputs.md describes them all)."""
     from designer.schemas import schema as payload_schema
