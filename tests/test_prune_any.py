@@ -137,3 +137,11 @@ def test_the_prune_job_is_one_library_call(trained, tmp_path):
     assert summary["kept_weights"] <= summary["budget"] and (tmp_path / "p.pt").is_file()
     with pytest.raises(ValueError, match="--sparsity"):
         run_prune(PruneRequest(model=MODEL, input_shape="1,1,8,8", dataset="digits", sparsity=1.5))
+
+
+def test_channel_pruning_shows_its_groups(trained, tmp_path, capsys):
+    """Issue 23: channel pruning was silent for minutes; it now counts its groups on stderr."""
+    from designer.pruning.run import PruneRequest, run_prune
+    run_prune(PruneRequest(model=MODEL, weights=trained, input_shape="1,1,8,8", dataset="digits", keep_macs=0.6,
+                           mode="channels", finetune_epochs=0, out=tmp_path / "s.pt", progress=True))
+    assert "channel groups: distortion curves" in capsys.readouterr().err

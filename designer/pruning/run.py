@@ -11,12 +11,13 @@ smaller network), fine-tunes, writes the output and returns the summary the CLI 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from designer import checks, files
 from designer.pruning.allocate import METHODS
@@ -101,7 +102,7 @@ def run_prune(request: PruneRequest) -> dict:
     before = evaluate(subject.model, splits.test)
     if request.mode == "channels":
         return _prune_channels(subject, calib, splits, request.sparsity, request.keep_macs, finetune, before,
-                               request.out)
+                               request.out, progress=request.progress)
     return _prune_weights(subject, calib, splits, request.method, request.sparsity, request.keep_macs,
                           request.schedule, finetune, request.grid, request.criterion, before, request.out,
                           progress=request.progress, save_curves=request.save_curves)
@@ -187,16 +188,24 @@ def _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule
                     f"{after['accuracy']:.4f}; written to {out}"}
 
 
-def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out) -> dict:
+def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out, progress: bool = False) -> dict:
     from designer.timing import median_forward_seconds
     from designer.train.loop import evaluate
     batch = calib[:32]
     if subject.user:
         from designer.pruning.groups import count_costs, prune_channels_any
         params0, macs0 = count_costs(subject.model, subject.example_input)
+        bar = tqdm(desc="channel groups: distortion curves", unit="group", disable=not progress, leave=False)
+
+        def tick(done: int, total: int, root: str) -> None:  # one group's curve measured
+            bar.total = total
+            bar.set_postfix_str(root, refresh=False)
+            bar.update(done - bar.n)
+
         result = prune_channels_any(subject.model, subject.example_input, calib,
                                     max_params=None if sparsity is None else (1 - sparsity) * params0,
-                                    max_macs=None if keep_macs is None else keep_macs * macs0)
+                                    max_macs=None if keep_macs is None else keep_macs * macs0, progress=tick)
+        bar.close()
         small, params, macs, widths = result.model, result.params, result.macs, result.kept
     else:
         from designer.checkpoint import save_checkpoint
