@@ -135,9 +135,11 @@ class CurvesFile(_Strict):
 
 
 class ModelSize(_Strict):
-    variables: int
+    """The last model solved; empty when no solver model ran (the constructive start's design)."""
+
+    variables: Optional[int] = None
     integer_variables: Optional[int] = None
-    constraints: int
+    constraints: Optional[int] = None
 
 
 class DesignStep(_Strict):
