@@ -168,7 +168,7 @@ def tiling_table(reference: str, args: argparse.Namespace) -> None:
         begun = time.perf_counter()
         try:
             tiled = map_tiled(program, example, size, time_limit=args.time_limit, max_extra_macs=args.max_extra_macs,
-                              name=name)
+                              name=name, found=found)
         except ValueError as error:
             print(f"| {name} | {size:,} | M_R/{untiled / size:.2f} | {error} | | | | | | | | |")
             continue
@@ -183,7 +183,7 @@ def tiling_table(reference: str, args: argparse.Namespace) -> None:
               flush=True)
     begun = time.perf_counter()
     rows = map_curve(program, "min", "M_P", args.points, time_limit=args.time_limit * args.points, name=name,
-                     max_extra_macs=args.max_extra_macs)
+                     max_extra_macs=args.max_extra_macs, found=found)
     print(f"\ncurve of {name} ({time.perf_counter() - begun:.0f} s, --max-extra-macs {args.max_extra_macs}):\n")
     print("| scratchpad | tiling | traffic | bound | gap | untiled traffic | valid |")
     print("|---|---|---|---|---|---|---|")

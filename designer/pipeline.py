@@ -183,17 +183,16 @@ def _map_step(model, spec, config: PipelineConfig, out: Path, log: Callable[[str
     program = export(model.cpu().eval(), example)
     found = candidates(program, name=spec.name)
     total = model_macs(program.graph)
-    scratchpad = (smallest_footprint(found, config.max_extra_macs, total).required if config.scratchpad == "auto"
-                  else config.scratchpad)
+    low = smallest_footprint(found, config.max_extra_macs, total).required
+    scratchpad = low if config.scratchpad == "auto" else config.scratchpad
     tiled = map_tiled(program, example, scratchpad, time_limit=config.map_seconds / 2,
-                      max_extra_macs=config.max_extra_macs, name=spec.name)
+                      max_extra_macs=config.max_extra_macs, name=spec.name, found=found)
     result, candidate = tiled.result, tiled.choice.candidate
     result.mapping.save(out / "mapping.json", result.problem.graph, result.solve)
     untiled = found[0].required
     log(f"      {candidate.describe()} at {result.problem.scratchpad_bytes:,} bytes (untiled M_R {untiled:,}): "
         f"{result.offchip_bytes:,} bytes off-chip ({result.solve.status}); simulator "
         f"{'valid' if result.replay else 'INVALID'}")
-    low = smallest_footprint(found, config.max_extra_macs, total).required
     rows = traffic_curve(found, low, max(untiled, result.problem.budgets.peak), config.curve_points,
                          time_limit=config.map_seconds / 2, max_extra_macs=config.max_extra_macs, total_macs=total,
                          start=(candidate, result.mapping) if result.problem.scratchpad_bytes <= low else None)
@@ -250,8 +249,7 @@ def _rd_plot(plt, curves, chosen: dict[str, float], path: Path) -> None:
 def _report(figures: dict, spec) -> str:
     d, t, p, m = figures["design"], figures["train"], figures["prune"], figures["map"]
     stages = "\n".join(f"| {i} | {s.out} | {s.btn} | {s.k} | {s.L} | {s.stride} |" for i, s in enumerate(spec.stages, 1))
-    gap = "n/a" if d["gap"] is None else f"{100 * d['gap']:.2f}%"
-    map_gap = "n/a" if m["gap"] is None else f"{100 * m['gap']:.2f}%"
+    gap, map_gap = _percent(d["gap"]), _percent(m["gap"])
     baselines = "\n".join(f"| {name} | {value:,} |" for name, value in sorted(m["baselines"].items(), key=lambda x: x[1]))
     curve = "\n".join(f"| {r['scratchpad_bytes']:,} | {r['tiling']} | {r['objective']:,} | {_number(r['bound'])} | "
                       f"{_percent(r['gap'])} |" for r in m["curve"])

@@ -333,4 +333,4 @@ def schema(name: str) -> dict:
     return PAYLOADS[name].model_json_schema()
 
 
-__all__ = ["FORMAT_VERSION", "PAYLOADS", "check_version", "schema", "Literal"]
+__all__ = ["FORMAT_VERSION", "PAYLOADS", "check_version", "schema"]

@@ -171,27 +171,33 @@ def calibration_tensor(calibration: torch.Tensor | Iterable, limit: int | None =
     return inputs if limit is None else inputs[:limit]
 
 
-def inspect_module(model: nn.Module, shape: tuple[int, ...], depth: int = 2) -> dict:
-    """Parameters and MACs of a user's module, whole and per submodule down to ``depth``, counted
-    by torch's own ``FlopCounterMode`` on one forward pass at ``shape`` (MACs = FLOPs / 2; every
-    op torch counts: convolutions, matrix products, attention), in eval mode, without gradients."""
+def count_macs(model: nn.Module, inputs: torch.Tensor, depth: int = 10 ** 6) -> tuple[int, dict[str, int]]:
+    """MACs of one forward pass of ``inputs``, whole and per submodule (by its name in
+    ``named_modules``, down to ``depth``), as torch's ``FlopCounterMode`` counts them (FLOPs / 2:
+    convolutions, matrix products, attention; a linear layer on tokens once per token); in eval
+    mode, without gradients, the model's mode restored. The one MAC counter for any module:
+    ``inspect --model``, pruning's layer costs (:func:`designer.pruning.curves.layer_macs`) and
+    channel pruning's recount (:func:`designer.pruning.groups.count_costs`)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False, depth=depth) as counter:
-        model(torch.zeros(shape))
+        model(inputs)
     model.train(was_training)
-    flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    modules = dict(model.named_modules())
-    rows = []
-    for name, module in modules.items():
-        if not name or name.count(".") >= depth:
-            continue
-        macs = flops.get(f"{type(model).__name__}.{name}", 0) // 2  # the counter's name for a submodule
-        rows.append({"module": name, "type": type(module).__name__,
-                     "params": sum(p.numel() for p in module.parameters()), "macs": macs})
+    root = type(model).__name__ + "."  # the counter's name for a submodule is root.name
+    per_module = {name.removeprefix(root): sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items()
+                  if name.startswith(root)}
+    return counter.get_total_flops() // 2, per_module
+
+
+def inspect_module(model: nn.Module, shape: tuple[int, ...], depth: int = 2) -> dict:
+    """Parameters and MACs of a user's module, whole and per submodule down to ``depth``, on one
+    forward pass of zeros at ``shape`` (:func:`count_macs`)."""
+    total, macs = count_macs(model, torch.zeros(shape), depth)
+    rows = [{"module": name, "type": type(module).__name__, "params": sum(p.numel() for p in module.parameters()),
+             "macs": macs.get(name, 0)}
+            for name, module in model.named_modules() if name and name.count(".") < depth]
     from designer.schemas import FORMAT_VERSION
     return {"format_version": FORMAT_VERSION, "model": type(model).__name__, "input_shape": list(shape),
-            "params": sum(p.numel() for p in model.parameters()), "macs": counter.get_total_flops() // 2,
-            "modules": rows}
+            "params": sum(p.numel() for p in model.parameters()), "macs": total, "modules": rows}

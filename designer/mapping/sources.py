@@ -91,21 +91,12 @@ class Source:
                              "to tile")
         generator = torch.Generator().manual_seed(0)
         if self.path is not None and self.path.suffix == ".pt2":
-            program = decomposed(torch.export.load(self.path))
+            program = decomposed(self._loaded_program())
             shape = next(s.arg for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT")
             value = next(n for n in program.graph.nodes if n.name == shape.name).meta["val"]
             return program, torch.randn(tuple(value.shape), generator=generator)
-        if self.path is not None:
-            from designer.checkpoint import load_checkpoint
-            from designer.network import example_input
-            module, _ = load_checkpoint(self.path)
-            shape = tuple(example_input(module.spec, 1).shape)
-        else:
-            from designer.user_model import build_user_model, check_forward, parse_input_shape
-            shape = parse_input_shape(self.input_shape)
-            module = self.module if self.module is not None else build_user_model(self.model, factory=self._factory)
-            check_forward(module, shape)
-        example = torch.randn(shape, generator=generator)
+        module, example, _ = self._checkpoint_module() if self.path is not None else self._user_module()
+        example = torch.randn(tuple(example.shape), generator=generator)
         return export(module, example), example
 
     def _capture(self, module, example, name: str) -> TensorGraph:
@@ -115,7 +106,9 @@ class Source:
         return capture(module, example, self.bytes_per_element, self.weights,
                        name + (" (training)" if self.training else ""), self.fuse)
 
-    def _capture_user_model(self) -> TensorGraph:
+    def _user_module(self):
+        """The user's module (built from its factory, or given), an example input, its name;
+        checked to take one float tensor and return tensors, before any capture."""
         import torch
 
         from designer.user_model import build_user_model, check_forward, parse_input_shape
@@ -124,24 +117,32 @@ class Source:
             module, name = self.module, type(self.module).__name__
         else:
             module, name = build_user_model(self.model, factory=self._factory), self.model.rpartition(":")[2]
-        check_forward(module, shape)  # one float tensor in, tensors out: before any capture
-        return self._capture(module, torch.zeros(shape), name)
+        check_forward(module, shape)
+        return module, torch.zeros(shape), name
 
-    def _checkpoint(self) -> TensorGraph:
+    def _checkpoint_module(self):
+        """The checkpoint's network, an example input at its resolution, its name."""
         from designer.checkpoint import load_checkpoint
         from designer.network import example_input
         model, _ = load_checkpoint(self.path)
-        return self._capture(model, example_input(model.spec, 1), model.spec.name or self.path.stem)
+        return model, example_input(model.spec, 1), model.spec.name or self.path.stem
 
-    def _exported(self) -> TensorGraph:
+    def _loaded_program(self):
         import torch
-
-        from designer.mapping.importer import from_exported
         try:
-            program = torch.export.load(self.path)
+            return torch.export.load(self.path)
         except Exception as error:  # noqa: BLE001 - torch's own load errors
             raise ValueError(f"{self.path}: not an ExportedProgram torch can load ({type(error).__name__})") from None
-        return from_exported(program, self.bytes_per_element, self.weights, self.path.stem, self.fuse)
+
+    def _capture_user_model(self) -> TensorGraph:
+        return self._capture(*self._user_module())
+
+    def _checkpoint(self) -> TensorGraph:
+        return self._capture(*self._checkpoint_module())
+
+    def _exported(self) -> TensorGraph:
+        from designer.mapping.importer import from_exported
+        return from_exported(self._loaded_program(), self.bytes_per_element, self.weights, self.path.stem, self.fuse)
 
 
 def load(source: Source | str | Path | Any, **options: Any) -> TensorGraph:

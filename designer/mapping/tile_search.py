@@ -81,17 +81,21 @@ def candidates(program, bytes_per_element: int = 1, include_weights: bool = Fals
     return found
 
 
+def _allowed(found: list[Candidate], max_extra_macs: float | None, total_macs: int) -> list[Candidate]:
+    """The candidates recomputing at most ``max_extra_macs`` of the model's MACs (None: any)."""
+    cap = math.inf if max_extra_macs is None else max_extra_macs * total_macs
+    return [c for c in found if c.extra_macs <= cap]
+
+
 def feasible(found: list[Candidate], scratchpad_bytes: int, max_extra_macs: float | None,
              total_macs: int) -> list[Candidate]:
     """The candidates that fit ``scratchpad_bytes``, fewest recomputed MACs first."""
-    cap = math.inf if max_extra_macs is None else max_extra_macs * total_macs
-    fits = [c for c in found if c.required <= scratchpad_bytes and c.extra_macs <= cap]
+    fits = [c for c in _allowed(found, max_extra_macs, total_macs) if c.required <= scratchpad_bytes]
     return sorted(fits, key=lambda c: (c.extra_macs, c.required))
 
 
 def smallest_footprint(found: list[Candidate], max_extra_macs: float | None, total_macs: int) -> Candidate:
-    cap = math.inf if max_extra_macs is None else max_extra_macs * total_macs
-    return min((c for c in found if c.extra_macs <= cap), key=lambda c: (c.required, c.extra_macs))
+    return min(_allowed(found, max_extra_macs, total_macs), key=lambda c: (c.required, c.extra_macs))
 
 
 @dataclass(frozen=True)
@@ -222,12 +226,16 @@ def parse_tiling(text: str) -> Tiling | str | None:
 
 def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "auto", *, time_limit: float = 60.0,
               strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
-              bytes_per_element: int = 1, include_weights: bool = False, name: str = "") -> TiledMapping:
+              bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
+              found: list[Candidate] | None = None) -> TiledMapping:
     """Map an exported model (:func:`designer.mapping.importer.export`) at ``scratchpad`` (bytes,
     or a budget's name, of the untiled graph) with ``tiling`` ("auto": :func:`choose`), within
-    ``time_limit``, and check the chosen tiling numerically on ``example``."""
+    ``time_limit``, and check the chosen tiling numerically on ``example``. ``found``: the
+    model's :func:`candidates`, when already made (a caller mapping at several sizes)."""
     begun = time.perf_counter()
-    found = candidates(program, bytes_per_element, include_weights, name, KS if tiling == "auto" else (tiling.k,))
+    if found is None or (tiling != "auto" and tiling.k not in {c.tiling.k for c in found if c.tiling}):
+        found = candidates(program, bytes_per_element, include_weights, name,
+                           KS if tiling == "auto" else (tiling.k,))
     if tiling != "auto":
         given = [c for c in found if c.tiling == tiling]
         if not given:
@@ -251,11 +259,13 @@ def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "a
 
 def map_curve(program, low: int | str = "min", high: int | str = "M_P", points: int = 8, *, time_limit: float = 120.0,
               strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
-              bytes_per_element: int = 1, include_weights: bool = False, name: str = "", progress=None) -> list[dict]:
+              bytes_per_element: int = 1, include_weights: bool = False, name: str = "", progress=None,
+              found: list[Candidate] | None = None) -> list[dict]:
     """:func:`traffic_curve` of an exported model from ``low`` to ``high``: bytes, a budget of
-    the untiled graph (M_R, M_H, M_P), or ``min``, the smallest footprint a tiling reaches."""
+    the untiled graph (M_R, M_H, M_P), or ``min``, the smallest footprint a tiling reaches;
+    ``found``: the model's :func:`candidates`, when already made."""
     begun = time.perf_counter()
-    found = candidates(program, bytes_per_element, include_weights, name)
+    found = found if found is not None else candidates(program, bytes_per_element, include_weights, name)
     total = model_macs(program.graph)
     ends = [check_scratchpad(v) if v != "min" else v for v in (low, high)]
     limits = None

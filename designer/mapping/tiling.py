@@ -31,6 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from designer.mapping.aten import ACTIVATIONS, ELEMENTWISE, NORMS, kind_of
+from designer.mapping.graph import Tensor
 
 SPATIAL = {"convolution", "max_pool2d_with_indices", "max_pool2d", "avg_pool2d"}
 POINTWISE = NORMS | ACTIVATIONS | ELEMENTWISE | {"getitem", "clone", "detach", "alias", "contiguous"}
@@ -252,7 +253,6 @@ def tile_ops(ops: list, tensors: dict, origin: dict[str, tuple[str, int | None]]
     """The importer's operators with the prefix replaced by one copy per patch (module
     docstring), patch after patch; ``tensors`` is updated in place. ``origin`` maps a tensor to
     its fx node and output index, ``values`` an fx node to its example value."""
-    from designer.mapping.graph import Tensor
     region, count = tile_plan.region, len(next(iter(tile_plan.region.values())))
 
     def node_of(name: str) -> str | None:
@@ -315,8 +315,9 @@ def run_tiled(program, tile_plan: TilePlan, example: torch.Tensor) -> tuple[torc
     base = {spec.arg.name: example if spec.kind.name == "USER_INPUT" else constants[spec.target]
             for spec in program.graph_signature.input_specs if hasattr(spec.arg, "name")}
     nodes = {n.name: n for n in program.graph.nodes}
-    prefix = [nodes[name] for name in tile_plan.region if name in nodes and nodes[name].op == "call_function"]
-    prefix.sort(key=lambda n: list(nodes).index(n.name))
+    position = {name: i for i, name in enumerate(nodes)}
+    prefix = sorted((nodes[name] for name in tile_plan.region if name in nodes and nodes[name].op == "call_function"),
+                    key=lambda n: position[n.name])
 
     def call(node, env):
         args = torch.fx.node.map_arg(node.args, lambda a: env[a.name])
@@ -338,13 +339,13 @@ def run_tiled(program, tile_plan: TilePlan, example: torch.Tensor) -> tuple[torc
             rect = tile_plan.region[node.name][t]
             if rect is None:
                 continue
-            env[node.name], have[node.name] = _patch(node, rect, env, have, base), rect
+            env[node.name], have[node.name] = _patch(node, rect, env, have), rect
         rect = tile_plan.region[cut][t]
         out[..., rect.r0:rect.r1, rect.c0:rect.c1] = env[cut]
     return out, whole[cut]
 
 
-def _patch(node, rect: Rect, env: dict, have: dict, base: dict):
+def _patch(node, rect: Rect, env: dict, have: dict):
     """One prefix node's value on ``rect``, from its inputs' values on their regions."""
     kind = kind_of(node)
     if kind == "getitem":
@@ -359,7 +360,7 @@ def _patch(node, rect: Rect, env: dict, have: dict, base: dict):
     value = _sliced(env[source], have[source], inside)
     pads = (inside.c0 - wanted.c0, wanted.c1 - inside.c1, inside.r0 - wanted.r0, wanted.r1 - inside.r1)
     value = F.pad(value, pads, value=float("-inf") if kind.startswith("max") else 0.0)
-    args = list(torch.fx.node.map_arg(node.args, lambda a: env[a.name] if a.name in env else base[a.name]))
+    args = list(torch.fx.node.map_arg(node.args, lambda a: env[a.name]))  # env holds the weights too
     if kind == "convolution":
         args[0], args[4] = value, [0, 0]
         return node.target(*args)

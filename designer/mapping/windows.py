@@ -238,7 +238,7 @@ def window_search(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     while time.perf_counter() < deadline - 0.2 and cost > 0:
         # a pass: the windows where the best mapping moves the most bytes first (the others later,
         # if time is left), each window sliding by half its size; a window moving nothing is skipped
-        starts = [s for s in _busiest(graph, best, window, objective) if time.perf_counter() < deadline - 0.2]
+        starts = _busiest(graph, best, window, objective)
         for start in starts:
             if time.perf_counter() >= deadline - 0.2:
                 break

@@ -33,6 +33,7 @@ from designer import files
 from designer.pruning.measure import per_sample
 from designer.pruning.segments import segments
 from designer.schemas import FORMAT_VERSION, check_version
+from designer.user_model import count_macs
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -230,13 +231,9 @@ def layer_macs(model: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
     (FLOPs / 2): the one counter for every module a user brings (``inspect --model``,
     :func:`designer.pruning.groups.count_costs`). A linear layer applied to every token counts
     once per token; a layer the forward pass never calls counts 0."""
-    from torch.utils.flop_counter import FlopCounterMode
-    with torch.no_grad(), FlopCounterMode(display=False, depth=10 ** 6) as counter:
-        model.eval()
-        model(inputs[:1])
-    flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    root = type(model).__name__  # how the counter names the model; its submodules are root.name
-    return {name: flops.get(f"{root}.{name}", 0) // 2 for name, _ in prunable_layers(model)}
+    macs = count_macs(model, inputs[:1])[1]
+    model.eval()  # as before: curves and pruning measure in eval mode
+    return {name: macs.get(name, 0) for name, _ in prunable_layers(model)}
 
 
 def default_grid(points: int = 101) -> list[float]:

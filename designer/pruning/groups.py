@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from designer.pruning.curves import batch_statistics
 from designer.pruning.measure import distortion
-from designer.user_model import calibration_tensor
+from designer.user_model import calibration_tensor, count_macs
 from solvers.extras import require
 from solvers.knapsack import solve_dp
 from solvers.result import Status
@@ -47,13 +46,7 @@ def _tp():
 
 def count_costs(model: nn.Module, example_input: torch.Tensor) -> tuple[int, int]:
     """(parameters, MACs of one input) recounted on the module: ``numel`` and torch's FLOP counter."""
-    params = sum(p.numel() for p in model.parameters())
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(example_input[:1])
-    model.train(was_training)
-    return params, counter.get_total_flops() // 2
+    return sum(p.numel() for p in model.parameters()), count_macs(model, example_input[:1], depth=1)[0]
 
 
 def _output_layer(model: nn.Module, example_input: torch.Tensor) -> nn.Module | None:

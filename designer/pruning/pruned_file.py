@@ -86,7 +86,3 @@ def load_pruned(factory: str | Callable[[], nn.Module], path: str | Path) -> nn.
         _resize(model.get_submodule(name), shape)
     model.load_state_dict(data["state_dict"])
     return model
-
-
-def pruned_metadata(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True).get("metadata", {})
