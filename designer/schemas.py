@@ -14,7 +14,7 @@ spill (every tensor resident from its producer to its last reader); M_H, their m
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -313,10 +313,55 @@ class SpecInspection(_Strict):
     layer_table: list[LayerRow]
 
 
+class SweepDesignRow(DesignReport):
+    """One grid point of a design sweep: the design report of that point's problem."""
+
+    point: dict = Field(description="the grid values of this point")
+
+
+class SweepMappingRow(_Strict):
+    """One grid point of a mapping sweep: the solve's report (the mapping itself is not kept)."""
+
+    point: dict = Field(description="the grid values of this point")
+    scratchpad_bytes: int
+    budgets: Budgets
+    status: str
+    objective: Optional[float]
+    objective_name: str = Field(description="offchip or dram")
+    offchip_bytes: Optional[int]
+    dram_bytes: Optional[DramBytes]
+    bound: Optional[float]
+    gap: Optional[float]
+    seconds: float
+    baselines: dict[str, int]
+    valid: Optional[bool] = Field(description="the simulator's verdict; null without a mapping")
+    message: str
+
+
+class SweepFailedRow(_Strict):
+    """A grid point with no result: budgets that cannot be met (``infeasible``) or an ``error``."""
+
+    point: dict
+    status: Literal["infeasible", "error"]
+    message: str
+    scratchpad_bytes: Optional[int] = Field(None, description="mapping sweeps: the point's scratchpad, if known")
+
+
+class SweepFile(_Strict):
+    """What `sweep --out` writes and `sweep --json` prints: every grid point's row, in grid order
+    (`--out` is rewritten in arrival order as results come in)."""
+
+    format_version: int = FORMAT_VERSION
+    kind: Literal["design", "mapping"]
+    time_limit: float = Field(description="seconds per problem")
+    rows: list[Union[SweepFailedRow, SweepDesignRow, SweepMappingRow]]
+
+
 PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport, "curve": TrafficCurve,
                                          "curves": CurvesFile, "design": DesignReport, "prune": PruneReport,
                                          "channels": ChannelReport, "allocation": AllocationReport,
-                                         "inspect-model": ModelInspection, "inspect": SpecInspection}
+                                         "inspect-model": ModelInspection, "inspect": SpecInspection,
+                                         "sweep": SweepFile}
 
 
 def check_version(data: dict, what: str) -> None:

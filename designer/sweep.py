@@ -167,9 +167,10 @@ def solve_task(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failed(task: dict[str, Any], status: str, message: str) -> dict[str, Any]:
-    return {"point": task["point"], "status": status, "message": " ".join(message.split()), "objective": None,
-            "bound": None, "gap": None, "seconds": 0.0, "score": None, "offchip_bytes": None,
-            "scratchpad_bytes": task.get("scratchpad_bytes")}
+    row = {"point": task["point"], "status": status, "message": " ".join(message.split())}
+    if task["kind"] == "mapping":
+        row["scratchpad_bytes"] = task.get("scratchpad_bytes")
+    return row
 
 
 def _solve_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +179,7 @@ def _solve_task(task: dict[str, Any]) -> dict[str, Any]:
         from designer.design.solve import solve
         result = solve(DesignProblem.from_dict(task["problem"]), time_limit=task["time_limit"], threads=1)
         data = result.to_dict()
-        data.pop("history", None)
+        data.pop("format_version")  # the sweep file carries it once
         return {"point": task["point"], **data}
     from designer.mapping import Budgets, MappingProblem, TensorGraph
     problem = MappingProblem(TensorGraph.from_dict(task["graph"]), **task["problem"], time_limit=task["time_limit"],
@@ -190,6 +191,12 @@ def _solve_task(task: dict[str, Any]) -> dict[str, Any]:
             "dram_bytes": result.dram_bytes, "bound": result.solve.bound,
             "gap": result.solve.gap, "seconds": result.solve.seconds, "baselines": result.baseline_costs(),
             "valid": bool(result.replay) if result.replay is not None else None, "message": result.solve.message}
+
+
+def sweep_payload(sweep: Sweep, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``sweep --out`` writes and ``--json`` prints (``designer.schemas.SweepFile``)."""
+    from designer.schemas import FORMAT_VERSION
+    return {"format_version": FORMAT_VERSION, "kind": sweep.kind, "time_limit": sweep.time_limit, "rows": rows}
 
 
 def run_sweep(sweep: Sweep, scheduler: str | None = None, workers: int = 2,

@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 from designer.cli import app
 from designer.design import DesignProblem
 from designer.spec import NetworkSpec
-from designer.sweep import Sweep, SweepError, run_sweep
+from designer.schemas import SweepFailedRow, SweepFile
+from designer.sweep import Sweep, SweepError, run_sweep, sweep_payload
 from tests.test_design import TINY
 from tests.test_mapping import random_dag
 
@@ -41,6 +42,7 @@ def test_dask_sweep_equals_serial(tmp_path):
             assert [comparable(r) for r in parallel] == [comparable(r) for r in serial]
             assert [r["point"] for r in serial] == sweep.points()
             assert all(r["status"] == "optimal" for r in serial)
+            SweepFile.model_validate(sweep_payload(sweep, serial))  # the documented rows, unknown keys refused
             results[sweep.kind] = serial
     # the design answers hold on recount, and a bigger budget never scores lower (both optimal)
     designs = results["design"]
@@ -75,11 +77,13 @@ def test_cli_sweep(tmp_path):
     path = tmp_path / "sweep.json"
     path.write_text(json.dumps(design_sweep().to_dict()))
     out, plot = tmp_path / "results.json", tmp_path / "front.png"
-    result = CliRunner().invoke(app, ["sweep", str(path), "--scheduler", "serial", "--grid", "max_macs=2e6,2.5e6",
+    result = CliRunner().invoke(app, ["sweep", str(path), "--scheduler", "serial", "--grid", "max_macs=1e3,2.5e6",
                                       "--out", str(out), "--plot", str(plot)])
     assert result.exit_code == 0, result.output
-    rows = json.loads(out.read_text())
-    assert [r["point"]["max_macs"] for r in rows] == [2e6, 2.5e6]
+    written = SweepFile.model_validate(json.loads(out.read_text()))
+    assert written.kind == "design" and [r.point["max_macs"] for r in written.rows] == [1e3, 2.5e6]
+    assert isinstance(written.rows[0], SweepFailedRow) and written.rows[0].status == "infeasible"
+    assert written.rows[1].score is not None
     assert plot.stat().st_size > 0
     bad = CliRunner().invoke(app, ["sweep", str(tmp_path / "missing.json")])
     assert bad.exit_code == 2 and "no such file" in " ".join(bad.output.split())

@@ -11,7 +11,7 @@ from designer.cli.common import fail
 app = typer.Typer()
 # designer.schemas.PAYLOADS (checked in tests)
 PAYLOAD_NAMES = ("mapping", "map", "curve", "curves", "design", "prune", "channels", "allocation", "inspect-model",
-                 "inspect")
+                 "inspect", "sweep")
 
 
 @app.command()
@@ -19,7 +19,7 @@ def schema(name: str = typer.Argument(..., help="mapping (map --out), map (map -
                                                 "curves (prune --save-curves, allocate's input), design "
                                                 "(design --json), prune, channels (prune --json), "
                                                 "allocation (allocate), inspect-model (inspect --model --json), "
-                                                "inspect (inspect SPEC --json).",
+                                                "inspect (inspect SPEC --json), sweep (sweep --out, --json).",
                                       metavar="<" + "|".join(PAYLOAD_NAMES) + ">")) -> None:
     """Print the JSON Schema of a payload (docs/outputs.md describes them all)."""
     from designer.schemas import schema as payload_schema

@@ -54,12 +54,12 @@ def sweep(
                                                        "and results come back unpickled."),
     workers: int = typer.Option(2, help="Local cluster: worker processes, one solver thread each."),
     time_limit: Optional[float] = typer.Option(None, help="Seconds per problem (default: the file's)."),
-    out: Optional[Path] = typer.Option(None, help="Write the results (one JSON list) here."),
+    out: Optional[Path] = typer.Option(None, help="Write the results here (schema: mpdesign schema sweep)."),
     plot: Optional[Path] = typer.Option(None, help="Design sweeps: score and bound against the first grid field."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Solve every combination of a grid of design or mapping problems, in parallel on Dask."""
-    from designer.sweep import Sweep, SweepError, run_sweep
+    from designer.sweep import Sweep, SweepError, run_sweep, sweep_payload
     try:
         checks.writable_file(out, "--out")
         checks.writable_figure(plot, "--plot")
@@ -82,15 +82,15 @@ def sweep(
             errors.print(f"{done}/{total}: {result['point']} {result['status']}")
             arrived.append(result)
             if out is not None:  # written as results arrive: an interrupted sweep keeps what it solved
-                files.write_text(out, json.dumps(arrived, indent=1))
+                files.write_text(out, json.dumps(sweep_payload(problems, arrived), indent=1))
 
         results = run_sweep(problems, scheduler=scheduler, workers=workers, progress=progress)
     except (SweepError, ValueError) as error:
         fail(str(error))
     if out is not None:
-        files.write_text(out, json.dumps(results, indent=1))  # the whole sweep, in grid order
+        files.write_text(out, json.dumps(sweep_payload(problems, results), indent=1))  # in grid order
     if as_json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps(sweep_payload(problems, results), indent=1))
         return
     table = Table(title=f"{problems.kind} sweep")
     for column in [*problems.grid, "status", "objective", "bound", "gap", "s"]:
@@ -99,7 +99,8 @@ def sweep(
         objective = r.get("score") if problems.kind == "design" else r.get("objective")
         table.add_row(*[str(r["point"][k]) for k in problems.grid], r["status"],
                       "n/a" if objective is None else f"{objective:,.2f}",
-                      "n/a" if r["bound"] is None else f"{r['bound']:,.2f}", percent(r["gap"]), f"{r['seconds']:.1f}")
+                      "n/a" if r.get("bound") is None else f"{r['bound']:,.2f}", percent(r.get("gap")),
+                      f"{r.get('seconds', 0.0):.1f}")
     console.print(table)
     for r in results:
         if r.get("status") in ("infeasible", "error"):
@@ -120,9 +121,9 @@ def _plot_front(results: list[dict], kind: str, field: str, path: Path) -> None:
     value = "score" if kind == "design" else "objective"
 
     def x_of(r: dict):  # a mapping budget by name (M_R) is drawn at its bytes
-        return r["scratchpad_bytes"] if kind == "mapping" and field == "scratchpad" else r["point"][field]
+        return r.get("scratchpad_bytes") if kind == "mapping" and field == "scratchpad" else r["point"][field]
 
-    rows = sorted((x_of(r), r[value], r["bound"]) for r in results if r.get(value) is not None)
+    rows = sorted((x_of(r), r[value], r.get("bound")) for r in results if r.get(value) is not None)
     failed = [x_of(r) for r in results if r.get(value) is None and x_of(r) is not None]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([x for x, _, _ in rows], [s for _, s, _ in rows], "o-",
