@@ -67,6 +67,27 @@ def exact_cells(problem: DesignProblem) -> Cells:
                  btn=[points(*btn_range(problem)) for _ in range(problem.n_stages)])
 
 
+def coarse_cells(problem: DesignProblem, samples: int, keep: NetworkSpec | None = None) -> Cells:
+    """``samples`` geometrically spaced grid points of every width range (exact cells), and
+    ``keep``'s own widths, so that the MILP can start from that design: a restriction of the
+    exact model, so every solution is a design, found in seconds."""
+    step = problem.width_step
+
+    def spread(lo: int, hi: int, kept: int | None = None) -> list[Cell]:
+        points = grid(lo, hi, step)
+        if len(points) > samples:
+            first, last = points[0], points[-1]
+            wanted = [first * (last / first) ** (i / (samples - 1)) for i in range(samples)]
+            points = sorted({min(points, key=lambda p: abs(p - w)) for w in wanted} | ({kept} - {None}))
+        return [Cell(p, p) for p in points]
+
+    b_lo, b_hi = btn_range(problem)
+    stages = keep.stages if keep is not None else [None] * problem.n_stages
+    return Cells(stem=spread(*problem.stem_widths, keep.stem.out if keep is not None else None),
+                 out=[spread(*problem.out_widths, st and st.out) for st in stages],
+                 btn=[spread(b_lo, b_hi, st and st.btn) for st in stages])
+
+
 def exact_size(problem: DesignProblem) -> int:
     """Configurations per stage of the exact model (out x btn x k pairs in the space)."""
     outs = grid(*problem.out_widths, problem.width_step)

@@ -3,7 +3,10 @@
 Small spaces are solved exactly: one MILP over every grid point (:mod:`designer.design.milp`).
 Large spaces (the multiples-of-8 grid up to 2048 channels) are solved by *cell refinement*,
 a branch-and-bound over width ranges in which HiGHS does the branching over depths,
-kernels and cell choices:
+kernels and cell choices. It starts from an early incumbent: the exact MILP over
+``COARSE_SAMPLES`` geometrically spaced widths per range and the constructive start's widths
+(a restriction, so its solutions are designs; it starts from the constructive design), for
+``COARSE_SECONDS``, then improved by the neighbourhood search of step 3. Then:
 
 1. split every width range into a few cells (the smallest width is always a cell of its
    own); the MILP over cells, with values at each cell's widest point and costs at its
@@ -42,6 +45,7 @@ from dataclasses import dataclass, field
 from designer import checks
 from designer.design.cells import (
     choice_to_spec,
+    coarse_cells,
     exact_cells,
     exact_size,
     initial_cells,
@@ -67,6 +71,8 @@ POLISH_SAMPLES = 6  # grid points per chosen cell in the polish MILP
 POLISH_SHARE = 0.2  # of the time limit, at most, for one polish MILP
 LNS_RADIUS = 1  # grid steps around each width of the incumbent in the neighbourhood MILPs
 LNS_SHARE = 0.1  # of the time limit, at most, for all neighbourhood MILPs together
+COARSE_SAMPLES = 8  # widths per range in the coarse MILP that gives the first incumbent
+COARSE_SECONDS = 2.5  # for the coarse MILP (at most half the time left): the first MILP design within 5 s
 LAGRANGIAN_SHARE = 0.3  # of the time limit, at most, for the Lagrangian bound (after the first iteration)
 
 
@@ -152,6 +158,7 @@ def _solve_refine(run: _Run, progress: Callable[[dict], None] | None) -> DesignR
     best = _Incumbent(problem, run.start, run.first, problem.evaluate(run.first)[0] if run.first else None)
     cells, dual_done, history, iteration, size = initial_cells(problem), False, [], 0, {}
     status = Status.NO_SOLUTION
+    _coarse_start(run, best)
     while run.remaining() > 0.05:
         iteration += 1
         relaxed, choice = run.solve(cells, run.remaining(), run.rel_gap / 4, best.spec)
@@ -213,6 +220,18 @@ def _polish(run: _Run, best: _Incumbent, cells: Cells, choice: Choice) -> None:
         _, found = run.solve(sampled, run.remaining(), 1e-4, best.spec)
     if found is not None:
         best.offer(choice_to_spec(run.problem, found))
+
+
+def _coarse_start(run: _Run, best: _Incumbent) -> None:
+    """The early incumbent: the coarse MILP (widths sampled over every range), then the
+    neighbourhood search around what it found."""
+    seconds = min(run.remaining() / 2, COARSE_SECONDS)
+    if seconds <= 0.05:
+        return
+    _, found = run.solve(coarse_cells(run.problem, COARSE_SAMPLES, best.spec), seconds, 1e-4, best.spec)
+    if found is not None:
+        best.offer(choice_to_spec(run.problem, found))
+        _search_around(run, best)
 
 
 def _search_around(run: _Run, best: _Incumbent) -> None:
