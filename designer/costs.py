@@ -45,7 +45,7 @@ COUNTINGS = ("mpdesign", "tinynas")  # how the compute and size budgets are coun
 TINYNAS_FAMILIES = ("bottleneck", "basic")  # families whose blocks TinyNAS counts (ResK1KXK1, ResKXKX)
 
 from designer.families import family
-from designer.families.base import Layer, down
+from designer.families.base import BlockFamily, Layer, down
 from designer.spec import NetworkSpec
 
 
@@ -102,7 +102,7 @@ class Costs:
         return max(layer.activation_bytes(self.bytes_per_element) for layer in self.layers)
 
 
-def block_layers(family_name: str, prefix: str, c_in: int, out: int, btn: int, k: int, stride: int,
+def block_layers(family_name: str | BlockFamily, prefix: str, c_in: int, out: int, btn: int, k: int, stride: int,
                  in_res: int, first: bool) -> tuple[list[Layer], int]:
     """The conv layers of one block and its elementwise op count (its family's
     :meth:`~designer.families.base.BlockFamily.layers`). ``first``: the block opens its stage."""
@@ -118,13 +118,13 @@ def check_counting(counting: str, family_name: str | None = None) -> None:
                          f"(TinyNAS's ResK1KXK1 and ResKXKX), not {family_name!r}")
 
 
-def identity_add_elements(family_name: str, out: int, stride: int, in_res: int, first: bool) -> int:
+def identity_add_elements(family_name: str | BlockFamily, out: int, stride: int, in_res: int, first: bool) -> int:
     """Elements of a block's residual add without a projection: the later blocks of a stage
     in the residual families TinyNAS counts (their first blocks always project)."""
-    return 0 if first or family_name not in TINYNAS_FAMILIES else out * down(in_res, stride) ** 2
+    return 0 if first or family(family_name).name not in TINYNAS_FAMILIES else out * down(in_res, stride) ** 2
 
 
-def block_budget(family_name: str, c_in: int, out: int, btn: int, k: int, stride: int, in_res: int, first: bool,
+def block_budget(family_name: str | BlockFamily, c_in: int, out: int, btn: int, k: int, stride: int, in_res: int, first: bool,
                  counting: str = "mpdesign", squeeze_excite: bool = True) -> tuple[int, int]:
     """(compute, size) of one block under ``counting`` (``squeeze_excite=False``: without its
     SE layers, which the design models leave out)."""

@@ -31,8 +31,8 @@ def test_prune_weights_one_shot(checkpoint, tmp_path):
     from designer.cli import app
     out = tmp_path / "pruned.pt"
     result = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.7", "--schedule", "one-shot",
-                                 "--grid", "11", "--calibration", "64", "--finetune-epochs", "0",
-                                 "--out", str(out), "--json"])
+                                 "--grid", "11", "--curve-points", "5", "--calibration", "64",
+                                 "--finetune-epochs", "0", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     model, metadata = load_checkpoint(out)
@@ -58,6 +58,11 @@ def test_prune_errors_are_clear(checkpoint):
     from designer.cli import app
     result = runner.invoke(app, ["prune", str(checkpoint), "--keep-macs", "0.5", "--method", "lamp"])
     assert result.exit_code == 2 and "only the rd methods allocate under a MACs budget" in result.output
+    result = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--curve-points", "1"])
+    assert result.exit_code == 2 and "--curve-points" in result.output and "at least 2" in result.output
+    result = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--method", "lamp",
+                                 "--curve-points", "5"])
+    assert result.exit_code == 2 and "--curve-points: only the rd methods" in result.output
     result = runner.invoke(app, ["prune", "missing.pt", "--sparsity", "0.5"])
     assert result.exit_code == 2 and "no such checkpoint" in result.output
 

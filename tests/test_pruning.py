@@ -234,3 +234,29 @@ def test_a_criterion_is_an_object_passed_in(model, calibration):
     assert len(additivity(copy.deepcopy(model), calibration, curves, samples=2, criterion=Smallest())) == 2
     with pytest.raises(ValueError, match="criterion: must be one of magnitude"):
         magnitude_mask(weight, 0.5, criterion="loudest")
+
+
+def test_curves_from_a_few_points_measure_those_and_interpolate_the_rest(model, calibration):
+    """``points``: the measured grid points equal the full curve's, the others lie between their
+    measured neighbours (monotone interpolation never overshoots)."""
+    from designer.pruning.curves import default_grid, measured_points
+    grid = default_grid(21)
+    full = distortion_curves(model, calibration, grid, chunk=8)
+    few = distortion_curves(model, calibration, grid, chunk=8, points=5)
+    every = distortion_curves(model, calibration, grid, chunk=8, points=len(grid))
+    assert [d for c in every.layers for d in c.distortion] == pytest.approx(
+        [d for c in full.layers for d in c.distortion], rel=1e-5, abs=1e-9)
+    for exact, approx in zip(full.layers, few.layers):
+        assert approx.sparsity == exact.sparsity
+        kept = [round(exact.weights * (1 - s)) for s in exact.sparsity]
+        chosen = set(measured_points(sorted(set(kept), reverse=True), 5))
+        measured = [i for i, k in enumerate(kept) if k in chosen and kept.index(k) == i]
+        assert measured[0] == 0 and measured[-1] == kept.index(kept[-1]) and len(measured) >= 3
+        for i in measured:
+            assert approx.distortion[i] == pytest.approx(exact.distortion[i], rel=1e-4, abs=1e-9)
+        for lo, hi in zip(measured, measured[1:]):
+            ends = sorted((approx.distortion[lo], approx.distortion[hi]))
+            assert all(ends[0] * (1 - 1e-9) - 1e-12 <= d <= ends[1] * (1 + 1e-9) + 1e-12
+                       for d in approx.distortion[lo:hi + 1])
+    with pytest.raises(ValueError, match="points: at least 2"):
+        distortion_curves(model, calibration, grid, points=1)

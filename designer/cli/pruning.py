@@ -39,6 +39,9 @@ def prune(
                                                      "shapes, an .npz or an image folder (default: the checkpoint's)."),
     calibration: int = typer.Option(256, help="Calibration images (the first of the training split)."),
     grid: int = typer.Option(101, help="Sparsity grid points per layer."),
+    curve_points: Optional[int] = typer.Option(None, help="rd: measure only this many grid points per layer and "
+                                                          "interpolate the rest (monotone); curves cost about "
+                                                          "points x calibration images (benchmarks/curves.py)."),
     finetune_epochs: int = typer.Option(1, help="Fine-tuning epochs after each round (0: none)."),
     device: str = choice_option("auto", DEVICES, "auto (CUDA when there is one), cpu or cuda[:N]: curves, BN "
                                                  "re-estimation and fine-tuning run there."),
@@ -53,9 +56,11 @@ def prune(
     """Prune a trained network - an mpdesign checkpoint or your own module - with rate-distortion
     allocation or a baseline; weights (masks) or channels (a smaller module)."""
     from designer.pruning.run import PruneRequest, run_prune
-    request = PruneRequest(checkpoint, model_ref, weights, input_shape, sparsity, keep_macs, method, criterion, mode,
-                           schedule, dataset, calibration, grid, finetune_epochs, device, out, save_curves,
-                           progress=not as_json)
+    request = PruneRequest(checkpoint=checkpoint, model=model_ref, weights=weights, input_shape=input_shape,
+                           sparsity=sparsity, keep_macs=keep_macs, method=method, criterion=criterion, mode=mode,
+                           schedule=schedule, dataset=dataset, calibration=calibration, grid=grid,
+                           curve_points=curve_points, finetune_epochs=finetune_epochs, device=device, out=out,
+                           save_curves=save_curves, progress=not as_json)
     try:  # every argument is checked before any curve is measured
         summary = run_prune(request)
     except ValueError as error:

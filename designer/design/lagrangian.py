@@ -52,7 +52,6 @@ from designer.costs import count
 from designer.design.posynomial import MONOMIALS, block_posynomial, stem_budget, tail_budget
 from designer.design.problem import DesignProblem, ceil_to, floor_to
 from designer.entropy import DEPTH_PENALTY_RATIO, units
-from designer.families import family as block_family
 from designer.spec import NetworkSpec
 
 NEG = -1e300
@@ -119,7 +118,7 @@ class _Space:
         self.log_widths, self.log_stem = np.log(self.widths), np.log(self.stem_widths)
         self.btn_lo = np.array([p.btn_bounds(int(c))[0] for c in self.widths], float)
         self.btn_hi = np.array([p.btn_bounds(int(c))[1] for c in self.widths], float)
-        blocks = block_family(p.family)
+        blocks = p.blocks
         self.beta = blocks.btn_exponent
         self.own_k = {k: blocks.log_width(1, 1, k) for k in p.kernels}
         res = p.resolutions()

@@ -63,7 +63,6 @@ from designer.costs import Layer, block_budget, block_layers
 from designer.design.posynomial import MONOMIALS, block_posynomial, stem_budget, tail_budget
 from designer.design.problem import DesignProblem
 from designer.entropy import DEPTH_PENALTY_RATIO
-from designer.families import family as block_family
 from designer.spec import NetworkSpec
 
 
@@ -143,29 +142,29 @@ def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells:
             # the cheapest and the widest btn this cell allows next to some out in the out cell
             lo_b, hi_b = max(b.lo, b_min), min(b.hi, b_max)
             for k in problem.kernels:
-                first0, _ = block_layers(problem.family, "b", 0, c.lo, lo_b, k, stride, r_in, first=True)
-                first1, _ = block_layers(problem.family, "b", 1, c.lo, lo_b, k, stride, r_in, first=True)
-                rest, _ = block_layers(problem.family, "b", c.lo, c.lo, lo_b, k, 1, r_out, first=False)
+                first0, _ = block_layers(problem.blocks, "b", 0, c.lo, lo_b, k, stride, r_in, first=True)
+                first1, _ = block_layers(problem.blocks, "b", 1, c.lo, lo_b, k, stride, r_in, first=True)
+                rest, _ = block_layers(problem.blocks, "b", c.lo, c.lo, lo_b, k, 1, r_out, first=False)
                 feet0 = [layer.activation_bytes(bpe) for layer in first0]
                 slopes = [layer1.activation_bytes(bpe) - layer0.activation_bytes(bpe)
                           for layer0, layer1 in zip(first0, first1)]
                 if memory is not None and any(f > memory for f, s in zip(feet0, slopes) if s == 0):
                     continue
                 data.configs.append(Config(c, b, k))
-                f0 = _cost(block_budget(problem.family, 0, c.lo, lo_b, k, stride, r_in, True, problem.counting),
+                f0 = _cost(block_budget(problem.blocks, 0, c.lo, lo_b, k, stride, r_in, True, problem.counting),
                            first0, latency)
-                f1 = _cost(block_budget(problem.family, 1, c.lo, lo_b, k, stride, r_in, True, problem.counting),
+                f1 = _cost(block_budget(problem.blocks, 1, c.lo, lo_b, k, stride, r_in, True, problem.counting),
                            first1, latency)
                 data.first.append(f0)
                 data.slope.append(tuple(b - a for a, b in zip(f0, f1)))
-                data.rest.append(_cost(block_budget(problem.family, c.lo, c.lo, lo_b, k, 1, r_out, False,
+                data.rest.append(_cost(block_budget(problem.blocks, c.lo, c.lo, lo_b, k, 1, r_out, False,
                                                     problem.counting), rest, latency))
                 data.first_foot.append(feet0)
                 data.foot_slope = slopes  # the same for every configuration of the family
                 data.rest_over_memory.append(
                     memory is not None and max(layer.activation_bytes(bpe) for layer in rest) > memory)
-                data.own.append(block_family(problem.family).log_width(1, hi_b, k))
-                rest_lo = block_family(problem.family).log_width(c.lo, lo_b, k)
+                data.own.append(problem.blocks.log_width(1, hi_b, k))
+                rest_lo = problem.blocks.log_width(c.lo, lo_b, k)
                 data.rest_lo.append(rest_lo)
                 data.rest_gain.append(math.log(c.hi) + data.own[-1] - rest_lo)
                 data.rate.append(_gain_rates(problem, c.lo, lo_b, k, r_out))
@@ -182,7 +181,7 @@ def _gain_rates(problem: DesignProblem, c: int, b: int, k: int, res: int) -> tup
     most the larger of the two coordinate ratios. Squeeze-excite terms are left out of the
     costs, which can only lower the gradient and so raise these bounds."""
     coefficients = block_posynomial(problem, k, 1, res, first=False)  # (monomial, [MACs, params])
-    beta = block_family(problem.family).btn_exponent
+    beta = problem.blocks.btn_exponent
     rates = []
     for index in (0, 1):
         d_c = sum(row[index] * (e_in + e_c) * c ** (e_in + e_c - 1) * b ** e_b

@@ -27,7 +27,7 @@ MONOMIALS = [(1, 0, 1), (1, 1, 0), (0, 0, 2), (0, 1, 1), (0, 0, 1), (0, 1, 0), (
 
 def _block_cost(problem: DesignProblem, c_in: int, c: int, b: int, k: int, stride: int, res: int,
                 first: bool) -> np.ndarray:
-    return np.array(block_budget(problem.family, c_in, c, b, k, stride, res, first, problem.counting,
+    return np.array(block_budget(problem.blocks, c_in, c, b, k, stride, res, first, problem.counting,
                                  squeeze_excite=False), dtype=float)
 
 

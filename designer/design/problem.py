@@ -14,7 +14,7 @@ from typing import Any
 
 from designer.costs import check_counting, count
 from designer.entropy import check_alpha, deepmad_scores, default_alpha
-from designer.families import REGISTRY, family as block_family
+from designer.families import REGISTRY, BlockFamily, family as block_family
 from designer.schemas import FORMAT_VERSION
 from designer.spec import NetworkSpec, Stage, Stem
 from solvers.result import SolveResult
@@ -103,7 +103,7 @@ class DesignProblem:
     def __post_init__(self) -> None:
         if self.family not in REGISTRY:
             raise DesignError(f"family: must be one of {', '.join(REGISTRY)}, got {self.family!r}")
-        defaults = block_family(self.family).defaults
+        defaults = self.blocks.defaults
         if self.effectiveness == "family":  # one default for the API and the command line
             self.effectiveness = defaults.effectiveness
         if self.strides is None:
@@ -216,8 +216,13 @@ class DesignProblem:
         return ("MACs", "params") if self.counting == "mpdesign" else ("FLOPs (TinyNAS)", "model size (TinyNAS)")
 
     @property
+    def blocks(self) -> BlockFamily:
+        """The block family, resolved once (its costs, widths and layers)."""
+        return REGISTRY[self.family]
+
+    @property
     def layers_per_block(self) -> int:
-        return block_family(self.family).layers_per_block
+        return self.blocks.layers_per_block
 
     def stage_depth_bounds(self, j: int) -> tuple[int, int]:
         """Depth bounds of stage ``j`` (1-based)."""
@@ -250,7 +255,7 @@ class DesignProblem:
 
     def penalty_stages(self) -> list[int]:
         """1-based stages whose depths the authors' depth penalty measures."""
-        return list(range(1, self.n_stages + 1))[block_family(self.family).depth_penalty_skips:]
+        return list(range(1, self.n_stages + 1))[self.blocks.depth_penalty_skips:]
 
     def to_spec(self, stem_width: int, stages: list[tuple[int, int, int, int]]) -> NetworkSpec:
         """A spec from the stem width and per-stage (out, btn, k, L)."""

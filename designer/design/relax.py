@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from designer.design.posynomial import MONOMIALS, block_posynomial, stem_budget, tail_budget
 from designer.design.problem import DesignProblem
-from designer.families import family as block_family
 from solvers.extras import require
 
 cp = require("cvxpy", "bench")  # an extra: the relaxation serves the design benchmark
@@ -87,7 +86,7 @@ def relaxation_bound(problem: DesignProblem, depths: list[int], kernels: list[in
         constraints.append(cp.log_sum_exp(cp.hstack(terms[index])) <= math.log(budget - constants[index]))
     # (R2) prefix log-width sums and (R3) effectiveness
     log_w_stem = math.log(problem.in_channels * problem.stem_kernel ** 2)
-    blocks = block_family(problem.family)
+    blocks = problem.blocks
     own = [0.0] + [blocks.log_width(1, 1, kernels[j - 1]) for j in range(1, n + 1)]
     b_exponent = blocks.btn_exponent
     stage_sum = [None] + [x[j - 1] + (depths[j - 1] - 1) * x[j] + depths[j - 1] * (b_exponent * y[j] + own[j])

@@ -17,8 +17,11 @@ REGISTRY: dict[str, BlockFamily] = {module.FAMILY.name: module.FAMILY for module
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 
-def family(name: str) -> BlockFamily:
-    """The family called ``name``, or a ValueError listing the known ones."""
+def family(name: str | BlockFamily) -> BlockFamily:
+    """The family called ``name`` (a family given itself is returned as is: the design
+    problem resolves its family once), or a ValueError listing the known ones."""
+    if isinstance(name, BlockFamily):
+        return name
     try:
         return REGISTRY[name]
     except (KeyError, TypeError):

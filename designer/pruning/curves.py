@@ -10,7 +10,13 @@ statistics and the curves go flat at high sparsity.
 Speed: no autograd; the model is cut into a chain of segments where a single tensor flows
 (:mod:`designer.pruning.segments`, by ``torch.fx``: any traceable module, ours or a user's),
 each segment's input is cached, so each measurement runs only the segment holding the pruned
-layer and the ones after it; grid points that keep the same number of weights are measured once.
+layer and the ones after it; grid points that keep the same number of weights are measured once,
+and the masks of one layer go through the suffix together, stacked along a batched weight
+(``torch.func.vmap``). With ``points``, only that many grid points are measured per layer
+(:func:`measured_points`: spaced geometrically in the fraction kept, so denser where the curve
+bends, at high sparsity) and the others are read off a monotone piecewise-cubic interpolation
+(PCHIP, in log distortion): the curve's cost falls with the points measured, its error is
+measured in ``benchmarks/curves.py``.
 
 Curves round-trip through JSON:
 ``{"layers": [{"name", "weights", "macs", "sparsity": [...], "distortion": [...]}]}``.
@@ -25,6 +31,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -240,15 +247,48 @@ def default_grid(points: int = 101) -> list[float]:
     return [i / (points - 1) for i in range(points)]
 
 
+def measured_points(kept: list[int], points: int) -> list[int]:
+    """Which of a layer's distinct kept counts (largest first) to measure: the first and the
+    last, and the ones nearest to ``points`` counts spaced geometrically between them."""
+    if points >= len(kept):
+        return list(kept)
+    first, last = kept[0], kept[-1]
+    wanted = [first * (last / first) ** (i / (points - 1)) for i in range(points)]
+    return sorted({min(kept, key=lambda k: abs(math.log(k / w))) for w in wanted}, reverse=True)
+
+
+def interpolate(kept: list[int], measured: dict[int, float]) -> list[float]:
+    """Distortion at every count in ``kept`` from the ``measured`` ones: PCHIP (monotone
+    between monotone data, no overshoot) over the log of the fraction kept, in log distortion;
+    a measured zero (the unpruned layer) stays zero, as does everything above it."""
+    from scipy.interpolate import PchipInterpolator  # a dependency of the pruning path only
+    xs = sorted(measured)
+    if len(xs) == 1:
+        return [measured[xs[0]]] * len(kept)
+    floor = min((v for v in measured.values() if v > 0), default=1.0) * 1e-3  # log(0) has no value
+    curve = PchipInterpolator(np.log(xs), np.log([max(measured[x], floor) for x in xs]))
+    values = []
+    for k in kept:
+        if k in measured:
+            values.append(measured[k])
+        else:
+            value = float(np.exp(curve(math.log(k))))
+            values.append(0.0 if value <= floor * (1 + 1e-9) else value)
+    return values
+
+
 @torch.no_grad()
 def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] | None = None,
                       worst_case: bool = False, recalibrate_bn: bool = True, progress: bool = False,
                       chunk: int = 16, macs: dict[str, int] | None = None, criterion: Criterion | str = MAGNITUDE,
-                      desc: str = "distortion curves") -> Curves:
+                      desc: str = "distortion curves", points: int | None = None) -> Curves:
     """Distortion of the logits on ``inputs`` as each prunable layer alone is pruned (see module doc).
 
     The distinct masks of one layer are evaluated ``chunk`` at a time in one batched forward
-    (``torch.func.vmap`` over the pruned weight)."""
+    (``torch.func.vmap`` over the pruned weight). ``points``: measure at most this many grid
+    points per layer and interpolate the rest (None: measure every one)."""
+    if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 2):
+        raise ValueError(f"points: at least 2 measured points per layer, got {points!r}")
     grid = sorted(set(grid if grid is not None else default_grid()))
     model.eval()
     macs = macs if macs is not None else layer_macs(model, inputs)
@@ -270,6 +310,8 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
             masks = [magnitude_mask(original, s, current, criterion) for s in grid]
             kept = [int(m.sum()) for m in masks]
             distinct = sorted(set(kept), key=kept.index)
+            if points is not None:
+                distinct = measured_points(sorted(distinct, reverse=True), points)
             weights = torch.stack([original * masks[kept.index(k)] for k in distinct])
 
             def suffix(weight: torch.Tensor) -> torch.Tensor:
@@ -282,5 +324,5 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
             values = torch.cat([torch.func.vmap(suffix)(weights[i:i + chunk]) for i in range(0, len(distinct), chunk)])
             by_kept = dict(zip(distinct, values.tolist()))
             curves.append(LayerCurve(name, original.numel(), macs[name], [1 - k / original.numel() for k in kept],
-                                     [by_kept[k] for k in kept]))
+                                     interpolate(kept, by_kept)))
     return Curves(curves)

@@ -57,9 +57,10 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                 keep_macs: float | None = None, schedule: str = "iterative", round_fraction: float = 0.2,
                 finetune: Callable[[nn.Module], None] | None = None, grid: list[float] | None = None,
                 worst_case: bool = False, progress: bool = False,
-                criterion: Criterion | str = MAGNITUDE) -> PruneReport:
+                criterion: Criterion | str = MAGNITUDE, curve_points: int | None = None) -> PruneReport:
     """Prune ``model`` in place to ``sparsity`` of its prunable weights removed, or (RD only)
-    to ``keep_macs``, a fraction of its prunable layers' MACs kept."""
+    to ``keep_macs``, a fraction of its prunable layers' MACs kept. ``curve_points``: the RD
+    curves measure this many grid points per layer and interpolate the rest (None: all)."""
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
     if (sparsity is None) == (keep_macs is None):
@@ -91,7 +92,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
         budget = int(math.floor(kept * (total_weights if sparsity is not None else total_macs) + 1e-6))
         if method.startswith("rd"):
             curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
-                                       progress=progress, macs=macs, criterion=criterion,
+                                       progress=progress, macs=macs, criterion=criterion, points=curve_points,
                                        desc=f"round {index}/{len(targets_kept)}: distortion curves")
             report.first_curves = report.first_curves or curves
             solver = "slope" if method == "rd-slope" else "dp"

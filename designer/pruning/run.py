@@ -46,6 +46,7 @@ class PruneRequest:
     dataset: str | None = None
     calibration: int = 256
     grid: int = 101
+    curve_points: int | None = None  # measured grid points per layer, the rest interpolated (None: all)
     finetune_epochs: int = 1
     device: str = "auto"
     out: Path = Path("pruned.pt")
@@ -76,6 +77,10 @@ class PruneRequest:
             raise ValueError("--save-curves: only the rd methods measure distortion curves (--mode weights)")
         checks.integer(self.calibration, "--calibration", minimum=1)
         checks.integer(self.grid, "--grid", minimum=2)
+        if self.curve_points is not None:
+            checks.integer(self.curve_points, "--curve-points", minimum=2)
+            if self.mode != "weights" or not self.method.startswith("rd"):
+                raise ValueError("--curve-points: only the rd methods measure distortion curves (--mode weights)")
         checks.integer(self.finetune_epochs, "--finetune-epochs", minimum=0)
         resolve_device(self.device)
 
@@ -103,9 +108,7 @@ def run_prune(request: PruneRequest) -> dict:
     if request.mode == "channels":
         return _prune_channels(subject, calib, splits, request.sparsity, request.keep_macs, finetune, before,
                                request.out, progress=request.progress)
-    return _prune_weights(subject, calib, splits, request.method, request.sparsity, request.keep_macs,
-                          request.schedule, finetune, request.grid, request.criterion, before, request.out,
-                          progress=request.progress, save_curves=request.save_curves)
+    return _prune_weights(subject, calib, splits, request, finetune, before)
 
 
 class Subject:
@@ -157,18 +160,18 @@ def load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) -
                     torch.zeros(shape, device=target), user=True)
 
 
-def _prune_weights(subject, calib, splits, method, sparsity, keep_macs, schedule, finetune, grid, criterion, before,
-                   out, progress, save_curves=None) -> dict:
+def _prune_weights(subject, calib, splits, request: PruneRequest, finetune, before) -> dict:
     from designer.checkpoint import save_checkpoint
     from designer.pruning.curves import default_grid
     from designer.pruning.prune import prune_model
     from designer.train.loop import evaluate
-    report = prune_model(subject.model, calib, method=method, sparsity=sparsity, keep_macs=keep_macs,
-                         schedule=schedule, finetune=finetune, grid=default_grid(grid), progress=progress,
-                         criterion=criterion)
+    method, criterion, schedule, out = request.method, request.criterion, request.schedule, request.out
+    report = prune_model(subject.model, calib, method=method, sparsity=request.sparsity, keep_macs=request.keep_macs,
+                         schedule=schedule, finetune=finetune, grid=default_grid(request.grid),
+                         progress=request.progress, criterion=criterion, curve_points=request.curve_points)
     after = evaluate(subject.model, splits.test)
-    if save_curves is not None:
-        report.first_curves.save(save_curves)
+    if request.save_curves is not None:
+        report.first_curves.save(request.save_curves)
     last = report.rounds[-1]
     metadata = {"method": method, "criterion": criterion_of(criterion).name, "schedule": schedule,
                 "budget": last["budget"],
