@@ -15,6 +15,7 @@ own allocation at the same kept weights (0% = the same total distortion).
     python benchmarks/curves.py                                  # full width, both cores
     python benchmarks/curves.py --width narrow --reference-images 64 --images 16 32 --points 5 9
     python benchmarks/curves.py --threads 1 --cache ref.json     # one core; keep the reference
+    python benchmarks/curves.py --device cuda --images 256 --points 41   # the GPU check: every point
 
 The reference takes about 45 minutes on one core at full width: ``--cache FILE`` keeps it
 (the model is retrained, seeded, and the reference reused only if its layers match).
@@ -66,13 +67,13 @@ def regret(curves: Curves, reference: Curves, sparsity: float) -> float:
     return (ours - best) / best if best > 0 else 0.0
 
 
-def trained_model(width: str, epochs: int, seed: int) -> tuple[torch.nn.Module, torch.Tensor]:
+def trained_model(width: str, epochs: int, seed: int, device: str) -> tuple[torch.nn.Module, torch.Tensor]:
     splits = load_dataset("shapes", seed=seed)
     torch.manual_seed(seed)
-    model = CifarResNet(widths=WIDTHS[width], num_classes=splits.num_classes)
+    model = CifarResNet(widths=WIDTHS[width], num_classes=splits.num_classes).to(device)
     if epochs:
-        train(model, splits.train, TrainConfig(epochs=epochs, lr=0.05, seed=seed, device="cpu"))
-    return model.eval(), splits.train.tensors[0]
+        train(model, splits.train, TrainConfig(epochs=epochs, lr=0.05, seed=seed, device=device))
+    return model.eval(), splits.train.tensors[0].to(device)
 
 
 def main() -> None:
@@ -85,11 +86,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--points", type=int, nargs="+", default=[6, 9, 13])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: every core)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check)")
     parser.add_argument("--cache", type=Path, default=None, help="keep the reference curves in this file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, images = trained_model(args.width, args.epochs, args.seed)
+    model, images = trained_model(args.width, args.epochs, args.seed, args.device)
     grid = default_grid(args.grid)
     if args.cache is not None and args.cache.exists():
         reference, ref_seconds = Curves.load(args.cache), None
@@ -99,7 +101,7 @@ def main() -> None:
         ref_seconds = time.perf_counter() - start
         if args.cache is not None:
             reference.save(args.cache)
-    print(f"CIFAR ResNet-18 ({args.width} width, {sum(p.numel() for p in model.parameters()):,} params, "
+    print(f"CIFAR ResNet-18 on {args.device} ({args.width} width, {sum(p.numel() for p in model.parameters()):,} params, "
           f"{len(reference.layers)} layers), {args.epochs} epoch(s) on shapes, {torch.get_num_threads()} thread(s); "
           f"reference: {args.grid} points on {args.reference_images} images"
           + (f", {ref_seconds:.0f} s" if ref_seconds is not None else " (cached)") + "\n")

@@ -29,6 +29,7 @@ from designer.network import build
 from designer.pruning.additivity import additivity
 from designer.pruning.allocate import BASELINES, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, make_permanent, total_sparsity
+from designer.pruning.correction import corrected_allocation
 from designer.pruning.curves import default_grid, distortion_curves, recalibrate_batchnorm
 from designer.pruning.prune import prune_model
 from designer.spec import NetworkSpec, Stage, Stem
@@ -36,7 +37,8 @@ from designer.train.data import load_dataset
 from designer.train.loop import TrainConfig, evaluate, train
 from solvers.knapsack import solve_dp, solve_lagrangian
 
-METHODS = ["rd", "lamp", "global", "erk", "uniform", "uniform+"]
+METHODS = ["rd", "rd+c", "lamp", "global", "erk", "uniform", "uniform+"]  # rd+c: rd with the correction loop
+CORRECTION_ROUNDS = 3
 SPARSITIES = [0.8, 0.9, 0.95, 0.98]
 
 
@@ -88,12 +90,15 @@ def run_seed(seed: int, args) -> dict:
     result = {"dense": dense_accuracy, "train_seconds": train_seconds, "curve_seconds": curve_seconds,
               "layers": len(curves.layers), "one_shot": {}, "iterative": {}}
 
-    for method in METHODS:
+    for method in args.methods:
         for s in SPARSITIES:
             model = copy.deepcopy(dense)
             budget = int(total * (1 - s) + 1e-6)  # every method keeps at most this many weights, counted on the masks
             if method == "rd":
                 targets = allocate(curves, keep_weights=budget).sparsity
+            elif method == "rd+c":
+                targets = corrected_allocation(model, calibration, curves, keep_weights=budget,
+                                               rounds=CORRECTION_ROUNDS).allocation.sparsity
             else:
                 targets = within_budget(model, BASELINES[method](model, s), budget)
             apply_sparsity(model, targets)
@@ -106,12 +111,13 @@ def run_seed(seed: int, args) -> dict:
                                                           for s in SPARSITIES))
 
     finetune_config = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=seed, device=args.device)
-    for method in METHODS if "iterative" in args.schedules else []:
+    for method in args.methods if "iterative" in args.schedules else []:
         model = copy.deepcopy(dense)
         start = time.perf_counter()
         for s in SPARSITIES:  # one run, evaluated as it passes each level
-            prune_model(model, calibration, method=method, sparsity=s, schedule="iterative", grid=grid,
-                        finetune=lambda m: train(m, splits.train, finetune_config))
+            prune_model(model, calibration, method=method.removesuffix("+c"), sparsity=s, schedule="iterative",
+                        grid=grid, finetune=lambda m: train(m, splits.train, finetune_config),
+                        correction_rounds=CORRECTION_ROUNDS if method == "rd+c" else 0)
             result["iterative"][(method, s)] = evaluate(model, splits.test)["accuracy"]
             result["iterative"][(method, s, "reached")] = total_sparsity(model)
             result["iterative"][(method, s, "kept")] = total - round(total_sparsity(model) * total)
@@ -182,6 +188,8 @@ def main() -> None:
     parser.add_argument("--diagnose", action="store_true",
                         help="first seed: additivity at capped sparsities, RD's predicted distortion and largest "
                              "layer sparsity")
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS,
+                        help="rd+c: rd with the correction loop (designer.pruning.correction)")
     parser.add_argument("--schedules", nargs="+", default=["one-shot", "iterative"], choices=["one-shot", "iterative"])
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -194,13 +202,13 @@ def main() -> None:
         print(f"\n**{schedule.replace('_', '-')}** test accuracy (%), mean ± std over {len(args.seeds)} seeds\n")
         print("| method | " + " | ".join(f"{int(100 * s)}%" for s in SPARSITIES) + " |")
         print("|---" * (len(SPARSITIES) + 1) + "|")
-        for method in METHODS:
+        for method in args.methods:
             print(f"| {method} | " + " | ".join(spread([r[schedule][(method, s)] for r in results])
                                                 for s in SPARSITIES) + " |")
         print(f"\nkept weights after masking / budget (seed {args.seeds[0]}), {schedule.replace('_', '-')}\n")
         print("| method | " + " | ".join(f"{int(100 * s)}%" for s in SPARSITIES) + " |")
         print("|---" * (len(SPARSITIES) + 1) + "|")
-        for method in METHODS:
+        for method in args.methods:
             first = results[0][schedule]
             print(f"| {method} | " + " | ".join(f"{first[(method, s, 'kept')]:,} / {first[(method, s, 'budget')]:,}"
                                                 for s in SPARSITIES) + " |")
@@ -221,7 +229,7 @@ def main() -> None:
     if args.plot:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
         for ax, schedule in zip(axes, schedules):
-            for method in METHODS:
+            for method in args.methods:
                 means = [100 * statistics.mean(r[schedule][(method, s)] for r in results) for s in SPARSITIES]
                 ax.plot([100 * s for s in SPARSITIES], means, "o-", label=method)
             ax.set_title(schedule.replace("_", "-"))

@@ -186,6 +186,8 @@ class PruneRound(_Strict):
     sparsity: float
     kept_macs: float = Field(description="fraction of the dense MACs kept")
     predicted_distortion: Optional[float] = Field(description="the allocation's summed curve distortion (rd)")
+    measured_distortion: Optional[float] = Field(description="its joint distortion, measured with every layer "
+                                                             "pruned at once (rd with --correction-rounds)")
 
 
 class PruneReport(_Strict):

@@ -31,13 +31,16 @@ def test_prune_weights_one_shot(checkpoint, tmp_path):
     from designer.cli import app
     out = tmp_path / "pruned.pt"
     result = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.7", "--schedule", "one-shot",
-                                 "--grid", "11", "--curve-points", "5", "--calibration", "64",
+                                 "--grid", "11", "--curve-points", "5", "--correction-rounds", "2",
+                                 "--calibration", "64",
                                  "--finetune-epochs", "0", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     model, metadata = load_checkpoint(out)
     assert total_sparsity(model) == pytest.approx(summary["sparsity"]) == pytest.approx(0.7, abs=0.02)
     assert metadata["pruning"]["method"] == "rd"
+    last = summary["rounds"][-1]  # the correction loop measured what it kept
+    assert last["measured_distortion"] is not None and last["measured_distortion"] >= 0
 
 
 def test_prune_channels_gives_a_smaller_network(checkpoint, tmp_path):

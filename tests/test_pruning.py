@@ -260,3 +260,30 @@ def test_curves_from_a_few_points_measure_those_and_interpolate_the_rest(model, 
                        for d in approx.distortion[lo:hi + 1])
     with pytest.raises(ValueError, match="points: at least 2"):
         distortion_curves(model, calibration, grid, points=1)
+
+
+def test_the_correction_loop_never_measures_worse_than_the_plain_allocation(model, calibration):
+    from designer.pruning.correction import corrected_allocation, joint_distortion
+    grid = [i / 10 for i in range(11)]
+    curves = distortion_curves(model, calibration, grid, chunk=4)
+    total = sum(c.weights for c in curves.layers)
+    result = corrected_allocation(model, calibration, curves, keep_weights=0.2 * total, rounds=3, hardest=3)
+    plain = allocate(curves, keep_weights=0.2 * total)
+    assert result.rounds[0]["sparsity"] == plain.sparsity  # round 1 is the plain DP
+    assert result.measured == min(r["measured"] for r in result.rounds) <= result.rounds[0]["measured"]
+    assert result.allocation.kept_weights <= 0.2 * total
+    # the measure is the plain one: every layer masked at once, one full forward, batch statistics
+    modules = dict(model.named_modules())
+    originals = {n: modules[n].weight.detach().clone() for n in result.allocation.sparsity}
+    with torch.no_grad(), batch_statistics(model):
+        reference = model(calibration)
+        for name, s in result.allocation.sparsity.items():
+            w = originals[name]
+            modules[name].weight.copy_(w * magnitude_mask(w, s, w != 0))
+        pruned = model(calibration)
+        for name, w in originals.items():
+            modules[name].weight.copy_(w)
+    plain_measure = float(((pruned - reference) ** 2).flatten(1).mean(1).mean())
+    assert result.measured == pytest.approx(plain_measure, rel=1e-5)
+    assert joint_distortion(model, calibration, result.allocation.sparsity) == pytest.approx(plain_measure, rel=1e-5)
+    assert all(torch.equal(modules[n].weight, w) for n, w in originals.items())  # weights restored

@@ -42,6 +42,9 @@ def prune(
     curve_points: Optional[int] = typer.Option(None, help="rd: measure only this many grid points per layer and "
                                                           "interpolate the rest (monotone); curves cost about "
                                                           "points x calibration images (benchmarks/curves.py)."),
+    correction_rounds: int = typer.Option(0, help="rd: rounds of the correction loop (measure the allocation's "
+                                                   "joint distortion, rescale the curves it contradicts, "
+                                                   "re-allocate, keep the best measured); 0: the plain DP."),
     finetune_epochs: int = typer.Option(1, help="Fine-tuning epochs after each round (0: none)."),
     device: str = choice_option("auto", DEVICES, "auto (CUDA when there is one), cpu or cuda[:N]: curves, BN "
                                                  "re-estimation and fine-tuning run there."),
@@ -59,7 +62,8 @@ def prune(
     request = PruneRequest(checkpoint=checkpoint, model=model_ref, weights=weights, input_shape=input_shape,
                            sparsity=sparsity, keep_macs=keep_macs, method=method, criterion=criterion, mode=mode,
                            schedule=schedule, dataset=dataset, calibration=calibration, grid=grid,
-                           curve_points=curve_points, finetune_epochs=finetune_epochs, device=device, out=out,
+                           curve_points=curve_points, correction_rounds=correction_rounds,
+                           finetune_epochs=finetune_epochs, device=device, out=out,
                            save_curves=save_curves, progress=not as_json)
     try:  # every argument is checked before any curve is measured
         summary = run_prune(request)

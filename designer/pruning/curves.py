@@ -261,10 +261,10 @@ def interpolate(kept: list[int], measured: dict[int, float]) -> list[float]:
     """Distortion at every count in ``kept`` from the ``measured`` ones: PCHIP (monotone
     between monotone data, no overshoot) over the log of the fraction kept, in log distortion;
     a measured zero (the unpruned layer) stays zero, as does everything above it."""
+    if all(k in measured for k in kept):
+        return [measured[k] for k in kept]
     from scipy.interpolate import PchipInterpolator  # a dependency of the pruning path only
     xs = sorted(measured)
-    if len(xs) == 1:
-        return [measured[xs[0]]] * len(kept)
     floor = min((v for v in measured.values() if v > 0), default=1.0) * 1e-3  # log(0) has no value
     curve = PchipInterpolator(np.log(xs), np.log([max(measured[x], floor) for x in xs]))
     values = []

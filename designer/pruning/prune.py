@@ -20,6 +20,7 @@ from tqdm import tqdm
 from designer.user_model import calibration_tensor
 from designer.pruning.allocate import BASELINES, METHODS, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
+from designer.pruning.correction import corrected_allocation
 from designer.pruning.curves import (MAGNITUDE, Criterion, Curves, default_grid, distortion_curves, layer_macs,
                                      prunable_layers, recalibrate_batchnorm)
 
@@ -57,10 +58,14 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                 keep_macs: float | None = None, schedule: str = "iterative", round_fraction: float = 0.2,
                 finetune: Callable[[nn.Module], None] | None = None, grid: list[float] | None = None,
                 worst_case: bool = False, progress: bool = False,
-                criterion: Criterion | str = MAGNITUDE, curve_points: int | None = None) -> PruneReport:
+                criterion: Criterion | str = MAGNITUDE, curve_points: int | None = None,
+                correction_rounds: int = 0) -> PruneReport:
     """Prune ``model`` in place to ``sparsity`` of its prunable weights removed, or (RD only)
     to ``keep_macs``, a fraction of its prunable layers' MACs kept. ``curve_points``: the RD
-    curves measure this many grid points per layer and interpolate the rest (None: all)."""
+    curves measure this many grid points per layer and interpolate the rest (None: all).
+    ``correction_rounds``: RD's allocation goes through that many rounds of the correction loop
+    (:mod:`designer.pruning.correction`: the joint distortion measured, the curves of the layers
+    it contradicts rescaled, the best measured allocation kept); 0: the plain DP."""
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
     if (sparsity is None) == (keep_macs is None):
@@ -96,15 +101,18 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                                        desc=f"round {index}/{len(targets_kept)}: distortion curves")
             report.first_curves = report.first_curves or curves
             solver = "slope" if method == "rd-slope" else "dp"
-            if sparsity is not None:
-                allocation = allocate(curves, keep_weights=budget, method=solver)
+            budgets = {"keep_weights" if sparsity is not None else "keep_macs": budget}
+            if correction_rounds:
+                corrected = corrected_allocation(model, calibration, curves, rounds=correction_rounds,
+                                                 criterion=criterion, method=solver, **budgets)
+                allocation, measured = corrected.allocation, corrected.measured
             else:
-                allocation = allocate(curves, keep_macs=budget, method=solver)
+                allocation, measured = allocate(curves, method=solver, **budgets), None
             targets, predicted = allocation.sparsity, allocation.distortion
             report.first_allocation = report.first_allocation or dict(targets)
         else:
             targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
-            predicted = None
+            predicted = measured = None
         reached = apply_sparsity(model, targets, criterion)
         recalibrate_batchnorm(model, calibration)
         if finetune is not None:
@@ -115,6 +123,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
         report.rounds.append({"target_kept": kept, "budget": budget,
                               "budget_unit": "weights" if sparsity is not None else "MACs",
                               "kept_weights": kept_weights, "sparsity": total_sparsity(model),
-                              "kept_macs": kept_macs, "predicted_distortion": predicted})
+                              "kept_macs": kept_macs, "predicted_distortion": predicted,
+                              "measured_distortion": measured})
     report.sparsity = layer_sparsity(model)
     return report

@@ -47,6 +47,7 @@ class PruneRequest:
     calibration: int = 256
     grid: int = 101
     curve_points: int | None = None  # measured grid points per layer, the rest interpolated (None: all)
+    correction_rounds: int = 0  # rounds of the correction loop (designer.pruning.correction); 0: the plain DP
     finetune_epochs: int = 1
     device: str = "auto"
     out: Path = Path("pruned.pt")
@@ -82,6 +83,9 @@ class PruneRequest:
             if self.mode != "weights" or not self.method.startswith("rd"):
                 raise ValueError("--curve-points: only the rd methods measure distortion curves (--mode weights)")
         checks.integer(self.finetune_epochs, "--finetune-epochs", minimum=0)
+        checks.integer(self.correction_rounds, "--correction-rounds", minimum=0)
+        if self.correction_rounds and (self.mode != "weights" or not self.method.startswith("rd")):
+            raise ValueError("--correction-rounds: only the rd methods allocate on curves (--mode weights)")
         resolve_device(self.device)
 
 
@@ -168,7 +172,8 @@ def _prune_weights(subject, calib, splits, request: PruneRequest, finetune, befo
     method, criterion, schedule, out = request.method, request.criterion, request.schedule, request.out
     report = prune_model(subject.model, calib, method=method, sparsity=request.sparsity, keep_macs=request.keep_macs,
                          schedule=schedule, finetune=finetune, grid=default_grid(request.grid),
-                         progress=request.progress, criterion=criterion, curve_points=request.curve_points)
+                         progress=request.progress, criterion=criterion, curve_points=request.curve_points,
+                         correction_rounds=request.correction_rounds)
     after = evaluate(subject.model, splits.test)
     if request.save_curves is not None:
         report.first_curves.save(request.save_curves)
