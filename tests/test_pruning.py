@@ -287,3 +287,19 @@ def test_the_correction_loop_never_measures_worse_than_the_plain_allocation(mode
     assert result.measured == pytest.approx(plain_measure, rel=1e-5)
     assert joint_distortion(model, calibration, result.allocation.sparsity) == pytest.approx(plain_measure, rel=1e-5)
     assert all(torch.equal(modules[n].weight, w) for n, w in originals.items())  # weights restored
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")  # vmap's fallback for CPU attention
+def test_vit_curves_equal_plain_forwards(calibration):
+    """A timm-style ViT (tests/models/vit.py): every Linear of attention and MLP is a layer with a curve,
+    and each curve point is the distortion of a plain forward with that layer masked."""
+    from tests.models.vit import ViT
+    torch.manual_seed(0)
+    vit = ViT(image=8, patch=4, in_channels=1, dim=16, depth=1, heads=2, num_classes=5).eval()
+    grid = [0.0, 0.5, 0.9]
+    curves = distortion_curves(vit, calibration, grid, chunk=2)
+    assert [c.name for c in curves.layers] == ["patch_embed", "blocks.0.attn.qkv", "blocks.0.attn.proj",
+                                               "blocks.0.mlp.0", "blocks.0.mlp.2", "head"]
+    for layer in curves.layers:
+        for s, d in zip(grid, layer.distortion):
+            assert d == pytest.approx(plain_distortion(vit, calibration, layer.name, s), rel=1e-4, abs=1e-9)
