@@ -312,3 +312,25 @@ def test_each_budget_minimum_is_the_brute_force_minimum_over_the_space(family, m
         solve(DesignProblem(max_macs=1.0, max_params=1.0, **space), time_limit=5)  # both named, before any solve
     just = DesignProblem(max_macs=smallest["max_macs"], max_params=smallest["max_params"], **space)
     assert solve(just, time_limit=30).spec is not None  # at the minimum itself: feasible
+
+
+def test_the_coarse_start_is_a_restriction_that_keeps_the_constructive_design():
+    """The early incumbent's MILP: a few geometric widths per range plus the constructive
+    design's own, every one on the grid, so its optimum is a design at least as good as that start."""
+    from designer.design.cells import choice_to_spec, coarse_cells, solve_cells
+    from designer.design.search import constructive_design
+    problem = DesignProblem(family="bottleneck", max_macs=2.5e6, max_params=60e3, effectiveness=0.5,
+                            **{**TINY, "out_widths": (16, 256)})
+    start = constructive_design(problem)
+    cells = coarse_cells(problem, 4, keep=start)
+    step = problem.width_step
+    for group, lo_hi, kept in [(cells.stem, problem.stem_widths, start.stem.out)] + [
+            (cells.out[j], problem.out_widths, st.out) for j, st in enumerate(start.stages)]:
+        points = [c.lo for c in group]
+        assert all(c.is_point and c.lo % step == 0 and lo_hi[0] <= c.lo <= lo_hi[1] for c in group)
+        assert kept in points and len(points) <= 5 and points == sorted(set(points))
+    result, choice = solve_cells(problem, cells, None, 1e-9, 1, start_from=start)
+    assert str(result.status) == "optimal"
+    design = choice_to_spec(problem, choice)
+    value, broken = problem.evaluate(design)
+    assert broken == [] and value >= problem.evaluate(start)[0] - 1e-6
