@@ -71,7 +71,7 @@ POLISH_SAMPLES = 6  # grid points per chosen cell in the polish MILP
 POLISH_SHARE = 0.2  # of the time limit, at most, for one polish MILP
 LNS_RADIUS = 1  # grid steps around each width of the incumbent in the neighbourhood MILPs
 LNS_SHARE = 0.1  # of the time limit, at most, for all neighbourhood MILPs together
-COARSE_SAMPLES = 8  # widths per range in the coarse MILP that gives the first incumbent
+COARSE_SAMPLES = 6  # widths per range in the coarse MILP that gives the first incumbent
 COARSE_SECONDS = 2.5  # for the coarse MILP (at most half the time left): the first MILP design within 5 s
 LAGRANGIAN_SHARE = 0.3  # of the time limit, at most, for the Lagrangian bound (after the first iteration)
 
@@ -232,6 +232,7 @@ def _coarse_start(run: _Run, best: _Incumbent) -> None:
     if found is not None:
         best.offer(choice_to_spec(run.problem, found))
         _search_around(run, best)
+        run.lns_seconds = 0.0  # the refinement's neighbourhood searches keep their whole share
 
 
 def _search_around(run: _Run, best: _Incumbent) -> None:
