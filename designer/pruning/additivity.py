@@ -8,32 +8,24 @@ import random
 import torch
 from torch import nn
 
-from designer.pruning.curves import MAGNITUDE, Criterion, Curves, batch_statistics, magnitude_mask, prunable_layers
-from designer.pruning.measure import distortion
+from designer.pruning.correction import joint_distortion
+from designer.pruning.curves import MAGNITUDE, Criterion, Curves, batch_statistics
 
 
 @torch.no_grad()
 def additivity(model: nn.Module, inputs: torch.Tensor, curves: Curves, samples: int = 50, seed: int = 0,
                max_sparsity: float = 1.0, criterion: Criterion | str = MAGNITUDE) -> list[tuple[float, float]]:
     """(summed single-layer distortion, measured joint distortion) for ``samples`` random
-    allocations, each layer at a random grid point of its curve (at most ``max_sparsity``)."""
+    allocations, each layer at a random grid point of its curve (at most ``max_sparsity``);
+    the joint distortion is :func:`designer.pruning.correction.joint_distortion`'s."""
     rng = random.Random(seed)
-    modules = dict(prunable_layers(model))
-    originals = {name: module.weight.detach().clone() for name, module in modules.items()}
-    pairs = []
-    model.eval()
-    with batch_statistics(model):
+    with batch_statistics(model.eval()):
         reference = model(inputs)
-        for _ in range(samples):
-            predicted = 0.0
-            for layer in curves.layers:
-                choices = [i for i, s in enumerate(layer.sparsity) if s <= max_sparsity]
-                i = rng.choice(choices)
-                predicted += layer.distortion[i]
-                w = originals[layer.name]
-                modules[layer.name].weight.copy_(w * magnitude_mask(w, layer.sparsity[i], w != 0, criterion))
-            measured = distortion(model(inputs), reference)
-            pairs.append((predicted, measured))
-            for name, module in modules.items():
-                module.weight.copy_(originals[name])
+    pairs = []
+    for _ in range(samples):
+        picks = {layer.name: rng.choice([i for i, s in enumerate(layer.sparsity) if s <= max_sparsity])
+                 for layer in curves.layers}
+        predicted = sum(layer.distortion[picks[layer.name]] for layer in curves.layers)
+        sparsity = {layer.name: layer.sparsity[picks[layer.name]] for layer in curves.layers}
+        pairs.append((predicted, joint_distortion(model, inputs, sparsity, criterion, reference)))
     return pairs
