@@ -40,12 +40,17 @@ class _Highs(_PyomoHighs):
     pyomo built, which pyomo's own options do not reach. A partial start (values of some
     variables) is completed by HiGHS; one that is infeasible is ignored by it."""
 
-    def __init__(self, start: list[tuple[Any, float]] | None = None, **kwargs):
+    def __init__(self, start: list[tuple[Any, float]] | None = None, deadline: float | None = None, **kwargs):
         super().__init__(**kwargs)
         # pyomo's set_instance re-runs __init__ without arguments (_reinit): keep the start
         self._warm_start = start if start is not None else getattr(self, "_warm_start", [])
+        self._deadline = deadline if deadline is not None else getattr(self, "_deadline", None)
 
     def _solve(self):
+        if self._deadline is not None:
+            # HiGHS's clock starts only now: the time pyomo spent handing it the model (a second
+            # or more for a large model on a busy machine) comes off its time limit
+            self._active_config.time_limit = max(self._deadline - time.perf_counter(), 0.01)
         if self._warm_start:
             columns = self._pyomo_var_to_solver_var_map
             pairs = [(columns[id(var)], float(value)) for var, value in self._warm_start if id(var) in columns]
@@ -99,7 +104,7 @@ def solve(model: pyo.ConcreteModel, *, time_limit: float | None = None, rel_gap:
     if threads < 1:
         raise ValueError(f"threads: must be at least 1, got {threads}")
     _ensure_threads(threads)
-    solver = _Highs(start)
+    solver = _Highs(start, deadline=None if time_limit is None else time.perf_counter() + time_limit)
     solver_options = {"random_seed": seed, "presolve": "on" if presolve else "off"}
     solver_options.update(options or {})
     kwargs: dict[str, Any] = {"rel_gap": rel_gap, "threads": threads, "tee": verbose, "load_solutions": False,

@@ -118,6 +118,8 @@ def solve_cells(problem: DesignProblem, cells: Cells, time_limit: float | None, 
         return SolveResult(Status.INFEASIBLE, solver="highs",
                            message=f"stage {empty}: no (out, btn, k) in the space fits the activation budget"), None
     warm = start_values(model, cells, stages, start_from) if start_from is not None else None
+    if time_limit is not None:  # the time limit covers building the model too
+        time_limit = max(time_limit - (time.perf_counter() - start), 0.01)
     result = highs.solve(model, time_limit=time_limit, rel_gap=rel_gap, threads=threads, start=warm)
     result = result.replace(seconds=time.perf_counter() - start)  # model building included
     choice = extract(model, cells, stages) if result.status.has_solution else None
