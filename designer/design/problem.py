@@ -103,6 +103,7 @@ class DesignProblem:
     def __post_init__(self) -> None:
         if self.family not in REGISTRY:
             raise DesignError(f"family: must be one of {', '.join(REGISTRY)}, got {self.family!r}")
+        self._blocks = REGISTRY[self.family]  # resolved once: the cost models read it for every configuration
         defaults = self.blocks.defaults
         if self.effectiveness == "family":  # one default for the API and the command line
             self.effectiveness = defaults.effectiveness
@@ -218,7 +219,7 @@ class DesignProblem:
     @property
     def blocks(self) -> BlockFamily:
         """The block family, resolved once (its costs, widths and layers)."""
-        return REGISTRY[self.family]
+        return self._blocks
 
     @property
     def layers_per_block(self) -> int:

@@ -20,7 +20,7 @@ loop never returns an allocation that measures worse than the one it started fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -69,8 +69,9 @@ def _scaled(curves: Curves, factors: dict[str, float]) -> Curves:
                    for c in curves.layers])
 
 
-def _predicted(curves: Curves, sparsity: dict[str, float]) -> float:
-    return sum(c.distortion[c.sparsity.index(sparsity[c.name])] for c in curves.layers)
+def _single(curves: Curves, sparsity: dict[str, float]) -> dict[str, float]:
+    """Each layer's own (uncorrected) distortion at its allocated grid point, C_l(s_l)."""
+    return {c.name: c.distortion[c.sparsity.index(sparsity[c.name])] for c in curves.layers}
 
 
 @torch.no_grad()
@@ -90,19 +91,21 @@ def corrected_allocation(model: nn.Module, inputs: torch.Tensor, curves: Curves,
         if any(allocation.sparsity == earlier["sparsity"] for earlier in history):
             break  # the factors moved nothing: later rounds would repeat this one
         measured = joint_distortion(model, inputs, allocation.sparsity, criterion, reference)
-        history.append({"sparsity": allocation.sparsity, "predicted": _predicted(curves, allocation.sparsity),
+        single = _single(curves, allocation.sparsity)
+        # reported like the plain DP's: its distortion summed on the uncorrected curves
+        allocation = replace(allocation, distortion=sum(single.values()))
+        history.append({"sparsity": allocation.sparsity, "predicted": allocation.distortion,
                         "measured": measured, "factors": dict(factors)})
         if best is None or measured < best[0]:
             best = (measured, allocation)
-        factors = _factors(model, inputs, curves, allocation.sparsity, measured, factors, hardest, criterion,
+        factors = _factors(model, inputs, single, allocation.sparsity, measured, factors, hardest, criterion,
                            reference)
     return Corrected(best[1], best[0], history)
 
 
-def _factors(model, inputs, curves: Curves, sparsity: dict[str, float], measured: float, factors: dict[str, float],
-             hardest: int, criterion, reference) -> dict[str, float]:
+def _factors(model, inputs, single: dict[str, float], sparsity: dict[str, float], measured: float,
+             factors: dict[str, float], hardest: int, criterion, reference) -> dict[str, float]:
     """g_l = m_l / C_l(s_l) for the ``hardest`` layers (the others keep theirs)."""
-    single = {c.name: c.distortion[c.sparsity.index(sparsity[c.name])] for c in curves.layers}
     factors = dict(factors)
     for name in sorted(single, key=lambda n: factors[n] * single[n], reverse=True)[:hardest]:
         if single[name] > 0:
