@@ -10,6 +10,8 @@ relaxation's bound at the MILP design's depths and kernels (a bound for those de
     python benchmarks/design.py --levels deepmad-r50 --time-limit 600 --ea-factor 0   # MILP only
     python benchmarks/design.py --pareto 8 --plot pareto.png
     python benchmarks/design.py --levels --families fused      # fused-MBConv at DeepMAD-R50's budgets
+    python benchmarks/design.py --levels --families bottleneck basic bottleneck,basic --ea-factor 0
+        # each family alone and the solver picking each stage's family, at the same budgets
     python benchmarks/design.py --levels deepmad-r18 deepmad-r34 deepmad-r50 --counting tinynas \
         --objective penalised   # the authors' budgets, counting and objective, one-to-one
 
@@ -45,7 +47,8 @@ def level_problem(name: str, macs: float | None = None, family: str | None = Non
     family's own width ratios and kernels, the level's strides, head and resolution). Our
     counting: the released structure's MACs, params and effectiveness; ``counting="tinynas"``:
     the authors' config budgets (R18, R34, R50). Also the released structure's objective value
-    and the rules it breaks (the released R18 breaks its own FLOPs budget under TinyNAS's counting)."""
+    and the rules it breaks (the released R18 breaks its own FLOPs budget under TinyNAS's counting).
+    ``family`` may name several, comma-separated: the solver picks each stage's."""
     spec = zoo.load(name)
     costs, scores = count(spec), deepmad_scores(spec)
     family = family or spec.stages[0].family
@@ -58,11 +61,14 @@ def level_problem(name: str, macs: float | None = None, family: str | None = Non
         budgets = dict(max_macs=costs.macs, max_params=costs.params, effectiveness=scores.effectiveness)
     if macs is not None:
         budgets["max_macs"] = macs
+    names = family.split(",")
     problem = DesignProblem(
-        family=family, resolution=spec.resolution, num_classes=spec.num_classes, head=spec.head,
+        family=names[0], families=names if len(names) > 1 else None, resolution=spec.resolution,
+        num_classes=spec.num_classes, head=spec.head,
         strides=[spec.stem.stride] + [s.stride for s in spec.stages], monotone=monotone,
         name=f"{name}-budget-{family}", objective=objective, counting=counting, **budgets)
     released, breaks = problem.evaluate(spec)
+    breaks = [rule for rule in breaks if " family " not in rule]  # of course its blocks may be of another family
     return problem, released, breaks
 
 
@@ -77,13 +83,15 @@ def run_level(name: str, time_limit: float, ea_factor: float, seeds: list[int], 
     result = solve(problem, time_limit=time_limit, rel_gap=rel_gap,
                    progress=lambda s: print(f"  {name}: {s}", file=sys.stderr))
     violations = problem.violations(result.spec) if result.spec is not None else ["no design"]
-    # the EA maximises the same objective (problem.evaluate), given the MILP's wall time
+    # the EA maximises the same objective (problem.evaluate), given the MILP's wall time; it and the
+    # convex relaxation take one family
+    ea_factor = 0 if problem.mixed else ea_factor
     ea_same = ([evolutionary_search(problem, time_limit=result.solve.seconds, seed=seed).score for seed in seeds]
                if ea_factor >= 1 else None)
     ea_long = (evolutionary_search(problem, time_limit=ea_factor * result.solve.seconds, seed=seeds[0])
                if ea_factor > 1 else None)
     relaxed = (relaxation_bound(problem, [s.L for s in result.spec.stages], [s.k for s in result.spec.stages])
-               if result.spec is not None else None)
+               if result.spec is not None and not problem.mixed else None)
     value = result.solve.objective
     return {"level": name if family is None else f"{name} budgets, {family}", "released": released,
             "released_breaks": released_breaks,
@@ -109,7 +117,8 @@ def main() -> None:
     parser.add_argument("--counting", default="mpdesign", choices=["mpdesign", "tinynas"],
                         help="tinynas: the authors' config budgets (R18, R34, R50), counted as TinyNAS does")
     parser.add_argument("--families", nargs="*", default=[],
-                        help="also design these block families (e.g. fused) at the --family-levels' budgets")
+                        help="also design these block families (e.g. fused) at the --family-levels' budgets; "
+                             "a comma-separated list (bottleneck,basic) lets the solver pick each stage's")
     parser.add_argument("--family-levels", nargs="*", default=["deepmad-r50"])
     parser.add_argument("--pareto", type=int, default=0, help="points of a Pareto sweep over MACs (R50 family)")
     parser.add_argument("--pareto-time", type=float, default=20.0)
@@ -136,8 +145,10 @@ def main() -> None:
               f"| {fmt(r['ea_long'])} | {fmt(r['relaxation'])} "
               f"| {'ok' if not r['violations'] else '; '.join(r['violations'])} |")
     for r in rows:
+        mixed = r["spec"] is not None and len({s.family for s in r["spec"].stages}) > 1
         if r["spec"] is not None:
-            stages = " ".join(f"({s.out},{s.btn},{s.k},{s.L},{s.stride})" for s in r["spec"].stages)
+            stages = " ".join(f"({s.out},{s.btn},{s.k},{s.L},{s.stride}{',' + s.family if mixed else ''})"
+                              for s in r["spec"].stages)
             print(f"\n{r['level']} MIP design: stem {r['spec'].stem.out}, {stages}")
 
     if args.pareto:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from designer.design import solve
 from designer.design.lagrangian import lagrangian_bound
 from designer.design.cells import grid
+from designer.families import family
 from tests.test_design import CASES, brute_force, feasible_designs
 
 
@@ -39,7 +40,7 @@ def test_lagrangian_bound_is_at_least_the_brute_force_optimum(name):
     assert len(design.stages) == CASES[name].n_stages
     for stage, (lo, hi) in zip(design.stages, (CASES[name].stage_depth_bounds(j)
                                                  for j in range(1, CASES[name].n_stages + 1))):
-        assert lo <= stage.L <= hi and stage.btn in grid(*CASES[name].btn_bounds(stage.out), 8)
+        assert lo <= stage.L <= hi and stage.btn in grid(*CASES[name].btn_bounds(stage.out, family(stage.family)), 8)
 
 
 def test_lagrangian_bound_with_no_time_left_still_evaluates_once():

@@ -22,11 +22,12 @@ def feasible_designs(problem: DesignProblem):
     stage_options = []
     for j in range(1, problem.n_stages + 1):
         options = []
-        for out in grid(*problem.out_widths, step):
-            for btn in grid(*problem.btn_bounds(out), step):
-                for k in problem.kernels:
-                    lo, hi = problem.stage_depth_bounds(j)
-                    options += [(out, btn, k, L) for L in range(lo, hi + 1)]
+        for blocks in problem.block_families:  # every family the stage may take
+            for out in grid(*problem.out_widths, step):
+                for btn in grid(*problem.btn_bounds(out, blocks), step):
+                    for k in problem.kernels_of(blocks):
+                        lo, hi = problem.stage_depth_bounds(j)
+                        options += [(out, btn, k, L, blocks.name) for L in range(lo, hi + 1)]
         stage_options.append(options)
     for stem in grid(*problem.stem_widths, step):
         for stages in itertools.product(*stage_options):
@@ -60,6 +61,14 @@ CASES = {
                                              effectiveness=0.5, head=48, counting="tinynas", **TINY),
     "basic-tinynas": DesignProblem(family="basic", kernels=(3,), max_macs=5e6, max_params=50e3, effectiveness=0.9,
                                    counting="tinynas", **TINY),
+    # the family a decision per stage (issue 27): 2 and 3 layers per block, each family its own btn ratio
+    "mixed-basic-bottleneck": DesignProblem(families=("basic", "bottleneck"), kernels=(3,), max_macs=3e6,
+                                            max_params=45e3, effectiveness=0.5, max_layers=14, **TINY),
+    # one btn ratio given for both; a head conv and an activation budget
+    "mixed-inverted-fused": DesignProblem(families=("inverted", "fused"), kernels=(3,), max_macs=2e6,
+                                          max_params=30e3, effectiveness=0.6, head=64, btn_ratio=(1.5, 3.0),
+                                          max_activation_bytes=40_000,
+                                          **{**TINY, "out_widths": (16, 32), "depths": (1, 2)}),
 }
 
 

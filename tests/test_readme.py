@@ -50,7 +50,8 @@ def test_every_readme_command_parses_as_written(command):
 # them: as written they train, profile or solve for minutes on models the user brings.
 RUN_HERE = ("specs", "inspect ", "allocate ", "map graph.json", "map model.pt2", "sweep ")
 RUN_ELSEWHERE = {
-    "design ": "test_design.py, test_schemas.py (60-s and latency-budget designs of DeepMAD-R50 size)",
+    "design ": "test_design.py, test_design_families.py, test_schemas.py (60-s, mixed-family and latency-budget "
+               "designs of DeepMAD-R50 size)",
     "profile ": "test_cli.py (times every block on this machine)",
     "train ": "test_train.py, test_cli.py (trains the designed network)",
     "prune ": "test_cli_pruning.py, test_prune_any.py (measures curves and fine-tunes)",

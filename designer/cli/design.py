@@ -42,7 +42,8 @@ DESIGN_OPTIONS = {
     "time_limit": "--time-limit", "rel_gap": "--gap", "threads": "--threads", "method": "--method",
     "first_stage_max_depth": "--first-stage-max-depth", "stem_widths": "--stem-widths", "out_widths": "--widths",
     "depths": "--depths", "strides": "--strides", "alpha": "--alpha", "head": "--head", "resolution": "--resolution",
-    "num_classes": "--classes", "family": "--family", "objective": "--objective", "counting": "--counting",
+    "num_classes": "--classes", "family": "--family", "families": "--family", "objective": "--objective",
+    "counting": "--counting",
 }
 
 
@@ -132,7 +133,9 @@ def _inspect_model(spec: Optional[str], model_ref: Optional[str], input_shape: O
 
 @app.command()
 def design(
-    family: str = choice_option("bottleneck", FAMILY_NAMES, "Block family."),
+    family: str = choice_option("bottleneck", FAMILY_NAMES, "Block family; several, comma-separated (e.g. "
+                                "inverted,bottleneck), let the solver pick each stage's (the first gives the "
+                                "stride pattern)."),
     resolution: int = typer.Option(224, help="Input resolution."),
     classes: int = typer.Option(1000, help="Number of classes."),
     macs: Optional[float] = typer.Option(None, help="MACs budget (convs and linears); with --counting tinynas, "
@@ -143,7 +146,9 @@ def design(
                                  "classifier included) or tinynas (the DeepMAD authors' FLOPs: conv MACs + BN, "
                                  "activation, pooling and projected residual-add elements, no classifier; model "
                                  "size without the classifier). tinynas: bottleneck and basic families."),
-    effectiveness: Optional[float] = typer.Option(None, help="Effectiveness budget rho0 (default: the family's, 0.3 or 0.5)."),
+    effectiveness: Optional[float] = typer.Option(
+        None, help="Effectiveness budget rho0 (default: the family's, 0.3 or 0.5; with several families the "
+                   "smallest of theirs)."),
     layers: Optional[int] = typer.Option(None, help="Budget on DeepMAD's layer count."),
     strides: Optional[str] = typer.Option(None, help="The stem's stride then one per stage, e.g. 2,2,2,2,1,2."),
     head: Optional[int] = typer.Option(None, help="Channels of a fixed 1x1 head conv."),
@@ -175,7 +180,9 @@ def design(
     from designer.design.problem import OBJECTIVES, DesignError, DesignProblem
     try:
         checks.writable_file(out, "--out")
-        checks.choice(family, "--family", FAMILY_NAMES)
+        names = [name.strip() for name in family.split(",")]
+        for name in names:
+            checks.choice(name, "--family", FAMILY_NAMES)
         checks.choice(objective, "--objective", OBJECTIVES)
         checks.choice(counting, "--counting", COUNTINGS)
         if (latency_ms is None) != (profile is None):
@@ -191,7 +198,8 @@ def design(
                                      f"CUDA device here to time the design on")
             latency_profile = loaded.to_dict()
         problem = DesignProblem(
-            family=family, resolution=resolution, num_classes=classes, strides=parse_list(strides, "--strides", int),
+            family=names[0], families=names if len(names) > 1 else None, resolution=resolution, num_classes=classes,
+            strides=parse_list(strides, "--strides", int),
             head=head, monotone=not no_monotone, max_macs=macs, max_params=params, max_layers=layers,
             effectiveness=effectiveness if effectiveness is not None else "family",
             max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
@@ -223,11 +231,12 @@ def design(
     if as_json:
         return
     table = Table(title=f"{family} design at {resolution}x{resolution}")
-    for column in ("stage", "out", "btn", "k", "L", "stride"):
-        table.add_column(column, justify="right")
-    table.add_row("stem", str(result.spec.stem.out), "", str(result.spec.stem.k), "1", str(result.spec.stem.stride))
+    for column in ("stage", "family", "out", "btn", "k", "L", "stride"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    table.add_row("stem", "", str(result.spec.stem.out), "", str(result.spec.stem.k), "1", str(result.spec.stem.stride))
     for i, stage in enumerate(result.spec.stages, start=1):
-        table.add_row(str(i), str(stage.out), str(stage.btn), str(stage.k), str(stage.L), str(stage.stride))
+        table.add_row(str(i), stage.family, str(stage.out), str(stage.btn), str(stage.k), str(stage.L),
+                      str(stage.stride))
     console.print(table)
     bound = "none" if result.solve.bound is None else f"{result.solve.bound:.2f}"
     gap_text = percent(result.solve.gap)

@@ -11,6 +11,7 @@ import time
 
 from designer.design.milp import Cell, Cells, Choice, build_model, extract, start_values
 from designer.design.problem import DesignProblem, ceil_to, floor_to
+from designer.families import family
 from designer.spec import NetworkSpec
 from solvers import highs
 from solvers.result import SolveResult, Status
@@ -46,8 +47,11 @@ def split_cell(cell: Cell, step: int) -> list[Cell]:
 
 
 def btn_range(problem: DesignProblem) -> tuple[int, int]:
-    lo_out, hi_out = ceil_to(problem.out_widths[0], problem.width_step), floor_to(problem.out_widths[1], problem.width_step)
-    return problem.btn_bounds(lo_out)[0], problem.btn_bounds(hi_out)[1]
+    """The inner widths some block of some family in the space can take."""
+    lo_out = ceil_to(problem.out_widths[0], problem.width_step)
+    hi_out = floor_to(problem.out_widths[1], problem.width_step)
+    return (min(problem.btn_bounds(lo_out, blocks)[0] for blocks in problem.block_families),
+            max(problem.btn_bounds(hi_out, blocks)[1] for blocks in problem.block_families))
 
 
 def initial_cells(problem: DesignProblem, parts: int = 6) -> Cells:
@@ -89,14 +93,20 @@ def coarse_cells(problem: DesignProblem, samples: int, keep: NetworkSpec | None 
 
 
 def exact_size(problem: DesignProblem) -> int:
-    """Configurations per stage of the exact model (out x btn x k pairs in the space)."""
+    """Configurations per stage of the exact model (out x btn x k x family in the space)."""
     outs = grid(*problem.out_widths, problem.width_step)
-    return sum(len(grid(*problem.btn_bounds(c), problem.width_step)) for c in outs) * len(problem.kernels)
+    return sum(len(grid(*problem.btn_bounds(c, blocks), problem.width_step)) * len(problem.kernels_of(blocks))
+               for blocks in problem.block_families for c in outs)
 
 
 def choice_to_spec(problem: DesignProblem, choice: Choice) -> NetworkSpec:
-    return problem.to_spec(choice.stem.lo, [(cfg.out.lo, max(cfg.btn.lo, problem.btn_bounds(cfg.out.lo)[0]),
-                                             cfg.k, depth) for cfg, depth in choice.stages])
+    """The design at the narrowest widths of the cells a solution picked (its own widths when
+    the cells are single widths)."""
+    def btn(cfg) -> int:
+        return max(cfg.btn.lo, problem.btn_bounds(cfg.out.lo, family(cfg.family))[0])
+
+    return problem.to_spec(choice.stem.lo, [(cfg.out.lo, btn(cfg), cfg.k, depth, cfg.family)
+                                            for cfg, depth in choice.stages])
 
 
 def penalty_depths(problem: DesignProblem, depths: list[int]) -> tuple[int, ...]:
@@ -106,13 +116,17 @@ def penalty_depths(problem: DesignProblem, depths: list[int]) -> tuple[int, ...]
 
 def solve_cells(problem: DesignProblem, cells: Cells, time_limit: float | None, rel_gap: float, threads: int,
                 objective: str = "score", start_from: NetworkSpec | None = None,
-                tangents: set[tuple[int, ...]] | None = None) -> tuple[SolveResult, Choice | None]:
+                tangents: set[tuple[int, ...]] | None = None,
+                timings: dict[str, float] | None = None) -> tuple[SolveResult, Choice | None]:
     """Solve the MILP over ``cells``; ``start_from``: a design HiGHS starts from (a warm start)
     when it lies inside the cells; ``tangents``: the depth vectors with planes of the depth
-    penalty (objective "penalised"), to which the solution's own depths are added."""
+    penalty (objective "penalised"), to which the solution's own depths are added; ``timings``
+    gets the seconds building the model took (``"build"``), which no time limit can cut short."""
     start = time.perf_counter()
     tangents = tangents if tangents is not None else set()
     model, stages = build_model(problem, cells, objective, sorted(tangents))
+    if timings is not None:
+        timings["build"] = time.perf_counter() - start
     if any(not d.configs for d in stages):
         empty = next(j for j, d in enumerate(stages, start=1) if not d.configs)
         return SolveResult(Status.INFEASIBLE, solver="highs",

@@ -19,8 +19,9 @@ head end), and the score is sum_e coef_e P_e with coef_e = alpha_e (log r_e + x_
      with A_j = sum_{e: j_e >= j} (coef_e + mu_e): stage j's value depends on the later stages
      only through the scalar A_j, and A_j grows by coef_j(x_j) + mu_j at a stage end.
 (L3) Stage function, for stage input width c_in, width c and weight A:
-       Phi_j(c_in, c, A) = max_{b, k, L} A S_j - lambda . cost_j(c_in, c, b, k, L) + tau_j L
-     with tau_j the per-block layer terms of mu and nu. For fixed (k, L) the value is concave
+       Phi_j(c_in, c, A) = max_{f, b, k, L} A S_j - lambda . cost_j(c_in, c, b, k, L) + tau_j lpb_f L
+     over the families f of the space (each with its own btn range, kernels, beta and lpb_f),
+     with tau_j the per-layer terms of mu and nu. For fixed (f, k, L) the value is concave
      in b (A L beta log b minus a convex quadratic), so the best grid b is next to the root of
      2 Q2 b^2 + Q1 b = A L beta; for fixed b it is linear in L, so L is Lmin or Lmax.
      Phi_j is a maximum of functions affine in A and in c_in, hence convex in each: it is
@@ -52,6 +53,7 @@ from designer.costs import count
 from designer.design.posynomial import MONOMIALS, block_posynomial, stem_budget, tail_budget
 from designer.design.problem import DesignProblem, ceil_to, floor_to
 from designer.entropy import DEPTH_PENALTY_RATIO, units
+from designer.families import family
 from designer.spec import NetworkSpec
 
 NEG = -1e300
@@ -116,22 +118,24 @@ class _Space:
         self.widths = _grid(*p.out_widths, step)
         self.stem_widths = _grid(*p.stem_widths, step)
         self.log_widths, self.log_stem = np.log(self.widths), np.log(self.stem_widths)
-        self.btn_lo = np.array([p.btn_bounds(int(c))[0] for c in self.widths], float)
-        self.btn_hi = np.array([p.btn_bounds(int(c))[1] for c in self.widths], float)
-        blocks = p.blocks
-        self.beta = blocks.btn_exponent
-        self.own_k = {k: blocks.log_width(1, 1, k) for k in p.kernels}
+        # per (family, kernel) of the space: the stage function maximises over both (L3)
+        self.families = p.block_families
+        self.choices = [(blocks, k) for blocks in self.families for k in p.kernels_of(blocks)]
+        bounds = {b.name: np.array([p.btn_bounds(int(c), b) for c in self.widths], float) for b in self.families}
+        self.btn_lo = {name: pairs[:, 0] for name, pairs in bounds.items()}
+        self.btn_hi = {name: pairs[:, 1] for name, pairs in bounds.items()}
+        self.own = {(blocks.name, k): blocks.log_width(1, 1, k) for blocks, k in self.choices}
         res = p.resolutions()
-        self.first = [{k: block_posynomial(p, k, p.strides[j], res[j - 1], True) for k in p.kernels}
-                      for j in range(1, n + 1)]
-        self.rest = [{k: block_posynomial(p, k, 1, res[j], False) for k in p.kernels} for j in range(1, n + 1)]
+        self.first = [{(blocks.name, k): block_posynomial(p, k, p.strides[j], res[j - 1], True, blocks)
+                       for blocks, k in self.choices} for j in range(1, n + 1)]
+        self.rest = [{(blocks.name, k): block_posynomial(p, k, 1, res[j], False, blocks)
+                      for blocks, k in self.choices} for j in range(1, n + 1)]
         self.stem_cost = np.array(stem_budget(p, 1), float)  # per stem channel
         self.tail_const = np.array(tail_budget(p, 0), float)
         self.tail_slope = np.array(tail_budget(p, 1), float) - self.tail_const
         self.log_w_stem = math.log(p.in_channels * p.stem_kernel ** 2)
         self.ends = p.scoring_ends()
         self.alpha = p.stage_alpha
-        self.lpb = p.layers_per_block
         self.budgets = np.array([p.max_macs or 0.0, p.max_params or 0.0])
         self.active = np.array([p.max_macs is not None, p.max_params is not None])
 
@@ -169,17 +173,17 @@ class _Evaluator:
     # ---- (L1) the per-block layer terms and the constant -------------------------------
     def _layer_terms(self, pi: _Multipliers) -> tuple[np.ndarray, float]:
         s, p = self.s, self.s.problem
-        tau = np.zeros(s.n + 1)  # tau[j] per block of stage j
+        tau = np.zeros(s.n + 1)  # tau[j] per layer of a block of stage j
         constant = float(np.sum(pi.cost * s.active))
         for e, mu in pi.mu.items():
             j_e = s.ends[e][0]
             lstar = self.tangent[e]
             g, slope = _tangent(lstar, self.rho0)
             extra = 1 if j_e == s.n + 1 else 0
-            tau[1:min(j_e, s.n) + 1] -= mu * slope * s.lpb
+            tau[1:min(j_e, s.n) + 1] -= mu * slope
             constant -= mu * (g + slope * (1 + extra - lstar))
         if p.max_layers is not None:
-            tau[1:] -= pi.nu * s.lpb
+            tau[1:] -= pi.nu
             constant += pi.nu * (p.max_layers - 1 - (1 if p.head is not None else 0))
         return tau, constant
 
@@ -191,36 +195,37 @@ class _Evaluator:
     def stage_table(self, j: int, c_in: np.ndarray, A: np.ndarray, w: np.ndarray, tau: float,
                     argmax: bool = False):
         """Phi_j at every (input width c_in, width, weight A) without the A x_in term: an array
-        of shape (len(c_in), n_widths, len(A)); with ``argmax`` also the maximising (b, k, L)
-        there (only the trace needs them; the DP's tables do not)."""
+        of shape (len(c_in), n_widths, len(A)); with ``argmax`` also the maximising (b, k, L,
+        family index) there (only the trace needs them; the DP's tables do not)."""
         s, p = self.s, self.s.problem
         lo, hi = p.stage_depth_bounds(j)
         c = s.widths[None, :, None]
         x = s.log_widths[None, :, None]
         a = A[None, None, :]
         best = np.full((len(c_in), len(s.widths), len(A)), NEG)
-        arg_b, arg_k, arg_L = (np.zeros_like(best) for _ in range(3)) if argmax else (None, None, None)
-        b_lo, b_hi = s.btn_lo[None, :, None], s.btn_hi[None, :, None]
+        arg_b, arg_k, arg_L, arg_f = (np.zeros_like(best) for _ in range(4)) if argmax else (None,) * 4
         step = p.width_step
-        for k in p.kernels:
-            f2, f1, f0 = _in_btn(s.first[j - 1][k] @ w, c_in[:, None, None], c)  # lambda-weighted
-            r2, r1, r0 = _in_btn(s.rest[j - 1][k] @ w, c, c)
+        for blocks, k in s.choices:
+            b_lo, b_hi = s.btn_lo[blocks.name][None, :, None], s.btn_hi[blocks.name][None, :, None]
+            beta, lpb, index = blocks.btn_exponent, blocks.layers_per_block, s.families.index(blocks)
+            f2, f1, f0 = _in_btn(s.first[j - 1][blocks.name, k] @ w, c_in[:, None, None], c)  # lambda-weighted
+            r2, r1, r0 = _in_btn(s.rest[j - 1][blocks.name, k] @ w, c, c)
             for L in sorted({lo, hi}):
                 Q2, Q1, Q0 = f2 + (L - 1) * r2, f1 + (L - 1) * r1, f0 + (L - 1) * r0
-                gain = a * L * s.beta  # derivative of A L beta log b is gain / b
+                gain = a * L * beta  # derivative of A L beta log b is gain / b
                 with np.errstate(divide="ignore", invalid="ignore"):
                     root = np.where(Q2 > 0, (-Q1 + np.sqrt(Q1 * Q1 + 8 * Q2 * gain)) / (4 * np.where(Q2 > 0, Q2, 1)),
                                     np.where(Q1 > 0, gain / np.where(Q1 > 0, Q1, 1), np.inf))
                 below = np.clip(np.floor(np.minimum(root, 1e9) / step) * step, b_lo, b_hi)
                 for b in (below, np.clip(below + step, b_lo, b_hi)):
-                    value = (a * (L * (s.beta * np.log(b) + s.own_k[k]) + (L - 1) * x)
-                             - (Q2 * b * b + Q1 * b + Q0) + tau * L)
+                    value = (a * (L * (beta * np.log(b) + s.own[blocks.name, k]) + (L - 1) * x)
+                             - (Q2 * b * b + Q1 * b + Q0) + tau * lpb * L)
                     if argmax:
                         better = value > best
-                        arg_b, arg_k, arg_L = (np.where(better, b, arg_b), np.where(better, k, arg_k),
-                                               np.where(better, L, arg_L))
+                        arg_b, arg_k, arg_L, arg_f = (np.where(better, b, arg_b), np.where(better, k, arg_k),
+                                                      np.where(better, L, arg_L), np.where(better, index, arg_f))
                     best = np.maximum(best, value)
-        return (best, arg_b, arg_k, arg_L) if argmax else best
+        return (best, arg_b, arg_k, arg_L, arg_f) if argmax else best
 
     # ---- (L4) the DP ---------------------------------------------------------------------
     def evaluate(self, pi: _Multipliers) -> tuple[float, NetworkSpec]:
@@ -352,8 +357,9 @@ class _Evaluator:
         result, c_prev = [], np.array([s.stem_widths[c0]])
         A_suffix = np.cumsum(coef[::-1])[::-1]
         for j, cj in enumerate(widths, start=1):
-            _, arg_b, arg_k, arg_L = self.stage_table(j, c_prev, np.array([A_suffix[j]]), w, tau[j], argmax=True)
-            result.append((int(s.widths[cj]), int(arg_b[0, cj, 0]), int(arg_k[0, cj, 0]), int(arg_L[0, cj, 0])))
+            _, arg_b, arg_k, arg_L, arg_f = self.stage_table(j, c_prev, np.array([A_suffix[j]]), w, tau[j], argmax=True)
+            result.append((int(s.widths[cj]), int(arg_b[0, cj, 0]), int(arg_k[0, cj, 0]), int(arg_L[0, cj, 0]),
+                           s.families[int(arg_f[0, cj, 0])].name))
             c_prev = np.array([s.widths[cj]])
         return p.to_spec(int(s.stem_widths[c0]), result)
 
@@ -396,11 +402,12 @@ def lagrangian_bound(problem: DesignProblem, target: float, time_limit: float = 
     tangent = {}
     for e in eff_ends:
         j_e = space.ends[e][0]
-        if incumbent is not None:
-            depth = sum(st.L for st in incumbent.stages[:min(j_e, space.n)])
+        if incumbent is not None:  # any tangent point gives a bound; the incumbent's layer count a close one
+            layers = sum(family(st.family).layers_per_block * st.L for st in incumbent.stages[:min(j_e, space.n)])
         else:
             depth = sum(problem.stage_depth_bounds(i)[1] for i in range(1, min(j_e, space.n) + 1)) // 2
-        tangent[e] = 1 + space.lpb * max(depth, 1) + (1 if j_e == space.n + 1 else 0)
+            layers = problem.layers_per_block * max(depth, 1)
+        tangent[e] = 1 + layers + (1 if j_e == space.n + 1 else 0)
     evaluator = _Evaluator(space, resolution, tangent)
     scale = abs(target) if target else 1.0
     pi = _Multipliers(np.where(space.active, 0.1 * scale, 0.0), {e: 0.0 for e in eff_ends}, 0.0)

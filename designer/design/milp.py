@@ -1,7 +1,8 @@
 r"""The DeepMAD design problem as a mixed-integer linear program over width *cells*.
 
 Every width range is split into cells [lo, hi] of grid points. Stage j (1..n) picks one
-*configuration* q = (out cell, btn cell, k) by a binary z_{jq}, and its depth by an integer
+*configuration* q = (out cell, btn cell, k, family) by a binary z_{jq} (the family index ranges
+over the problem's families, each with its own btn ratio and kernels), and its depth by an integer
 L_{jq} (disaggregated: L_{jq} = 0 unless z_{jq} = 1). The stem picks one width cell (s_v).
 Values (log widths) are taken at each cell's ``hi`` and costs at its ``lo``; every cost grows
 and every value grows with every width, so the model is a *relaxation* of the space the
@@ -10,7 +11,7 @@ optimal for the discrete design problem). :mod:`designer.design.solve` refines c
 the two meet.
 
 Notation: c_j is stage j's width (c_0 the stem's), w_{jv} = sum of z_{jq} over q with out
-cell v (w_{0v} = s_v), lpb the layers per block, R_{j-1} / r_j the input / output
+cell v (w_{0v} = s_v), lpb(q) the layers per block of q's family, R_{j-1} / r_j the input / output
 resolution of stage j, own(q) the log width of a block without its log c_in term
 (the family's ``log_width`` at c_in = 1).
 
@@ -31,12 +32,15 @@ resolution of stage j, own(q) the log width of a block without its log c_in term
                                  + sum_j sum_v lo_v G_{jv} + head/classifier(c_n)  <= budget
      cross term c_{j-1} g(q) of a stage's first block (cost per input channel):
                                  sum_v G_{jv} = sum_q g(q) z_{jq},  0 <= G_{jv} <= Gmax w_{j-1,v}
-(D7) layers:                    Lc = 1 + lpb sum_{jq} L_{jq} (+1 head) <= max_layers
+(D7) layers:                    Lc = 1 + sum_{jq} lpb(q) L_{jq} (+1 head) <= max_layers
 (D8) effectiveness, per stage end e:  P_e >= Lc_e log(Lc_e / rho0), imposed by the secants of
-     the convex right side between consecutive attainable Lc_e (exact at attainable points)
+     the convex right side between consecutive Lc_e a step g apart, g the greatest common
+     divisor of the families' lpb (every attainable Lc_e is one of them: exact there)
 (D9) monotone widths:           sum_v lo_v w_{jv} <= sum_v hi_v w_{j+1,v}
-(D10) activation footprint of every layer of a first block: foot(q) + R^2 bpe c_{j-1} <= M;
-     of the other blocks: configurations over M get L_{jq} <= z_{jq}
+(D10) activation footprint of every layer of a first block, per family f with Z_f = sum of
+     z_{jq} over f's configurations: sum_{q in f} foot(q) z_{jq} + slope_f c_{j-1} <= M
+     + slope_f cmax (1 - Z_f) (the last term only with several families: off unless f is
+     chosen); of the other blocks: configurations over M get L_{jq} <= z_{jq}
 (D11) depth spread:             L_i - L_k <= spread  for i, k in the depth-penalty stages
 (D12) with objective "penalised", the objective is the score less pen, and
                                  pen >= 10 exp(std(D)) over the depths D of the depth-penalty stages,
@@ -83,6 +87,7 @@ class Config:
     out: Cell
     btn: Cell
     k: int
+    family: str = ""  # the block family's name (every configuration of a stage names one)
 
 
 @dataclass
@@ -119,59 +124,67 @@ class _StageData:
     slope: list[tuple[int, int]]   # per input channel of the first block
     rest: list[tuple[int, int]]    # one later block
     first_foot: list[list[int]]    # per first-block layer, footprint without c_in
-    foot_slope: list[int]          # per first-block layer, footprint per input channel
+    foot_slope: list[list[int]]    # per first-block layer, footprint per input channel
     rest_over_memory: list[bool]
     own: list[float]               # block log width without log c_in, at hi widths
+    lpb: list[int] = field(default_factory=list)  # layers per block
     rest_lo: list[float] = field(default_factory=list)  # a later block's log width at lo widths
     rest_gain: list[float] = field(default_factory=list)  # its increase from lo to hi widths
     rate: list[tuple[float, float]] = field(default_factory=list)  # log width per MAC / per param, at most
 
 
 def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells: list[Cell]) -> _StageData:
-    res = problem.resolutions()
-    r_in, r_out, stride = res[j - 1], res[j], problem.strides[j]
-    bpe = problem.bytes_per_element
+    """Every configuration (out cell, btn cell, k, family) of stage j and its coefficients."""
     data = _StageData([], [], [], [], [], [], [], [])
-    memory = problem.max_activation_bytes
-    latency = problem.latency_model
-    for c in out_cells:
-        b_min, b_max = problem.btn_bounds(c.lo)[0], problem.btn_bounds(c.hi)[1]
-        for b in btn_cells:
-            if b.hi < b_min or b.lo > b_max:
-                continue
-            # the cheapest and the widest btn this cell allows next to some out in the out cell
-            lo_b, hi_b = max(b.lo, b_min), min(b.hi, b_max)
-            for k in problem.kernels:
-                first0, _ = block_layers(problem.blocks, "b", 0, c.lo, lo_b, k, stride, r_in, first=True)
-                first1, _ = block_layers(problem.blocks, "b", 1, c.lo, lo_b, k, stride, r_in, first=True)
-                rest, _ = block_layers(problem.blocks, "b", c.lo, c.lo, lo_b, k, 1, r_out, first=False)
-                feet0 = [layer.activation_bytes(bpe) for layer in first0]
-                slopes = [layer1.activation_bytes(bpe) - layer0.activation_bytes(bpe)
-                          for layer0, layer1 in zip(first0, first1)]
-                if memory is not None and any(f > memory for f, s in zip(feet0, slopes) if s == 0):
+    for blocks in problem.block_families:
+        rates = {}  # the gain rates of a (c, b, k) corner, shared by the cells that start there
+        for c in out_cells:
+            b_min, b_max = problem.btn_bounds(c.lo, blocks)[0], problem.btn_bounds(c.hi, blocks)[1]
+            for b in btn_cells:
+                if b.hi < b_min or b.lo > b_max:
                     continue
-                data.configs.append(Config(c, b, k))
-                f0 = _cost(block_budget(problem.blocks, 0, c.lo, lo_b, k, stride, r_in, True, problem.counting),
-                           first0, latency)
-                f1 = _cost(block_budget(problem.blocks, 1, c.lo, lo_b, k, stride, r_in, True, problem.counting),
-                           first1, latency)
-                data.first.append(f0)
-                data.slope.append(tuple(b - a for a, b in zip(f0, f1)))
-                data.rest.append(_cost(block_budget(problem.blocks, c.lo, c.lo, lo_b, k, 1, r_out, False,
-                                                    problem.counting), rest, latency))
-                data.first_foot.append(feet0)
-                data.foot_slope = slopes  # the same for every configuration of the family
-                data.rest_over_memory.append(
-                    memory is not None and max(layer.activation_bytes(bpe) for layer in rest) > memory)
-                data.own.append(problem.blocks.log_width(1, hi_b, k))
-                rest_lo = problem.blocks.log_width(c.lo, lo_b, k)
-                data.rest_lo.append(rest_lo)
-                data.rest_gain.append(math.log(c.hi) + data.own[-1] - rest_lo)
-                data.rate.append(_gain_rates(problem, c.lo, lo_b, k, r_out))
+                # the cheapest and the widest btn this cell allows next to some out in the out cell
+                lo_b, hi_b = max(b.lo, b_min), min(b.hi, b_max)
+                for k in problem.kernels_of(blocks):
+                    _add_config(problem, j, data, blocks, c, b, lo_b, hi_b, k, rates)
     return data
 
 
-def _gain_rates(problem: DesignProblem, c: int, b: int, k: int, res: int) -> tuple[float, float]:
+def _add_config(problem: DesignProblem, j: int, data: _StageData, blocks, c: Cell, b: Cell, lo_b: int, hi_b: int,
+                k: int, rates: dict) -> None:
+    """Append configuration (c, b, k) of ``blocks`` to stage j's data, unless its first block
+    alone breaks the activation budget."""
+    res = problem.resolutions()
+    r_in, r_out, stride = res[j - 1], res[j], problem.strides[j]
+    bpe, memory, latency = problem.bytes_per_element, problem.max_activation_bytes, problem.latency_model
+    first0, _ = block_layers(blocks, "b", 0, c.lo, lo_b, k, stride, r_in, first=True)
+    first1, _ = block_layers(blocks, "b", 1, c.lo, lo_b, k, stride, r_in, first=True)
+    rest, _ = block_layers(blocks, "b", c.lo, c.lo, lo_b, k, 1, r_out, first=False)
+    feet0 = [layer.activation_bytes(bpe) for layer in first0]
+    slopes = [layer1.activation_bytes(bpe) - layer0.activation_bytes(bpe) for layer0, layer1 in zip(first0, first1)]
+    if memory is not None and any(f > memory for f, s in zip(feet0, slopes) if s == 0):
+        return
+    data.configs.append(Config(c, b, k, blocks.name))
+    f0 = _cost(block_budget(blocks, 0, c.lo, lo_b, k, stride, r_in, True, problem.counting), first0, latency)
+    f1 = _cost(block_budget(blocks, 1, c.lo, lo_b, k, stride, r_in, True, problem.counting), first1, latency)
+    data.first.append(f0)
+    data.slope.append(tuple(b - a for a, b in zip(f0, f1)))
+    data.rest.append(_cost(block_budget(blocks, c.lo, c.lo, lo_b, k, 1, r_out, False, problem.counting), rest,
+                           latency))
+    data.first_foot.append(feet0)
+    data.foot_slope.append(slopes)
+    data.rest_over_memory.append(memory is not None and max(layer.activation_bytes(bpe) for layer in rest) > memory)
+    data.own.append(blocks.log_width(1, hi_b, k))
+    data.lpb.append(blocks.layers_per_block)
+    rest_lo = blocks.log_width(c.lo, lo_b, k)
+    data.rest_lo.append(rest_lo)
+    data.rest_gain.append(math.log(c.hi) + data.own[-1] - rest_lo)
+    if (c.lo, lo_b, k) not in rates:
+        rates[c.lo, lo_b, k] = _gain_rates(problem, blocks, c.lo, lo_b, k, r_out)
+    data.rate.append(rates[c.lo, lo_b, k])
+
+
+def _gain_rates(problem: DesignProblem, blocks, c: int, b: int, k: int, res: int) -> tuple[float, float]:
     """Upper bounds on (gain in a later block's log width) / (its extra MACs, extra params) for
     widths moving up from (c, b) (R8 of :mod:`designer.design.milp`'s docstring).
 
@@ -180,8 +193,8 @@ def _gain_rates(problem: DesignProblem, c: int, b: int, k: int, res: int) -> tup
     log width (log c + beta log b) grows at most by its gradient; the ratio of the two is at
     most the larger of the two coordinate ratios. Squeeze-excite terms are left out of the
     costs, which can only lower the gradient and so raise these bounds."""
-    coefficients = block_posynomial(problem, k, 1, res, first=False)  # (monomial, [MACs, params])
-    beta = problem.blocks.btn_exponent
+    coefficients = block_posynomial(problem, k, 1, res, first=False, blocks=blocks)  # (monomial, [MACs, params])
+    beta = blocks.btn_exponent
     rates = []
     for index in (0, 1):
         d_c = sum(row[index] * (e_in + e_c) * c ** (e_in + e_c - 1) * b ** e_b
@@ -193,10 +206,11 @@ def _gain_rates(problem: DesignProblem, c: int, b: int, k: int, res: int) -> tup
     return rates[0], rates[1]
 
 
-def _secants(lpb: int, lc_min: int, lc_max: int, rho0: float) -> list[tuple[float, float]]:
-    """(slope, intercept) of the secants of x log(x / rho0) between attainable layer counts."""
+def _secants(step: int, lc_min: int, lc_max: int, rho0: float) -> list[tuple[float, float]]:
+    """(slope, intercept) of the secants of x log(x / rho0) between layer counts ``step`` apart
+    (every attainable count is one of them)."""
     g = lambda x: x * math.log(x / rho0)  # noqa: E731
-    points = list(range(lc_min, lc_max + 1, lpb))
+    points = list(range(lc_min, lc_max + 1, step))
     if len(points) == 1:
         return [(0.0, g(points[0]))]
     cuts = []
@@ -253,8 +267,10 @@ class _Formulation:
                 + (self.log_width(n) if j == n + 1 else 0))
 
     def layer_count(self, j: int):
-        n, lpb = self.n, self.problem.layers_per_block
-        return 1 + lpb * pyo.quicksum(self.depth(i) for i in range(1, min(j, n) + 1)) + (1 if j == n + 1 else 0)
+        """(D7) the stem, lpb layers per block up to stage j (n + 1: and the head)."""
+        n = self.n
+        return 1 + pyo.quicksum(self.stages[i - 1].lpb[q] * self.m.L[i, q] for i in range(1, min(j, n) + 1)
+                                for q in self.configs(i)) + (1 if j == n + 1 else 0)
 
     def disaggregate(self, name: str, total, owner: int, upper: float):
         """Variables X_v in [0, upper] with sum_v X_v = total and X_v <= upper W[owner][v]: the
@@ -414,20 +430,23 @@ def _costs(f: _Formulation, objective: str) -> dict[str, object]:
 def _layers_and_effectiveness(f: _Formulation, objective: str):
     """(D7) the layer count and its budget; (D8) effectiveness at every stage end, by the
     secants of Lc log(Lc / rho0) between attainable layer counts. Returns the layer count."""
-    problem, n, lpb = f.problem, f.n, f.problem.layers_per_block
+    problem, n = f.problem, f.n
     total_layers = f.layer_count(n + 1 if problem.head is not None else n)
     if problem.max_layers is not None and objective != "layers":
         f.m.c.add(total_layers <= problem.max_layers)
     if problem.effectiveness is not None and objective != "effectiveness":
+        # attainable layer counts: 1 (+1 head) plus multiples of the families' common divisor
+        step = math.gcd(*{lpb for d in f.stages for lpb in d.lpb})
         for j_e, _ in problem.scoring_ends():
             if j_e == 0:
                 continue  # the stem's rho is a constant, checked by the caller
-            depth_range = [problem.stage_depth_bounds(i) for i in range(1, min(j_e, n) + 1)]
             extra = 1 if j_e == n + 1 else 0
-            lc_min = 1 + lpb * sum(lo for lo, _ in depth_range) + extra
-            lc_max = 1 + lpb * sum(hi for _, hi in depth_range) + extra
+            lc_min = 1 + extra + sum(problem.stage_depth_bounds(i)[0] * min(f.stages[i - 1].lpb)
+                                     for i in range(1, min(j_e, n) + 1))
+            lc_max = 1 + extra + sum(problem.stage_depth_bounds(i)[1] * max(f.stages[i - 1].lpb)
+                                     for i in range(1, min(j_e, n) + 1))
             lc, p = f.layer_count(j_e), f.prefix(j_e)
-            for slope, intercept in _secants(lpb, lc_min, lc_max, problem.effectiveness):
+            for slope, intercept in _secants(step, lc_min, lc_max, problem.effectiveness):
                 f.m.c.add(p >= slope * lc + intercept)
     return total_layers
 
@@ -443,10 +462,15 @@ def _shape_rules(f: _Formulation, objective: str) -> None:
     if memory is not None and objective != "activation":
         for j in range(1, f.n + 1):
             d = f.stages[j - 1]
-            for layer_index, slope in enumerate(d.foot_slope):
-                if slope:
-                    m.c.add(quicksum(d.first_foot[q][layer_index] * m.z[j, q] for q in f.configs(j))
-                            + slope * f.width(j - 1, "lo") <= memory)
+            widest = max(cell.lo for cell in f.cells_of(j - 1))
+            for name in dict.fromkeys(cfg.family for cfg in d.configs):  # one row per family and layer
+                own = [q for q in f.configs(j) if d.configs[q].family == name]
+                chosen = quicksum(m.z[j, q] for q in own)  # 1 when the stage is of this family
+                for layer_index, slope in enumerate(d.foot_slope[own[0]]):  # the same for the family's configs
+                    if slope:
+                        relax = slope * widest * (1 - chosen) if problem.mixed else 0  # off for other families
+                        m.c.add(quicksum(d.first_foot[q][layer_index] * m.z[j, q] for q in own)
+                                + slope * f.width(j - 1, "lo") <= memory + relax)
     if problem.max_depth_spread is not None:
         chosen = problem.penalty_stages()
         for a in chosen:
@@ -516,8 +540,8 @@ def start_values(model: pyo.ConcreteModel, cells: Cells, stages: list[_StageData
         return None
     pairs = [(model.stem[v], float(v == stem[0])) for v in range(len(cells.stem))]
     for j, (d, stage) in enumerate(zip(stages, spec.stages), start=1):
-        picked = [q for q, cfg in enumerate(d.configs)
-                  if inside(cfg.out, stage.out) and inside(cfg.btn, stage.btn) and cfg.k == stage.k]
+        picked = [q for q, cfg in enumerate(d.configs) if inside(cfg.out, stage.out) and inside(cfg.btn, stage.btn)
+                  and cfg.k == stage.k and cfg.family == stage.family]
         if not picked:
             return None
         for q in range(len(d.configs)):

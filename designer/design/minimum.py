@@ -11,7 +11,14 @@ or a depth grows. So one design minimises all of them together:
      the smallest kernel and the least depth; the head is fixed.
 
 Its recounted costs are the smallest each budget can be, *given every other cost budget*
-(it meets any other cost budget that any design meets). A budget below its minimum is proven
+(it meets any other cost budget that any design meets).
+
+(M2) with several families, a stage's family is a choice too, and no one family need be the
+     cheapest for every budget: each budget takes its own narrowest design, every stage of it
+     in the family whose narrowest stage costs least *for that budget*. All stages have the
+     same input and output widths, so a stage's costs do not depend on the other stages'
+     families, and every budget is a sum (or, for the activation footprint, a maximum) of
+     per-stage terms: choosing per stage is exact. A budget below its minimum is proven
 infeasible before any solver runs, by arithmetic alone, so the verdict does not depend on how
 fast the machine is. The effectiveness budget is the one rule this leaves out (it asks for
 *wider*, shallower networks): when the narrowest design breaks it, the minima are still exact
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 from designer.costs import count
 from designer.design.problem import DesignError, DesignProblem, ceil_to
 from designer.entropy import deepmad_scores
+from designer.families import family as block_family
 from designer.spec import NetworkSpec
 
 
@@ -48,20 +56,23 @@ class Minimum:
                 f"design in the space can have is {value}")
 
 
-def narrowest_design(problem: DesignProblem) -> NetworkSpec:
-    """(M1): the design every cost is smallest at."""
+def narrowest_design(problem: DesignProblem, families: list[str] | None = None) -> NetworkSpec:
+    """(M1): the design every cost is smallest at, for one family; with ``families``, one name
+    per stage (M2)."""
     step = problem.width_step
     stem = ceil_to(problem.stem_widths[0], step)
     out = ceil_to(problem.out_widths[0], step)
-    btn = problem.btn_bounds(out)[0]
-    stages = [(out, btn, min(problem.kernels), problem.stage_depth_bounds(j)[0])
-              for j in range(1, problem.n_stages + 1)]
+    names = families or [problem.family] * problem.n_stages
+    stages = []
+    for j, name in enumerate(names, start=1):
+        blocks = block_family(name)
+        stages.append((out, problem.btn_bounds(out, blocks)[0], min(problem.kernels_of(blocks)),
+                       problem.stage_depth_bounds(j)[0], name))
     return problem.to_spec(stem, stages)
 
 
-def minima(problem: DesignProblem) -> list[Minimum]:
-    """Every budget the problem sets, with its smallest value in the space (M1)."""
-    spec = narrowest_design(problem)
+def _budget_values(problem: DesignProblem, spec: NetworkSpec) -> dict[str, tuple[str, float]]:
+    """Every budget the problem sets: (words for it, ``spec``'s recounted value)."""
     costs = count(spec, problem.bytes_per_element)
     compute, size = costs.budget(problem.counting)
     values = {"max_macs": (problem.budget_names[0], compute), "max_params": (problem.budget_names[1], size),
@@ -69,8 +80,34 @@ def minima(problem: DesignProblem) -> list[Minimum]:
               "max_activation_bytes": ("activation bytes", costs.max_activation_bytes)}
     if problem.max_latency_ms is not None:
         values["max_latency_ms"] = ("modelled milliseconds", problem.latency_model.predict(spec))
+    return {field: value for field, value in values.items() if getattr(problem, field) is not None}
+
+
+def _stage_families(problem: DesignProblem, field: str) -> list[str]:
+    """(M2) per stage, the family whose narrowest stage costs least for budget ``field``: each
+    stage tried in every family with the others fixed (the other stages' terms do not change).
+    The activation footprint is a maximum, so it is compared on the stage's own layers."""
+    base = [problem.family] * problem.n_stages
+    chosen = []
+    for j in range(problem.n_stages):
+        def value(name: str) -> float:
+            spec = narrowest_design(problem, base[:j] + [name] + base[j + 1:])
+            if field == "max_activation_bytes":
+                return max(layer.activation_bytes(problem.bytes_per_element)
+                           for layer in count(spec).layers if layer.name.startswith(f"stages.{j}."))
+            return _budget_values(problem, spec)[field][1]
+        chosen.append(min((blocks.name for blocks in problem.block_families), key=value))
+    return chosen
+
+
+def minima(problem: DesignProblem) -> list[Minimum]:
+    """Every budget the problem sets, with its smallest value in the space (M1, M2)."""
+    values = _budget_values(problem, narrowest_design(problem))
+    if problem.mixed:
+        values = {field: _budget_values(problem, narrowest_design(problem, _stage_families(problem, field)))[field]
+                  for field in values}
     return [Minimum(field, label, float(value), float(getattr(problem, field)))
-            for field, (label, value) in values.items() if getattr(problem, field) is not None]
+            for field, (label, value) in values.items()]
 
 
 def check_minima(problem: DesignProblem) -> None:

@@ -19,15 +19,16 @@ import numpy as np
 
 from designer.costs import block_budget, conv_bn_act_budget
 from designer.design.problem import DesignProblem
+from designer.families import BlockFamily
 
 # Monomials a block's costs are made of: exponents of (c_in, c, b); (1, 0, 0) is TinyNAS's
 # shortcut average pool, counted per input element.
 MONOMIALS = [(1, 0, 1), (1, 1, 0), (0, 0, 2), (0, 1, 1), (0, 0, 1), (0, 1, 0), (0, 0, 0), (1, 0, 0)]
 
 
-def _block_cost(problem: DesignProblem, c_in: int, c: int, b: int, k: int, stride: int, res: int,
-                first: bool) -> np.ndarray:
-    return np.array(block_budget(problem.blocks, c_in, c, b, k, stride, res, first, problem.counting,
+def _block_cost(problem: DesignProblem, blocks: BlockFamily, c_in: int, c: int, b: int, k: int, stride: int,
+                res: int, first: bool) -> np.ndarray:
+    return np.array(block_budget(blocks, c_in, c, b, k, stride, res, first, problem.counting,
                                  squeeze_excite=False), dtype=float)
 
 
@@ -51,16 +52,19 @@ def tail_budget(problem: DesignProblem, channels: int) -> tuple[int, int]:
     return compute, size
 
 
-def block_posynomial(problem: DesignProblem, k: int, stride: int, res: int, first: bool) -> np.ndarray:
-    """Coefficients (MACs, params) of each monomial in MONOMIALS, fitted exactly on integer points."""
+def block_posynomial(problem: DesignProblem, k: int, stride: int, res: int, first: bool,
+                     blocks: BlockFamily | None = None) -> np.ndarray:
+    """Coefficients (MACs, params) of each monomial in MONOMIALS for a block of ``blocks``
+    (default: the problem's ``family``), fitted exactly on integer points."""
+    blocks = blocks or problem.blocks
     points = [(ci, c, b) for ci in (1, 2, 3) for c in (1, 2, 5) for b in (4, 8, 12)]
     design = np.array([[ci ** e0 * c ** e1 * b ** e2 for e0, e1, e2 in MONOMIALS] for ci, c, b in points], float)
-    targets = np.array([_block_cost(problem, ci if first else c, c, b, k, stride, res, first)
+    targets = np.array([_block_cost(problem, blocks, ci if first else c, c, b, k, stride, res, first)
                         for ci, c, b in points])
     coefficients, *_ = np.linalg.lstsq(design, targets, rcond=None)
     coefficients = np.rint(coefficients)  # layer costs have integer coefficients (channel counts, r^2, k^2)
     if not np.array_equal(design @ coefficients, targets):
-        raise ValueError(f"{problem.family} block costs are not a polynomial in the assumed monomials")
+        raise ValueError(f"{blocks.name} block costs are not a polynomial in the assumed monomials")
     if (coefficients < 0).any():
         raise ValueError("a block cost has a negative coefficient: not a posynomial")
     return coefficients  # shape (len(MONOMIALS), 2)

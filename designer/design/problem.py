@@ -63,6 +63,12 @@ class DesignProblem:
     (the first stage at most ``first_stage_max_depth``); optionally non-decreasing stage
     widths (``monotone``, DeepMAD's third guideline).
 
+    Families: every stage is a block of ``family``, or with ``families`` (two or more names)
+    of any of them, chosen per stage by the solver. ``family`` (default: the first of
+    ``families``) gives the stride pattern; without ``btn_ratio`` / ``kernels`` each family
+    keeps its own, and the default effectiveness budget is the strictest of the families'
+    (so every design meets the rule each of its families would impose alone).
+
     Budgets (None: none): ``max_macs`` and ``max_params`` (as :func:`designer.costs.count`
     counts them; with ``counting="tinynas"``, TinyNAS's FLOPs and model size instead: see
     :mod:`designer.costs`), ``max_layers`` (DeepMAD's layer count), ``effectiveness`` (rho0: every
@@ -71,7 +77,8 @@ class DesignProblem:
     between two stage depths, counted over the stages the depth penalty uses).
     """
 
-    family: str = "bottleneck"
+    family: str | None = None  # None: the first of ``families``, else "bottleneck"
+    families: tuple[str, ...] | None = None  # the block families a stage may take (None: ``family`` only)
     resolution: int = 224
     in_channels: int = 3
     num_classes: int = 1000
@@ -101,25 +108,49 @@ class DesignProblem:
     name: str = "design"
 
     def __post_init__(self) -> None:
-        if self.family not in REGISTRY:
-            raise DesignError(f"family: must be one of {', '.join(REGISTRY)}, got {self.family!r}")
-        self._blocks = REGISTRY[self.family]  # resolved once: the cost models read it for every configuration
+        names = self._resolve_families()
+        # resolved once: the cost models read them for every configuration
+        self._blocks = REGISTRY[self.family]
+        self._families = tuple(REGISTRY[name] for name in names)
         defaults = self.blocks.defaults
         if self.effectiveness == "family":  # one default for the API and the command line
-            self.effectiveness = defaults.effectiveness
+            self.effectiveness = min(blocks.defaults.effectiveness for blocks in self._families)
         if self.strides is None:
             self.strides = default_strides(self.family, self.resolution) if isinstance(self.resolution, int) \
                 else list(defaults.strides)
-        if self.btn_ratio is None:
-            self.btn_ratio = defaults.btn_ratio
-        if self.kernels is None:
-            self.kernels = defaults.kernels
+        if not self.mixed:  # one family: its space is the problem's (a mixed space keeps each family's own)
+            self.btn_ratio = self.btn_ratio if self.btn_ratio is not None else defaults.btn_ratio
+            self.kernels = self.kernels if self.kernels is not None else defaults.kernels
         self.strides = list(self.strides)
         self.stem_widths, self.out_widths = tuple(self.stem_widths), tuple(self.out_widths)
-        self.btn_ratio, self.kernels, self.depths = tuple(self.btn_ratio), tuple(self.kernels), tuple(self.depths)
+        self.depths = tuple(self.depths)
+        if self.btn_ratio is not None:
+            self.btn_ratio = tuple(self.btn_ratio)
+        if self.kernels is not None:
+            self.kernels = tuple(self.kernels)
         if self.alpha is not None:
             self.alpha = [float(a) for a in self.alpha]
         self.validate()
+
+    def _resolve_families(self) -> tuple[str, ...]:
+        """``family`` and ``families`` checked and made consistent; the names a stage may take."""
+        if isinstance(self.families, str) or (self.families is not None and not isinstance(self.families,
+                                                                                            (list, tuple))):
+            raise DesignError(f"families: a list of family names, got {self.families!r}")
+        names = tuple(self.families) if self.families is not None else ()
+        for name in names + ((self.family,) if self.family is not None else ()):
+            if name not in REGISTRY:
+                raise DesignError(f"family: must be one of {', '.join(REGISTRY)}, got {name!r}")
+        if len(set(names)) != len(names):
+            raise DesignError(f"families: each family once, got {list(names)}")
+        if self.family is None:
+            self.family = names[0] if names else "bottleneck"
+        if names and self.family not in names:
+            raise DesignError(f"family: {self.family!r} gives the stride pattern and must be one of families "
+                              f"{list(names)}")
+        names = names or (self.family,)
+        self.families = names if len(names) > 1 else None
+        return names
 
     # ---- validation -------------------------------------------------------------------
     def validate(self) -> None:
@@ -151,14 +182,21 @@ class DesignProblem:
         if self.objective not in OBJECTIVES:
             raise DesignError(f"objective: one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         try:
-            check_counting(self.counting, self.family)
+            for blocks in self._families:
+                check_counting(self.counting, blocks.name)
         except ValueError as error:
             raise DesignError(str(error)) from None
-        lo, hi = self.btn_ratio
-        if not 0 < lo <= hi:
+        if self.btn_ratio is not None and not 0 < self.btn_ratio[0] <= self.btn_ratio[1]:
             raise DesignError(f"btn_ratio: need 0 < min <= max, got {self.btn_ratio}")
-        if not self.kernels or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in self.kernels):
+        if self.kernels is not None and (not self.kernels or any(
+                not isinstance(k, int) or k < 1 or k % 2 == 0 for k in self.kernels)):
             raise DesignError(f"kernels: must be odd positive integers, got {self.kernels}")
+        skips = {blocks.depth_penalty_skips for blocks in self._families}
+        if len(skips) > 1 and (self.objective == "penalised" or self.max_depth_spread is not None):
+            # the penalty's stages would depend on the family the first stage takes
+            raise DesignError(f"families: the authors' depth penalty (objective 'penalised', max_depth_spread) "
+                              f"leaves out a different number of leading stages for {', '.join(self.families)}; "
+                              f"give families that agree (or one family)")
         if self.first_stage_max_depth is not None:
             positive_int(self.first_stage_max_depth, "first_stage_max_depth")
             if self.first_stage_max_depth < self.depths[0]:
@@ -218,12 +256,38 @@ class DesignProblem:
 
     @property
     def blocks(self) -> BlockFamily:
-        """The block family, resolved once (its costs, widths and layers)."""
+        """The block family ``family``, resolved once (its costs, widths and layers)."""
         return self._blocks
+
+    @property
+    def block_families(self) -> tuple[BlockFamily, ...]:
+        """Every family a stage may take (``family`` alone unless ``families`` names more)."""
+        return self._families
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the solver picks each stage's family."""
+        return len(self._families) > 1
 
     @property
     def layers_per_block(self) -> int:
         return self.blocks.layers_per_block
+
+    def btn_ratio_of(self, blocks: BlockFamily | None = None) -> tuple[float, float]:
+        """The inner width's ratio range for blocks of ``blocks`` (default: ``family``)."""
+        return self.btn_ratio if self.btn_ratio is not None else (blocks or self.blocks).defaults.btn_ratio
+
+    def kernels_of(self, blocks: BlockFamily | None = None) -> tuple[int, ...]:
+        """The kernels blocks of ``blocks`` (default: ``family``) may take."""
+        return self.kernels if self.kernels is not None else (blocks or self.blocks).defaults.kernels
+
+    def restricted(self, name: str) -> DesignProblem:
+        """The same problem with every stage of family ``name``: its own space, this problem's
+        stride pattern, effectiveness and budgets (a subset of this problem's designs)."""
+        blocks = block_family(name)
+        data = self.to_dict() | {"family": name, "families": None, "btn_ratio": list(self.btn_ratio_of(blocks)),
+                                 "kernels": list(self.kernels_of(blocks))}
+        return DesignProblem.from_dict(data)
 
     def stage_depth_bounds(self, j: int) -> tuple[int, int]:
         """Depth bounds of stage ``j`` (1-based)."""
@@ -232,8 +296,9 @@ class DesignProblem:
             hi = min(hi, self.first_stage_max_depth)
         return lo, hi
 
-    def btn_bounds(self, out: int) -> tuple[int, int]:
-        lo, hi = self.btn_ratio
+    def btn_bounds(self, out: int, blocks: BlockFamily | None = None) -> tuple[int, int]:
+        """The inner widths a block of ``blocks`` (default: ``family``) of width ``out`` may take."""
+        lo, hi = self.btn_ratio_of(blocks)
         return max(self.width_step, floor_to(lo * out, self.width_step)), ceil_to(hi * out, self.width_step)
 
     def resolutions(self) -> list[int]:
@@ -258,13 +323,13 @@ class DesignProblem:
         """1-based stages whose depths the authors' depth penalty measures."""
         return list(range(1, self.n_stages + 1))[self.blocks.depth_penalty_skips:]
 
-    def to_spec(self, stem_width: int, stages: list[tuple[int, int, int, int]]) -> NetworkSpec:
-        """A spec from the stem width and per-stage (out, btn, k, L)."""
+    def to_spec(self, stem_width: int, stages: list[tuple]) -> NetworkSpec:
+        """A spec from the stem width and per-stage (out, btn, k, L), or (out, btn, k, L, family)."""
         return NetworkSpec(
             resolution=self.resolution, in_channels=self.in_channels, num_classes=self.num_classes,
             stem=Stem(out=stem_width, k=self.stem_kernel, stride=self.strides[0]),
-            stages=[Stage(self.family, out, btn, k, L, stride)
-                    for (out, btn, k, L), stride in zip(stages, self.strides[1:])],
+            stages=[Stage(stage[4] if len(stage) > 4 else self.family, *stage[:4], stride)
+                    for stage, stride in zip(stages, self.strides[1:])],
             head=self.head, name=self.name)
 
     # ---- serialisation ------------------------------------------------------------
@@ -320,7 +385,10 @@ class DesignProblem:
             lo, hi = self.stage_depth_bounds(j)
             if not lo <= stage.L <= hi:
                 found.append(f"stage {j} depth {stage.L} outside [{lo}, {hi}]")
-            b_lo, b_hi = self.btn_bounds(stage.out)
+            if stage.family not in [blocks.name for blocks in self._families]:
+                found.append(f"stage {j} family {stage.family} not among {', '.join(b.name for b in self._families)}")
+                continue
+            b_lo, b_hi = self.btn_bounds(stage.out, block_family(stage.family))
             if not b_lo <= stage.btn <= b_hi:
                 found.append(f"stage {j} btn {stage.btn} outside [{b_lo}, {b_hi}]")
         if self.max_depth_spread is not None:

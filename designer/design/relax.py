@@ -40,6 +40,8 @@ class RelaxationResult:
 
 def relaxation_bound(problem: DesignProblem, depths: list[int], kernels: list[int]) -> RelaxationResult:
     """Upper bound on the score of every design of ``problem`` with these depths and kernels."""
+    if problem.mixed:
+        raise ValueError("families: the convex relaxation takes one family (fixed depths and kernels)")
     n = problem.n_stages
     res = problem.resolutions()
     step = problem.width_step

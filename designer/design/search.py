@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 
 from designer.costs import count
-from designer.design.problem import DesignProblem, DesignResult, ceil_to, floor_to
+from designer.design.problem import DesignError, DesignProblem, DesignResult, ceil_to, floor_to
 from designer.spec import NetworkSpec
 from solvers.evolution import evolve
 from solvers.result import SolveResult, Status
@@ -150,7 +150,12 @@ def constructive_design(problem: DesignProblem) -> NetworkSpec | None:
     (:func:`starting_candidate`) and the greedy ascent from the narrowest one
     (:func:`greedy_start`), each improved by :func:`local_search`; all under fixed numbers of
     evaluations (work limits), so the same design on any machine. The design solve's first
-    incumbent and the evolutionary search's start."""
+    incumbent and the evolutionary search's start. With several families: the best of the
+    designs built for each family alone (each one a design of the mixed space)."""
+    if problem.mixed:
+        designs = [spec for spec in (constructive_design(problem.restricted(blocks.name))
+                                     for blocks in problem.block_families) if spec is not None]
+        return max(designs, key=lambda spec: problem.evaluate(spec)[0], default=None)
     candidates = [local_search(problem, c) for c in (starting_candidate(problem),
                                                       greedy_start(problem)) if c is not None]
     if not candidates:
@@ -211,6 +216,8 @@ def make_evaluate(problem: DesignProblem) -> Callable[[Candidate], float | None]
 def evolutionary_search(problem: DesignProblem, time_limit: float | None = 60.0, max_candidates: int | None = None,
                         seed: int = 0, population_size: int = 256, initial: NetworkSpec | None = None,
                         progress: Callable[[dict], None] | None = None) -> DesignResult:
+    if problem.mixed:  # the authors' mutations change widths, kernels and depths, never a family
+        raise DesignError("families: the evolutionary search designs one family; give one family")
     start = from_spec(initial) if initial is not None else starting_candidate(problem)
     if start is None:
         return DesignResult.from_spec(problem, None, SolveResult(

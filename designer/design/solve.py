@@ -6,7 +6,8 @@ a branch-and-bound over width ranges in which HiGHS does the branching over dept
 kernels and cell choices. It starts from an early incumbent: the exact MILP over
 ``COARSE_SAMPLES`` geometrically spaced widths per range and the constructive start's widths
 (a restriction, so its solutions are designs; it starts from the constructive design), for
-``COARSE_SECONDS``, then improved by the neighbourhood search of step 3. Then:
+``COARSE_SECONDS`` (with several families, that of each family alone first), then improved by
+the neighbourhood search of step 3. Then:
 
 1. split every width range into a few cells (the smallest width is always a cell of its
    own); the MILP over cells, with values at each cell's widest point and costs at its
@@ -117,9 +118,10 @@ class _Run:
     def remaining(self) -> float:
         return self.time_limit - (time.perf_counter() - self.start)
 
-    def solve(self, cells: Cells, seconds: float, rel_gap: float, start_from: NetworkSpec | None):
+    def solve(self, cells: Cells, seconds: float, rel_gap: float, start_from: NetworkSpec | None,
+              timings: dict[str, float] | None = None):
         return solve_cells(self.problem, cells, seconds, rel_gap, self.threads, start_from=start_from,
-                           tangents=self.tangents)
+                           tangents=self.tangents, timings=timings)
 
     def infeasible(self) -> DesignError:
         return DesignError(explain_infeasible(self.problem, self.threads, self.remaining()))
@@ -159,9 +161,12 @@ def _solve_refine(run: _Run, progress: Callable[[dict], None] | None) -> DesignR
     cells, dual_done, history, iteration, size = initial_cells(problem), False, [], 0, {}
     status = Status.NO_SOLUTION
     _coarse_start(run, best)
-    while run.remaining() > 0.05:
+    timings = {"build": 0.0}
+    # a relaxation's model takes as long to build as the last one at least (the cells only grow),
+    # and building cannot be cut short: start one only when that time is left
+    while run.remaining() > max(0.05, 1.2 * timings["build"]):
         iteration += 1
-        relaxed, choice = run.solve(cells, run.remaining(), run.rel_gap / 4, best.spec)
+        relaxed, choice = run.solve(cells, run.remaining(), run.rel_gap / 4, best.spec, timings)
         size = relaxed.model_size
         if relaxed.status == Status.INFEASIBLE:
             if best.spec is None:
@@ -224,13 +229,23 @@ def _polish(run: _Run, best: _Incumbent, cells: Cells, choice: Choice) -> None:
 
 def _coarse_start(run: _Run, best: _Incumbent) -> None:
     """The early incumbent: the coarse MILP (widths sampled over every range), then the
-    neighbourhood search around what it found."""
-    seconds = min(run.remaining() / 2, COARSE_SECONDS)
-    if seconds <= 0.05:
-        return
-    _, found = run.solve(coarse_cells(run.problem, COARSE_SAMPLES, best.spec), seconds, 1e-4, best.spec)
-    if found is not None:
-        best.offer(choice_to_spec(run.problem, found))
+    neighbourhood search around what it found. With several families, first the coarse MILP
+    of each family alone (smaller, so found sooner; each a design of the mixed space), so that
+    the mixed design starts from the best single-family one."""
+    problem, found_any = run.problem, False
+    alone = [problem.restricted(blocks.name) for blocks in problem.block_families] if problem.mixed else []
+    for coarse in alone + [problem]:
+        seconds = min(run.remaining() / 2, COARSE_SECONDS)
+        if seconds <= 0.05:
+            break
+        names = {blocks.name for blocks in coarse.block_families}
+        keep = best.spec if best.spec is not None and {st.family for st in best.spec.stages} <= names else None
+        _, found = solve_cells(coarse, coarse_cells(coarse, COARSE_SAMPLES, keep), seconds, 1e-4, run.threads,
+                               start_from=keep, tangents=run.tangents)
+        if found is not None:
+            best.offer(choice_to_spec(coarse, found))
+            found_any = True
+    if found_any:
         _search_around(run, best)
         run.lns_seconds = 0.0  # the refinement's neighbourhood searches keep their whole share
 
