@@ -2,12 +2,14 @@
 against designs sampled from the space (hypothesis)."""
 
 import functools
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from designer.design import solve
+from designer.design import DesignError, solve
+from designer.design.depth_branching import depth_branching
 from designer.design.lagrangian import lagrangian_bound
 from designer.design.cells import grid
 from designer.families import family
@@ -21,12 +23,14 @@ def optimum(name: str):
 
 @functools.lru_cache(maxsize=None)
 def bounds(name: str) -> dict[str, float]:
-    """The cell-refinement bound (stopped early, so not yet tight) and the Lagrangian bound."""
+    """The cell-refinement bound (stopped early, so not yet tight), the Lagrangian bound and the
+    depth branching's over it (its target below the optimum, so the optimum's box stays open)."""
     problem = CASES[name]
     best, spec = optimum(name)
     cells = solve(problem, method="refine", rel_gap=0.2, time_limit=20)
     lagrangian = lagrangian_bound(problem, target=best, time_limit=5, incumbent=spec)
-    return {"cells": cells.solve.bound, "lagrangian": lagrangian.bound}
+    branched = depth_branching(problem, lagrangian, 0.9 * best, time_limit=5)
+    return {"cells": cells.solve.bound, "lagrangian": lagrangian.bound, "depth branching": branched.bound}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -41,6 +45,43 @@ def test_lagrangian_bound_is_at_least_the_brute_force_optimum(name):
     for stage, (lo, hi) in zip(design.stages, (CASES[name].stage_depth_bounds(j)
                                                  for j in range(1, CASES[name].n_stages + 1))):
         assert lo <= stage.L <= hi and stage.btn in grid(*CASES[name].btn_bounds(stage.out, family(stage.family)), 8)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_depth_branching_stays_a_bound_and_never_loosens_the_lagrangian(name):
+    """Its target below the optimum, so the box holding the optimum must stay open: the bound it
+    reports is then a real check, and its candidate designs meet every rule."""
+    problem = CASES[name]
+    best, spec = optimum(name)
+    root = lagrangian_bound(problem, target=0.9 * best, time_limit=5, max_evaluations=10)
+    branched = depth_branching(problem, root, 0.9 * best, time_limit=5)
+    assert best - 1e-6 <= branched.bound <= root.bound + 1e-9
+    assert branched.boxes >= 1 and branched.closed <= branched.boxes
+    if branched.feasible is not None:
+        assert not problem.violations(branched.feasible)
+        assert branched.feasible_value == pytest.approx(problem.evaluate(branched.feasible)[0])
+
+
+@pytest.mark.parametrize("name", ["bottleneck", "mixed-basic-bottleneck"])
+def test_every_depth_box_bounds_its_own_designs(name):
+    """(B1) the restriction to a box: its designs are the space's with those depths, and its
+    Lagrangian bound is at least their best."""
+    problem = CASES[name]
+    box = [(1, 1), (2, 3)]
+    restricted = replace(problem, depth_ranges=box)
+    inside = [(value, spec) for value, spec in feasible_designs(problem)
+              if all(lo <= st.L <= hi for st, (lo, hi) in zip(spec.stages, box))]
+    assert sorted(v for v, _ in feasible_designs(restricted)) == sorted(v for v, _ in inside)
+    best = max(v for v, _ in inside)
+    assert lagrangian_bound(restricted, target=best, time_limit=5).bound >= best - 1e-6
+
+
+@pytest.mark.parametrize("ranges, message", [([(1, 2)], "one \\(lo, hi\\) per stage"),
+                                             ([(3, 3), (1, 1)], "stage 1's range \\(3, 3\\) holds no depth"),
+                                             ([(1, 1), 3], "stage 2: a pair of integers")])
+def test_depth_ranges_are_checked(ranges, message):
+    with pytest.raises(DesignError, match=message):
+        replace(CASES["bottleneck"], depth_ranges=ranges)  # the first stage is at most 2 deep there
 
 
 def test_lagrangian_bound_with_no_time_left_still_evaluates_once():

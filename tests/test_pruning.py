@@ -1,3 +1,4 @@
+import contextlib
 import itertools
 import re
 
@@ -32,11 +33,12 @@ def calibration():
     return torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
 
 
-def plain_distortion(model, x, name, sparsity):
-    """The definition, without caching or batching: full forwards with batch statistics."""
+def plain_distortion(model, x, name, sparsity, recalibrate_bn=True):
+    """The definition, without caching or batching: full forwards with batch statistics (or the
+    running ones)."""
     module = dict(model.named_modules())[name]
     original = module.weight.detach().clone()
-    with torch.no_grad(), batch_statistics(model):
+    with torch.no_grad(), batch_statistics(model) if recalibrate_bn else contextlib.nullcontext():
         reference = model(x)
         module.weight.copy_(original * magnitude_mask(original, sparsity, original != 0))
         pruned = model(x)
@@ -44,14 +46,20 @@ def plain_distortion(model, x, name, sparsity):
     return float(((pruned - reference) ** 2).flatten(1).mean(1).mean())
 
 
-def test_curves_equal_plain_forwards(model, calibration):
+@pytest.mark.parametrize("recalibrate_bn", [True, False])
+def test_curves_equal_plain_forwards(model, calibration, recalibrate_bn):
     grid = [0.0, 0.3, 0.6, 0.9, 1.0]
-    curves = distortion_curves(model, calibration, grid, chunk=2)
+    curves = distortion_curves(model, calibration, grid, chunk=2, recalibrate_bn=recalibrate_bn)
     assert [c.name for c in curves.layers] == [n for n, _ in prunable_layers(model)]
     for layer in curves.layers:
         assert layer.distortion[0] == pytest.approx(0.0, abs=1e-10)
         for s, d in zip(grid[1:], layer.distortion[1:]):
-            assert d == pytest.approx(plain_distortion(model, calibration, layer.name, s), rel=1e-4, abs=1e-9)
+            plain = plain_distortion(model, calibration, layer.name, s, recalibrate_bn)
+            assert d == pytest.approx(plain, rel=1e-4, abs=1e-9)
+    if not recalibrate_bn:  # the two measures differ: the running statistics are not the batch's
+        batch = distortion_curves(model, calibration, grid, chunk=2)
+        assert any(abs(a - b) > 1e-6 * max(abs(b), 1e-12) for x, y in zip(curves.layers, batch.layers)
+                   for a, b in zip(x.distortion[1:], y.distortion[1:]))
 
 
 def test_curves_on_any_module_and_json_round_trip(tmp_path, calibration):

@@ -389,11 +389,13 @@ def _subgradient(space: _Space, design: NetworkSpec, tangent: dict[int, float]) 
 
 
 def lagrangian_bound(problem: DesignProblem, target: float, time_limit: float = 20.0, resolution: float = 0.02,
-                     incumbent: NetworkSpec | None = None, max_evaluations: int = 200) -> LagrangianBound:
+                     incumbent: NetworkSpec | None = None, max_evaluations: int = 200,
+                     multipliers: dict[str, float] | None = None) -> LagrangianBound:
     """Minimise L~(pi) over the multipliers by Polyak steps towards ``target`` (the best known
     design's objective value); every evaluation is an upper bound on the optimum, the smallest
     is returned. For objective "penalised" the bound is the score's less the least depth
-    penalty (10), which every design pays."""
+    penalty (10), which every design pays. ``multipliers``: where the steps start (another
+    bound's ``multipliers``: the depth branching starts a box from its parent's)."""
     start = time.perf_counter()
     offset = DEPTH_PENALTY_RATIO if problem.objective == "penalised" else 0.0
     target = target + offset  # on the score's scale
@@ -411,6 +413,9 @@ def lagrangian_bound(problem: DesignProblem, target: float, time_limit: float = 
     evaluator = _Evaluator(space, resolution, tangent)
     scale = abs(target) if target else 1.0
     pi = _Multipliers(np.where(space.active, 0.1 * scale, 0.0), {e: 0.0 for e in eff_ends}, 0.0)
+    if multipliers is not None:  # a warm start: another bound's (LagrangianBound.multipliers)
+        pi = _Multipliers(np.array([multipliers["lambda_macs"], multipliers["lambda_params"]]),
+                          {e: multipliers.get(f"mu_{e}", 0.0) for e in eff_ends}, multipliers.get("nu", 0.0))
     best, best_pi, best_design, history = math.inf, pi, None, []
     theta, stall = 1.0, 0
     feasible, feasible_value = None, None

@@ -60,8 +60,9 @@ class DesignProblem:
     Space: the stem width and every stage's ``out`` and ``btn`` on multiples of
     ``width_step``; ``btn`` between ``btn_ratio[0] * out`` (rounded down to the grid) and
     ``btn_ratio[1] * out`` (rounded up); ``k`` from ``kernels``; ``L`` from ``depths``
-    (the first stage at most ``first_stage_max_depth``); optionally non-decreasing stage
-    widths (``monotone``, DeepMAD's third guideline).
+    (the first stage at most ``first_stage_max_depth``; with ``depth_ranges``, stage j within
+    ``depth_ranges[j - 1]`` too: how the depth branching restricts a problem); optionally
+    non-decreasing stage widths (``monotone``, DeepMAD's third guideline).
 
     Families: every stage is a block of ``family``, or with ``families`` (two or more names)
     of any of them, chosen per stage by the solver. ``family`` (default: the first of
@@ -92,6 +93,7 @@ class DesignProblem:
     kernels: tuple[int, ...] | None = None
     depths: tuple[int, int] = (1, 16)
     first_stage_max_depth: int | None = 3
+    depth_ranges: list[tuple[int, int]] | None = None  # per stage (lo, hi), within the rules above
     monotone: bool = True
     max_macs: float | None = None
     max_params: float | None = None
@@ -124,6 +126,8 @@ class DesignProblem:
         self.strides = list(self.strides)
         self.stem_widths, self.out_widths = tuple(self.stem_widths), tuple(self.out_widths)
         self.depths = tuple(self.depths)
+        if self.depth_ranges is not None:
+            self.depth_ranges = [tuple(pair) if isinstance(pair, (list, tuple)) else pair for pair in self.depth_ranges]
         if self.btn_ratio is not None:
             self.btn_ratio = tuple(self.btn_ratio)
         if self.kernels is not None:
@@ -220,6 +224,18 @@ class DesignProblem:
                 self.latency_model
             except ValueError as error:
                 raise DesignError(f"latency_profile: {error}") from None
+        if self.depth_ranges is not None:
+            if len(self.depth_ranges) != self.n_stages:
+                raise DesignError(f"depth_ranges: one (lo, hi) per stage ({self.n_stages}), "
+                                  f"got {len(self.depth_ranges)}")
+            for j, pair in enumerate(self.depth_ranges, start=1):
+                if not isinstance(pair, tuple) or len(pair) != 2 or any(
+                        isinstance(v, bool) or not isinstance(v, int) for v in pair):
+                    raise DesignError(f"depth_ranges: stage {j}: a pair of integers (lo, hi), got {pair!r}")
+                lo, hi = self.stage_depth_bounds(j)
+                if lo > hi:
+                    raise DesignError(f"depth_ranges: stage {j}'s range {tuple(self.depth_ranges[j - 1])} holds no "
+                                      f"depth the other depth rules allow")
         if self.max_depth_spread is not None and (not isinstance(self.max_depth_spread, int)
                                                   or self.max_depth_spread < 0):
             raise DesignError(f"max_depth_spread: must be a non-negative integer, got {self.max_depth_spread!r}")
@@ -294,6 +310,8 @@ class DesignProblem:
         lo, hi = self.depths
         if j == 1 and self.first_stage_max_depth is not None:
             hi = min(hi, self.first_stage_max_depth)
+        if self.depth_ranges is not None:
+            lo, hi = max(lo, self.depth_ranges[j - 1][0]), min(hi, self.depth_ranges[j - 1][1])
         return lo, hi
 
     def btn_bounds(self, out: int, blocks: BlockFamily | None = None) -> tuple[int, int]:

@@ -23,7 +23,10 @@ the neighbourhood search of step 3. Then:
 After the first iteration with a design, when the gap is still open, the *Lagrangian bound*
 (:mod:`designer.design.lagrangian`: budgets relaxed by multipliers, a DP over exact grid
 widths) runs for at most ``LAGRANGIAN_SHARE`` of the time limit, its effectiveness tangents
-at the best design's layer counts; the reported bound is the smaller of the two kinds.
+at the best design's layer counts, and what its evaluations leave of that share goes to
+branching on stage depths over it (:mod:`designer.design.depth_branching`), which goes on in
+every later iteration while it gives the bound (at most the same share, or half the time
+left); the reported bound is the smaller of the two kinds.
 Every MILP starts from the best design known (a HiGHS warm start) when it lies inside its
 cells, and with objective "penalised" the depth penalty's planes (D12) grow with every
 solution's depths.
@@ -56,6 +59,7 @@ from designer.design.cells import (
     refine,
     solve_cells,
 )
+from designer.design.depth_branching import DepthBranching
 from designer.design.infeasible import explain_infeasible
 from designer.design.lagrangian import lagrangian_bound
 from designer.design.milp import Cells, Choice
@@ -75,6 +79,7 @@ LNS_SHARE = 0.1  # of the time limit, at most, for all neighbourhood MILPs toget
 COARSE_SAMPLES = 6  # widths per range in the coarse MILP that gives the first incumbent
 COARSE_SECONDS = 2.5  # for the coarse MILP (at most half the time left): the first MILP design within 5 s
 LAGRANGIAN_SHARE = 0.3  # of the time limit, at most, for the Lagrangian bound (after the first iteration)
+LAGRANGIAN_STEPS = 80  # Polyak steps of the root bound at most; what the share has left goes to depth branching
 
 
 def solve(problem: DesignProblem, time_limit: float = 60.0, rel_gap: float = 0.01, threads: int = 1,
@@ -114,6 +119,8 @@ class _Run:
     bound: float = math.inf
     bound_by: str | None = None
     lns_seconds: float = 0.0
+    branching: DepthBranching | None = None  # the depth branching over the Lagrangian bound, once started
+    root_evaluations: int = 0  # the root Lagrangian bound's
 
     def remaining(self) -> float:
         return self.time_limit - (time.perf_counter() - self.start)
@@ -181,6 +188,10 @@ def _solve_refine(run: _Run, progress: Callable[[dict], None] | None) -> DesignR
         if not dual_done and best.value is not None and (gap is None or gap > run.rel_gap):
             dual_done = True
             _lagrangian(run, best)
+            gap = relative_gap(best.value, run.bound)
+        elif run.branching is not None and (run.bound_by or "").startswith("Lagrangian"):
+            # later iterations: the branching goes on, in turn with the cells, while it gives the bound
+            _branch(run, best, min(run.remaining() / 2, LAGRANGIAN_SHARE * run.time_limit))
             gap = relative_gap(best.value, run.bound)
         history.append({"iteration": iteration, "bound": run.bound, "score": best.value, "gap": gap,
                         "seconds": time.perf_counter() - run.start})
@@ -265,16 +276,32 @@ def _search_around(run: _Run, best: _Incumbent) -> None:
 
 
 def _lagrangian(run: _Run, best: _Incumbent) -> None:
-    """The Lagrangian bound (:mod:`designer.design.lagrangian`: over exact grid widths), once;
-    its feasible maximisers are designs too."""
-    remaining = run.remaining()
-    if remaining <= 0.05:
+    """The Lagrangian bound (:mod:`designer.design.lagrangian`: over exact grid widths), once,
+    then, with what is left of its share, branching on stage depths over it
+    (:mod:`designer.design.depth_branching`); their feasible maximisers are designs too."""
+    share = min(run.remaining(), LAGRANGIAN_SHARE * run.time_limit)
+    if share <= 0.05:
         return
-    dual = lagrangian_bound(run.problem, target=best.value, incumbent=best.spec,
-                            time_limit=min(remaining, LAGRANGIAN_SHARE * run.time_limit))
+    started = time.perf_counter()
+    dual = lagrangian_bound(run.problem, target=best.value, incumbent=best.spec, time_limit=share,
+                            max_evaluations=LAGRANGIAN_STEPS)
     run.tighten(dual.bound, f"Lagrangian bound ({dual.evaluations} evaluations)")
     if dual.feasible is not None:
         best.offer(dual.feasible, dual.feasible_value)
+    run.branching, run.root_evaluations = DepthBranching(run.problem, dual, best.spec), dual.evaluations
+    _branch(run, best, share - (time.perf_counter() - started))
+
+
+def _branch(run: _Run, best: _Incumbent, seconds: float) -> None:
+    """Depth branching over the Lagrangian bound for ``seconds``, resumed where it stopped."""
+    gap = relative_gap(best.value, run.bound)
+    if seconds <= 0.05 or gap is None or gap <= run.rel_gap or not run.branching.open(best.value):
+        return
+    branched = run.branching.run(best.value, seconds)
+    run.tighten(branched.bound, f"Lagrangian bound with depth branching ({branched.boxes} boxes, "
+                                f"{run.root_evaluations + branched.evaluations} evaluations)")
+    if branched.feasible is not None:
+        best.offer(branched.feasible, branched.feasible_value)
 
 
 @dataclass

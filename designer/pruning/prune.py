@@ -59,13 +59,16 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                 finetune: Callable[[nn.Module], None] | None = None, grid: list[float] | None = None,
                 worst_case: bool = False, progress: bool = False,
                 criterion: Criterion | str = MAGNITUDE, curve_points: int | None = None,
-                correction_rounds: int = 0) -> PruneReport:
+                correction_rounds: int = 0, recalibrate_bn: bool = True) -> PruneReport:
     """Prune ``model`` in place to ``sparsity`` of its prunable weights removed, or (RD only)
     to ``keep_macs``, a fraction of its prunable layers' MACs kept. ``curve_points``: the RD
     curves measure this many grid points per layer and interpolate the rest (None: all).
     ``correction_rounds``: RD's allocation goes through that many rounds of the correction loop
     (:mod:`designer.pruning.correction`: the joint distortion measured, the curves of the layers
-    it contradicts rescaled, the best measured allocation kept); 0: the plain DP."""
+    it contradicts rescaled, the best measured allocation kept); 0: the plain DP.
+    ``recalibrate_bn``: the curves measure each distortion with BatchNorm statistics
+    re-estimated on the calibration batch (the default), or with the running statistics (as the
+    RD_PRUNE authors do); the pruned model's BN is re-estimated either way."""
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
     if (sparsity is None) == (keep_macs is None):
@@ -97,7 +100,8 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
         budget = int(math.floor(kept * (total_weights if sparsity is not None else total_macs) + 1e-6))
         if method.startswith("rd"):
             curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
-                                       progress=progress, macs=macs, criterion=criterion, points=curve_points,
+                                       recalibrate_bn=recalibrate_bn, progress=progress, macs=macs,
+                                       criterion=criterion, points=curve_points,
                                        desc=f"round {index}/{len(targets_kept)}: distortion curves")
             report.first_curves = report.first_curves or curves
             solver = "slope" if method == "rd-slope" else "dp"
