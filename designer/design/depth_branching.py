@@ -63,8 +63,8 @@ def _split(box: Box) -> tuple[Box, Box] | None:
 
 
 class DepthBranching:
-    """The open boxes of one problem's depth branching, resumable: :meth:`run` goes on from
-    where the last call stopped (the solve gives it time between refinement iterations)."""
+    """The open boxes of one problem's depth branching; :meth:`run` splits them (a second call
+    goes on from where the first stopped)."""
 
     def __init__(self, problem: DesignProblem, root: LagrangianBound, incumbent: NetworkSpec | None = None):
         self.problem, self.incumbent = problem, incumbent

@@ -24,9 +24,9 @@ After the first iteration with a design, when the gap is still open, the *Lagran
 (:mod:`designer.design.lagrangian`: budgets relaxed by multipliers, a DP over exact grid
 widths) runs for at most ``LAGRANGIAN_SHARE`` of the time limit, its effectiveness tangents
 at the best design's layer counts, and what its evaluations leave of that share goes to
-branching on stage depths over it (:mod:`designer.design.depth_branching`), which goes on in
-every later iteration while it gives the bound (at most the same share, or half the time
-left); the reported bound is the smaller of the two kinds.
+branching on stage depths over it (:mod:`designer.design.depth_branching`; once: resumed in
+later iterations it took their time from the cells, and at DeepMAD-50M over 600 s the cells
+give the better bound); the reported bound is the smaller of the two kinds.
 Every MILP starts from the best design known (a HiGHS warm start) when it lies inside its
 cells, and with objective "penalised" the depth penalty's planes (D12) grow with every
 solution's depths.
@@ -59,7 +59,7 @@ from designer.design.cells import (
     refine,
     solve_cells,
 )
-from designer.design.depth_branching import DepthBranching
+from designer.design.depth_branching import depth_branching
 from designer.design.infeasible import explain_infeasible
 from designer.design.lagrangian import lagrangian_bound
 from designer.design.milp import Cells, Choice
@@ -119,8 +119,6 @@ class _Run:
     bound: float = math.inf
     bound_by: str | None = None
     lns_seconds: float = 0.0
-    branching: DepthBranching | None = None  # the depth branching over the Lagrangian bound, once started
-    root_evaluations: int = 0  # the root Lagrangian bound's
 
     def remaining(self) -> float:
         return self.time_limit - (time.perf_counter() - self.start)
@@ -188,10 +186,6 @@ def _solve_refine(run: _Run, progress: Callable[[dict], None] | None) -> DesignR
         if not dual_done and best.value is not None and (gap is None or gap > run.rel_gap):
             dual_done = True
             _lagrangian(run, best)
-            gap = relative_gap(best.value, run.bound)
-        elif run.branching is not None and (run.bound_by or "").startswith("Lagrangian"):
-            # later iterations: the branching goes on, in turn with the cells, while it gives the bound
-            _branch(run, best, min(run.remaining() / 2, LAGRANGIAN_SHARE * run.time_limit))
             gap = relative_gap(best.value, run.bound)
         history.append({"iteration": iteration, "bound": run.bound, "score": best.value, "gap": gap,
                         "seconds": time.perf_counter() - run.start})
@@ -288,18 +282,12 @@ def _lagrangian(run: _Run, best: _Incumbent) -> None:
     run.tighten(dual.bound, f"Lagrangian bound ({dual.evaluations} evaluations)")
     if dual.feasible is not None:
         best.offer(dual.feasible, dual.feasible_value)
-    run.branching, run.root_evaluations = DepthBranching(run.problem, dual, best.spec), dual.evaluations
-    _branch(run, best, share - (time.perf_counter() - started))
-
-
-def _branch(run: _Run, best: _Incumbent, seconds: float) -> None:
-    """Depth branching over the Lagrangian bound for ``seconds``, resumed where it stopped."""
-    gap = relative_gap(best.value, run.bound)
-    if seconds <= 0.05 or gap is None or gap <= run.rel_gap or not run.branching.open(best.value):
+    left, gap = share - (time.perf_counter() - started), relative_gap(best.value, run.bound)
+    if left <= 0.05 or gap is None or gap <= run.rel_gap:
         return
-    branched = run.branching.run(best.value, seconds)
+    branched = depth_branching(run.problem, dual, best.value, left, best.spec)
     run.tighten(branched.bound, f"Lagrangian bound with depth branching ({branched.boxes} boxes, "
-                                f"{run.root_evaluations + branched.evaluations} evaluations)")
+                                f"{dual.evaluations + branched.evaluations} evaluations)")
     if branched.feasible is not None:
         best.offer(branched.feasible, branched.feasible_value)
 
