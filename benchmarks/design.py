@@ -68,7 +68,8 @@ def level_problem(name: str, macs: float | None = None, family: str | None = Non
         strides=[spec.stem.stride] + [s.stride for s in spec.stages], monotone=monotone,
         name=f"{name}-budget-{family}", objective=objective, counting=counting, **budgets)
     released, breaks = problem.evaluate(spec)
-    breaks = [rule for rule in breaks if " family " not in rule]  # of course its blocks may be of another family
+    if spec.stages[0].family not in [blocks.name for blocks in problem.block_families]:
+        _, _, breaks = level_problem(name, macs, None, objective, counting)  # the rules of its own family's space
     return problem, released, breaks
 
 

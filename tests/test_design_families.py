@@ -43,6 +43,8 @@ def test_a_restricted_problem_is_a_subset_of_the_mixed_one():
         assert not problem.violations(spec)
     start = constructive_design(problem)
     assert start is not None and not problem.violations(start)
+    with pytest.raises(DesignError, match="'fused' is not among this problem's families"):
+        problem.restricted("fused")
 
 
 @pytest.mark.parametrize("families", [("basic", "bottleneck"), ("inverted", "fused")])

@@ -136,6 +136,8 @@ class _StageData:
 def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells: list[Cell]) -> _StageData:
     """Every configuration (out cell, btn cell, k, family) of stage j and its coefficients."""
     data = _StageData([], [], [], [], [], [], [], [])
+    res = problem.resolutions()
+    where = _Where(res[j - 1], res[j], problem.strides[j], problem.latency_model)  # parsed once per stage
     for blocks in problem.block_families:
         rates = {}  # the gain rates of a (c, b, k) corner, shared by the cells that start there
         for c in out_cells:
@@ -146,17 +148,26 @@ def stage_data(problem: DesignProblem, j: int, out_cells: list[Cell], btn_cells:
                 # the cheapest and the widest btn this cell allows next to some out in the out cell
                 lo_b, hi_b = max(b.lo, b_min), min(b.hi, b_max)
                 for k in problem.kernels_of(blocks):
-                    _add_config(problem, j, data, blocks, c, b, lo_b, hi_b, k, rates)
+                    _add_config(problem, where, data, blocks, c, b, lo_b, hi_b, k, rates)
     return data
 
 
-def _add_config(problem: DesignProblem, j: int, data: _StageData, blocks, c: Cell, b: Cell, lo_b: int, hi_b: int,
-                k: int, rates: dict) -> None:
-    """Append configuration (c, b, k) of ``blocks`` to stage j's data, unless its first block
+@dataclass(frozen=True)
+class _Where:
+    """What every configuration of one stage shares: its resolutions, stride, latency model."""
+
+    r_in: int
+    r_out: int
+    stride: int
+    latency: object
+
+
+def _add_config(problem: DesignProblem, where: _Where, data: _StageData, blocks, c: Cell, b: Cell, lo_b: int,
+                hi_b: int, k: int, rates: dict) -> None:
+    """Append configuration (c, b, k) of ``blocks`` to the stage's data, unless its first block
     alone breaks the activation budget."""
-    res = problem.resolutions()
-    r_in, r_out, stride = res[j - 1], res[j], problem.strides[j]
-    bpe, memory, latency = problem.bytes_per_element, problem.max_activation_bytes, problem.latency_model
+    r_in, r_out, stride, latency = where.r_in, where.r_out, where.stride, where.latency
+    bpe, memory = problem.bytes_per_element, problem.max_activation_bytes
     first0, _ = block_layers(blocks, "b", 0, c.lo, lo_b, k, stride, r_in, first=True)
     first1, _ = block_layers(blocks, "b", 1, c.lo, lo_b, k, stride, r_in, first=True)
     rest, _ = block_layers(blocks, "b", c.lo, c.lo, lo_b, k, 1, r_out, first=False)

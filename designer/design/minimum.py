@@ -83,20 +83,24 @@ def _budget_values(problem: DesignProblem, spec: NetworkSpec) -> dict[str, tuple
     return {field: value for field, value in values.items() if getattr(problem, field) is not None}
 
 
-def _stage_families(problem: DesignProblem, field: str) -> list[str]:
-    """(M2) per stage, the family whose narrowest stage costs least for budget ``field``: each
-    stage tried in every family with the others fixed (the other stages' terms do not change).
-    The activation footprint is a maximum, so it is compared on the stage's own layers."""
+def _stage_families(problem: DesignProblem) -> dict[str, list[str]]:
+    """(M2) per budget, per stage, the family whose narrowest stage costs least for it: each
+    stage tried in every family with the others fixed (the other stages' terms do not change),
+    one recount per (stage, family). The activation footprint is a maximum, so it is compared
+    on the stage's own layers."""
     base = [problem.family] * problem.n_stages
-    chosen = []
+    chosen: dict[str, list[str]] = {}
     for j in range(problem.n_stages):
-        def value(name: str) -> float:
-            spec = narrowest_design(problem, base[:j] + [name] + base[j + 1:])
-            if field == "max_activation_bytes":
-                return max(layer.activation_bytes(problem.bytes_per_element)
-                           for layer in count(spec).layers if layer.name.startswith(f"stages.{j}."))
-            return _budget_values(problem, spec)[field][1]
-        chosen.append(min((blocks.name for blocks in problem.block_families), key=value))
+        values = {}  # family -> the budgets' values with stage j of that family
+        for blocks in problem.block_families:
+            spec = narrowest_design(problem, base[:j] + [blocks.name] + base[j + 1:])
+            values[blocks.name] = {field: value for field, (_, value) in _budget_values(problem, spec).items()}
+            if "max_activation_bytes" in values[blocks.name]:
+                values[blocks.name]["max_activation_bytes"] = max(
+                    layer.activation_bytes(problem.bytes_per_element)
+                    for layer in count(spec).layers if layer.name.startswith(f"stages.{j}."))
+        for field in values[problem.family]:
+            chosen.setdefault(field, []).append(min(values, key=lambda name: values[name][field]))
     return chosen
 
 
@@ -104,8 +108,8 @@ def minima(problem: DesignProblem) -> list[Minimum]:
     """Every budget the problem sets, with its smallest value in the space (M1, M2)."""
     values = _budget_values(problem, narrowest_design(problem))
     if problem.mixed:
-        values = {field: _budget_values(problem, narrowest_design(problem, _stage_families(problem, field)))[field]
-                  for field in values}
+        values = {field: _budget_values(problem, narrowest_design(problem, names))[field]
+                  for field, names in _stage_families(problem).items()}
     return [Minimum(field, label, float(value), float(getattr(problem, field)))
             for field, (label, value) in values.items()]
 

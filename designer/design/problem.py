@@ -299,7 +299,11 @@ class DesignProblem:
 
     def restricted(self, name: str) -> DesignProblem:
         """The same problem with every stage of family ``name``: its own space, this problem's
-        stride pattern, effectiveness and budgets (a subset of this problem's designs)."""
+        stride pattern, effectiveness and budgets (a subset of this problem's designs); ``name``
+        is one of its families."""
+        if name not in [blocks.name for blocks in self._families]:
+            raise DesignError(f"family: {name!r} is not among this problem's families "
+                              f"{[blocks.name for blocks in self._families]}")
         blocks = block_family(name)
         data = self.to_dict() | {"family": name, "families": None, "btn_ratio": list(self.btn_ratio_of(blocks)),
                                  "kernels": list(self.kernels_of(blocks))}
