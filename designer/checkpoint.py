@@ -15,8 +15,7 @@ from designer.spec import NetworkSpec, SpecError
 def save_checkpoint(model: Network, path: str | Path, **metadata: Any) -> None:
     """The spec, the weights (moved to the CPU, so the file loads anywhere) and ``metadata``."""
     state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-    with files.atomic_path(path) as temporary:
-        torch.save({"spec": model.spec.to_dict(), "state_dict": state, "metadata": metadata}, temporary)
+    files.save_torch({"spec": model.spec.to_dict(), "state_dict": state, "metadata": metadata}, path)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

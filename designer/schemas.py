@@ -208,6 +208,9 @@ class PruneReport(_Strict):
     kept_macs: float
     rounds: list[PruneRound]
     output: str
+    model_sparsity: float = Field(description="zeros among all the model's parameters, each tied tensor once")
+    parameters: int = Field(description="the model's parameters, each tied tensor once")
+    left_out: dict[str, str] = Field(description="layers with parameters that weight pruning left whole, and why")
 
 
 class ChannelReport(_Strict):
@@ -369,7 +372,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport
 def check_version(data: dict, what: str) -> None:
     """A file's ``format_version`` is one this version reads (none: version 1)."""
     version = data.get("format_version", 1) if isinstance(data, dict) else 1
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # true == 1 in Python, not in a file
         raise ValueError(f"{what}: format_version {version!r}; this mpdesign reads {FORMAT_VERSION}")
 
 

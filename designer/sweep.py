@@ -85,15 +85,26 @@ class Sweep:
         if self.kind == "design":
             self.design_problems()
             return
+        from designer.mapping.objective import objective_named
         from designer.mapping.problem import check_scratchpad
-        from designer.mapping.strategies import check_strategy
+        from designer.mapping.strategies import ORDERS, check_strategy
         try:
             checks.readable_file(self.base["graph"], "base.graph")
+            if not isinstance(self.base.get("weights", False), bool):  # "no" is a string, and truthy
+                raise ValueError(f"base.weights: must be true or false, got {self.base['weights']!r}")
+            checks.integer(self.base.get("bytes_per_element", 1), "base.bytes_per_element", minimum=1)
+            checks.integer(self.base.get("max_reloads", 2), "base.max_reloads", minimum=0)
             for point in self.points():
                 fields = {**self.base, **point}
-                check_scratchpad(fields.get("scratchpad", "M_H"))
-                check_strategy(fields.get("strategy", "cpsat"), fields.get("order", "free"),
-                               fields.get("objective", "offchip"))
+                where = f"grid point {point}: " if point else ""
+                try:
+                    check_scratchpad(fields.get("scratchpad", "M_H"))
+                    objective_named(fields.get("objective", "offchip"))
+                    checks.choice(fields.get("order", "free"), "order", ORDERS)
+                    check_strategy(fields.get("strategy", "cpsat"), fields.get("order", "free"),
+                                   fields.get("objective", "offchip"))
+                except ValueError as error:
+                    raise ValueError(f"{where}{error}") from None
         except ValueError as error:
             raise SweepError(f"mapping sweep: {error}") from None
 
@@ -207,4 +218,37 @@ def run_sweep(sweep: Sweep, scheduler: str | None = None, workers: int = 2,
     address (``tcp://host:8786``) for a running cluster, or ``"serial"`` to run here.
     ``progress(done, total, result)`` is called as results arrive.
     """
-    return run_all(solve_task, sweep.tasks(), scheduler=scheduler, workers=workers, progress=progress)
+    tasks = sweep.tasks()
+    by_point = {repr(task["point"]): task for task in tasks}
+
+    def arrived(done: int, total: int, row: dict) -> None:
+        if progress is not None:
+            progress(done, total, checked_row(sweep.kind, row, by_point))
+
+    rows = run_all(solve_task, tasks, scheduler=scheduler, workers=workers, progress=arrived)
+    return [checked_row(sweep.kind, row, by_point, task) for row, task in zip(rows, tasks)]
+
+
+def checked_row(kind: str, row: Any, by_point: dict[str, dict], task: dict | None = None) -> dict[str, Any]:
+    """A worker's row, validated against the sweep file's row schema (a worker is another
+    process, perhaps another machine: what it returns is data to check, not to trust); a row
+    that is not one becomes that point's ``error`` row."""
+    from pydantic import ValidationError
+
+    from designer.schemas import SweepDesignRow, SweepFailedRow, SweepMappingRow
+    point = row.get("point") if isinstance(row, dict) else None
+    task = task or by_point.get(repr(point))
+    if task is None:
+        raise SweepError(f"a worker returned a row for no point of this sweep ({str(row)[:80]!r}); is the cluster "
+                         f"one you trust?")
+    if point != task["point"]:
+        return _failed(task, "error", f"the worker returned a row for another point ({str(point)[:80]})")
+    model = SweepFailedRow if isinstance(row, dict) and row.get("status") in ("infeasible", "error") else \
+        SweepDesignRow if kind == "design" else SweepMappingRow
+    try:
+        model.model_validate(row)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "row"
+        return _failed(task, "error", f"the worker's row is not a {kind} sweep row ({where}: {first['msg']})")
+    return row

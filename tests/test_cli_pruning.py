@@ -65,7 +65,7 @@ def test_prune_errors_are_clear(checkpoint):
     assert result.exit_code == 2 and "--curve-points" in result.output and "at least 2" in result.output
     result = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--method", "lamp",
                                  "--curve-points", "5"])
-    assert result.exit_code == 2 and "--curve-points: only the rd methods" in result.output
+    assert result.exit_code == 2 and "--curve-points: applies only with --mode weights with an rd method" in result.output
     result = runner.invoke(app, ["prune", "missing.pt", "--sparsity", "0.5"])
     assert result.exit_code == 2 and "no such checkpoint" in result.output
 
@@ -103,4 +103,4 @@ def test_prune_saves_the_curves_allocate_reads(checkpoint, tmp_path):
     AllocationReport.model_validate(json.loads(allocated.stdout))
     refused = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--method", "lamp",
                                   "--save-curves", str(tmp_path / "c.json")])
-    assert refused.exit_code == 2 and "--save-curves: only the rd methods" in refused.output
+    assert refused.exit_code == 2 and "--save-curves: applies only with --mode weights with an rd method" in refused.output

@@ -45,8 +45,8 @@ def test_map_curve_writes_its_table_and_plot(capsys, tmp_path):
 
 @pytest.mark.parametrize("extra, words", [
     (["--tiling", "sideways"], "--tiling: none, auto or CUT:K"),
-    (["--tiling", "auto", "--training"], "--tiling: forward (inference) graphs only"),
-    (["--tiling", "auto", "--order", "given"], "--order given and --start apply to untiled graphs"),
+    (["--tiling", "auto", "--training"], "--training: applies only with an untiled map"),
+    (["--tiling", "auto", "--order", "given"], "--order: applies only with an untiled map"),
     (["--curve", "min"], "--curve: LO:HI"),
     (["--tiling", "auto", "--max-extra-macs", "-1"], "--max-extra-macs"),
     (["--tiling", "nowhere:2", "--scratchpad", "100000"], "nowhere cannot end a tiled prefix; these can:"),

@@ -14,6 +14,8 @@ import typer
 
 from designer.cli import design, mapping, pruning, schema, sweep, train
 from designer.cli.common import load_spec
+from designer.cli.contracts import guard
+from designer.files import OutputError
 from solvers.extras import MissingExtra
 
 app = typer.Typer(help="Design neural networks and their deployment with mathematical programming.",
@@ -34,6 +36,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_print_ve
 for group in (design, train, pruning, mapping, sweep, schema):
     for command in group.app.registered_commands:
         app.registered_commands.append(command)
+guard(app.registered_commands)  # designer.cli.contracts: the rules every command keeps
 
 __all__ = ["app", "load_spec", "main"]
 
@@ -51,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if message:  # empty when the help was shown instead (no command given)
             typer.echo(f"error: {message}{where}", err=True)
         sys.exit(getattr(error, "exit_code", 2))
+    except OutputError as error:  # a full disk, a file-size limit: the path and the errno
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
     except MissingExtra as error:  # a feature whose optional dependency is not installed: the message names it
         typer.echo(f"error: {error}", err=True)
         sys.exit(2)

@@ -40,10 +40,15 @@ def note(text: str) -> None:
     errors.print(text, style="dim")
 
 
+def shown(text: str) -> str:
+    """``text`` safe to print: terminal escapes, control and bidi characters from a file or a
+    layer name are shown escaped (``\\x1b``, ``\\u202e``), never obeyed by the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr, ``error: ...``, and exit ``code`` (2: bad input)."""
-    text = " ".join(str(message).split())
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)  # no terminal escapes from input
+    text = shown(" ".join(str(message).split()))
     typer.echo(f"error: {text}", err=True)
     raise typer.Exit(code=code)
 

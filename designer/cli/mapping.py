@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -71,7 +70,7 @@ def map_graph(
 ) -> None:
     """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines.
     The whole command, capture and budgets included, keeps to --time-limit."""
-    started = time.perf_counter()
+    from designer.deadline import Deadline
     from designer.mapping import Source
     from designer.mapping.io import Mapping
     from designer.mapping.problem import check_scratchpad
@@ -85,40 +84,48 @@ def map_graph(
             checks.writable_file(path, option)
         checks.writable_figure(plot, "--plot")
         checks.time_limit(time_limit, "--time-limit")
+        deadline = Deadline.of_command(time_limit)
         checks.integer(max_reloads, "--max-reloads", minimum=0)
         check_strategy(strategy.value, order.value, objective.value, "--strategy")
         check_scratchpad(scratchpad)
         start_mapping = Mapping.load(checks.readable_file(start, "--start"), "--start") if start is not None else None
-        tiled = _check_tiling(tiling, max_extra_macs, curve, points, order.value, start)
+        tiled = _check_tiling(tiling, max_extra_macs, curve, points, time_limit)
         source.check()
         program, example = source.export() if tiled else (None, None)
     except ValueError as error:
         fail(str(error))
-    options = dict(time_limit=max(time_limit - (time.perf_counter() - started), 0.1 * time_limit),
-                   strategy=strategy.value, objective=objective.value, max_extra_macs=max_extra_macs)
+    options = dict(strategy=strategy.value, objective=objective.value, bytes_per_element=bytes_per_element,
+                   include_weights=weights, max_extra_macs=max_extra_macs)
     if curve is not None:
-        return _curve(program, curve, points, options, out, plot, as_json)
+        return _curve(program, curve, points, deadline, options, out, plot, as_json)
     if tiled:
-        return _tiled(program, example, scratchpad, tiling, options, out, plot, as_json)
-    options.pop("max_extra_macs")
-    _untiled(source, scratchpad, order.value, max_reloads, start_mapping, save_graph, options, out, plot, as_json)
+        return _tiled(program, example, scratchpad, tiling, deadline, options, out, save_graph, plot, as_json)
+    _untiled(source, scratchpad, order.value, max_reloads, start_mapping, save_graph, deadline, options, out, plot,
+             as_json)
 
 
-def _untiled(source, scratchpad: str, order: str, max_reloads: int, start_mapping, save_graph, options: dict, out,
-             plot, as_json: bool) -> None:
+# the least a solve gets after a slow capture: the baselines answer within it, and the command
+# ends within 1.05 x --time-limit however long the capture took
+SOLVE_FLOOR = 0.05
+
+
+def _untiled(source, scratchpad: str, order: str, max_reloads: int, start_mapping, save_graph, deadline, options: dict,
+             out, plot, as_json: bool) -> None:
     from designer.mapping import GraphError, MappingError, MappingProblem
     try:
         tensor_graph = source.load()
         if save_graph is not None:
             files.write_text(save_graph, json.dumps(tensor_graph.to_dict(), indent=1))
         problem = MappingProblem(tensor_graph, scratchpad, options["strategy"], options["objective"], order,
-                                 time_limit=options["time_limit"], max_reloads=max_reloads, start=start_mapping)
+                                 time_limit=deadline.left(SOLVE_FLOOR * deadline.seconds), max_reloads=max_reloads,
+                                 start=start_mapping)
         note(f"{tensor_graph}: M_R {problem.budgets.required:,}, M_H {problem.budgets.halfway:,}, M_P "
              f"{problem.budgets.peak:,}; solving at {problem.scratchpad_bytes:,} bytes ({problem.strategy}, "
-             f"{problem.objective.name}, up to {problem.time_limit - problem.budget_seconds:.0f} s)...")
+             f"{problem.objective.name}, up to {problem.time_limit - problem.budget_seconds:.0f} s; "
+             f"{deadline.elapsed():.1f} s of --time-limit {deadline.seconds:g} s used)...")
         result = problem.solve(progress=_progress)
     except (GraphError, MappingError, ValueError) as error:
-        fail(str(error).replace("scratchpad:", "--scratchpad:", 1))
+        fail(str(error).replace("scratchpad:", "--scratchpad:", 1).replace("start:", "--start:", 1))
     if result.mapping is None:
         fail(f"no mapping found: {result.solve.message}", code=1)
     _write(result, out, plot)
@@ -168,29 +175,36 @@ def _print(result) -> None:
                   f"simulator: {'valid' if replay else 'INVALID ' + '; '.join(replay.errors[:3])}")
 
 
-def _check_tiling(tiling: str, max_extra_macs, curve, points: int, order: str, start) -> bool:
-    """The tiling options (before anything is read); whether the model is to be exported for them."""
-    from designer.mapping.tile_search import parse_tiling
+def _check_tiling(tiling: str, max_extra_macs, curve, points: int, time_limit: float) -> bool:
+    """The tiling options (before anything is read); whether the model is to be exported for them.
+    Which options a tiled map ignores is refused before this (designer.cli.contracts)."""
+    from designer.mapping.tile_search import MIN_POINT_SECONDS, parse_tiling
     parse_tiling(tiling)
     if max_extra_macs is not None:
         checks.number(max_extra_macs, "--max-extra-macs", minimum=0)
-    checks.integer(points, "--points", minimum=2)
-    if curve is not None and len(curve.split(":")) != 2:
-        raise ValueError(f"--curve: LO:HI, e.g. min:M_P or 100000:2e6, got {curve!r}")
-    tiled = tiling != "none" or curve is not None
-    if tiled and (order != "free" or start is not None):
-        raise ValueError("--tiling / --curve: the tiled graph has its own operators; --order given and --start "
-                         "apply to untiled graphs")
-    return tiled
+    if curve is not None:
+        if len(curve.split(":")) != 2:
+            raise ValueError(f"--curve: LO:HI, e.g. min:M_P or 100000:2e6, got {curve!r}")
+        most = int(time_limit // MIN_POINT_SECONDS)
+        checks.integer(points, "--points", minimum=2)
+        if points > most:
+            raise ValueError(f"--points: {points} scratchpad sizes cannot be served within --time-limit "
+                             f"{time_limit:g} s (each needs at least {MIN_POINT_SECONDS:g} s): at most {most}, or "
+                             f"a longer --time-limit ({points * MIN_POINT_SECONDS:g} s for {points})")
+    return tiling != "none" or curve is not None
 
 
-def _tiled(program, example, scratchpad: str, tiling: str, options: dict, out, plot, as_json: bool) -> None:
+def _tiled(program, example, scratchpad: str, tiling: str, deadline, options: dict, out, save_graph, plot,
+           as_json: bool) -> None:
     from designer.mapping import GraphError, MappingError
     from designer.mapping.tile_search import map_tiled, parse_tiling
     try:
-        found = map_tiled(program, example, scratchpad, parse_tiling(tiling), **options)
+        found = map_tiled(program, example, scratchpad, parse_tiling(tiling),
+                          time_limit=deadline.left(SOLVE_FLOOR * deadline.seconds), **options)
     except (GraphError, MappingError, ValueError) as error:
         fail(str(error).replace("scratchpad:", "--scratchpad:", 1))
+    if save_graph is not None:  # the graph that was mapped: the tiled one
+        files.write_text(save_graph, json.dumps(found.result.problem.graph.to_dict(), indent=1))
     _write(found.result, out, plot)
     if as_json:
         print(json.dumps({**found.to_dict(), "valid": bool(found.result.replay)}, indent=1))
@@ -205,7 +219,7 @@ def _tiled(program, example, scratchpad: str, tiling: str, options: dict, out, p
     _print(found.result)
 
 
-def _curve(program, curve: str, points: int, options: dict, out, plot, as_json: bool) -> None:
+def _curve(program, curve: str, points: int, deadline, options: dict, out, plot, as_json: bool) -> None:
     from designer.mapping import GraphError, MappingError
     from designer.mapping.tile_search import map_curve, plot_curve
 
@@ -216,7 +230,8 @@ def _curve(program, curve: str, points: int, options: dict, out, plot, as_json: 
 
     low, high = curve.split(":")
     try:
-        rows = map_curve(program, low, high, points, progress=row, **options)
+        rows = map_curve(program, low, high, points, progress=row,
+                         time_limit=deadline.left(SOLVE_FLOOR * deadline.seconds), **options)
     except (GraphError, MappingError, ValueError) as error:
         fail(str(error))
     from designer.schemas import FORMAT_VERSION

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from designer import checks
-from designer.cli.common import DEVICES, choice_option, console, fail
+from designer.cli.common import DEVICES, choice_option, console, fail, shown
 
 # the names the library accepts, listed here so that `--help` needs no torch import
 # (tests/test_packaging.py checks them against designer.pruning)
@@ -34,14 +34,17 @@ def prune(
     method: str = choice_option("rd", PRUNE_METHODS, "rd, rd-slope, or an allocation baseline."),
     criterion: str = typer.Option("magnitude", help="Within-layer criterion: which weights a layer keeps."),
     mode: str = choice_option("weights", PRUNE_MODES, "weights (masks) or channels (a physically smaller network)."),
-    schedule: str = choice_option("iterative", SCHEDULES, "iterative (20% of what is left per round) or one-shot."),
+    schedule: str = choice_option("one-shot", SCHEDULES, "one-shot, or iterative (20% of what is left per round, "
+                                  "curves and fine-tuning again each round: more accurate at high sparsity, about "
+                                  "ten rounds to 90%)."),
     dataset: Optional[str] = typer.Option(None, help="Dataset for calibration and fine-tuning: digits, mnist5k, "
                                                      "shapes, an .npz or an image folder (default: the checkpoint's)."),
-    calibration: int = typer.Option(256, help="Calibration images (the first of the training split)."),
+    calibration: int = typer.Option(64, help="Calibration images (the first of the training split)."),
     grid: int = typer.Option(101, help="Sparsity grid points per layer."),
-    curve_points: Optional[int] = typer.Option(None, help="rd: measure only this many grid points per layer and "
-                                                          "interpolate the rest (monotone); curves cost about "
-                                                          "points x calibration images (benchmarks/curves.py)."),
+    curve_points: Optional[int] = typer.Option(None, help="rd: measure this many grid points per layer (default 13; "
+                                                          "--grid's count: all) and interpolate the rest "
+                                                          "(monotone); curves cost about points x calibration "
+                                                          "images (benchmarks/curves.py)."),
     correction_rounds: int = typer.Option(0, help="rd: rounds of the correction loop (measure the allocation's "
                                                    "joint distortion, rescale the curves it contradicts, "
                                                    "re-allocate, keep the best measured); 0: the plain DP."),
@@ -55,6 +58,8 @@ def prune(
     save_curves: Optional[Path] = typer.Option(None, help="rd: also write the first round's distortion curves "
                                                           "here (what `allocate` reads)."),
     as_json: bool = typer.Option(False, "--json"),
+    threads: int = typer.Option(0, help="torch's threads (0: auto, the cores other processes leave free; "
+                                        "OMP_NUM_THREADS, when set, wins)."),
 ) -> None:
     """Prune a trained network - an mpdesign checkpoint or your own module - with rate-distortion
     allocation or a baseline; weights (masks) or channels (a smaller module)."""
@@ -100,6 +105,6 @@ def allocate(
         print(json.dumps(result.to_dict(), indent=2))
     else:
         for name, value in result.sparsity.items():
-            console.print(f"{name}: {value:.4f}")
+            console.print(f"{shown(name)}: {value:.4f}")
         console.print(f"distortion {result.distortion:.6g}, kept weights {result.kept_weights:,.0f}, "
                       f"kept MACs {result.kept_macs:,.0f}")

@@ -38,6 +38,8 @@ def train(
                                                     "off."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("run"), help="Folder for checkpoint.pt and metrics.json."),
+    threads: int = typer.Option(0, help="torch's threads (0: auto, the cores other processes leave free; "
+                                        "OMP_NUM_THREADS, when set, wins)."),
 ) -> None:
     """Train a spec on an offline dataset; writes a checkpoint `prune` and `map` accept.
 
@@ -115,6 +117,8 @@ def pipeline(
                                                  "pruning curves and fine-tuning run there."),
     out: Path = typer.Option(Path("runs/pipeline"), help="Run folder (report.md, plots, checkpoints)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars (the step lines stay)."),
+    threads: int = typer.Option(0, help="torch's threads (0: auto, the cores other processes leave free; "
+                                        "OMP_NUM_THREADS, when set, wins)."),
 ) -> None:
     """Design under a budget -> train -> prune (RD) -> fine-tune -> map onto a scratchpad."""
     from designer.pipeline import PipelineConfig, PipelineError, run_pipeline

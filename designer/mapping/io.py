@@ -87,6 +87,21 @@ class Mapping:
     def save(self, path: str | Path, graph: TensorGraph, result: SolveResult | None = None) -> None:
         files.write_text(path, json.dumps(self.to_dict(graph, result), indent=1))
 
+    def check_graph(self, graph: TensorGraph, name: str = "mapping") -> None:
+        """That the steps name only ``graph``'s operators and tensors: a mapping of another graph
+        is refused here, by ``name``, before anything replays it (whether the steps are a valid
+        mapping of this graph is the simulator's question)."""
+        ops = [step.op for step in self.steps]
+        unknown = sorted({op for op in ops if op not in graph.operators})
+        if unknown:
+            raise ValueError(f"{name}: not a mapping of {graph}: its steps run operators the graph does not have "
+                             f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''})")
+        named = {t for step in self.steps for t in [*step.resident, *step.spilled, *step.retrieved]}
+        strangers = sorted(named - set(graph.tensors))
+        if strangers:
+            raise ValueError(f"{name}: not a mapping of {graph}: it places tensors the graph does not have "
+                             f"({', '.join(strangers[:3])}{', ...' if len(strangers) > 3 else ''})")
+
     @classmethod
     def load(cls, path: str | Path, name: str = "mapping") -> Mapping:
         """A mapping file's steps (strictly read JSON; whether they are a valid mapping of some

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from designer import checks
+from designer.trust import check_trust_value, require_trust
 from designer.mapping.graph import GraphError, TensorGraph, from_hmcos, from_node_link
 
 
@@ -46,14 +47,14 @@ class Source:
     def check(self) -> None:
         """Every field, naming the command line's options; nothing is loaded or captured."""
         checks.integer(self.bytes_per_element, "--bytes-per-element", minimum=1)
+        check_trust_value(self.trust)
         if sum(x is not None for x in (self.path, self.model, self.module)) != 1:
             raise ValueError("give a graph file or --model PATH.py:FACTORY (exactly one)")
         if self.path is not None:
             self.path = Path(self.path)
             checks.readable_file(self.path, "graph")
-            if self.path.suffix == ".pt2" and not self.trust:
-                raise ValueError(f"--trust: {self.path} is a .pt2 archive, whose pickled parts can run code when "
-                                 f"loaded; give --trust if you trust where it came from")
+            if self.path.suffix == ".pt2":
+                require_trust(self.trust, self.path)
             if self.training and self.path.suffix != ".pt":
                 raise ValueError("--training: needs a model (--model or a checkpoint); a graph file is what it is")
             return
@@ -129,6 +130,7 @@ class Source:
 
     def _loaded_program(self):
         import torch
+        require_trust(self.trust, self.path)  # here, where the file is opened: load() need not call check()
         try:
             return torch.export.load(self.path)
         except Exception as error:  # noqa: BLE001 - torch's own load errors

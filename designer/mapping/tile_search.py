@@ -136,6 +136,10 @@ def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, 
     return Choice(best.candidate, best.result, solved)
 
 
+# the least time one scratchpad size of a curve is given: a curve of N sizes needs N times this
+MIN_POINT_SECONDS = 1.0
+
+
 def traffic_curve(found: list[Candidate], low: int, high: int, points: int, *, time_limit: float,
                   strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
                   total_macs: int = 0, progress=None, start: tuple[Candidate, Mapping] | None = None) -> list[dict]:
@@ -147,7 +151,7 @@ def traffic_curve(found: list[Candidate], low: int, high: int, points: int, *, t
     untiled = next(c for c in found if c.tiling is None)
     rows, previous, previous_untiled, begun = [], start, None, time.perf_counter()
     for i, size in enumerate(sizes):
-        share = max(1.0, (time_limit - (time.perf_counter() - begun)) / (len(sizes) - i))
+        share = max(MIN_POINT_SECONDS, (time_limit - (time.perf_counter() - begun)) / (len(sizes) - i))
         choice = choose(found, size, time_limit=share * (0.6 if untiled.required <= size else 1.0),
                         strategy=strategy, objective=objective, max_extra_macs=max_extra_macs,
                         total_macs=total_macs, previous=previous)
@@ -265,6 +269,9 @@ def map_curve(program, low: int | str = "min", high: int | str = "M_P", points: 
     the untiled graph (M_R, M_H, M_P), or ``min``, the smallest footprint a tiling reaches;
     ``found``: the model's :func:`candidates`, when already made."""
     begun = time.perf_counter()
+    if points > time_limit // MIN_POINT_SECONDS:
+        raise ValueError(f"--points: {points} scratchpad sizes cannot be served in {time_limit:.1f} s (each needs at "
+                         f"least {MIN_POINT_SECONDS:g} s): at most {int(time_limit // MIN_POINT_SECONDS)}")
     found = found if found is not None else candidates(program, bytes_per_element, include_weights, name)
     total = model_macs(program.graph)
     ends = [check_scratchpad(v) if v != "min" else v for v in (low, high)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils import prune
 
-from designer.pruning.curves import MAGNITUDE, Criterion, magnitude_mask, prunable_layers
+from designer.pruning.curves import MAGNITUDE, PRUNABLE, Criterion, magnitude_mask, prunable_layers
 
 
 def apply_sparsity(model: nn.Module, sparsity: dict[str, float],
@@ -44,3 +44,35 @@ def total_sparsity(model: nn.Module) -> float:
     layers = prunable_layers(model)
     zeros = sum(int((m.weight == 0).sum()) for _, m in layers)
     return zeros / sum(m.weight.numel() for _, m in layers)
+
+
+def model_sparsity(model: nn.Module) -> tuple[float, int]:
+    """(fraction of zeros, count) over every parameter of the model, each tied tensor once: the
+    figure to read beside :func:`total_sparsity`, which covers the prunable weights only."""
+    unique = {id(p): p for p in model.parameters()}.values()
+    total = sum(p.numel() for p in unique)
+    zeros = sum(int((p == 0).sum()) for p in unique)
+    return (zeros / total if total else 0.0), total
+
+
+def left_out(model: nn.Module) -> dict[str, str]:
+    """The layers holding parameters that weight pruning leaves whole, each with the reason."""
+    pruned = dict(prunable_layers(model))
+    held = {id(getattr(m, "weight_orig", m.weight)): name for name, m in pruned.items()}
+    reasons = {}
+    for name, module in model.named_modules():
+        own = dict(module.named_parameters(recurse=False))
+        if not own or name in pruned:
+            continue
+        weight = own.get("weight")
+        if weight is not None and id(weight) in held:
+            reasons[name] = f"its weight is tied to {held[id(weight)]}'s, pruned there"
+        elif isinstance(module, nn.MultiheadAttention):
+            reasons[name] = "nn.MultiheadAttention reads its projections directly (a mask would never take effect)"
+        elif isinstance(module, PRUNABLE):
+            reasons[name] = "the output projection of nn.MultiheadAttention, which reads its weight directly"
+        elif isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)):
+            reasons[name] = "a normalisation layer (scales and shifts, not connections)"
+        else:
+            reasons[name] = f"a {type(module).__name__} (only convs and linears are pruned)"
+    return reasons

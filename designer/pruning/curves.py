@@ -51,8 +51,15 @@ def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     there would never take effect)."""
     inside = {f"{name}.{child}" for name, module in model.named_modules()
               if isinstance(module, nn.MultiheadAttention) for child, _ in module.named_children()}
-    return [(name, module) for name, module in model.named_modules()
-            if isinstance(module, PRUNABLE) and name not in inside]
+    found, seen = [], set()
+    for name, module in model.named_modules():
+        # a weight shared by two layers (tied) is one weight: counted, measured and masked once,
+        # by the first layer holding it (the tie itself is kept: both modules hold the parameter)
+        weight = getattr(module, "weight_orig", getattr(module, "weight", None))
+        if isinstance(module, PRUNABLE) and name not in inside and id(weight) not in seen:
+            seen.add(id(weight))
+            found.append((name, module))
+    return found
 
 
 def kept_count(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None) -> int:

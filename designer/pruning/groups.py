@@ -162,6 +162,49 @@ def group_curves(model: nn.Module, example_input: torch.Tensor, calibration: tor
     return curves
 
 
+def preflight(model: nn.Module, example_input: torch.Tensor, fractions: list[float] | None = None) -> tuple[int, int]:
+    """Before any curve: refuse, naming the module, a model channel pruning cannot cut or whose
+    cut copy cannot run or be saved, and return the (parameters, MACs) of the smallest network it
+    reaches (every group at its fewest channels). Minutes of curves never end in such a failure."""
+    from designer.pruning.pruned_file import structure
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d) and 1 < module.groups < module.in_channels:
+            raise ValueError(f"--mode channels: {name} is a grouped convolution (groups={module.groups}), whose "
+                             f"channel groups Torch-Pruning's dependency graph cannot cut consistently; use "
+                             f"--mode weights")
+    try:
+        _, groups = _groups(model, example_input)
+    except Exception as error:  # noqa: BLE001 - Torch-Pruning's tracing fails in many ways
+        raise ValueError(f"--mode channels: Torch-Pruning cannot trace this model ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}); use --mode weights") from None
+    if not groups:
+        raise ValueError("--mode channels: the model has no channel group to prune (every conv or linear feeds the "
+                         "output directly); use --mode weights")
+    fewest = min(fractions or [1 / 8])
+    removals = {}
+    for group in groups:
+        channels = len(group[0].idxs)
+        removals[_root_name(model, group)] = list(range(channels - max(1, round(fewest * channels))))
+    try:
+        smallest = _prune_copy(model, example_input, removals)
+        with torch.no_grad():
+            smallest.eval()(example_input[:1])
+    except Exception as error:  # noqa: BLE001 - the user's forward, on widths it did not expect
+        raise ValueError(f"--mode channels: a copy with fewer channels fails to run ({type(error).__name__}: "
+                         f"{' '.join(str(error).split())[:160]}): the model's forward depends on widths pruning "
+                         f"changes (e.g. a reshape to a stored width); use --mode weights") from None
+    recorded = set(structure(smallest))
+    before = {k: v.shape for k, v in model.state_dict().items()}
+    for key, value in smallest.state_dict().items():
+        owner = key.rpartition(".")[0]
+        if before.get(key) != value.shape and owner not in recorded:
+            kind = type(smallest.get_submodule(owner)).__name__ if owner else type(smallest).__name__
+            raise ValueError(f"--mode channels: pruning changes {key} of {owner or 'the model'} ({kind}), whose "
+                             f"shape a pruned-model file cannot record (convs, linears and norms only), so the "
+                             f"result could not be loaded back; use --mode weights")
+    return count_costs(smallest, example_input)
+
+
 def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor | Iterable,
                        max_macs: float | None = None, max_params: float | None = None,
                        fractions: list[float] | None = None, progress=None) -> ChannelPruning:
@@ -173,10 +216,13 @@ def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibratio
     device = next(model.parameters()).device
     example_input, calibration = example_input.to(device), calibration_tensor(calibration).to(device)
     params0, macs0 = count_costs(model, example_input)
-    curves = group_curves(model, example_input, calibration, fractions, progress, dense=(params0, macs0))
     by_macs = max_macs is not None
     limit = float(max_macs if by_macs else max_params)
     total0 = macs0 if by_macs else params0
+    smallest = preflight(model, example_input, fractions)[1 if by_macs else 0]
+    if limit < smallest:
+        raise ValueError(_below_smallest(limit, smallest, total0, by_macs))
+    curves = group_curves(model, example_input, calibration, fractions, progress, dense=(params0, macs0))
     if limit >= total0:
         return ChannelPruning(copy.deepcopy(model), {c.root: c.channels for c in curves}, params0, macs0, params0,
                               macs0, predicted_distortion=0.0, curves=curves, seconds=time.perf_counter() - start)
@@ -189,10 +235,7 @@ def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibratio
     while True:
         result = solve_dp(costs, losses, max(budget, 0.0), bins=20_000)
         if result.status == Status.INFEASIBLE:
-            smallest = _smallest(model, example_input, curves, by_macs)
-            raise ValueError(f"max_{'macs' if by_macs else 'params'}: {limit:,.0f} is below the smallest network "
-                             f"channel pruning reaches ({smallest:,} {'MACs' if by_macs else 'parameters'}, every "
-                             f"group at its fewest channels)")
+            raise ValueError(_below_smallest(limit, smallest, total0, by_macs))
         picks = {c.root: c.kept[i] for c, i in zip(curves, result.solution)}
         pruned = _prune_copy(model, example_input, {c.root: c.order[:c.channels - picks[c.root]] for c in curves})
         params, macs = count_costs(pruned, example_input)
@@ -202,11 +245,18 @@ def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibratio
                                   curves=curves, repairs=repairs, seconds=time.perf_counter() - start)
         repairs += 1
         if repairs > MAX_REPAIRS:
-            raise ValueError(f"channel pruning: no allocation met the budget on recount after {MAX_REPAIRS} tries")
+            raise ValueError(f"channel pruning: no allocation met the budget on recount after {MAX_REPAIRS} tries; "
+                             f"the smallest network it reaches has {smallest:,} {'MACs' if by_macs else 'parameters'} "
+                             f"({smallest / total0:.4f} of the model's): a budget nearer that is hard to meet exactly")
         budget -= over
 
 
-def _smallest(model: nn.Module, example_input: torch.Tensor, curves: list[GroupCurve], by_macs: bool) -> int:
-    pruned = _prune_copy(model, example_input, {c.root: c.order[:c.channels - min(c.kept)] for c in curves})
-    params, macs = count_costs(pruned, example_input)
-    return macs if by_macs else params
+def _below_smallest(limit: float, smallest: int, total: int, by_macs: bool) -> str:
+    """The budget is below what channel pruning reaches: the smallest reachable, as a count and
+    as the fraction the command line takes (--keep-macs, or 1 - --sparsity of parameters)."""
+    if by_macs:
+        return (f"--keep-macs: {limit:,.0f} MACs is below the smallest network channel pruning reaches, {smallest:,} "
+                f"MACs (every group at its fewest channels): --keep-macs at least {smallest / total:.4f}")
+    return (f"--sparsity: {limit:,.0f} parameters kept is below the smallest network channel pruning reaches, "
+            f"{smallest:,} parameters (every group at its fewest channels): --sparsity at most "
+            f"{1 - smallest / total:.4f}")

@@ -12,6 +12,7 @@ smaller network), fine-tunes, writes the output and returns the summary the CLI 
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,19 @@ from tqdm import tqdm
 
 from designer import checks, files
 from designer.pruning.allocate import METHODS
+from designer.pruning.apply import left_out, model_sparsity
 from designer.pruning.curves import CRITERIA, criterion_of
 from designer.train.data import check_dataset_fits
 
 MODES = ("weights", "channels")
 SCHEDULES = ("iterative", "one-shot")
+# defaults that finish in minutes: 13 measured points per layer on 64 images cost 109 s on the
+# hand-written CIFAR ResNet-18 where all 41 points on 256 images cost 35 minutes, for a curve error
+# of 10% of each layer's range (benchmarks/curves.py; README "Cost of the curves"); one round
+# (iterative pruning repeats the curves once per round: ten rounds to 90%)
+CALIBRATION = 64
+CURVE_POINTS = 13
+SCHEDULE = "one-shot"
 
 
 @dataclass
@@ -42,11 +51,11 @@ class PruneRequest:
     method: str = "rd"
     criterion: str = "magnitude"
     mode: str = "weights"
-    schedule: str = "iterative"
+    schedule: str = SCHEDULE
     dataset: str | None = None
-    calibration: int = 256
+    calibration: int = CALIBRATION
     grid: int = 101
-    curve_points: int | None = None  # measured grid points per layer, the rest interpolated (None: all)
+    curve_points: int | None = None  # measured grid points per layer, the rest interpolated (None: CURVE_POINTS)
     correction_rounds: int = 0  # rounds of the correction loop (designer.pruning.correction); 0: the plain DP
     finetune_epochs: int = 1
     device: str = "auto"
@@ -79,7 +88,7 @@ class PruneRequest:
         checks.integer(self.calibration, "--calibration", minimum=1)
         checks.integer(self.grid, "--grid", minimum=2)
         if self.curve_points is not None:
-            checks.integer(self.curve_points, "--curve-points", minimum=2)
+            checks.integer(self.curve_points, "--curve-points", minimum=2, maximum=self.grid)
             if self.mode != "weights" or not self.method.startswith("rd"):
                 raise ValueError("--curve-points: only the rd methods measure distortion curves (--mode weights)")
         checks.integer(self.finetune_epochs, "--finetune-epochs", minimum=0)
@@ -87,6 +96,17 @@ class PruneRequest:
         if self.correction_rounds and (self.mode != "weights" or not self.method.startswith("rd")):
             raise ValueError("--correction-rounds: only the rd methods allocate on curves (--mode weights)")
         resolve_device(self.device)
+        from designer.paths import model_file, refuse_clashes
+        inputs = {"CHECKPOINT": self.checkpoint, "--model": model_file(self.model), "--weights": self.weights,
+                  "--dataset": self.dataset if self.dataset and Path(self.dataset).is_file() else None}
+        refuse_clashes(inputs, {"--out": self.out, "--save-curves": self.save_curves})
+
+    def points(self) -> int | None:
+        """Grid points measured per layer (None: every point of the grid)."""
+        if self.mode != "weights" or not self.method.startswith("rd"):
+            return None
+        points = self.curve_points or min(CURVE_POINTS, self.grid)
+        return None if points >= self.grid else points
 
 
 def run_prune(request: PruneRequest) -> dict:
@@ -109,10 +129,42 @@ def run_prune(request: PruneRequest) -> dict:
                              seed=subject.metadata.get("seed", 0), device=on.type)
         finetune = lambda m: train(m, splits.train, config)  # noqa: E731
     before = evaluate(subject.model, splits.test)
+    if request.progress:  # before the long part, what it will cost on this machine as it is now
+        print(f"estimate: {estimate(subject.model, calib, request, len(splits.train.tensors[0]))}", file=sys.stderr)
     if request.mode == "channels":
         return _prune_channels(subject, calib, splits, request.sparsity, request.keep_macs, finetune, before,
                                request.out, progress=request.progress)
     return _prune_weights(subject, calib, splits, request, finetune, before)
+
+
+def estimate(model, calibration, request: PruneRequest, train_images: int) -> str:
+    """What the prune job will cost, from one timed forward pass of the calibration batch: per
+    round, one suffix forward (half a whole one, on average) of it per layer and measured point
+    (curves), three forwards' worth per training image and epoch (fine-tuning)."""
+    import math
+    import time
+
+    from designer.pruning.curves import prunable_layers
+    from designer.pruning.prune import round_targets
+    with torch.no_grad():
+        begun = time.perf_counter()
+        model.eval()(calibration)
+        forward = time.perf_counter() - begun
+    if request.sparsity is not None:
+        rounds = len(round_targets(1 - request.sparsity, 0.2, request.schedule)) if request.mode == "weights" else 1
+    else:
+        rounds = len(round_targets(request.keep_macs, 0.2, request.schedule)) if request.mode == "weights" else 1
+    layers = len(prunable_layers(model))
+    points = request.points() or request.grid
+    measured = points if request.mode == "weights" and request.method.startswith("rd") else 0
+    if request.mode == "channels":
+        measured = 8  # the group curves' kept fractions
+    curves = rounds * layers * measured * 0.5 * forward
+    tuning = rounds * request.finetune_epochs * 3 * forward * train_images / max(1, len(calibration))
+    minutes = (curves + tuning) / 60
+    return (f"about {math.ceil(minutes) if minutes >= 1 else '<1'} min on this machine now ({rounds} round(s): "
+            f"curves of {layers} layers x {measured} points on {len(calibration)} images, "
+            f"{request.finetune_epochs} fine-tuning epoch(s) of {train_images} images each)")
 
 
 class Subject:
@@ -172,28 +224,42 @@ def _prune_weights(subject, calib, splits, request: PruneRequest, finetune, befo
     method, criterion, schedule, out = request.method, request.criterion, request.schedule, request.out
     report = prune_model(subject.model, calib, method=method, sparsity=request.sparsity, keep_macs=request.keep_macs,
                          schedule=schedule, finetune=finetune, grid=default_grid(request.grid),
-                         progress=request.progress, criterion=criterion, curve_points=request.curve_points,
+                         progress=request.progress, criterion=criterion, curve_points=request.points(),
                          correction_rounds=request.correction_rounds)
     after = evaluate(subject.model, splits.test)
     if request.save_curves is not None:
         report.first_curves.save(request.save_curves)
     last = report.rounds[-1]
+    whole, parameters = model_sparsity(subject.model)
+    skipped = left_out(subject.model)
     metadata = {"method": method, "criterion": criterion_of(criterion).name, "schedule": schedule,
                 "budget": last["budget"],
                 "budget_unit": last["budget_unit"], "kept_weights": last["kept_weights"],
                 "sparsity": last["sparsity"], "layer_sparsity": report.sparsity, "dataset": subject.dataset,
-                "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"]}
+                "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
+                "model_sparsity": whole, "parameters": parameters, "left_out": skipped}
     if subject.user:  # masks are permanent: a plain state dict any PyTorch user loads
         state = {k: v.detach().cpu() for k, v in subject.model.state_dict().items()}
-        with files.atomic_path(out) as temporary:
-            torch.save({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, temporary)
+        files.save_torch({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, out)
     else:
         save_checkpoint(subject.model, out, **{**subject.metadata, "pruning": report.to_dict(),
                                                "test_accuracy": after["accuracy"]})
     return {**metadata, "kept_macs": last["kept_macs"], "rounds": report.rounds, "output": str(out),
-            "line": f"{method}: sparsity {last['sparsity']:.4f} ({last['kept_weights']:,} weights kept, budget "
-                    f"{last['budget']:,} {last['budget_unit']}), accuracy {before['accuracy']:.4f} -> "
-                    f"{after['accuracy']:.4f}; written to {out}"}
+            "line": f"{method}: sparsity {last['sparsity']:.4f} of the prunable weights ({last['kept_weights']:,} kept, "
+                    f"budget {last['budget']:,} {last['budget_unit']}), {whole:.4f} of all {parameters:,} parameters"
+                    f"{_left_out_line(skipped)}, accuracy {before['accuracy']:.4f} -> {after['accuracy']:.4f}; "
+                    f"written to {out}"}
+
+
+def _left_out_line(skipped: dict[str, str]) -> str:
+    """The layers weight pruning left whole, grouped by reason, for the summary line."""
+    if not skipped:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in skipped.items():
+        by_reason.setdefault(reason, []).append(name)
+    parts = [f"{len(names)} x {reason} (e.g. {names[0]})" for reason, names in by_reason.items()]
+    return "; left whole: " + "; ".join(parts)
 
 
 def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out, progress: bool = False) -> dict:
@@ -235,8 +301,7 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
         # an ExportedProgram: loads with plain torch.export.load in any process, without the
         # user's source file (but its .module() cannot .train() or .eval() in torch 2.13)
         exported = torch.export.export(small.eval(), (subject.example_input,))
-        with files.atomic_path(out) as temporary:
-            torch.export.save(exported, temporary)
+        files.save_exported(exported, out)
     elif subject.user:  # the user's own class, smaller: designer.pruning.load_pruned(FACTORY, out)
         from designer.pruning.pruned_file import save_pruned
         save_pruned(small, out, {**subject.metadata, "test_accuracy": after["accuracy"]})
