@@ -47,6 +47,16 @@ def cases(work: Path) -> dict[str, tuple[list[str], float | None, str]]:
         "map-resnet18-train-ilp": (["map", "--model", resnet, "--input-shape", "1,3,224,224", "--training",
                                     "--scratchpad", "M_H", "--strategy", "ilp", "--time-limit", "20", "--json"], 20,
                                    "offchip_bytes"),
+        # issue 33: training graphs of hand-written torchvision models, whose capture takes a large
+        # share of a 10-s limit; and the tiled paths, whose export and candidates come first
+        **{f"map-{name}-train-{limit}": (["map", "--model", f"tests/models/torchvision_like.py:{name}",
+                                          "--input-shape", "1,3,224,224", "--training", "--time-limit", str(limit),
+                                          "--json"], limit, "offchip_bytes")
+           for name in ("mobilenet_v2", "efficientnet_b0", "convnext_tiny", "vit_b_16", "swin_t") for limit in (10, 20)},
+        "map-resnet18-tiled-10": (["map", "--model", resnet, "--input-shape", "1,3,224,224", "--tiling", "auto",
+                                   "--scratchpad", "M_R", "--time-limit", "10", "--json"], 10, "offchip_bytes"),
+        "map-resnet18-curve-20": (["map", "--model", resnet, "--input-shape", "1,3,224,224", "--curve", "min:M_P",
+                                   "--points", "6", "--time-limit", "20"], 20, "exit"),
     }
 
 
@@ -94,12 +104,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         names = args.cases or list(cases(Path(folder)))
         rows = measure(names, args.busy, args.repeats, Path(folder))
-    print("| case | busy processes | --time-limit | wall s (median, max) | max / limit | exit codes | answers |")
-    print("|---|---|---|---|---|---|---|")
+    print("| case | busy processes | --time-limit | wall s (median, max) | max / limit | within 1.1 x limit + 5 s "
+          "| exit codes | answers |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = "" if r["limit"] is None else f"{max(r['walls']) / r['limit']:.2f}"
+        within = "" if r["limit"] is None else ("yes" if max(r["walls"]) <= 1.1 * r["limit"] + 5 else "NO")
         print(f"| {r['case']} | {r['busy']} | {r['limit']} | {statistics.median(r['walls']):.1f}, "
-              f"{max(r['walls']):.1f} | {ratio} | {r['codes']} | {r['answers']} |")
+              f"{max(r['walls']):.1f} | {ratio} | {within} | {r['codes']} | {r['answers']} |")
 
 
 if __name__ == "__main__":

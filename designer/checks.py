@@ -166,12 +166,20 @@ def reject_constants(token: str) -> None:
     raise ValueError(f"{token} is not a number JSON allows")
 
 
+def parse_json(text: str) -> Any:
+    """JSON text, strictly (every reader of a user's JSON goes through here): no key twice in an
+    object, no NaN or Infinity. ``json.JSONDecodeError`` for text that is no JSON, ``ValueError``
+    for JSON that breaks these rules."""
+    import json
+    return json.loads(text, object_pairs_hook=strict_json_object_pairs, parse_constant=reject_constants)
+
+
 def load_json(path: str | Path, name: str) -> Any:
-    """A JSON file, strictly: no key twice in an object, no NaN or Infinity."""
+    """A JSON file, strictly (:func:`parse_json`)."""
     import json
     text = read_text(path, name)
     try:
-        return json.loads(text, object_pairs_hook=strict_json_object_pairs, parse_constant=reject_constants)
+        return parse_json(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"{name}: {path}: not valid JSON ({error})") from None
     except RecursionError:

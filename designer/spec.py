@@ -160,10 +160,13 @@ class NetworkSpec:
 
     @classmethod
     def from_json(cls, text: str) -> NetworkSpec:
+        from designer.checks import parse_json
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except json.JSONDecodeError as err:
             raise SpecError(f"spec: not valid JSON ({err})") from None
+        except ValueError as err:  # a key twice, NaN
+            raise SpecError(f"spec: {err}") from None
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
@@ -177,18 +180,20 @@ class NetworkSpec:
         neither; defaults 224 and 1000) and override nothing in a spec JSON file
         unless given.
         """
-        from designer.checks import read_text
+        from designer.checks import parse_json, read_text
         path = Path(path)
         try:
             text = read_text(path, "spec")
         except ValueError as error:
             raise SpecError(str(error)) from None
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except json.JSONDecodeError:
             data = None
         except RecursionError:
             raise SpecError(f"spec: {path}: JSON nested too deeply to be a spec") from None
+        except ValueError as error:  # a key twice, NaN
+            raise SpecError(f"spec: {path}: {error}") from None
         if isinstance(data, dict) and not {"best_structures", "structure_info"} & set(data):
             # a spec JSON object (missing fields are named by from_dict), not a TinyNAS file
             return cls.from_dict(data).replace(resolution=resolution, num_classes=num_classes)

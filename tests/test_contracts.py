@@ -258,6 +258,18 @@ def test_a_boolean_format_version_and_a_duplicate_key_are_refused(tmp_path):
         Mapping.load(path)
 
 
+def test_every_json_reader_is_strict(tmp_path):
+    """One parser (designer.checks.parse_json) behind every reader: a spec with a key twice too."""
+    from designer.spec import NetworkSpec, SpecError
+    path = tmp_path / "spec.json"
+    path.write_text('{"resolution": 32, "resolution": 64, "stem": {"out": 8}, "stages": []}')
+    with pytest.raises(SpecError, match="'resolution' appears twice"):
+        NetworkSpec.load(path)
+    for source in (ROOT / "designer").rglob("*.py"):
+        if source.name != "checks.py":
+            assert "json.loads(" not in source.read_text() and "json.load(" not in source.read_text(), source
+
+
 def test_a_start_of_another_graph_is_one_clear_error(model_file, tmp_path):
     other = tmp_path / "o.py"
     other.write_text(MODEL.replace("nn.Conv2d(8, 4, 3))", "nn.Conv2d(8, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 1))"))
@@ -402,3 +414,40 @@ def test_threads_follow_the_request_then_omp_then_the_free_cores(monkeypatch):
     assert threads.choose_threads(0) == 1
     monkeypatch.setattr(threads, "busy_cores", lambda seconds=0.1: 0.0)
     assert threads.choose_threads(0) == 2
+
+
+def test_weights_pruning_of_a_vit_says_how_sparse_the_whole_model_is(tmp_path):
+    """The ViT's attention is left whole: the line gives both sparsities and what was left out,
+    and an estimate of the job comes before it."""
+    result = runner.invoke(app, ["prune", "--model", "tests/models/contracts.py:small_vit", "--input-shape",
+                                 "1,3,32,32", "--dataset", "shapes", "--sparsity", "0.9", "--grid", "11",
+                                 "--finetune-epochs", "0", "--out", str(tmp_path / "p.pt")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "estimate: about" in text
+    assert "sparsity 0.9" in text and "of the prunable weights" in text and "of all" in text
+    assert "nn.MultiheadAttention reads its projections directly" in text
+    whole = float(text.split(" of all ")[0].rsplit(" ", 1)[-1])
+    assert whole < 0.9
+
+
+def test_a_stage_whose_model_would_outlast_the_limit_is_not_started(monkeypatch):
+    """A stage builds its model before any time limit can stop it: with less time left than the
+    baselines took, the bounds, plans and the strategy are skipped and the message says so."""
+    import time
+
+    import designer.mapping.solve as solve_module
+    from designer.mapping import MappingProblem
+    from tests.test_mapping import random_dag
+    found = solve_module.baselines
+
+    def slow(problem):
+        time.sleep(1.0)
+        return found(problem)
+
+    graph = random_dag(3, n=12, unit=False)
+    problem = MappingProblem(graph, "M_R", time_limit=1.2)
+    monkeypatch.setattr(solve_module, "baselines", slow)
+    result = problem.solve()
+    assert result.mapping is not None and result.replay.valid
+    assert "cpsat: not run" in result.solve.message

@@ -14,6 +14,7 @@ import typer
 
 from designer.cli import design, mapping, pruning, schema, sweep, train
 from designer.cli.common import load_spec
+from designer import deadline
 from designer.cli.contracts import guard
 from designer.files import OutputError
 from solvers.extras import MissingExtra
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """The ``mpdesign`` entry point. Every failure is one ``error:`` line on stderr: exit 2 for
     bad input (also typer's own usage errors), 130 for Ctrl-C, 1 for anything unexpected
     (``MPDESIGN_TRACEBACK=1`` shows the traceback of those)."""
+    # --time-limit counts from the program's start (imports included) when run as `mpdesign`
+    deadline.mark_command_start(deadline.process_age() if argv is None else 0.0, pin=True)
     try:
         code = app(args=list(argv) if argv is not None else None, prog_name="mpdesign", standalone_mode=False)
     except typer.TyperException as error:  # usage errors: unknown option, a value of the wrong type, ...
@@ -68,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         typer.echo(f"error: unexpected {type(error).__name__}: {' '.join(str(error).split())} (a bug: please report "
                    f"it; MPDESIGN_TRACEBACK=1 shows where)", err=True)
         sys.exit(1)
+    finally:
+        deadline.unpin()
     if code == 130:
         typer.echo("error: interrupted (Ctrl-C); no partial file was left (outputs are written whole or not at "
                    "all)", err=True)

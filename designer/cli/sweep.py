@@ -36,10 +36,12 @@ def _looks_like_address(text: str) -> bool:
 def _value(text: str):
     """A number (or other JSON value) when the text is one, else the text (e.g. M_R)."""
     try:
-        value = json.loads(text)
+        value = checks.parse_json(text)
     except json.JSONDecodeError:
         return text
-    if isinstance(value, float) and not math.isfinite(value):
+    except ValueError:  # NaN, Infinity
+        raise ValueError(f"--grid: {text!r} is not a finite number") from None
+    if isinstance(value, float) and not math.isfinite(value):  # 1e999
         raise ValueError(f"--grid: {text!r} is not a finite number")
     return value
 

@@ -52,6 +52,12 @@ BOUND_GAP = 0.02  # the time-indexed bound runs only while the gap is above this
 WINDOW_SHARE = 0.3  # of the time left then, for the window search from the best mapping so far
 WINDOW_SHARE_LARGE = 0.9  # ... on graphs over MILP_LIMIT operators, where CP-SAT's whole model rarely improves
 MIN_SOLVER_SHARE = 0.05  # of the time limit, at least, for the strategy (the total stays near the limit)
+# A stage builds its model before its time limit can stop it, and on large graphs that build
+# costs about as much as the baselines (measured on EfficientNet-B0's 674-operator training
+# graph: baselines 1.5 s, forced-liveness bound 1.5 s, keep-or-spill plan 2.8 s; a 10-s map
+# ended at 16.6 s). So a stage starts only while this many times the baselines' seconds is left:
+LIVENESS_COST, KEEP_COST, BOUND_COST, WINDOW_COST, STRATEGY_COST = 1.0, 2.0, 1.0, 0.5, 1.0
+FINISH_COST = 1.0  # kept back from every stage for the result's replay by the simulator and its report
 
 
 def baselines(problem: MappingProblem) -> dict[str, Mapping]:
@@ -69,6 +75,7 @@ class _Search:
         self.problem, self.limit, self.begun = problem, time_limit, time.perf_counter()
         self.graph, self.objective = problem.graph, problem.objective
         self.found = baselines(problem)
+        self.unit = time.perf_counter() - self.begun  # the baselines' seconds: the yardstick of a stage's build
         self.candidates = {f"baseline {name}": mapping for name, mapping in self.found.items()}
         if problem.start is not None:  # checked valid at this scratchpad by the problem
             self.candidates[f"given start ({problem.start.method})"] = problem.start
@@ -100,21 +107,27 @@ class _Search:
         return best is None or self.cost(best) > (self.proven() or 0) * (1 + tolerance)
 
     def left(self) -> float:
-        return max(0.0, self.limit - (time.perf_counter() - self.begun))
+        """Seconds left for stages: the limit less what is spent and what the result will take."""
+        return max(0.0, self.limit - FINISH_COST * self.unit - (time.perf_counter() - self.begun))
+
+    def affords(self, cost: float) -> bool:
+        """Whether ``cost`` times the baselines' seconds is left (see STRATEGY_COST)."""
+        return self.left() >= cost * self.unit and self.left() > 0
 
     def liveness(self) -> None:
-        if self.problem.lower_bound and self.open_gap():
+        if self.problem.lower_bound and self.open_gap() and self.affords(LIVENESS_COST):
             self.bounds["forced-liveness bound"] = liveness_bound(
-                self.graph, self.problem.scratchpad_bytes, LIVENESS_SHARE * self.limit, **self.common).result
+                self.graph, self.problem.scratchpad_bytes, min(LIVENESS_SHARE * self.limit, self.left()),
+                **self.common).result
             self.report("forced-liveness bound")
 
     def keep(self, share: float) -> MappingOutcome | None:
-        if not self.open_gap():
+        if not self.open_gap() or not self.affords(KEEP_COST):
             return None
         fixed = self.problem.fixed_order
         orders = None if fixed else [self.graph.topological_order(), self.problem.min_peak_order]
-        keep = keep_plan(self.graph, self.problem.scratchpad_bytes, share * self.limit, order=fixed, orders=orders,
-                         **self.common)
+        keep = keep_plan(self.graph, self.problem.scratchpad_bytes, min(share * self.limit, self.left()), order=fixed,
+                         orders=orders, **self.common)
         if keep.mapping is not None:
             self.candidates["keep-or-spill plan"] = keep.mapping
         if keep.result.bound is not None:  # a given order: a bound for the order
@@ -124,14 +137,15 @@ class _Search:
 
     def address_free_bound(self) -> None:
         if (self.problem.lower_bound and self.problem.fixed_order is None and self.problem.strategy == "cpsat"
-                and not self.large and self.open_gap(BOUND_GAP)):
+                and not self.large and self.open_gap(BOUND_GAP) and self.affords(BOUND_COST)):
             self.bounds["address-free MILP"] = lower_bound(self.graph, self.problem.scratchpad_bytes,
-                                                           BOUND_SHARE * self.limit, **self.common).result
+                                                           min(BOUND_SHARE * self.limit, self.left()),
+                                                           **self.common).result
             self.report("address-free bound")
 
     def windows(self, share: float) -> MappingOutcome | None:
         hint = self.best()
-        if hint is None or not self.open_gap():
+        if hint is None or not self.open_gap() or not self.affords(WINDOW_COST):
             return None
         found = window_search(self.graph, self.problem.scratchpad_bytes, share * self.left(), incumbent=hint,
                               **self.common)
@@ -154,7 +168,14 @@ def solve(problem: MappingProblem, time_limit: float | None = None, progress=Non
         windows = search.windows(1.0 if name == "windows" else WINDOW_SHARE_LARGE if search.large else WINDOW_SHARE)
         outcome = windows if name == "windows" else None
     if name in ("cpsat", "ilp", "divide") and search.open_gap():
-        outcome = _strategy(search, max(search.left(), MIN_SOLVER_SHARE * search.limit))
+        if search.affords(STRATEGY_COST):  # its time limit leaves the time its model takes to build
+            outcome = _strategy(search, max(search.left() - STRATEGY_COST * search.unit,
+                                            MIN_SOLVER_SHARE * search.limit))
+        else:  # its model alone would outlast the limit: said, not run
+            outcome = MappingOutcome(None, SolveResult(
+                Status.NO_SOLUTION, seconds=0.0, solver=name,
+                message=f"{name}: not run, {search.left():.1f} s left of {search.limit:.1f} s, less than building its "
+                        f"model takes on this graph"))
     elif name == "baseline" and search.open_gap():
         outcome = _baseline_outcome(search)
     return _result(search, outcome, time.perf_counter() - search.begun)
@@ -216,5 +237,7 @@ def _message(method: str | None, value: int | None, outcome: MappingOutcome | No
         return f"{method}; it meets the best bound, so no strategy ran" if value else f"{method}; it moves nothing"
     if own.solver == method:
         return own.message
+    if outcome.mapping is None and "not run" in own.message:
+        return f"{method}; {own.message}"
     what = "nothing" if outcome.mapping is None else "nothing better"
     return f"{method}; {own.solver} found {what} in {own.seconds:.0f} s (its status: {own.status})"

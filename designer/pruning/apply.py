@@ -74,5 +74,6 @@ def left_out(model: nn.Module) -> dict[str, str]:
         elif isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)):
             reasons[name] = "a normalisation layer (scales and shifts, not connections)"
         else:
-            reasons[name] = f"a {type(module).__name__} (only convs and linears are pruned)"
+            reasons[name or "(the model itself)"] = (f"parameters of a {type(module).__name__} ({', '.join(own)}): only "
+                                                     f"convs and linears are pruned")
     return reasons

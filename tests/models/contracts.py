@@ -63,3 +63,11 @@ def stored_width() -> nn.Module:
 def tied() -> nn.Module:
     torch.manual_seed(0)
     return Tied()
+
+
+def small_vit() -> nn.Module:
+    """torchvision's VisionTransformer, written by hand (tests/models/torchvision_like.py), at 32 px
+    with one encoder block and the shapes dataset's six classes."""
+    from tests.models.torchvision_like import VisionTransformer
+    torch.manual_seed(0)
+    return VisionTransformer(image=32, patch=8, layers=1, width=16, heads=2, mlp=32, num_classes=6)
