@@ -207,6 +207,15 @@ def test_an_option_the_path_ignores_is_refused_by_name(model_file, tmp_path, ext
     assert line.startswith(f"error: {refused}: applies only with")
 
 
+def test_tiling_errors_name_the_options_the_user_typed(model_file):
+    line = one_error(invoke("map", "--model", f"{model_file}:f", "--input-shape", "1,3,16,16", "--curve", "0:M_P"))
+    assert line.startswith("error: --curve: an end") and "scratchpad" not in line.replace("--curve", "")
+    result = invoke("map", "--model", f"{model_file}:f", "--input-shape", "1,3,16,16", "--tiling", "auto",
+                    "--max-extra-macs", "0", "--scratchpad", "100")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--max-extra-macs" in text and "without that cap" in text
+
+
 def test_the_tiled_path_honours_bytes_per_element_and_save_graph(model_file, tmp_path):
     result = invoke("map", "--model", f"{model_file}:f", "--input-shape", "1,3,16,16", "--tiling", "auto",
                     "--bytes-per-element", "4", "--save-graph", tmp_path / "g.json", "--time-limit", "10", "--json")
@@ -451,3 +460,35 @@ def test_a_stage_whose_model_would_outlast_the_limit_is_not_started(monkeypatch)
     result = problem.solve()
     assert result.mapping is not None and result.replay.valid
     assert "cpsat: not run" in result.solve.message
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: path.write_bytes(b"not torch"), "not a file torch can read"),
+    (lambda path: torch.save({"state_dict": {}}, path), "not a pruned-model file"),
+    (lambda path: None, "no such file"),
+])
+def test_load_pruned_refuses_files_that_are_not_its_own(tmp_path, make, message):
+    from designer.pruning import load_pruned
+    make(tmp_path / "p.pt")
+    with pytest.raises(ValueError, match=message):
+        load_pruned("tests/models/contracts.py:tied", tmp_path / "p.pt")
+
+
+def test_load_pruned_refuses_groups_that_would_divide_by_zero(tmp_path):
+    from designer.pruning import load_pruned
+    path = _pruned_file(tmp_path, stem={"kind": "conv2d", "in_channels": 3, "out_channels": 8, "groups": 0})
+    with pytest.raises(ValueError, match=r"stem.groups: 0 is not a pruned size"):
+        load_pruned("tests/models/contracts.py:tied", path)
+    with pytest.raises(ValueError, match="returned a int"):
+        load_pruned(lambda: 3, path)
+
+
+def test_mp_of_mobilenet_v2s_training_graph_is_proven_by_work_not_by_the_clock():
+    """Issue 33: the fixed work limit stopped this search unproven at 20,751,080; sized to the
+    graph it ends by proof (work-limited: the same on every machine; the wall limit is slack)."""
+    from designer.mapping import load
+    from designer.mapping.problem import budget_work, budgets
+    graph = load("tests/models/torchvision_like.py:mobilenet_v2", input_shape="1,3,224,224", training=True)
+    assert budget_work(graph) > 2.0
+    limits = budgets(graph, time_limit=120)
+    assert limits.peak_proven and limits.peak == 19_827_240

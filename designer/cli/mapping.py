@@ -178,6 +178,7 @@ def _print(result) -> None:
 def _check_tiling(tiling: str, max_extra_macs, curve, points: int, time_limit: float) -> bool:
     """The tiling options (before anything is read); whether the model is to be exported for them.
     Which options a tiled map ignores is refused before this (designer.cli.contracts)."""
+    from designer.mapping.problem import check_scratchpad
     from designer.mapping.tile_search import MIN_POINT_SECONDS, parse_tiling
     parse_tiling(tiling)
     if max_extra_macs is not None:
@@ -185,6 +186,12 @@ def _check_tiling(tiling: str, max_extra_macs, curve, points: int, time_limit: f
     if curve is not None:
         if len(curve.split(":")) != 2:
             raise ValueError(f"--curve: LO:HI, e.g. min:M_P or 100000:2e6, got {curve!r}")
+        for end in curve.split(":"):
+            if end != "min":
+                try:
+                    check_scratchpad(end)
+                except ValueError as error:
+                    raise ValueError(str(error).replace("scratchpad:", "--curve: an end", 1)) from None
         most = int(time_limit // MIN_POINT_SECONDS)
         checks.integer(points, "--points", minimum=2)
         if points > most:

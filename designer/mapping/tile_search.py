@@ -113,8 +113,14 @@ def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, 
     fits = feasible(found, scratchpad_bytes, max_extra_macs, total_macs)
     if not fits:
         smallest = smallest_footprint(found, max_extra_macs, total_macs)
+        capped = ""
+        if max_extra_macs is not None:  # name the cap, and what lifting it would reach
+            free = smallest_footprint(found, None, total_macs)
+            capped = (f" with at most {max_extra_macs:g} of the model's MACs recomputed (--max-extra-macs); "
+                      f"without that cap {free.required:,} bytes ({free.describe()}, "
+                      f"{free.extra_macs / max(1, total_macs):.3f} of the MACs recomputed)")
         raise MappingError(f"scratchpad: {scratchpad_bytes:,} bytes is below the smallest footprint any tiling "
-                           f"reaches, {smallest.required:,} bytes ({smallest.describe()})")
+                           f"reaches, {smallest.required:,} bytes ({smallest.describe()}){capped}")
     queue = fits[:SOLVED]
     if previous is not None and previous[0] not in queue:  # always tried: the curve never rises
         queue = sorted(queue[:SOLVED - 1] + [previous[0]], key=lambda c: (c.extra_macs, c.required))
@@ -274,7 +280,10 @@ def map_curve(program, low: int | str = "min", high: int | str = "M_P", points: 
                          f"least {MIN_POINT_SECONDS:g} s): at most {int(time_limit // MIN_POINT_SECONDS)}")
     found = found if found is not None else candidates(program, bytes_per_element, include_weights, name)
     total = model_macs(program.graph)
-    ends = [check_scratchpad(v) if v != "min" else v for v in (low, high)]
+    try:
+        ends = [check_scratchpad(v) if v != "min" else v for v in (low, high)]
+    except MappingError as error:  # the ends are --curve's, not a --scratchpad
+        raise MappingError(str(error).replace("scratchpad:", "--curve: an end", 1)) from None
     limits = None
     if any(v in ("M_R", "M_H", "M_P") for v in ends):
         limits = found[0].budgets(0.1 * time_limit)
