@@ -17,6 +17,7 @@ PRUNE_METHODS = ("rd", "rd-slope", "global", "lamp", "uniform", "uniform+", "erk
 PRUNE_MODES = ("weights", "channels")
 SCHEDULES = ("iterative", "one-shot")
 ALLOCATIONS = ("dp", "slope")
+CRITERION_NAMES = ("magnitude", "obs")
 
 app = typer.Typer()
 
@@ -32,7 +33,10 @@ def prune(
                                                         "parameters)."),
     keep_macs: Optional[float] = typer.Option(None, help="Fraction of MACs to keep (rd; channels)."),
     method: str = choice_option("rd", PRUNE_METHODS, "rd, rd-slope, or an allocation baseline."),
-    criterion: str = typer.Option("magnitude", help="Within-layer criterion: which weights a layer keeps."),
+    criterion: str = choice_option("magnitude", CRITERION_NAMES, "Within-layer criterion: magnitude (the largest "
+                                   "weights stay, as they were) or obs (Optimal Brain Surgeon: weights by their "
+                                   "saliency w^2/[H^-1]_ii, the survivors re-fitted to each layer's calibration "
+                                   "outputs, curves included)."),
     mode: str = choice_option("weights", PRUNE_MODES, "weights (masks) or channels (a physically smaller network)."),
     schedule: str = choice_option("one-shot", SCHEDULES, "one-shot, or iterative (20% of what is left per round, "
                                   "curves and fine-tuning again each round: more accurate at high sparsity, about "

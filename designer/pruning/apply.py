@@ -3,27 +3,36 @@ pruned modules (``weight_orig`` and ``weight_mask``), and make them permanent.""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from designer.pruning.curves import MAGNITUDE, PRUNABLE, Criterion, magnitude_mask, prunable_layers
+from designer.pruning.curves import MAGNITUDE, PRUNABLE, Criterion, criterion_of, magnitude_mask, prunable_layers
 
 
-def apply_sparsity(model: nn.Module, sparsity: dict[str, float],
-                   criterion: Criterion | str = MAGNITUDE) -> dict[str, float]:
+def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Criterion | str = MAGNITUDE,
+                   hessians: dict | None = None) -> dict[str, float]:
     """Mask each named layer by ``criterion`` (magnitude) to its sparsity (a removed weight stays removed:
-    zeros from earlier rounds count as removed); returns the sparsities reached."""
+    zeros from earlier rounds count as removed), the kept weights re-fitted where the criterion
+    does (OBS, from ``hessians``: :func:`designer.pruning.hessian.layer_hessians`); returns the
+    sparsities reached."""
+    criterion = criterion_of(criterion)
     modules = dict(prunable_layers(model))
     unknown = sorted(set(sparsity) - set(modules))
     if unknown:
         raise ValueError(f"sparsity: no prunable layer named {', '.join(unknown)}")
+    if criterion.needs_hessian and hessians is None:
+        raise ValueError(f"criterion {criterion.name}: needs the layers' Hessians (hessians=layer_hessians(...))")
     reached = {}
     for name, target in sparsity.items():
         module = modules[name]
         if prune.is_pruned(module) and hasattr(module, "weight_mask"):
             prune.remove(module, "weight")
         weight = module.weight.detach()
-        mask = magnitude_mask(weight, target, current=weight != 0, criterion=criterion)
+        h = hessians.get(name) if hessians is not None else None
+        mask = magnitude_mask(weight, target, current=weight != 0, criterion=criterion, hessian=h)
+        with torch.no_grad():  # the survivors as the criterion keeps them (re-fitted by OBS)
+            module.weight.copy_(criterion.pruned(weight, mask, h))
         prune.custom_from_mask(module, "weight", mask)
         reached[name] = 1 - mask.sum().item() / mask.numel()
     return reached

@@ -37,6 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 from designer import files
+from designer.pruning.hessian import layer_hessians
 from designer.pruning.measure import per_sample
 from designer.pruning.segments import segments
 from designer.schemas import FORMAT_VERSION, check_version
@@ -77,14 +78,22 @@ def kept_count(weight: torch.Tensor, sparsity: float, current: torch.Tensor | No
 
 
 class Criterion:
-    """A within-layer criterion: each weight's importance (larger is kept first). A new one is
-    a class with a ``name`` and :meth:`importance`, passed to curves, masks and pruning as an
-    object (Torch-Pruning's way); :data:`CRITERIA` lists the built-in ones by name for the CLI."""
+    """A within-layer criterion: each weight's importance (larger is kept first) and the weights a
+    layer keeps under a mask. A new one is a class with a ``name``, :meth:`importance` and, if it
+    re-fits the kept weights, :meth:`pruned`, passed to curves, masks and pruning as an object
+    (Torch-Pruning's way); :data:`CRITERIA` lists the built-in ones by name for the CLI.
+    ``needs_hessian``: it reads the layer's H (:mod:`designer.pruning.hessian`), passed as
+    ``hessian``."""
 
     name: str
+    needs_hessian: bool = False
 
-    def importance(self, weight: torch.Tensor) -> torch.Tensor:
+    def importance(self, weight: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def pruned(self, weight: torch.Tensor, mask: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
+        """The layer's weights under ``mask`` (zeros where it is False): the survivors as they were."""
+        return weight.detach() * mask
 
 
 class Magnitude(Criterion):
@@ -92,12 +101,42 @@ class Magnitude(Criterion):
 
     name = "magnitude"
 
-    def importance(self, weight: torch.Tensor) -> torch.Tensor:
+    def importance(self, weight: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
         return weight.detach().abs()
 
 
+class OBS(Criterion):
+    """Optimal Brain Surgeon (:mod:`designer.pruning.obs`): weights by their saliency
+    ``w^2 / [H^-1]_ii`` and the survivors re-fitted to the layer's calibration outputs;
+    ``damp``: H's damping, a fraction of its mean diagonal."""
+
+    name = "obs"
+    needs_hessian = True
+
+    def __init__(self, damp: float = 0.01):
+        if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not 0 < damp < 1:
+            raise ValueError(f"damp: a fraction of H's mean diagonal in (0, 1), got {damp!r}")
+        self.damp = float(damp)
+
+    def _hessian(self, hessian: torch.Tensor | None) -> torch.Tensor:
+        if hessian is None:
+            raise ValueError("obs: needs the layer's Hessian (designer.pruning.hessian.layer_hessians)")
+        return hessian
+
+    def importance(self, weight: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
+        from designer.pruning.obs import saliency
+        return saliency(weight, self._hessian(hessian), self.damp)
+
+    def pruned(self, weight: torch.Tensor, mask: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
+        from designer.pruning.obs import reconstruct
+        return reconstruct(weight, mask, self._hessian(hessian), self.damp)
+
+    def __repr__(self) -> str:
+        return f"OBS(damp={self.damp:g})"
+
+
 MAGNITUDE = Magnitude()
-CRITERIA: dict[str, Criterion] = {MAGNITUDE.name: MAGNITUDE}
+CRITERIA: dict[str, Criterion] = {MAGNITUDE.name: MAGNITUDE, "obs": OBS()}
 
 
 def criterion_of(criterion: Criterion | str) -> Criterion:
@@ -110,13 +149,17 @@ def criterion_of(criterion: Criterion | str) -> Criterion:
 
 
 def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None,
-                   criterion: Criterion | str = MAGNITUDE) -> torch.Tensor:
+                   criterion: Criterion | str = MAGNITUDE, hessian: torch.Tensor | None = None,
+                   importance: torch.Tensor | None = None) -> torch.Tensor:
     """Keep exactly :func:`kept_count` weights: each output channel's most important surviving
     weight (so no channel dies), then the most important others by ``criterion`` (magnitude by
-    default); never one that ``current`` already removed."""
+    default; ``hessian`` for one that reads it; ``importance``: the criterion's, computed
+    before, as for every point of a curve); never one that ``current`` already removed."""
     criterion = criterion_of(criterion)
     keep = kept_count(weight, sparsity, current)
-    magnitude = criterion.importance(weight).reshape(weight.shape[0], -1).float().clone()
+    if importance is None:
+        importance = criterion.importance(weight, hessian)
+    magnitude = importance.reshape(weight.shape[0], -1).float().clone()
     alive = (current.reshape(magnitude.shape).bool() if current is not None
              else torch.ones_like(magnitude, dtype=torch.bool))
     magnitude[~alive] = -1.0
@@ -297,6 +340,7 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
     if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 2):
         raise ValueError(f"points: at least 2 measured points per layer, got {points!r}")
     grid = sorted(set(grid if grid is not None else default_grid()))
+    criterion = criterion_of(criterion)
     model.eval()
     macs = macs if macs is not None else layer_macs(model, inputs)
     layers = prunable_layers(model)
@@ -310,16 +354,20 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
             x = segment.run(x)
         reference = x
         curves = []
+        hessians = layer_hessians(model, inputs, layers) if criterion.needs_hessian else {}
         for name, module in tqdm(layers, desc=desc, disable=not progress, leave=False, unit="layer"):
             first = next(i for i, segment in enumerate(chain) if name in segment.layers)
             original = module.weight.detach().clone()
             current = original != 0
-            masks = [magnitude_mask(original, s, current, criterion) for s in grid]
+            h = hessians.get(name)
+            importance = criterion.importance(original, h)
+            masks = [magnitude_mask(original, s, current, criterion, importance=importance) for s in grid]
             kept = [int(m.sum()) for m in masks]
             distinct = sorted(set(kept), key=kept.index)
             if points is not None:
                 distinct = measured_points(sorted(distinct, reverse=True), points)
-            weights = torch.stack([original * masks[kept.index(k)] for k in distinct])
+            # each point's distortion with that point's weights: re-fitted where the criterion does
+            weights = torch.stack([criterion.pruned(original, masks[kept.index(k)], h) for k in distinct])
 
             def suffix(weight: torch.Tensor) -> torch.Tensor:
                 y = chain[first].run(cached[first], override=(name, weight))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -21,8 +22,9 @@ from designer.user_model import calibration_tensor
 from designer.pruning.allocate import BASELINES, METHODS, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
 from designer.pruning.correction import corrected_allocation
-from designer.pruning.curves import (MAGNITUDE, Criterion, Curves, default_grid, distortion_curves, layer_macs,
-                                     prunable_layers, recalibrate_batchnorm)
+from designer.pruning.curves import (MAGNITUDE, Criterion, Curves, batch_statistics, criterion_of, default_grid,
+                                     distortion_curves, layer_macs, prunable_layers, recalibrate_batchnorm)
+from designer.pruning.hessian import layer_hessians
 
 
 @dataclass
@@ -79,6 +81,10 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
         raise ValueError(f"sparsity: must be in [0, 1), got {sparsity}")
     if keep_macs is not None and not 0 < keep_macs <= 1:
         raise ValueError(f"keep_macs: the kept fraction of MACs must be in (0, 1], got {keep_macs}")
+    criterion = criterion_of(criterion)
+    if correction_rounds and criterion.needs_hessian:
+        raise ValueError(f"correction_rounds: the correction loop measures plain masks; with criterion "
+                         f"{criterion.name}, which re-fits the kept weights, it is not available")
     final_kept = 1 - sparsity if sparsity is not None else keep_macs
     # a tensor or a DataLoader; curves and BN statistics where the model is
     calibration = calibration_tensor(calibration).to(next(model.parameters()).device)
@@ -117,7 +123,12 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
         else:
             targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
             predicted = measured = None
-        reached = apply_sparsity(model, targets, criterion)
+        hessians = None
+        if criterion.needs_hessian:  # the inputs each layer sees now, BN as the curves saw it
+            model.eval()
+            with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
+                hessians = layer_hessians(model, calibration, layers)
+        reached = apply_sparsity(model, targets, criterion, hessians)
         recalibrate_batchnorm(model, calibration)
         if finetune is not None:
             finetune(model)

@@ -95,6 +95,9 @@ class PruneRequest:
         checks.integer(self.correction_rounds, "--correction-rounds", minimum=0)
         if self.correction_rounds and (self.mode != "weights" or not self.method.startswith("rd")):
             raise ValueError("--correction-rounds: only the rd methods allocate on curves (--mode weights)")
+        if self.correction_rounds and criterion_of(self.criterion).needs_hessian:
+            raise ValueError(f"--correction-rounds: the correction loop measures plain masks; --criterion "
+                             f"{self.criterion} re-fits the kept weights (give one or the other)")
         resolve_device(self.device)
         from designer.paths import model_file, refuse_clashes
         inputs = {"CHECKPOINT": self.checkpoint, "--model": model_file(self.model), "--weights": self.weights,

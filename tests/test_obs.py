@@ -1,0 +1,146 @@
+"""OBS reconstruction (issue 34, first part): each layer's Hessian, the saliency that chooses a
+mask, the re-fit of the kept weights, and the curves measured with the re-fitted weights, each
+checked against a computation that does not share its code (least squares, brute force, a
+plain forward pass)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from designer.pruning import obs
+from designer.pruning.curves import OBS, batch_statistics, distortion_curves, magnitude_mask
+from designer.pruning.hessian import layer_hessians
+from designer.pruning.measure import distortion
+
+torch.manual_seed(0)
+
+
+def _linear_problem(rows: int = 4, side: int = 8, samples: int = 64):
+    x = torch.randn(samples, side, dtype=torch.float64) @ torch.randn(side, side, dtype=torch.float64)
+    w = torch.randn(rows, side, dtype=torch.float64)
+    return w, x, (x.T @ x).unsqueeze(0)
+
+
+def test_the_refit_is_the_least_squares_optimum_for_its_mask():
+    w, x, h = _linear_problem()
+    mask = torch.rand(w.shape) > 0.5
+    mask[:, 0] = True
+    fitted = obs.reconstruct(w, mask, h, damp=1e-12)
+    for i in range(w.shape[0]):
+        kept = torch.nonzero(mask[i]).flatten()
+        best = torch.linalg.lstsq(x[:, kept], x @ w[i]).solution  # min ||X_K z - X w||
+        assert torch.allclose(fitted[i, kept], best, atol=1e-6)
+        assert torch.all(fitted[i, ~mask[i]] == 0)
+
+
+def test_the_saliency_is_the_error_of_removing_one_weight_with_the_rest_refitted():
+    """OBS's w_i^2 / [H^-1]_ii against brute force: each single removal re-fitted by least
+    squares; so the weight OBS removes first is the best single removal."""
+    w, x, h = _linear_problem(rows=3, side=6)
+    salient = obs.saliency(w, h, damp=1e-12)
+    for i in range(w.shape[0]):
+        errors = []
+        for j in range(w.shape[1]):
+            kept = [k for k in range(w.shape[1]) if k != j]
+            z = torch.linalg.lstsq(x[:, kept], x @ w[i]).solution
+            errors.append(float(((x[:, kept] @ z - x @ w[i]) ** 2).sum()))
+        assert torch.allclose(salient[i], torch.tensor(errors, dtype=torch.float64), rtol=1e-6)
+        assert int(salient[i].argmin()) == min(range(len(errors)), key=errors.__getitem__)
+
+
+def test_reconstruction_never_raises_a_rows_error_over_the_plain_mask(monkeypatch):
+    """Exact and blocked (SparseGPT-style) paths alike: per row, (w' - w) H (w' - w)^T at most
+    the masked row's and below it in sum; the exact re-fit at most the blocked one's (it is the
+    optimum for the mask) and the blocked one within 0.1% of it."""
+    w, x, h = _linear_problem(rows=16, side=300, samples=600)
+    mask = magnitude_mask(w, 0.8)
+    exact = obs.reconstruct(w, mask, h)
+    monkeypatch.setattr(obs, "EXACT_WORK", 0.0)
+    blocked = obs.reconstruct(w, mask, h)
+    plain = obs.row_errors(w * mask - w, h[0])
+    for fitted in (exact, blocked):
+        refit = obs.row_errors(fitted - w, h[0])
+        assert torch.all(refit <= plain * (1 + 1e-9)) and float(refit.sum()) < 0.9 * float(plain.sum())
+        assert torch.all(fitted[~mask] == 0)
+    exact_error, blocked_error = obs.row_errors(exact - w, h[0]), obs.row_errors(blocked - w, h[0])
+    assert torch.all(exact_error <= blocked_error * (1 + 1e-6))
+    assert float(blocked_error.sum()) <= 1.001 * float(exact_error.sum())  # the blocked pass and CG reach (3)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 8])
+def test_a_convs_hessian_measures_its_output_change(groups):
+    """(w' - w) H (w' - w)^T summed over rows equals the squared change of the conv's output,
+    grouped and depthwise convs included: the unfold's order matches the weight's."""
+    conv = nn.Conv2d(8, 8, 3, padding=1, stride=2, groups=groups).double()
+    x = torch.randn(5, 8, 9, 9, dtype=torch.float64)
+    hessian = layer_hessians(conv, x, [("conv", conv)], chunk=2)["conv"]
+    changed = conv.weight.detach() + 0.1 * torch.randn_like(conv.weight)
+    delta = (changed - conv.weight.detach()).reshape(8, -1)
+    rows = 8 // groups
+    predicted = sum(float(obs.row_errors(delta[g * rows:(g + 1) * rows], hessian[g]).sum()) for g in range(groups))
+    moved = nn.functional.conv2d(x, changed, None, conv.stride, conv.padding, conv.dilation, groups) - \
+        nn.functional.conv2d(x, conv.weight.detach(), None, conv.stride, conv.padding, conv.dilation, groups)
+    assert predicted == pytest.approx(float((moved ** 2).sum()), rel=1e-9)
+
+
+def _tiny() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5)).eval()
+
+
+def test_an_obs_curve_point_equals_a_plain_forward_with_that_layers_refitted_weights():
+    model, inputs = _tiny(), torch.randn(32, 3, 8, 8)
+    grid = [0.0, 0.5, 0.9]
+    curves = distortion_curves(model, inputs, grid, criterion=OBS())
+    layer = dict(model.named_modules())["3"]
+    original = layer.weight.detach().clone()
+    with batch_statistics(model), torch.no_grad():
+        reference = model(inputs)
+        hessian = layer_hessians(model, inputs, [("3", layer)])["3"]
+        mask = magnitude_mask(original, 0.9, original != 0, OBS(), hessian=hessian)
+        with torch.no_grad():
+            layer.weight.copy_(OBS().pruned(original, mask, hessian))
+        measured = distortion(model(inputs), reference)
+    curve = next(c for c in curves.layers if c.name == "3")
+    assert curve.distortion[2] == pytest.approx(measured, rel=1e-4)
+
+
+def test_obs_curves_lie_below_magnitudes_on_a_layer_it_refits():
+    model, inputs = _tiny(), torch.randn(32, 3, 8, 8)
+    magnitude = distortion_curves(model, inputs, [0.0, 0.7, 0.9])
+    refitted = distortion_curves(model, inputs, [0.0, 0.7, 0.9], criterion="obs")
+    by_name = {c.name: c for c in magnitude.layers}
+    lower = [r.distortion[-1] <= by_name[r.name].distortion[-1] for r in refitted.layers]
+    assert sum(lower) >= len(lower) - 1  # a layer's own error is never higher; the logits' almost never
+
+
+def test_prune_model_with_obs_reaches_the_sparsity_and_keeps_masks():
+    from designer.pruning.apply import total_sparsity
+    from designer.pruning.prune import prune_model
+    model, inputs = _tiny(), torch.randn(32, 3, 8, 8)
+    prune_model(model, inputs, method="uniform", sparsity=0.6, schedule="one-shot", criterion=OBS())
+    assert total_sparsity(model) == pytest.approx(0.6, abs=0.02)
+    with pytest.raises(ValueError, match="correction_rounds"):
+        prune_model(_tiny(), inputs, method="rd", sparsity=0.5, criterion="obs", correction_rounds=1)
+
+
+def test_prune_criterion_obs_on_the_command_line(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from designer.cli import app
+    runner = CliRunner()
+    result = runner.invoke(app, ["prune", "--model", "tests/models/cifar.py:small_residual", "--input-shape",
+                                 "1,1,8,8", "--dataset", "digits", "--sparsity", "0.7", "--criterion", "obs",
+                                 "--grid", "11", "--finetune-epochs", "0", "--out", str(tmp_path / "p.pt"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["criterion"] == "obs" and summary["sparsity"] == pytest.approx(0.7, abs=0.01)
+    refused = runner.invoke(app, ["prune", "--model", "tests/models/cifar.py:small_residual", "--input-shape",
+                                  "1,1,8,8", "--dataset", "digits", "--sparsity", "0.7", "--criterion", "obs",
+                                  "--correction-rounds", "1"])
+    assert refused.exit_code == 2 and "--correction-rounds" in refused.output
