@@ -188,6 +188,12 @@ class PruneRound(_Strict):
     predicted_distortion: Optional[float] = Field(description="the allocation's summed curve distortion (rd)")
     measured_distortion: Optional[float] = Field(description="its joint distortion, measured with every layer "
                                                              "pruned at once (rd with --correction-rounds)")
+    criterion: str = Field(description="the within-layer criterion: magnitude or obs")
+    reconstruction_error: Optional[dict[str, dict[str, float]]] = Field(
+        description="obs: per layer, its output's relative error on the calibration data with the plain mask "
+                    "(masked) and with the weights kept (kept, re-fitted); null for magnitude")
+    seconds: dict[str, float] = Field(description="the round's time per step: allocation (curves included), masks, "
+                                                  "fine-tuning")
 
 
 class PruneReport(_Strict):

@@ -51,22 +51,22 @@ def test_the_saliency_is_the_error_of_removing_one_weight_with_the_rest_refitted
 
 
 def test_reconstruction_never_raises_a_rows_error_over_the_plain_mask(monkeypatch):
-    """Exact and blocked (SparseGPT-style) paths alike: per row, (w' - w) H (w' - w)^T at most
-    the masked row's and below it in sum; the exact re-fit at most the blocked one's (it is the
-    optimum for the mask) and the blocked one within 0.1% of it."""
+    """Exact and iterative (conjugate gradients) paths alike: per row, (w' - w) H (w' - w)^T at
+    most the masked row's and below it in sum; the exact re-fit at most the iterative one's (it
+    is the optimum for the mask) and the iterative one within 0.1% of it."""
     w, x, h = _linear_problem(rows=16, side=300, samples=600)
     mask = magnitude_mask(w, 0.8)
     exact = obs.reconstruct(w, mask, h)
     monkeypatch.setattr(obs, "EXACT_WORK", 0.0)
-    blocked = obs.reconstruct(w, mask, h)
+    iterative = obs.reconstruct(w, mask, h)
     plain = obs.row_errors(w * mask - w, h[0])
-    for fitted in (exact, blocked):
+    for fitted in (exact, iterative):
         refit = obs.row_errors(fitted - w, h[0])
         assert torch.all(refit <= plain * (1 + 1e-9)) and float(refit.sum()) < 0.9 * float(plain.sum())
         assert torch.all(fitted[~mask] == 0)
-    exact_error, blocked_error = obs.row_errors(exact - w, h[0]), obs.row_errors(blocked - w, h[0])
-    assert torch.all(exact_error <= blocked_error * (1 + 1e-6))
-    assert float(blocked_error.sum()) <= 1.001 * float(exact_error.sum())  # the blocked pass and CG reach (3)
+    exact_error, iterative_error = obs.row_errors(exact - w, h[0]), obs.row_errors(iterative - w, h[0])
+    assert torch.all(exact_error <= iterative_error * (1 + 1e-6))
+    assert float(iterative_error.sum()) <= 1.001 * float(exact_error.sum())  # the iterative pass and CG reach (3)
 
 
 @pytest.mark.parametrize("groups", [1, 2, 8])
@@ -121,8 +121,12 @@ def test_prune_model_with_obs_reaches_the_sparsity_and_keeps_masks():
     from designer.pruning.apply import total_sparsity
     from designer.pruning.prune import prune_model
     model, inputs = _tiny(), torch.randn(32, 3, 8, 8)
-    prune_model(model, inputs, method="uniform", sparsity=0.6, schedule="one-shot", criterion=OBS())
+    report = prune_model(model, inputs, method="uniform", sparsity=0.6, schedule="one-shot", criterion=OBS())
     assert total_sparsity(model) == pytest.approx(0.6, abs=0.02)
+    last = report.rounds[-1]
+    assert last["criterion"] == "obs" and set(last["seconds"]) == {"allocation", "masks", "fine-tuning"}
+    errors = last["reconstruction_error"]
+    assert set(errors) == {"0", "3", "7"} and all(e["kept"] <= e["masked"] + 1e-12 for e in errors.values())
     with pytest.raises(ValueError, match="correction_rounds"):
         prune_model(_tiny(), inputs, method="rd", sparsity=0.5, criterion="obs", correction_rounds=1)
 

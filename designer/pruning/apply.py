@@ -11,11 +11,12 @@ from designer.pruning.curves import MAGNITUDE, PRUNABLE, Criterion, criterion_of
 
 
 def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Criterion | str = MAGNITUDE,
-                   hessians: dict | None = None) -> dict[str, float]:
+                   hessians: dict | None = None, errors: dict | None = None) -> dict[str, float]:
     """Mask each named layer by ``criterion`` (magnitude) to its sparsity (a removed weight stays removed:
     zeros from earlier rounds count as removed), the kept weights re-fitted where the criterion
     does (OBS, from ``hessians``: :func:`designer.pruning.hessian.layer_hessians`); returns the
-    sparsities reached."""
+    sparsities reached. ``errors``, with ``hessians``: filled with each layer's relative output
+    error on the calibration data, ``{"masked": plain mask, "kept": the weights kept}``."""
     criterion = criterion_of(criterion)
     modules = dict(prunable_layers(model))
     unknown = sorted(set(sparsity) - set(modules))
@@ -31,8 +32,12 @@ def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Crit
         weight = module.weight.detach()
         h = hessians.get(name) if hessians is not None else None
         mask = magnitude_mask(weight, target, current=weight != 0, criterion=criterion, hessian=h)
+        new = criterion.pruned(weight, mask, h)
+        if errors is not None and h is not None:
+            from designer.pruning.obs import relative_error
+            errors[name] = {"masked": relative_error(weight, weight * mask, h), "kept": relative_error(weight, new, h)}
         with torch.no_grad():  # the survivors as the criterion keeps them (re-fitted by OBS)
-            module.weight.copy_(criterion.pruned(weight, mask, h))
+            module.weight.copy_(new)
         prune.custom_from_mask(module, "weight", mask)
         reached[name] = 1 - mask.sum().item() / mask.numel()
     return reached

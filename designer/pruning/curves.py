@@ -148,6 +148,12 @@ def criterion_of(criterion: Criterion | str) -> Criterion:
     return CRITERIA[criterion]
 
 
+def importance_of(criterion: Criterion, weight: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
+    """``criterion``'s importance of ``weight``; the Hessian only to a criterion that reads it
+    (a user's ``importance(self, weight)`` keeps working)."""
+    return criterion.importance(weight, hessian) if criterion.needs_hessian else criterion.importance(weight)
+
+
 def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None,
                    criterion: Criterion | str = MAGNITUDE, hessian: torch.Tensor | None = None,
                    importance: torch.Tensor | None = None) -> torch.Tensor:
@@ -158,7 +164,7 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor 
     criterion = criterion_of(criterion)
     keep = kept_count(weight, sparsity, current)
     if importance is None:
-        importance = criterion.importance(weight, hessian)
+        importance = importance_of(criterion, weight, hessian)
     magnitude = importance.reshape(weight.shape[0], -1).float().clone()
     alive = (current.reshape(magnitude.shape).bool() if current is not None
              else torch.ones_like(magnitude, dtype=torch.bool))
@@ -360,7 +366,7 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
             original = module.weight.detach().clone()
             current = original != 0
             h = hessians.get(name)
-            importance = criterion.importance(original, h)
+            importance = importance_of(criterion, original, h)
             masks = [magnitude_mask(original, s, current, criterion, importance=importance) for s in grid]
             kept = [int(m.sum()) for m in masks]
             distinct = sorted(set(kept), key=kept.index)

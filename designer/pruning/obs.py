@@ -11,12 +11,12 @@ its kept set K, the best kept weights solve the least-squares problem
 weight at a time). Two ways here:
 
 * **exact** (narrow rows: ``rows x side^3`` up to :data:`EXACT_WORK`): (3) solved row by row.
-* **blocked** (wide rows): the mask's columns are removed left to right, each removal
-  compensated on the columns to its right through the upper Cholesky factor U of H^-1,
-  ``B`` columns at a time with the lazy update of the rest (SparseGPT, Frantar and Alistarh,
-  ICML 2023): ``err = w_j / U_jj``, ``w_{j:} -= err U_{j,j:}``; then a few steps of conjugate
-  gradients on (2) over the kept weights, every row at once, toward (3). Cost ``rows x side^2``
-  per step instead of ``rows x |K|^3``: an approximation of (3), whose distance the tests bound.
+* **iterative** (wide rows): conjugate gradients on (2) over each row's kept weights, every row
+  at once, from the masked weights, preconditioned by H's diagonal: one ``rows x side x side``
+  product a step instead of ``rows x |K|^3`` (the exact solve of a 512 x 4608 conv at 50%
+  sparsity: 512 systems of side 2304). SparseGPT's left-to-right removal through the Cholesky
+  factor of H^-1 (Frantar and Alistarh, ICML 2023) was tried as the start: on 512 x 4608 it cost
+  2.7 s, 14 CG steps, and CG from the masked weights converged as fast without it.
 
 H is damped, ``H + damp mean(diag H) I`` (an input that is always zero makes H singular; the
 damping is reported by :func:`damping`), and each row is finally kept reconstructed only where
@@ -31,8 +31,9 @@ from __future__ import annotations
 import torch
 
 EXACT_WORK = 2e9  # rows x side^3 up to which (3) is solved exactly, row by row
-BLOCK = 128  # columns per block of the blocked update
-CG_STEPS = 12  # conjugate-gradient steps after the blocked update, toward (3)
+# conjugate-gradient steps toward (3) on wide rows: measured on a 300-wide layer with correlated
+# inputs, 4 steps end 0.13% above the optimum, 6 steps 0.01%, 8 steps 0.001%
+CG_STEPS = 8
 
 
 def _groups(weight: torch.Tensor, hessian: torch.Tensor) -> list[tuple[slice, torch.Tensor]]:
@@ -80,24 +81,6 @@ def _exact(w: torch.Tensor, mask: torch.Tensor, h: torch.Tensor) -> torch.Tensor
     return out
 
 
-def _blocked(w: torch.Tensor, mask: torch.Tensor, h: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
-    """The left-to-right removal of the module docstring."""
-    w = w.clone()
-    upper = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    side = w.shape[1]
-    for i1 in range(0, side, block):
-        i2 = min(i1 + block, side)
-        part, errors, u = w[:, i1:i2].clone(), torch.zeros_like(w[:, i1:i2]), upper[i1:i2, i1:i2]
-        for j in range(i2 - i1):
-            removed = torch.where(mask[:, i1 + j], torch.zeros_like(part[:, j]), part[:, j])
-            error = removed / u[j, j]
-            part[:, j:] -= error.unsqueeze(1) * u[j, j:].unsqueeze(0)
-            errors[:, j] = error
-        w[:, i1:i2] = part
-        w[:, i2:] -= errors @ upper[i1:i2, i2:]
-    return w * mask
-
-
 def _refine(z: torch.Tensor, w: torch.Tensor, mask: torch.Tensor, h: torch.Tensor,
             steps: int = CG_STEPS) -> torch.Tensor:
     """Conjugate gradients on (2) restricted to each row's kept weights, every row at once (one
@@ -136,7 +119,19 @@ def reconstruct(weight: torch.Tensor, mask: torch.Tensor, hessian: torch.Tensor,
         w, m = rows[where], keep[where]
         hd = damped(h, damp)
         exact = w.shape[0] * float(w.shape[1]) ** 3 <= EXACT_WORK
-        fitted = _exact(w, m, hd) if exact else _refine(_blocked(w, m, hd), w, m, hd)
+        fitted = _exact(w, m, hd) if exact else _refine(w * m, w, m, hd)
         better = row_errors(fitted - w, h) <= row_errors(w * m - w, h)
         out[where] = torch.where(better.unsqueeze(1), fitted, w * m)
     return out.reshape(weight.shape).to(weight.device, weight.dtype)
+
+
+def relative_error(weight: torch.Tensor, new: torch.Tensor, hessian: torch.Tensor) -> float:
+    """The layer's output error (2) summed over rows, over its output energy ``w H w^T``: how far
+    the layer's outputs on the calibration data moved, as a fraction."""
+    rows = weight.detach().reshape(weight.shape[0], -1).to("cpu", torch.float64)
+    delta = new.detach().reshape(rows.shape).to("cpu", torch.float64) - rows
+    moved = energy = 0.0
+    for where, h in _groups(rows, hessian):
+        moved += float(row_errors(delta[where], h).sum())
+        energy += float(row_errors(rows[where], h).sum())
+    return moved / energy if energy > 0 else 0.0

@@ -10,8 +10,9 @@ masks permanent. A removed weight is never restored.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -54,6 +55,35 @@ def round_targets(final: float, fraction: float, schedule: str, start: float = 1
         kept *= 1 - fraction
         targets.append(kept)
     return targets + [final]
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    begun = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[step] = seconds.get(step, 0.0) + time.perf_counter() - begun
+
+
+def _rd_allocation(model: nn.Module, calibration: torch.Tensor, curves: Curves, method: str, criterion: Criterion,
+                   correction_rounds: int, sparsity: float | None, budget: int):
+    """RD's per-layer targets on ``curves`` under ``budget``: (targets, predicted, measured)."""
+    solver = "slope" if method == "rd-slope" else "dp"
+    budgets = {"keep_weights" if sparsity is not None else "keep_macs": budget}
+    if correction_rounds:
+        corrected = corrected_allocation(model, calibration, curves, rounds=correction_rounds,
+                                         criterion=criterion, method=solver, **budgets)
+        return corrected.allocation.sparsity, corrected.allocation.distortion, corrected.measured
+    allocation = allocate(curves, method=solver, **budgets)
+    return allocation.sparsity, allocation.distortion, None
+
+
+def _hessians(model: nn.Module, calibration: torch.Tensor, layers: list, recalibrate_bn: bool) -> dict:
+    """Each layer's H on the inputs it sees now, BatchNorm as the curves saw it."""
+    model.eval()
+    with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
+        return layer_hessians(model, calibration, layers)
 
 
 def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: str = "rd", sparsity: float | None = None,
@@ -104,34 +134,28 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
     for index, kept in enumerate(rounds, 1):
         # budgets are whole weights (or MACs) kept, counted on the masks: never over, for every method
         budget = int(math.floor(kept * (total_weights if sparsity is not None else total_macs) + 1e-6))
-        if method.startswith("rd"):
-            curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
-                                       recalibrate_bn=recalibrate_bn, progress=progress, macs=macs,
-                                       criterion=criterion, points=curve_points,
-                                       desc=f"round {index}/{len(targets_kept)}: distortion curves")
-            report.first_curves = report.first_curves or curves
-            solver = "slope" if method == "rd-slope" else "dp"
-            budgets = {"keep_weights" if sparsity is not None else "keep_macs": budget}
-            if correction_rounds:
-                corrected = corrected_allocation(model, calibration, curves, rounds=correction_rounds,
-                                                 criterion=criterion, method=solver, **budgets)
-                allocation, measured = corrected.allocation, corrected.measured
+        seconds: dict[str, float] = {}
+        with _timed(seconds, "allocation"):  # the curves' measurement included (rd)
+            if method.startswith("rd"):
+                curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
+                                           recalibrate_bn=recalibrate_bn, progress=progress, macs=macs,
+                                           criterion=criterion, points=curve_points,
+                                           desc=f"round {index}/{len(targets_kept)}: distortion curves")
+                report.first_curves = report.first_curves or curves
+                targets, predicted, measured = _rd_allocation(model, calibration, curves, method, criterion,
+                                                              correction_rounds, sparsity, budget)
+                report.first_allocation = report.first_allocation or dict(targets)
             else:
-                allocation, measured = allocate(curves, method=solver, **budgets), None
-            targets, predicted = allocation.sparsity, allocation.distortion
-            report.first_allocation = report.first_allocation or dict(targets)
-        else:
-            targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
-            predicted = measured = None
-        hessians = None
-        if criterion.needs_hessian:  # the inputs each layer sees now, BN as the curves saw it
-            model.eval()
-            with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
-                hessians = layer_hessians(model, calibration, layers)
-        reached = apply_sparsity(model, targets, criterion, hessians)
-        recalibrate_batchnorm(model, calibration)
-        if finetune is not None:
-            finetune(model)
+                targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
+                predicted = measured = None
+        with _timed(seconds, "masks"):
+            errors = {} if criterion.needs_hessian else None
+            hessians = _hessians(model, calibration, layers, recalibrate_bn) if criterion.needs_hessian else None
+            reached = apply_sparsity(model, targets, criterion, hessians, errors)
+            recalibrate_batchnorm(model, calibration)
+        with _timed(seconds, "fine-tuning"):
+            if finetune is not None:
+                finetune(model)
         make_permanent(model)
         kept_weights = sum(int((m.weight != 0).sum()) for _, m in layers)
         kept_macs = sum(macs[n] * (1 - reached[n]) for n in reached) / total_macs
@@ -139,6 +163,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                               "budget_unit": "weights" if sparsity is not None else "MACs",
                               "kept_weights": kept_weights, "sparsity": total_sparsity(model),
                               "kept_macs": kept_macs, "predicted_distortion": predicted,
-                              "measured_distortion": measured})
+                              "measured_distortion": measured, "criterion": criterion.name,
+                              "reconstruction_error": errors, "seconds": seconds})
     report.sparsity = layer_sparsity(model)
     return report
