@@ -31,7 +31,7 @@ def process_age() -> float:
 
 def mark_command_start(age: float = 0.0, pin: bool = False) -> None:
     """The command started ``age`` seconds ago (the CLI calls this before parsing its arguments;
-    the program's entry point with the process's age, ``pin``\ ned so parsing keeps it)."""
+    the program's entry point with the process's age and ``pin=True``, so parsing keeps it)."""
     global _command_started, _pinned
     if _pinned and not pin:
         return

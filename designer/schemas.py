@@ -219,6 +219,23 @@ class PruneReport(_Strict):
     left_out: dict[str, str] = Field(description="layers with parameters that weight pruning left whole, and why")
 
 
+class NMReport(_Strict):
+    """What `prune --nm N:M --json` prints."""
+
+    format_version: int = FORMAT_VERSION
+    mode: Literal["nm"]
+    pattern: str = Field(description="N:M, e.g. 2:4")
+    criterion: str
+    sparsity: float = Field(description="of the prunable weights")
+    layer_sparsity: dict[str, float]
+    dense: list[str] = Field(description="layers left dense: input channels (per group) not a multiple of M")
+    reconstruction_error: Optional[dict[str, dict[str, float]]] = Field(
+        description="obs: per layer, its output's relative error with the plain mask (masked) and re-fitted (kept)")
+    accuracy_before: float
+    accuracy_after: float
+    output: str
+
+
 class ChannelReport(_Strict):
     """What `prune --mode channels --json` prints."""
 
@@ -370,7 +387,7 @@ class SweepFile(_Strict):
 
 PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport, "curve": TrafficCurve,
                                          "curves": CurvesFile, "design": DesignReport, "prune": PruneReport,
-                                         "channels": ChannelReport, "allocation": AllocationReport,
+                                         "channels": ChannelReport, "nm": NMReport, "allocation": AllocationReport,
                                          "inspect-model": ModelInspection, "inspect": SpecInspection,
                                          "sweep": SweepFile}
 

@@ -148,3 +148,43 @@ def test_prune_criterion_obs_on_the_command_line(tmp_path):
                                   "1,1,8,8", "--dataset", "digits", "--sparsity", "0.7", "--criterion", "obs",
                                   "--correction-rounds", "1"])
     assert refused.exit_code == 2 and "--correction-rounds" in refused.output
+
+
+def test_nm_masks_keep_n_of_every_m_input_channels_and_obs_refits_them():
+    from designer.pruning.nm import nm_mask, parse_nm, prune_nm
+    weight = torch.randn(6, 8, 3, 3)
+    mask = nm_mask(weight.abs(), 2, 4)
+    groups = mask.permute(0, 2, 3, 1).reshape(-1, 4)
+    assert torch.all(groups.sum(dim=1) == 2)
+    kept = weight.abs().permute(0, 2, 3, 1).reshape(-1, 4)
+    assert torch.all(torch.where(groups, kept, torch.zeros_like(kept)).sum(1) ==
+                     torch.topk(kept, 2, dim=1).values.sum(1))  # the two largest of each four
+    with pytest.raises(ValueError, match="--nm: N:M with 0 < N < M"):
+        parse_nm("4:2")
+    model, inputs = _tiny(), torch.randn(32, 3, 8, 8)
+    report = prune_nm(model, inputs, 2, 4, criterion="obs")
+    assert report["dense"] == ["0"]  # the stem's 3 input channels
+    for name, module in model.named_modules():
+        if name in ("3", "7"):
+            laid = (module.weight != 0).permute(0, 2, 3, 1) if module.weight.dim() == 4 else module.weight != 0
+            assert torch.all(laid.reshape(-1, 4).sum(dim=1) <= 2)
+    assert all(e["kept"] <= e["masked"] + 1e-12 for e in report["reconstruction_error"].values())
+
+
+def test_prune_nm_on_the_command_line(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from designer.cli import app
+    from designer.schemas import NMReport
+    runner = CliRunner()
+    words = ["prune", "--model", "tests/models/cifar.py:small_residual", "--input-shape", "1,1,8,8", "--dataset",
+             "digits", "--nm", "2:4", "--finetune-epochs", "0", "--out", str(tmp_path / "p.pt")]
+    result = runner.invoke(app, [*words, "--json"])
+    assert result.exit_code == 0, result.output
+    NMReport.model_validate(json.loads(result.stdout))
+    refused = runner.invoke(app, [*words, "--method", "lamp"])
+    assert refused.exit_code == 2 and "--method: applies only with --mode weights under a budget" in refused.output
+    both = runner.invoke(app, [*words, "--sparsity", "0.5"])
+    assert both.exit_code == 2 and "exactly one of --sparsity" in both.output

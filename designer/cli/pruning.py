@@ -32,6 +32,9 @@ def prune(
     sparsity: Optional[float] = typer.Option(None, help="Fraction of prunable weights to remove (channels: of "
                                                         "parameters)."),
     keep_macs: Optional[float] = typer.Option(None, help="Fraction of MACs to keep (rd; channels)."),
+    nm: Optional[str] = typer.Option(None, help="N:M semi-structured sparsity instead of a budget, e.g. 2:4: in "
+                                                "every 4 consecutive input channels 2 stay (every layer that fits; "
+                                                "--criterion obs re-fits the survivors)."),
     method: str = choice_option("rd", PRUNE_METHODS, "rd, rd-slope, or an allocation baseline."),
     criterion: str = choice_option("magnitude", CRITERION_NAMES, "Within-layer criterion: magnitude (the largest "
                                    "weights stay, as they were) or obs (Optimal Brain Surgeon: weights by their "
@@ -69,7 +72,7 @@ def prune(
     allocation or a baseline; weights (masks) or channels (a smaller module)."""
     from designer.pruning.run import PruneRequest, run_prune
     request = PruneRequest(checkpoint=checkpoint, model=model_ref, weights=weights, input_shape=input_shape,
-                           sparsity=sparsity, keep_macs=keep_macs, method=method, criterion=criterion, mode=mode,
+                           sparsity=sparsity, keep_macs=keep_macs, nm=nm, method=method, criterion=criterion, mode=mode,
                            schedule=schedule, dataset=dataset, calibration=calibration, grid=grid,
                            curve_points=curve_points, correction_rounds=correction_rounds,
                            finetune_epochs=finetune_epochs, device=device, out=out,

@@ -1,7 +1,8 @@
 """Per-layer output-distortion curves (Xu et al., ICCV 2023).
 
 For every prunable layer (Conv2d, Linear) and every sparsity on a grid, prune that layer
-alone by weight magnitude and measure how far the network's logits move on a calibration
+alone by weight magnitude (or by a criterion's importance, with the weights it keeps: OBS re-fits
+the survivors, :mod:`designer.pruning.obs`) and measure how far the network's logits move on a calibration
 batch: the mean squared error against the unpruned network (or, with ``worst_case``, the
 largest per-sample MSE). BatchNorm statistics are re-estimated on the calibration batch for
 every measurement (``recalibrate_bn``): without it, pruning shifts every later activation's

@@ -56,6 +56,7 @@ class PruneRequest:
     calibration: int = CALIBRATION
     grid: int = 101
     curve_points: int | None = None  # measured grid points per layer, the rest interpolated (None: CURVE_POINTS)
+    nm: str | None = None  # "2:4": every layer that fits at N:M instead of a sparsity budget
     correction_rounds: int = 0  # rounds of the correction loop (designer.pruning.correction); 0: the plain DP
     finetune_epochs: int = 1
     device: str = "auto"
@@ -73,8 +74,13 @@ class PruneRequest:
         checks.choice(self.criterion, "--criterion", tuple(CRITERIA))
         if (self.checkpoint is None) == (self.model is None):
             raise ValueError("give a checkpoint or --model PATH.py:FACTORY (exactly one)")
-        if (self.sparsity is None) == (self.keep_macs is None):
-            raise ValueError("give exactly one of --sparsity (fraction of weights removed) and --keep-macs")
+        if sum(x is not None for x in (self.sparsity, self.keep_macs, self.nm)) != 1:
+            raise ValueError("give exactly one of --sparsity (fraction of weights removed), --keep-macs and --nm")
+        if self.nm is not None:
+            from designer.pruning.nm import parse_nm
+            parse_nm(self.nm)
+            if self.mode != "weights":
+                raise ValueError("--nm: N:M sparsity masks weights (--mode weights)")
         if self.sparsity is not None:
             checks.fraction(self.sparsity, "--sparsity", include_one=False)
         if self.keep_macs is not None:
@@ -153,13 +159,15 @@ def estimate(model, calibration, request: PruneRequest, train_images: int) -> st
         begun = time.perf_counter()
         model.eval()(calibration)
         forward = time.perf_counter() - begun
-    if request.sparsity is not None:
+    if request.nm is not None:
+        rounds = 1
+    elif request.sparsity is not None:
         rounds = len(round_targets(1 - request.sparsity, 0.2, request.schedule)) if request.mode == "weights" else 1
     else:
         rounds = len(round_targets(request.keep_macs, 0.2, request.schedule)) if request.mode == "weights" else 1
     layers = len(prunable_layers(model))
     points = request.points() or request.grid
-    measured = points if request.mode == "weights" and request.method.startswith("rd") else 0
+    measured = points if request.mode == "weights" and request.method.startswith("rd") and request.nm is None else 0
     if request.mode == "channels":
         measured = 8  # the group curves' kept fractions
     curves = rounds * layers * measured * 0.5 * forward
@@ -225,6 +233,8 @@ def _prune_weights(subject, calib, splits, request: PruneRequest, finetune, befo
     from designer.pruning.prune import prune_model
     from designer.train.loop import evaluate
     method, criterion, schedule, out = request.method, request.criterion, request.schedule, request.out
+    if request.nm is not None:
+        return _prune_nm(subject, calib, splits, request, finetune, before)
     report = prune_model(subject.model, calib, method=method, sparsity=request.sparsity, keep_macs=request.keep_macs,
                          schedule=schedule, finetune=finetune, grid=default_grid(request.grid),
                          progress=request.progress, criterion=criterion, curve_points=request.points(),
@@ -252,6 +262,29 @@ def _prune_weights(subject, calib, splits, request: PruneRequest, finetune, befo
                     f"budget {last['budget']:,} {last['budget_unit']}), {whole:.4f} of all {parameters:,} parameters"
                     f"{_left_out_line(skipped)}, accuracy {before['accuracy']:.4f} -> {after['accuracy']:.4f}; "
                     f"written to {out}"}
+
+
+def _prune_nm(subject, calib, splits, request: PruneRequest, finetune, before) -> dict:
+    """Every layer that fits at N:M (designer.pruning.nm), fine-tuned, written as weights mode is."""
+    from designer.checkpoint import save_checkpoint
+    from designer.pruning.nm import parse_nm, prune_nm
+    from designer.train.loop import evaluate
+    n, m = parse_nm(request.nm)
+    result = prune_nm(subject.model, calib, n, m, request.criterion, finetune)
+    after = evaluate(subject.model, splits.test)
+    metadata = {"nm": result, "dataset": subject.dataset, "accuracy_before": before["accuracy"],
+                "accuracy_after": after["accuracy"]}
+    if subject.user:
+        state = {k: v.detach().cpu() for k, v in subject.model.state_dict().items()}
+        files.save_torch({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, request.out)
+    else:
+        save_checkpoint(subject.model, request.out, **{**subject.metadata, **metadata, "test_accuracy": after["accuracy"]})
+    dense = f"; dense (input channels not a multiple of {m}): {', '.join(result['dense'])}" if result["dense"] else ""
+    return {"mode": "nm", **result, "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
+            "output": str(request.out),
+            "line": f"{result['pattern']} ({result['criterion']}): sparsity {result['sparsity']:.4f} of the prunable "
+                    f"weights{dense}; accuracy {before['accuracy']:.4f} -> {after['accuracy']:.4f}; written to "
+                    f"{request.out}"}
 
 
 def _left_out_line(skipped: dict[str, str]) -> str:

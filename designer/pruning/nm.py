@@ -1,0 +1,92 @@
+"""N:M semi-structured sparsity: in every group of M consecutive weights along a layer's input
+channels, the N most important stay (2:4 is what NVIDIA's sparse tensor cores run, 50%).
+
+The groups run along the input channels at each kernel position, as NVIDIA's ASP lays a conv's
+weight out (out, kh, kw, in); a Linear's along its input features. A layer whose input channels
+per group are not a multiple of M (a stem conv on 3 colour channels) stays dense and is named in
+the report. Importance and the weights kept come from the criterion: magnitude keeps the
+survivors as they were, OBS re-fits them to the layer's calibration outputs
+(:mod:`designer.pruning.obs`), which is where N:M loses least (SparseGPT's 2:4 results).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from designer.pruning.curves import (MAGNITUDE, Criterion, batch_statistics, criterion_of, importance_of,
+                                     prunable_layers, recalibrate_batchnorm)
+
+
+def parse_nm(text: str, option: str = "--nm") -> tuple[int, int]:
+    """``"2:4"`` as (2, 4): whole numbers with 0 < N < M."""
+    match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(text))
+    if not match or not 0 < int(match.group(1)) < int(match.group(2)):
+        raise ValueError(f"{option}: N:M with 0 < N < M, e.g. 2:4, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
+    """A conv weight as (out, kh, kw, in): its input channels consecutive (a linear's already are)."""
+    return tensor.permute(0, 2, 3, 1) if tensor.dim() == 4 else tensor
+
+
+def _channels_first(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.permute(0, 3, 1, 2) if tensor.dim() == 4 else tensor
+
+
+def fits(weight: torch.Tensor, m: int) -> bool:
+    """Whether the layer's input channels (per group) divide into groups of ``m``."""
+    return weight.shape[1] % m == 0
+
+
+def nm_mask(importance: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """The N most important of every M consecutive input channels, shaped like ``importance``."""
+    laid = _channels_last(importance)
+    groups = laid.reshape(-1, m)
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    keep.scatter_(1, torch.topk(groups, n, dim=1).indices, True)
+    return _channels_first(keep.reshape(laid.shape)).contiguous()
+
+
+def prune_nm(model: nn.Module, calibration: torch.Tensor, n: int, m: int, criterion: Criterion | str = MAGNITUDE,
+             finetune: Callable[[nn.Module], None] | None = None, recalibrate_bn: bool = True) -> dict:
+    """Every prunable layer that fits at N:M (module docstring), its kept weights as the criterion
+    keeps them; BatchNorm re-estimated, fine-tuned, made permanent. The report: per layer its
+    sparsity (N:M or dense), the layers left dense, and with OBS each layer's relative output
+    error with the plain mask and with the weights kept."""
+    from designer.pruning.apply import make_permanent, total_sparsity
+    from designer.pruning.hessian import layer_hessians
+    from designer.pruning.obs import relative_error
+    criterion = criterion_of(criterion)
+    layers = prunable_layers(model)
+    fitting = [(name, module) for name, module in layers if fits(module.weight, m)]
+    hessians = {}
+    if criterion.needs_hessian:
+        model.eval()
+        with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
+            hessians = layer_hessians(model, calibration, fitting)
+    errors = {}
+    for name, module in fitting:
+        weight, h = module.weight.detach(), hessians.get(name)
+        mask = nm_mask(importance_of(criterion, weight, h), n, m) & (weight != 0)
+        new = criterion.pruned(weight, mask, h)
+        if h is not None:
+            errors[name] = {"masked": relative_error(weight, weight * mask, h), "kept": relative_error(weight, new, h)}
+        with torch.no_grad():
+            module.weight.copy_(new)
+        prune.custom_from_mask(module, "weight", mask)
+    recalibrate_batchnorm(model, calibration)
+    if finetune is not None:
+        finetune(model)
+    make_permanent(model)
+    return {"pattern": f"{n}:{m}", "criterion": criterion.name, "sparsity": total_sparsity(model),
+            "layer_sparsity": {name: float((module.weight == 0).sum()) / module.weight.numel()
+                               for name, module in layers},
+            "dense": [name for name, module in layers if not fits(module.weight, m)],
+            "reconstruction_error": errors or None}
