@@ -5,6 +5,7 @@ network of ours, trained on a built-in dataset; plus the cost of curves and of t
     python benchmarks/pruning.py --setting unit-gamma          # the control: no zero-initialised scales
     python benchmarks/pruning.py --setting resnet18 --dataset shapes
     python benchmarks/pruning.py --setting vit --dataset shapes --sparsities 0.5 0.7 0.9   # a ViT
+    python benchmarks/pruning.py --criteria magnitude obs     # every method also with OBS (rows "rd + obs", ...)
 
 Tables (markdown): test accuracy after one-shot pruning (BatchNorm re-estimated, no
 fine-tuning) and after iterative pruning (20% of what is left per round, one fine-tuning
@@ -31,8 +32,8 @@ from designer.pruning.additivity import additivity
 from designer.pruning.allocate import BASELINES, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, make_permanent, total_sparsity
 from designer.pruning.correction import corrected_allocation
-from designer.pruning.curves import default_grid, distortion_curves, recalibrate_batchnorm
-from designer.pruning.prune import prune_model
+from designer.pruning.curves import default_grid, distortion_curves, prunable_layers, recalibrate_batchnorm
+from designer.pruning.prune import calibration_hessians, prune_model
 from designer.spec import NetworkSpec, Stage, Stem
 from designer.train.data import load_dataset
 from designer.train.loop import TrainConfig, evaluate, train
@@ -80,6 +81,52 @@ def benchmark_model(setting: str, splits) -> torch.nn.Module:
     return model
 
 
+def label(method: str, criterion: str) -> str:
+    """A row: the allocation, and the criterion when it is not magnitude (``rd + obs``)."""
+    return method if criterion == "magnitude" else f"{method} + {criterion}"
+
+
+def _one_shot(dense, calibration, splits, curves, grid, total: int, criterion: str, args, result: dict,
+              seed: int) -> None:
+    """Every method at every sparsity, one-shot: masks (re-fitted by OBS), BN re-estimated."""
+    hessians = None
+    if criterion == "obs":  # on a copy: the hooks and BN modes touch nothing of the dense model
+        probe = copy.deepcopy(dense)
+        hessians = calibration_hessians(probe, calibration, prunable_layers(probe))
+    if criterion != "magnitude":  # rd reads the criterion's own curves
+        curves = distortion_curves(dense, calibration, grid, criterion=criterion)
+    worst = running = None  # the worst-case and running-statistics curves, measured when asked for
+    for method in args.methods:
+        if method == "rd+c" and criterion != "magnitude":
+            continue  # the correction loop measures plain masks
+        name = label(method, criterion)
+        for s in args.sparsities:
+            model = copy.deepcopy(dense)
+            budget = int(total * (1 - s) + 1e-6)  # every method keeps at most this many weights, counted on the masks
+            if method == "rd":
+                targets = allocate(curves, keep_weights=budget).sparsity
+            elif method == "rd+c":
+                targets = corrected_allocation(model, calibration, curves, keep_weights=budget,
+                                               rounds=CORRECTION_ROUNDS).allocation.sparsity
+            elif method == "rd-wc":
+                worst = worst or distortion_curves(dense, calibration, grid, worst_case=True, criterion=criterion)
+                targets = allocate(worst, keep_weights=budget).sparsity
+            elif method == "rd-nobn":
+                running = running or distortion_curves(dense, calibration, grid, recalibrate_bn=False,
+                                                       criterion=criterion)
+                targets = allocate(running, keep_weights=budget).sparsity
+            else:
+                targets = within_budget(model, BASELINES[method](model, s), budget)
+            apply_sparsity(model, targets, criterion, hessians)
+            make_permanent(model)
+            recalibrate_batchnorm(model, calibration)
+            result["one_shot"][(name, s)] = evaluate(model, splits.test)["accuracy"]
+            result["one_shot"][(name, s, "kept")] = total - round(total_sparsity(model) * total)
+            result["one_shot"][(name, s, "budget")] = budget
+        log(f"seed {seed}: one-shot {name}: " + ", ".join(f"{result['one_shot'][(name, s)]:.3f}"
+                                                        for s in args.sparsities))
+
+
 def run_seed(seed: int, args) -> dict:
     splits = load_dataset(args.dataset, seed=seed)
     torch.manual_seed(seed)
@@ -100,49 +147,26 @@ def run_seed(seed: int, args) -> dict:
     result = {"dense": dense_accuracy, "train_seconds": train_seconds, "curve_seconds": curve_seconds,
               "layers": len(curves.layers), "one_shot": {}, "iterative": {}}
 
-    worst = running = None  # the worst-case and running-statistics curves, measured when asked for
-    for method in args.methods:
-        for s in args.sparsities:
-            model = copy.deepcopy(dense)
-            budget = int(total * (1 - s) + 1e-6)  # every method keeps at most this many weights, counted on the masks
-            if method == "rd":
-                targets = allocate(curves, keep_weights=budget).sparsity
-            elif method == "rd+c":
-                targets = corrected_allocation(model, calibration, curves, keep_weights=budget,
-                                               rounds=CORRECTION_ROUNDS).allocation.sparsity
-            elif method == "rd-wc":
-                worst = worst or distortion_curves(dense, calibration, grid, worst_case=True)
-                targets = allocate(worst, keep_weights=budget).sparsity
-            elif method == "rd-nobn":
-                running = running or distortion_curves(dense, calibration, grid, recalibrate_bn=False)
-                targets = allocate(running, keep_weights=budget).sparsity
-            else:
-                targets = within_budget(model, BASELINES[method](model, s), budget)
-            apply_sparsity(model, targets)
-            make_permanent(model)
-            recalibrate_batchnorm(model, calibration)
-            result["one_shot"][(method, s)] = evaluate(model, splits.test)["accuracy"]
-            result["one_shot"][(method, s, "kept")] = total - round(total_sparsity(model) * total)
-            result["one_shot"][(method, s, "budget")] = budget
-        log(f"seed {seed}: one-shot {method}: " + ", ".join(f"{result['one_shot'][(method, s)]:.3f}"
-                                                          for s in args.sparsities))
+    for criterion in args.criteria:
+        _one_shot(dense, calibration, splits, curves, grid, total, criterion, args, result, seed)
 
     finetune = dict(optimizer="adamw", lr=2e-4, weight_decay=0.05) if args.setting == "vit" else dict(lr=0.01)
     finetune_config = TrainConfig(epochs=1, warmup_epochs=0, seed=seed, device=args.device, **finetune)
-    for method in args.methods if "iterative" in args.schedules else []:
-        model = copy.deepcopy(dense)
+    runs = [(m, c) for c in args.criteria for m in args.methods if not (m == "rd+c" and c != "magnitude")]
+    for method, criterion in runs if "iterative" in args.schedules else []:
+        model, name = copy.deepcopy(dense), label(method, criterion)
         start = time.perf_counter()
         for s in args.sparsities:  # one run, evaluated as it passes each level
             prune_model(model, calibration, method="rd" if method.startswith("rd") else method, sparsity=s,
                         schedule="iterative", grid=grid, finetune=lambda m: train(m, splits.train, finetune_config),
-                        correction_rounds=CORRECTION_ROUNDS if method == "rd+c" else 0,
+                        correction_rounds=CORRECTION_ROUNDS if method == "rd+c" else 0, criterion=criterion,
                         worst_case=method == "rd-wc", recalibrate_bn=method != "rd-nobn")
-            result["iterative"][(method, s)] = evaluate(model, splits.test)["accuracy"]
-            result["iterative"][(method, s, "reached")] = total_sparsity(model)
-            result["iterative"][(method, s, "kept")] = total - round(total_sparsity(model) * total)
-            result["iterative"][(method, s, "budget")] = int(total * (1 - s) + 1e-6)
-        log(f"seed {seed}: iterative {method} ({time.perf_counter() - start:.0f} s): "
-            + ", ".join(f"{result['iterative'][(method, s)]:.3f}" for s in args.sparsities))
+            result["iterative"][(name, s)] = evaluate(model, splits.test)["accuracy"]
+            result["iterative"][(name, s, "reached")] = total_sparsity(model)
+            result["iterative"][(name, s, "kept")] = total - round(total_sparsity(model) * total)
+            result["iterative"][(name, s, "budget")] = int(total * (1 - s) + 1e-6)
+        log(f"seed {seed}: iterative {name} ({time.perf_counter() - start:.0f} s): "
+            + ", ".join(f"{result['iterative'][(name, s)]:.3f}" for s in args.sparsities))
     if seed == args.seeds[0] and args.additivity_plot:
         result["additivity"] = additivity(dense, calibration, curves, samples=args.additivity_samples, seed=seed)
     if seed == args.seeds[0] and args.diagnose:
@@ -183,6 +207,11 @@ def resnet50_sized_allocation(seed: int = 0) -> list[tuple[str, float, float]]:
     return rows
 
 
+def rows(args) -> list[str]:
+    """The table's rows: each method with each criterion (the correction loop with magnitude only)."""
+    return [label(m, c) for c in args.criteria for m in args.methods if not (m == "rd+c" and c != "magnitude")]
+
+
 def spread(values: list[float]) -> str:
     if len(values) == 1:
         return f"{100 * values[0]:.1f}"
@@ -211,6 +240,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS,
                         help="rd+c: rd with the correction loop (designer.pruning.correction)")
     parser.add_argument("--schedules", nargs="+", default=["one-shot", "iterative"], choices=["one-shot", "iterative"])
+    parser.add_argument("--criteria", nargs="+", default=["magnitude"], choices=["magnitude", "obs"],
+                        help="within-layer criteria: each method's rows with magnitude masks and, for obs, with "
+                             "OBS's saliency and re-fitted weights (its curves for rd)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -222,16 +254,16 @@ def main() -> None:
         print(f"\n**{schedule.replace('_', '-')}** test accuracy (%), mean ± std over {len(args.seeds)} seeds\n")
         print("| method | " + " | ".join(f"{int(100 * s)}%" for s in args.sparsities) + " |")
         print("|---" * (len(args.sparsities) + 1) + "|")
-        for method in args.methods:
-            print(f"| {method} | " + " | ".join(spread([r[schedule][(method, s)] for r in results])
-                                                for s in args.sparsities) + " |")
+        for name in rows(args):
+            print(f"| {name} | " + " | ".join(spread([r[schedule][(name, s)] for r in results])
+                                              for s in args.sparsities) + " |")
         print(f"\nkept weights after masking / budget (seed {args.seeds[0]}), {schedule.replace('_', '-')}\n")
         print("| method | " + " | ".join(f"{int(100 * s)}%" for s in args.sparsities) + " |")
         print("|---" * (len(args.sparsities) + 1) + "|")
-        for method in args.methods:
+        for name in rows(args):
             first = results[0][schedule]
-            print(f"| {method} | " + " | ".join(f"{first[(method, s, 'kept')]:,} / {first[(method, s, 'budget')]:,}"
-                                                for s in args.sparsities) + " |")
+            print(f"| {name} | " + " | ".join(f"{first[(name, s, 'kept')]:,} / {first[(name, s, 'budget')]:,}"
+                                              for s in args.sparsities) + " |")
     print("\n| cost | seconds | note |\n|---|---|---|")
     print(f"| training ({args.epochs} epochs) | {statistics.mean(r['train_seconds'] for r in results):.1f} | |")
     print(f"| distortion curves ({args.grid} points, {args.calibration} images) | "
@@ -249,9 +281,9 @@ def main() -> None:
     if args.plot:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
         for ax, schedule in zip(axes, schedules):
-            for method in args.methods:
-                means = [100 * statistics.mean(r[schedule][(method, s)] for r in results) for s in args.sparsities]
-                ax.plot([100 * s for s in args.sparsities], means, "o-", label=method)
+            for name in rows(args):
+                means = [100 * statistics.mean(r[schedule][(name, s)] for r in results) for s in args.sparsities]
+                ax.plot([100 * s for s in args.sparsities], means, "o-", label=name)
             ax.set_title(schedule.replace("_", "-"))
             ax.set_xlabel("sparsity (%)")
         axes[0].set_ylabel("test accuracy (%)")

@@ -79,7 +79,7 @@ def _rd_allocation(model: nn.Module, calibration: torch.Tensor, curves: Curves, 
     return allocation.sparsity, allocation.distortion, None
 
 
-def _hessians(model: nn.Module, calibration: torch.Tensor, layers: list, recalibrate_bn: bool) -> dict:
+def calibration_hessians(model: nn.Module, calibration: torch.Tensor, layers: list, recalibrate_bn: bool = True) -> dict:
     """Each layer's H on the inputs it sees now, BatchNorm as the curves saw it."""
     model.eval()
     with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
@@ -150,7 +150,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                 predicted = measured = None
         with _timed(seconds, "masks"):
             errors = {} if criterion.needs_hessian else None
-            hessians = _hessians(model, calibration, layers, recalibrate_bn) if criterion.needs_hessian else None
+            hessians = calibration_hessians(model, calibration, layers, recalibrate_bn) if criterion.needs_hessian else None
             reached = apply_sparsity(model, targets, criterion, hessians, errors)
             recalibrate_batchnorm(model, calibration)
         with _timed(seconds, "fine-tuning"):
