@@ -89,10 +89,10 @@ def label(method: str, criterion: str) -> str:
 def _one_shot(dense, calibration, splits, curves, grid, total: int, criterion: str, args, result: dict,
               seed: int) -> None:
     """Every method at every sparsity, one-shot: masks (re-fitted by OBS), BN re-estimated."""
-    hessians = None
+    hessians, means = None, {}
     if criterion == "obs":  # on a copy: the hooks and BN modes touch nothing of the dense model
         probe = copy.deepcopy(dense)
-        hessians = calibration_hessians(probe, calibration, prunable_layers(probe))
+        hessians = calibration_hessians(probe, calibration, prunable_layers(probe), means=means)
     if criterion != "magnitude":  # rd reads the criterion's own curves
         curves = distortion_curves(dense, calibration, grid, criterion=criterion)
     worst = running = None  # the worst-case and running-statistics curves, measured when asked for
@@ -117,7 +117,7 @@ def _one_shot(dense, calibration, splits, curves, grid, total: int, criterion: s
                 targets = allocate(running, keep_weights=budget).sparsity
             else:
                 targets = within_budget(model, BASELINES[method](model, s), budget)
-            apply_sparsity(model, targets, criterion, hessians)
+            apply_sparsity(model, targets, criterion, hessians, means=means or None)
             make_permanent(model)
             recalibrate_batchnorm(model, calibration)
             result["one_shot"][(name, s)] = evaluate(model, splits.test)["accuracy"]

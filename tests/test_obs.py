@@ -188,3 +188,21 @@ def test_prune_nm_on_the_command_line(tmp_path):
     assert refused.exit_code == 2 and "--method: applies only with --mode weights under a budget" in refused.output
     both = runner.invoke(app, [*words, "--sparsity", "0.5"])
     assert both.exit_code == 2 and "exactly one of --sparsity" in both.output
+
+
+def test_the_statistics_correction_gives_a_layer_its_output_mean_back():
+    """A linear with a bias, pruned and re-fitted: its outputs' mean over the calibration inputs is
+    what it was (OBC's statistics correction), where the plain mask moves it."""
+    from designer.pruning.apply import apply_sparsity
+    torch.manual_seed(3)
+    layer = nn.Sequential(nn.Linear(16, 6))
+    inputs = torch.randn(200, 16) + 2.0  # inputs with a mean: a pruned weight moves the output's mean
+    before = layer(inputs).mean(0).detach()
+    means = {}
+    hessians = layer_hessians(layer, inputs, [("0", layer[0])], means=means)
+    shifted = nn.Sequential(nn.Linear(16, 6))
+    shifted.load_state_dict(layer.state_dict())
+    apply_sparsity(shifted, {"0": 0.75})  # magnitude, no correction
+    assert not torch.allclose(shifted(inputs).mean(0), before, atol=1e-3)
+    apply_sparsity(layer, {"0": 0.75}, OBS(), hessians, means=means)
+    assert torch.allclose(layer(inputs).mean(0).detach(), before, atol=1e-4)

@@ -11,12 +11,16 @@ from designer.pruning.curves import MAGNITUDE, PRUNABLE, Criterion, criterion_of
 
 
 def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Criterion | str = MAGNITUDE,
-                   hessians: dict | None = None, errors: dict | None = None) -> dict[str, float]:
+                   hessians: dict | None = None, errors: dict | None = None,
+                   means: dict | None = None) -> dict[str, float]:
     """Mask each named layer by ``criterion`` (magnitude) to its sparsity (a removed weight stays removed:
     zeros from earlier rounds count as removed), the kept weights re-fitted where the criterion
     does (OBS, from ``hessians``: :func:`designer.pruning.hessian.layer_hessians`); returns the
     sparsities reached. ``errors``, with ``hessians``: filled with each layer's relative output
-    error on the calibration data, ``{"masked": plain mask, "kept": the weights kept}``."""
+    error on the calibration data, ``{"masked": plain mask, "kept": the weights kept}``. ``means``
+    (each layer's mean input, from ``layer_hessians(means=...)``): a layer with a bias gets its
+    outputs' mean over the calibration data back (the statistics correction of OBC; a layer
+    followed by BatchNorm has it from the re-estimation as well)."""
     criterion = criterion_of(criterion)
     modules = dict(prunable_layers(model))
     unknown = sorted(set(sparsity) - set(modules))
@@ -36,11 +40,21 @@ def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Crit
         if errors is not None and h is not None:
             from designer.pruning.obs import relative_error
             errors[name] = {"masked": relative_error(weight, weight * mask, h), "kept": relative_error(weight, new, h)}
-        with torch.no_grad():  # the survivors as the criterion keeps them (re-fitted by OBS)
-            module.weight.copy_(new)
-        prune.custom_from_mask(module, "weight", mask)
+        set_weights(module, new, mask, means.get(name) if means is not None else None)
         reached[name] = 1 - mask.sum().item() / mask.numel()
     return reached
+
+
+def set_weights(module: nn.Module, new: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor | None = None) -> None:
+    """``module``'s weight becomes ``new`` under ``mask`` (``torch.nn.utils.prune``'s
+    ``weight_orig`` and ``weight_mask``); with ``mean`` (the layer's mean input) a bias is moved so
+    that the outputs' mean over the calibration data stays what it was."""
+    with torch.no_grad():
+        if mean is not None and getattr(module, "bias", None) is not None:
+            from designer.pruning.obs import bias_shift
+            module.bias.sub_(bias_shift(module.weight, new, mean).to(module.bias.device, module.bias.dtype))
+        module.weight.copy_(new)
+    prune.custom_from_mask(module, "weight", mask)
 
 
 def make_permanent(model: nn.Module) -> None:

@@ -40,12 +40,14 @@ def layer_inputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def layer_hessians(model: nn.Module, inputs: torch.Tensor, layers: list[tuple[str, nn.Module]],
-                   chunk: int = 16) -> dict[str, torch.Tensor]:
+                   chunk: int = 16, means: dict | None = None) -> dict[str, torch.Tensor]:
     """H of (1) for each named layer, (groups, side, side) in float64 on the CPU, from one forward
     pass of ``inputs`` through ``model`` as it is (its mode, its masks: with BatchNorm on batch
     statistics, the whole batch at once, as the curves run it); each layer's inputs are unfolded
-    ``chunk`` images at a time (the unfolded patches of a large feature map are big)."""
+    ``chunk`` images at a time (the unfolded patches of a large feature map are big). ``means``:
+    filled with each layer's mean input vector, (groups, side), for the bias correction."""
     found: dict[str, torch.Tensor | None] = {name: None for name, _ in layers}
+    sums: dict[str, list] = {name: [0.0, 0] for name, _ in layers}
 
     def hook(name: str):
         def record(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -53,6 +55,8 @@ def layer_hessians(model: nn.Module, inputs: torch.Tensor, layers: list[tuple[st
                 x = layer_inputs(module, args[0][start:start + chunk].detach()).to("cpu", torch.float64)
                 product = x @ x.transpose(1, 2)
                 found[name] = product if found[name] is None else found[name] + product
+                sums[name][0] = sums[name][0] + x.sum(dim=2)
+                sums[name][1] += x.shape[2]
         return record
 
     handles = [module.register_forward_hook(hook(name)) for name, module in layers]
@@ -64,4 +68,6 @@ def layer_hessians(model: nn.Module, inputs: torch.Tensor, layers: list[tuple[st
     missing = [name for name, value in found.items() if value is None]
     if missing:
         raise ValueError(f"obs: the forward pass never calls {', '.join(missing[:3])}, so it has no inputs to fit")
+    if means is not None:
+        means.update({name: total / count for name, (total, count) in sums.items()})
     return found

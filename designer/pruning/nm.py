@@ -17,7 +17,6 @@ from contextlib import nullcontext
 
 import torch
 from torch import nn
-from torch.nn.utils import prune
 
 from designer.pruning.curves import (MAGNITUDE, Criterion, batch_statistics, criterion_of, importance_of,
                                      prunable_layers, recalibrate_batchnorm)
@@ -60,27 +59,25 @@ def prune_nm(model: nn.Module, calibration: torch.Tensor, n: int, m: int, criter
     keeps them; BatchNorm re-estimated, fine-tuned, made permanent. The report: per layer its
     sparsity (N:M or dense), the layers left dense, and with OBS each layer's relative output
     error with the plain mask and with the weights kept."""
-    from designer.pruning.apply import make_permanent, total_sparsity
+    from designer.pruning.apply import make_permanent, set_weights, total_sparsity
     from designer.pruning.hessian import layer_hessians
     from designer.pruning.obs import relative_error
     criterion = criterion_of(criterion)
     layers = prunable_layers(model)
     fitting = [(name, module) for name, module in layers if fits(module.weight, m)]
-    hessians = {}
+    hessians, means = {}, {}
     if criterion.needs_hessian:
         model.eval()
         with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
-            hessians = layer_hessians(model, calibration, fitting)
+            hessians = layer_hessians(model, calibration, fitting, means=means)
     errors = {}
     for name, module in fitting:
-        weight, h = module.weight.detach(), hessians.get(name)
+        weight, h = module.weight.detach().clone(), hessians.get(name)
         mask = nm_mask(importance_of(criterion, weight, h), n, m) & (weight != 0)
         new = criterion.pruned(weight, mask, h)
         if h is not None:
             errors[name] = {"masked": relative_error(weight, weight * mask, h), "kept": relative_error(weight, new, h)}
-        with torch.no_grad():
-            module.weight.copy_(new)
-        prune.custom_from_mask(module, "weight", mask)
+        set_weights(module, new, mask, means.get(name))
     recalibrate_batchnorm(model, calibration)
     if finetune is not None:
         finetune(model)

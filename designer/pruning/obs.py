@@ -135,3 +135,14 @@ def relative_error(weight: torch.Tensor, new: torch.Tensor, hessian: torch.Tenso
         moved += float(row_errors(delta[where], h).sum())
         energy += float(row_errors(rows[where], h).sum())
     return moved / energy if energy > 0 else 0.0
+
+
+def bias_shift(weight: torch.Tensor, new: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """How far each output's mean over the calibration data moves when ``weight`` becomes ``new``:
+    ``(new - weight) mu`` per row, ``mu`` the mean input vector of its group (OBC's statistics
+    correction subtracts it from the bias)."""
+    rows = weight.detach().reshape(weight.shape[0], -1).to("cpu", torch.float64)
+    delta = new.detach().reshape(rows.shape).to("cpu", torch.float64) - rows
+    per_group = rows.shape[0] // mean.shape[0]
+    shift = torch.stack([delta[g * per_group:(g + 1) * per_group] @ mean[g] for g in range(mean.shape[0])])
+    return shift.reshape(-1)

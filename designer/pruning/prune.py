@@ -79,11 +79,13 @@ def _rd_allocation(model: nn.Module, calibration: torch.Tensor, curves: Curves, 
     return allocation.sparsity, allocation.distortion, None
 
 
-def calibration_hessians(model: nn.Module, calibration: torch.Tensor, layers: list, recalibrate_bn: bool = True) -> dict:
-    """Each layer's H on the inputs it sees now, BatchNorm as the curves saw it."""
+def calibration_hessians(model: nn.Module, calibration: torch.Tensor, layers: list, recalibrate_bn: bool = True,
+                         means: dict | None = None) -> dict:
+    """Each layer's H on the inputs it sees now, BatchNorm as the curves saw it (``means``: filled
+    with each layer's mean input)."""
     model.eval()
     with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
-        return layer_hessians(model, calibration, layers)
+        return layer_hessians(model, calibration, layers, means=means)
 
 
 def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: str = "rd", sparsity: float | None = None,
@@ -149,9 +151,10 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                 targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
                 predicted = measured = None
         with _timed(seconds, "masks"):
-            errors = {} if criterion.needs_hessian else None
-            hessians = calibration_hessians(model, calibration, layers, recalibrate_bn) if criterion.needs_hessian else None
-            reached = apply_sparsity(model, targets, criterion, hessians, errors)
+            errors, means = ({}, {}) if criterion.needs_hessian else (None, None)
+            hessians = calibration_hessians(model, calibration, layers, recalibrate_bn, means) \
+                if criterion.needs_hessian else None
+            reached = apply_sparsity(model, targets, criterion, hessians, errors, means)
             recalibrate_batchnorm(model, calibration)
         with _timed(seconds, "fine-tuning"):
             if finetune is not None:
