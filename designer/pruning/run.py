@@ -34,6 +34,7 @@ SCHEDULES = ("iterative", "one-shot")
 # (iterative pruning repeats the curves once per round: ten rounds to 90%)
 CALIBRATION = 64
 CURVE_POINTS = 13
+OBS_COST = 2.6  # OBS's curves over magnitude's: 162.4 s against 62.6 s on the CIFAR ResNet-18 (obs_database.py)
 SCHEDULE = "one-shot"
 
 
@@ -171,6 +172,9 @@ def estimate(model, calibration, request: PruneRequest, train_images: int) -> st
     if request.mode == "channels":
         measured = 8  # the group curves' kept fractions
     curves = rounds * layers * measured * 0.5 * forward
+    if request.mode == "weights" and criterion_of(request.criterion).needs_hessian:
+        # OBS re-fits every point: its curves cost OBS_COST times magnitude's (benchmarks/obs_database.py)
+        curves *= OBS_COST
     tuning = rounds * request.finetune_epochs * 3 * forward * train_images / max(1, len(calibration))
     minutes = (curves + tuning) / 60
     return (f"about {math.ceil(minutes) if minutes >= 1 else '<1'} min on this machine now ({rounds} round(s): "
