@@ -32,8 +32,9 @@ from designer.pruning.additivity import additivity
 from designer.pruning.allocate import BASELINES, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, make_permanent, total_sparsity
 from designer.pruning.correction import corrected_allocation
-from designer.pruning.curves import default_grid, distortion_curves, prunable_layers, recalibrate_batchnorm
-from designer.pruning.prune import calibration_hessians, prune_model
+from designer.pruning.curves import (calibration_hessians, default_grid, distortion_curves, prunable_layers,
+                                     recalibrate_batchnorm)
+from designer.pruning.prune import prune_model
 from designer.spec import NetworkSpec, Stage, Stem
 from designer.train.data import load_dataset
 from designer.train.loop import TrainConfig, evaluate, train
@@ -93,8 +94,8 @@ def _one_shot(dense, calibration, splits, curves, grid, total: int, criterion: s
     if criterion == "obs":  # on a copy: the hooks and BN modes touch nothing of the dense model
         probe = copy.deepcopy(dense)
         hessians = calibration_hessians(probe, calibration, prunable_layers(probe), means=means)
-    if criterion != "magnitude":  # rd reads the criterion's own curves
-        curves = distortion_curves(dense, calibration, grid, criterion=criterion)
+    if criterion != "magnitude":  # rd reads the criterion's own curves, from the same H
+        curves = distortion_curves(dense, calibration, grid, criterion=criterion, hessians=hessians)
     worst = running = None  # the worst-case and running-statistics curves, measured when asked for
     for method in args.methods:
         if method == "rd+c" and criterion != "magnitude":

@@ -44,11 +44,6 @@ def unpin() -> None:
     _pinned = False
 
 
-def command_started() -> float:
-    """``time.perf_counter()`` at the command's start."""
-    return _command_started
-
-
 @dataclass(frozen=True)
 class Deadline:
     """``seconds`` from ``start`` (a ``time.perf_counter()`` value)."""
@@ -60,10 +55,6 @@ class Deadline:
     def of_command(cls, seconds: float) -> "Deadline":
         """``seconds`` from the command's start."""
         return cls(seconds, _command_started)
-
-    @classmethod
-    def from_now(cls, seconds: float) -> "Deadline":
-        return cls(seconds, time.perf_counter())
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start

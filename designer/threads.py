@@ -2,8 +2,8 @@
 
 torch starts one thread per core. On a 2-core machine whose other core is busy (a solver, a
 notebook kernel, another job), two threads spin against each other: the Makefile measured the
-test suite 10x slower that way, and the demo's pruning curves ran at 3.9 s per layer instead of
-0.4 s. So ``--threads auto`` counts the cores this process may run on (its affinity) less the
+test suite 10x slower that way, and the demo took 144 s beside one busy process on two threads
+against 88 s on one (measured; README). So ``--threads auto`` counts the cores this process may run on (its affinity) less the
 cores other processes keep busy, sampled from ``/proc/stat`` over a tenth of a second, and uses
 at least one. ``OMP_NUM_THREADS``, when set, is the user's choice and wins over ``auto``.
 """

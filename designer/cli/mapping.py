@@ -178,26 +178,14 @@ def _print(result) -> None:
 def _check_tiling(tiling: str, max_extra_macs, curve, points: int, time_limit: float) -> bool:
     """The tiling options (before anything is read); whether the model is to be exported for them.
     Which options a tiled map ignores is refused before this (designer.cli.contracts)."""
-    from designer.mapping.problem import check_scratchpad
-    from designer.mapping.tile_search import MIN_POINT_SECONDS, parse_tiling
+    from designer.mapping.tile_search import check_curve, parse_tiling
     parse_tiling(tiling)
     if max_extra_macs is not None:
         checks.number(max_extra_macs, "--max-extra-macs", minimum=0)
     if curve is not None:
         if len(curve.split(":")) != 2:
             raise ValueError(f"--curve: LO:HI, e.g. min:M_P or 100000:2e6, got {curve!r}")
-        for end in curve.split(":"):
-            if end != "min":
-                try:
-                    check_scratchpad(end)
-                except ValueError as error:
-                    raise ValueError(str(error).replace("scratchpad:", "--curve: an end", 1)) from None
-        most = int(time_limit // MIN_POINT_SECONDS)
-        checks.integer(points, "--points", minimum=2)
-        if points > most:
-            raise ValueError(f"--points: {points} scratchpad sizes cannot be served within --time-limit "
-                             f"{time_limit:g} s (each needs at least {MIN_POINT_SECONDS:g} s): at most {most}, or "
-                             f"a longer --time-limit ({points * MIN_POINT_SECONDS:g} s for {points})")
+        check_curve(*curve.split(":"), points, time_limit)
     return tiling != "none" or curve is not None
 
 

@@ -20,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from designer import checks
 from designer.mapping.baselines import required_bytes
 from designer.mapping.graph import TensorGraph
 from designer.mapping.importer import tiled
@@ -267,6 +268,24 @@ def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "a
     return TiledMapping(choice, len(found), total, difference)
 
 
+def check_curve(low: int | str, high: int | str, points: int, time_limit: float) -> None:
+    """A curve's ends (bytes, M_R, M_H, M_P or ``min``) and ``points`` sizes the time limit can
+    serve, :data:`MIN_POINT_SECONDS` each; errors name ``--curve`` and ``--points``. The CLI calls
+    it before the model is exported, :func:`map_curve` for the API."""
+    for end in (low, high):
+        if end != "min":
+            try:
+                check_scratchpad(end)
+            except MappingError as error:  # the ends are --curve's, not a --scratchpad
+                raise MappingError(str(error).replace("scratchpad:", "--curve: an end", 1)) from None
+    checks.integer(points, "--points", minimum=2)
+    most = int(time_limit // MIN_POINT_SECONDS)
+    if points > most:
+        raise ValueError(f"--points: {points} scratchpad sizes cannot be served within --time-limit {time_limit:g} s "
+                         f"(each needs at least {MIN_POINT_SECONDS:g} s): at most {most}, or a longer --time-limit "
+                         f"({points * MIN_POINT_SECONDS:g} s for {points})")
+
+
 def map_curve(program, low: int | str = "min", high: int | str = "M_P", points: int = 8, *, time_limit: float = 120.0,
               strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
               bytes_per_element: int = 1, include_weights: bool = False, name: str = "", progress=None,
@@ -275,15 +294,10 @@ def map_curve(program, low: int | str = "min", high: int | str = "M_P", points: 
     the untiled graph (M_R, M_H, M_P), or ``min``, the smallest footprint a tiling reaches;
     ``found``: the model's :func:`candidates`, when already made."""
     begun = time.perf_counter()
-    if points > time_limit // MIN_POINT_SECONDS:
-        raise ValueError(f"--points: {points} scratchpad sizes cannot be served in {time_limit:.1f} s (each needs at "
-                         f"least {MIN_POINT_SECONDS:g} s): at most {int(time_limit // MIN_POINT_SECONDS)}")
+    check_curve(low, high, points, time_limit)
     found = found if found is not None else candidates(program, bytes_per_element, include_weights, name)
     total = model_macs(program.graph)
-    try:
-        ends = [check_scratchpad(v) if v != "min" else v for v in (low, high)]
-    except MappingError as error:  # the ends are --curve's, not a --scratchpad
-        raise MappingError(str(error).replace("scratchpad:", "--curve: an end", 1)) from None
+    ends = [check_scratchpad(v) if v != "min" else v for v in (low, high)]  # checked by check_curve
     limits = None
     if any(v in ("M_R", "M_H", "M_P") for v in ends):
         limits = found[0].budgets(0.1 * time_limit)

@@ -38,8 +38,8 @@ def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Crit
         mask = magnitude_mask(weight, target, current=weight != 0, criterion=criterion, hessian=h)
         new = criterion.pruned(weight, mask, h)
         if errors is not None and h is not None:
-            from designer.pruning.obs import relative_error
-            errors[name] = {"masked": relative_error(weight, weight * mask, h), "kept": relative_error(weight, new, h)}
+            from designer.pruning.obs import reconstruction_error
+            errors[name] = reconstruction_error(weight, mask, new, h)
         set_weights(module, new, mask, means.get(name) if means is not None else None)
         reached[name] = 1 - mask.sum().item() / mask.numel()
     return reached

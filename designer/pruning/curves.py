@@ -200,6 +200,17 @@ def batch_statistics(model: nn.Module) -> Iterator[None]:
             m.running_mean, m.running_var = mean, var
 
 
+def calibration_hessians(model: nn.Module, calibration: torch.Tensor, layers: list[tuple[str, nn.Module]],
+                         recalibrate_bn: bool = True, means: dict | None = None) -> dict[str, torch.Tensor]:
+    """Each layer's H (:func:`designer.pruning.hessian.layer_hessians`) on the inputs it sees now,
+    in eval mode with BatchNorm as the curves run it (``recalibrate_bn``: the batch's statistics);
+    ``means``: filled with each layer's mean input. The one place curves, pruning rounds and N:M
+    take their Hessians from."""
+    model.eval()
+    with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
+        return layer_hessians(model, calibration, layers, means=means)
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> None:
     """Re-estimate every BatchNorm's running statistics on ``inputs`` (cumulative average)."""
@@ -338,12 +349,15 @@ def interpolate(kept: list[int], measured: dict[int, float]) -> list[float]:
 def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] | None = None,
                       worst_case: bool = False, recalibrate_bn: bool = True, progress: bool = False,
                       chunk: int = 16, macs: dict[str, int] | None = None, criterion: Criterion | str = MAGNITUDE,
-                      desc: str = "distortion curves", points: int | None = None) -> Curves:
+                      desc: str = "distortion curves", points: int | None = None,
+                      hessians: dict[str, torch.Tensor] | None = None) -> Curves:
     """Distortion of the logits on ``inputs`` as each prunable layer alone is pruned (see module doc).
 
     The distinct masks of one layer are evaluated ``chunk`` at a time in one batched forward
     (``torch.func.vmap`` over the pruned weight). ``points``: measure at most this many grid
-    points per layer and interpolate the rest (None: measure every one)."""
+    points per layer and interpolate the rest (None: measure every one). ``hessians``: the
+    layers' H for a criterion that reads it, when the caller has them (:func:`calibration_hessians`
+    with the same ``recalibrate_bn``); measured here otherwise."""
     if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 2):
         raise ValueError(f"points: at least 2 measured points per layer, got {points!r}")
     grid = sorted(set(grid if grid is not None else default_grid()))
@@ -361,7 +375,8 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
             x = segment.run(x)
         reference = x
         curves = []
-        hessians = layer_hessians(model, inputs, layers) if criterion.needs_hessian else {}
+        if hessians is None:
+            hessians = layer_hessians(model, inputs, layers) if criterion.needs_hessian else {}
         for name, module in tqdm(layers, desc=desc, disable=not progress, leave=False, unit="layer"):
             first = next(i for i, segment in enumerate(chain) if name in segment.layers)
             original = module.weight.detach().clone()

@@ -6,19 +6,19 @@ weight out (out, kh, kw, in); a Linear's along its input features. A layer whose
 per group are not a multiple of M (a stem conv on 3 colour channels) stays dense and is named in
 the report. Importance and the weights kept come from the criterion: magnitude keeps the
 survivors as they were, OBS re-fits them to the layer's calibration outputs
-(:mod:`designer.pruning.obs`), which is where N:M loses least (SparseGPT's 2:4 results).
+(:mod:`designer.pruning.obs`), as SparseGPT does for its 2:4 results (what it buys here is the
+pruning benchmark's question).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from contextlib import nullcontext
 
 import torch
 from torch import nn
 
-from designer.pruning.curves import (MAGNITUDE, Criterion, batch_statistics, criterion_of, importance_of,
+from designer.pruning.curves import (MAGNITUDE, Criterion, calibration_hessians, criterion_of, importance_of,
                                      prunable_layers, recalibrate_batchnorm)
 
 
@@ -60,23 +60,20 @@ def prune_nm(model: nn.Module, calibration: torch.Tensor, n: int, m: int, criter
     sparsity (N:M or dense), the layers left dense, and with OBS each layer's relative output
     error with the plain mask and with the weights kept."""
     from designer.pruning.apply import make_permanent, set_weights, total_sparsity
-    from designer.pruning.hessian import layer_hessians
-    from designer.pruning.obs import relative_error
+    from designer.pruning.obs import reconstruction_error
     criterion = criterion_of(criterion)
     layers = prunable_layers(model)
     fitting = [(name, module) for name, module in layers if fits(module.weight, m)]
-    hessians, means = {}, {}
-    if criterion.needs_hessian:
-        model.eval()
-        with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
-            hessians = layer_hessians(model, calibration, fitting, means=means)
+    means: dict = {}
+    hessians = calibration_hessians(model, calibration, fitting, recalibrate_bn, means) \
+        if criterion.needs_hessian else {}
     errors = {}
     for name, module in fitting:
         weight, h = module.weight.detach().clone(), hessians.get(name)
         mask = nm_mask(importance_of(criterion, weight, h), n, m) & (weight != 0)
         new = criterion.pruned(weight, mask, h)
         if h is not None:
-            errors[name] = {"masked": relative_error(weight, weight * mask, h), "kept": relative_error(weight, new, h)}
+            errors[name] = reconstruction_error(weight, mask, new, h)
         set_weights(module, new, mask, means.get(name))
     recalibrate_batchnorm(model, calibration)
     if finetune is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -23,9 +23,8 @@ from designer.user_model import calibration_tensor
 from designer.pruning.allocate import BASELINES, METHODS, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
 from designer.pruning.correction import corrected_allocation
-from designer.pruning.curves import (MAGNITUDE, Criterion, Curves, batch_statistics, criterion_of, default_grid,
+from designer.pruning.curves import (MAGNITUDE, Criterion, Curves, calibration_hessians, criterion_of, default_grid,
                                      distortion_curves, layer_macs, prunable_layers, recalibrate_batchnorm)
-from designer.pruning.hessian import layer_hessians
 
 
 @dataclass
@@ -79,15 +78,6 @@ def _rd_allocation(model: nn.Module, calibration: torch.Tensor, curves: Curves, 
     return allocation.sparsity, allocation.distortion, None
 
 
-def calibration_hessians(model: nn.Module, calibration: torch.Tensor, layers: list, recalibrate_bn: bool = True,
-                         means: dict | None = None) -> dict:
-    """Each layer's H on the inputs it sees now, BatchNorm as the curves saw it (``means``: filled
-    with each layer's mean input)."""
-    model.eval()
-    with batch_statistics(model) if recalibrate_bn else nullcontext(), torch.no_grad():
-        return layer_hessians(model, calibration, layers, means=means)
-
-
 def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: str = "rd", sparsity: float | None = None,
                 keep_macs: float | None = None, schedule: str = "iterative", round_fraction: float = 0.2,
                 finetune: Callable[[nn.Module], None] | None = None, grid: list[float] | None = None,
@@ -137,11 +127,14 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
         # budgets are whole weights (or MACs) kept, counted on the masks: never over, for every method
         budget = int(math.floor(kept * (total_weights if sparsity is not None else total_macs) + 1e-6))
         seconds: dict[str, float] = {}
+        errors, means, hessians = ({}, {}, None) if criterion.needs_hessian else (None, None, None)
         with _timed(seconds, "allocation"):  # the curves' measurement included (rd)
+            if criterion.needs_hessian:  # once a round: the curves and the masks read the same H
+                hessians = calibration_hessians(model, calibration, layers, recalibrate_bn, means)
             if method.startswith("rd"):
                 curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
                                            recalibrate_bn=recalibrate_bn, progress=progress, macs=macs,
-                                           criterion=criterion, points=curve_points,
+                                           criterion=criterion, points=curve_points, hessians=hessians,
                                            desc=f"round {index}/{len(targets_kept)}: distortion curves")
                 report.first_curves = report.first_curves or curves
                 targets, predicted, measured = _rd_allocation(model, calibration, curves, method, criterion,
@@ -151,9 +144,6 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                 targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
                 predicted = measured = None
         with _timed(seconds, "masks"):
-            errors, means = ({}, {}) if criterion.needs_hessian else (None, None)
-            hessians = calibration_hessians(model, calibration, layers, recalibrate_bn, means) \
-                if criterion.needs_hessian else None
             reached = apply_sparsity(model, targets, criterion, hessians, errors, means)
             recalibrate_batchnorm(model, calibration)
         with _timed(seconds, "fine-tuning"):

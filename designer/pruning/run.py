@@ -232,7 +232,6 @@ def load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) -
 
 
 def _prune_weights(subject, calib, splits, request: PruneRequest, finetune, before) -> dict:
-    from designer.checkpoint import save_checkpoint
     from designer.pruning.curves import default_grid
     from designer.pruning.prune import prune_model
     from designer.train.loop import evaluate
@@ -255,12 +254,7 @@ def _prune_weights(subject, calib, splits, request: PruneRequest, finetune, befo
                 "sparsity": last["sparsity"], "layer_sparsity": report.sparsity, "dataset": subject.dataset,
                 "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
                 "model_sparsity": whole, "parameters": parameters, "left_out": skipped}
-    if subject.user:  # masks are permanent: a plain state dict any PyTorch user loads
-        state = {k: v.detach().cpu() for k, v in subject.model.state_dict().items()}
-        files.save_torch({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, out)
-    else:
-        save_checkpoint(subject.model, out, **{**subject.metadata, "pruning": report.to_dict(),
-                                               "test_accuracy": after["accuracy"]})
+    _write_masked(subject, out, metadata, {"pruning": report.to_dict(), "test_accuracy": after["accuracy"]})
     return {**metadata, "kept_macs": last["kept_macs"], "rounds": report.rounds, "output": str(out),
             "line": f"{method}: sparsity {last['sparsity']:.4f} of the prunable weights ({last['kept_weights']:,} kept, "
                     f"budget {last['budget']:,} {last['budget_unit']}), {whole:.4f} of all {parameters:,} parameters"
@@ -268,9 +262,19 @@ def _prune_weights(subject, calib, splits, request: PruneRequest, finetune, befo
                     f"written to {out}"}
 
 
+def _write_masked(subject, out: Path, metadata: dict, checkpoint_metadata: dict) -> None:
+    """A masked model: a user's as a plain state dict any PyTorch user loads, with ``metadata``
+    (the masks are permanent); an mpdesign network as a checkpoint with ``checkpoint_metadata``."""
+    from designer.checkpoint import save_checkpoint
+    if subject.user:
+        state = {k: v.detach().cpu() for k, v in subject.model.state_dict().items()}
+        files.save_torch({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, out)
+    else:
+        save_checkpoint(subject.model, out, **{**subject.metadata, **checkpoint_metadata})
+
+
 def _prune_nm(subject, calib, splits, request: PruneRequest, finetune, before) -> dict:
     """Every layer that fits at N:M (designer.pruning.nm), fine-tuned, written as weights mode is."""
-    from designer.checkpoint import save_checkpoint
     from designer.pruning.nm import parse_nm, prune_nm
     from designer.train.loop import evaluate
     n, m = parse_nm(request.nm)
@@ -278,11 +282,7 @@ def _prune_nm(subject, calib, splits, request: PruneRequest, finetune, before) -
     after = evaluate(subject.model, splits.test)
     metadata = {"nm": result, "dataset": subject.dataset, "accuracy_before": before["accuracy"],
                 "accuracy_after": after["accuracy"]}
-    if subject.user:
-        state = {k: v.detach().cpu() for k, v in subject.model.state_dict().items()}
-        files.save_torch({"state_dict": state, "metadata": {**subject.metadata, **metadata}}, request.out)
-    else:
-        save_checkpoint(subject.model, request.out, **{**subject.metadata, **metadata, "test_accuracy": after["accuracy"]})
+    _write_masked(subject, request.out, metadata, {**metadata, "test_accuracy": after["accuracy"]})
     dense = f"; dense (input channels not a multiple of {m}): {', '.join(result['dense'])}" if result["dense"] else ""
     return {"mode": "nm", **result, "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
             "output": str(request.out),
