@@ -191,7 +191,8 @@ class PruneRound(_Strict):
     criterion: str = Field(description="the within-layer criterion: magnitude or obs")
     reconstruction_error: Optional[dict[str, dict[str, float]]] = Field(
         description="obs: per layer, its output's relative error on the calibration data with the plain mask "
-                    "(masked) and with the weights kept (kept, re-fitted); null for magnitude")
+                    "(masked) and with the weights kept (kept, re-fitted), and greedy: 1 where the mask followed "
+                    "ExactOBS's greedy path, 0 where the one-shot saliency chose it (wide layers); null for magnitude")
     seconds: dict[str, float] = Field(description="the round's time per step: allocation (curves included), masks, "
                                                   "fine-tuning")
 
@@ -230,7 +231,8 @@ class NMReport(_Strict):
     layer_sparsity: dict[str, float]
     dense: list[str] = Field(description="layers left dense: input channels (per group) not a multiple of M")
     reconstruction_error: Optional[dict[str, dict[str, float]]] = Field(
-        description="obs: per layer, its output's relative error with the plain mask (masked) and re-fitted (kept)")
+        description="obs: per layer, its output's relative error with the plain mask (masked) and re-fitted (kept), "
+                    "and greedy (1: ExactOBS's greedy path chose the mask, 0: the one-shot saliency)")
     accuracy_before: float
     accuracy_after: float
     output: str
@@ -241,6 +243,7 @@ class ChannelReport(_Strict):
 
     format_version: int = FORMAT_VERSION
     mode: Literal["channels"]
+    criterion: str = Field(description="magnitude, or obs: the layers reading cut channels re-fitted by least squares")
     kept_channels: dict[str, int] = Field(description="the width kept per pruned group or stage")
     params: int
     params_dense: int

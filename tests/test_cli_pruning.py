@@ -66,6 +66,10 @@ def test_prune_errors_are_clear(checkpoint):
     result = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--method", "lamp",
                                  "--curve-points", "5"])
     assert result.exit_code == 2 and "--curve-points: applies only with --mode weights with an rd method" in result.output
+    result = runner.invoke(app, ["prune", str(checkpoint), "--mode", "channels", "--keep-macs", "0.5",
+                                 "--criterion", "obs"])
+    assert result.exit_code == 2 and "--criterion: applies only with --mode weights, or --mode channels with --model" \
+        in " ".join(result.output.split())
     result = runner.invoke(app, ["prune", "missing.pt", "--sparsity", "0.5"])
     assert result.exit_code == 2 and "no such checkpoint" in result.output
 

@@ -50,6 +50,44 @@ def test_the_saliency_is_the_error_of_removing_one_weight_with_the_rest_refitted
         assert int(salient[i].argmin()) == min(range(len(errors)), key=errors.__getitem__)
 
 
+def _refit_error(x: torch.Tensor, w: torch.Tensor, kept: list[int]) -> float:
+    """The output error of row ``w`` kept on ``kept`` and re-fitted by least squares (brute force)."""
+    if not kept:
+        return float(((x @ w) ** 2).sum())
+    z = torch.linalg.lstsq(x[:, kept], x @ w).solution
+    return float(((x[:, kept] @ z - x @ w) ** 2).sum())
+
+
+def test_exactobs_greedy_removes_the_best_next_weight_at_every_step():
+    """The greedy path (5) against brute force: at every step, of the weights left, the one it
+    removes is the one whose removal (all others re-fitted by least squares) costs least, and
+    its cost is the rise of the re-fitted error."""
+    w, x, h = _linear_problem(rows=3, side=7)
+    inverse = torch.cholesky_inverse(torch.linalg.cholesky(h[0]))
+    cost, order = obs._greedy_rows(w, inverse)
+    for i in range(w.shape[0]):
+        path = torch.argsort(order[i]).tolist()
+        kept, previous, running = list(range(w.shape[1])), 0.0, 0.0
+        for q in path:
+            options = {j: _refit_error(x, w[i], [k for k in kept if k != j]) for j in kept}
+            assert options[q] == pytest.approx(min(options.values()), rel=1e-6, abs=1e-9)
+            running = max(running, options[q] - previous)
+            assert float(cost[i, q]) == pytest.approx(running, rel=1e-5, abs=1e-8)
+            kept.remove(q)
+            previous = options[q]
+
+
+def test_obs_masks_small_layers_by_the_greedy_path_and_says_so():
+    w, _, h = _linear_problem(rows=4, side=16)
+    criterion = OBS(damp=1e-6)
+    assert criterion.greedy(w, h)
+    greedy = criterion.importance(w, h)
+    assert torch.equal(greedy, obs.greedy_saliency(w, h, damp=1e-6))
+    assert not torch.equal(torch.argsort(greedy.flatten()), torch.argsort(obs.saliency(w, h, 1e-6).flatten()))
+    mask = magnitude_mask(w, 0.5, criterion=criterion, hessian=h)
+    assert obs.reconstruction_error(w, mask, criterion.pruned(w, mask, h), h, criterion)["greedy"] == 1.0
+
+
 def test_reconstruction_never_raises_a_rows_error_over_the_plain_mask(monkeypatch):
     """Exact and iterative (conjugate gradients) paths alike: per row, (w' - w) H (w' - w)^T at
     most the masked row's and below it in sum; the exact re-fit at most the iterative one's (it
@@ -83,6 +121,8 @@ def test_a_convs_hessian_measures_its_output_change(groups):
     moved = nn.functional.conv2d(x, changed, None, conv.stride, conv.padding, conv.dilation, groups) - \
         nn.functional.conv2d(x, conv.weight.detach(), None, conv.stride, conv.padding, conv.dilation, groups)
     assert predicted == pytest.approx(float((moved ** 2).sum()), rel=1e-9)
+    from designer.pruning.hessian import hessian_bytes  # the estimate before the work: the H it holds
+    assert hessian_bytes(conv) == hessian.numel() * hessian.element_size()
 
 
 def _tiny() -> nn.Module:

@@ -121,8 +121,10 @@ def test_a_channel_pruned_model_is_the_users_class_again_and_trains(trained, tmp
     assert loaded.eval()(x).shape == (8, 10)
     # the command line writes the same file for a .pt path (and an ExportedProgram only for .pt2)
     out = tmp_path / "cli.pt"
-    run(["prune", "--model", MODEL, "--weights", str(trained), "--input-shape", "1,1,8,8", "--dataset", "digits",
-         "--mode", "channels", "--keep-macs", "0.5", "--finetune-epochs", "0", "--out", str(out), "--json"], capsys)
+    summary = run(["prune", "--model", MODEL, "--weights", str(trained), "--input-shape", "1,1,8,8", "--dataset",
+                   "digits", "--mode", "channels", "--keep-macs", "0.5", "--criterion", "obs", "--finetune-epochs", "0",
+                   "--out", str(out), "--json"], capsys)
+    assert summary["criterion"] == "obs" and summary["macs"] <= 0.5 * summary["macs_dense"]
     assert load_pruned(MODEL, out).eval()(x).shape == (8, 10)
     with pytest.raises(ValueError, match="not a pruned-model file"):
         load_pruned(MODEL, trained)

@@ -47,6 +47,9 @@ UNTILED = (_untiled, "an untiled map (without --tiling or --curve: a tiled graph
 WITH_MODEL = (lambda p: p.get("model_ref") is not None, "--model")
 WEIGHTS_MODE = (lambda p: p["mode"] == "weights", "--mode weights (channel pruning measures its own group curves)")
 RD_WEIGHTS = (_weights_rd, "--mode weights with an rd method (the methods that measure distortion curves)")
+CRITERION = (lambda p: p["mode"] == "weights" or p.get("model_ref") is not None,
+             "--mode weights, or --mode channels with --model (an mpdesign checkpoint's channels are cut without a "
+             "re-fit)")
 ALLOCATED = (lambda p: p["mode"] == "weights" and p.get("nm") is None,
              "--mode weights under a budget (--nm fixes every layer's pattern: no allocation, no schedule)")
 
@@ -66,7 +69,7 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
     },
     "prune": {
         "checkpoint": ALWAYS, "model_ref": ALWAYS, "weights": WITH_MODEL, "input_shape": WITH_MODEL,
-        "sparsity": ALWAYS, "keep_macs": ALWAYS, "nm": WEIGHTS_MODE, "method": ALLOCATED, "criterion": WEIGHTS_MODE,
+        "sparsity": ALWAYS, "keep_macs": ALWAYS, "nm": WEIGHTS_MODE, "method": ALLOCATED, "criterion": CRITERION,
         "mode": ALWAYS, "schedule": ALLOCATED, "dataset": ALWAYS, "calibration": ALWAYS, "grid": ALLOCATED,
         "curve_points": RD_WEIGHTS, "correction_rounds": RD_WEIGHTS, "finetune_epochs": ALWAYS, "device": ALWAYS,
         "out": ALWAYS, "save_curves": RD_WEIGHTS, "as_json": ALWAYS, "threads": ALWAYS,

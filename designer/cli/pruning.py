@@ -39,7 +39,8 @@ def prune(
     criterion: str = choice_option("magnitude", CRITERION_NAMES, "Within-layer criterion: magnitude (the largest "
                                    "weights stay, as they were) or obs (Optimal Brain Surgeon: weights by their "
                                    "saliency w^2/[H^-1]_ii, the survivors re-fitted to each layer's calibration "
-                                   "outputs, curves included)."),
+                                   "outputs, curves included; with --mode channels and --model, the layers reading "
+                                   "cut channels re-fitted by least squares)."),
     mode: str = choice_option("weights", PRUNE_MODES, "weights (masks) or channels (a physically smaller network)."),
     schedule: str = choice_option("one-shot", SCHEDULES, "one-shot, or iterative (20% of what is left per round, "
                                   "curves and fine-tuning again each round: more accurate at high sparsity, about "

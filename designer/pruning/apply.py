@@ -39,7 +39,7 @@ def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Crit
         new = criterion.pruned(weight, mask, h)
         if errors is not None and h is not None:
             from designer.pruning.obs import reconstruction_error
-            errors[name] = reconstruction_error(weight, mask, new, h)
+            errors[name] = reconstruction_error(weight, mask, new, h, criterion)
         set_weights(module, new, mask, means.get(name) if means is not None else None)
         reached[name] = 1 - mask.sum().item() / mask.numel()
     return reached

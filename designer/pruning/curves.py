@@ -108,7 +108,8 @@ class Magnitude(Criterion):
 
 class OBS(Criterion):
     """Optimal Brain Surgeon (:mod:`designer.pruning.obs`): weights by their saliency
-    ``w^2 / [H^-1]_ii`` and the survivors re-fitted to the layer's calibration outputs;
+    ``w^2 / [H^-1]_ii`` (along ExactOBS's greedy path on small layers) and the survivors
+    re-fitted to the layer's calibration outputs;
     ``damp``: H's damping, a fraction of its mean diagonal."""
 
     name = "obs"
@@ -125,8 +126,17 @@ class OBS(Criterion):
         return hessian
 
     def importance(self, weight: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
-        from designer.pruning.obs import saliency
+        from designer.pruning.obs import greedy_saliency, saliency
+        if self.greedy(weight, hessian):
+            return greedy_saliency(weight, self._hessian(hessian), self.damp)
         return saliency(weight, self._hessian(hessian), self.damp)
+
+    def greedy(self, weight: torch.Tensor, hessian: torch.Tensor | None) -> bool:
+        """Whether the layer's mask follows ExactOBS's greedy path (small enough) or the one-shot
+        saliency (:data:`designer.pruning.obs.GREEDY_WORK`)."""
+        from designer.pruning.obs import GREEDY_WORK
+        side = self._hessian(hessian).shape[-1]
+        return weight.shape[0] * float(side) ** 3 <= GREEDY_WORK
 
     def pruned(self, weight: torch.Tensor, mask: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
         from designer.pruning.obs import reconstruct

@@ -9,14 +9,16 @@ parameter budget, and Torch-Pruning cuts the module, which comes out physically 
 2. **Ranking**: within a group, channels by the L1 norm of all the weights they own across the
    group (Torch-Pruning's ``GroupMagnitudeImportance(p=1)``).
 3. **Curves**: for each group and each kept fraction on a grid, a copy of the model with only
-   that group's least important channels removed is really built; its logits on the calibration
+   that group's least important channels removed is really built (with ``criterion=OBS()``, the
+   layers reading the cut channels re-fitted by least squares: :mod:`designer.pruning.refit`); its logits on the calibration
    batch (BatchNorm with the batch's statistics) are compared with the original's (mean squared
    error), and its parameters and MACs are recounted (``numel``, ``FlopCounterMode``).
 4. **Allocation**: the multiple-choice knapsack DP (:mod:`solvers.knapsack`) over the groups,
    each group's cost the cost it saves alone. Savings of two groups can overlap (a conv between
    two groups loses rows to one and columns to the other), so the sum is an estimate: the
    chosen pruning is applied and recounted, and while the recount is over the budget the DP is
-   re-solved with the budget lowered by the overshoot. The result never exceeds the budget on
+   re-solved with the budget lowered by the overshoot (times 2, 4, ... on later tries: an
+   overshoot smaller than the DP's cost bins would not change its choice). The result never exceeds the budget on
    recount.
 """
 
@@ -30,8 +32,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from designer.pruning.curves import batch_statistics
+from designer.pruning.curves import MAGNITUDE, Criterion, batch_statistics, calibration_hessians, criterion_of
 from designer.pruning.measure import distortion
+from designer.pruning.refit import Cuts, consumers, refit
 from designer.user_model import calibration_tensor, count_macs
 from solvers.extras import require
 from solvers.knapsack import solve_dp
@@ -105,19 +108,39 @@ def _root_name(model: nn.Module, group) -> str:
     return names[group[0].dep.target.module]
 
 
-def _prune_copy(model: nn.Module, example_input: torch.Tensor, removals: dict[str, list[int]]) -> nn.Module:
-    """A copy of ``model`` with each group (by root layer name) losing the given channels."""
+@dataclass(frozen=True)
+class Refit:
+    """What re-fits the consumers of cut channels (:mod:`designer.pruning.refit`): the dense
+    model's input Hessian and mean input of each consumer, on the calibration data."""
+
+    hessians: dict[str, torch.Tensor]
+    means: dict[str, torch.Tensor]
+
+    @classmethod
+    def measure(cls, model: nn.Module, calibration: torch.Tensor) -> Refit:
+        means: dict = {}
+        return cls(calibration_hessians(model, calibration, consumers(model), means=means), means)
+
+
+def _prune_copy(model: nn.Module, example_input: torch.Tensor, removals: dict[str, list[int]],
+                fit: Refit | None = None) -> nn.Module:
+    """A copy of ``model`` with each group (by root layer name) losing the given channels; with
+    ``fit``, the layers that read the cut channels re-fitted by least squares."""
     tp = _tp()
     pruned = copy.deepcopy(model)
     graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_input[:1])
     modules = dict(pruned.named_modules())
+    names, cuts = {m: n for n, m in modules.items()}, Cuts()
     for root, indices in removals.items():
         if not indices:
             continue
         layer = modules[root]
         handler = tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
         group = graph.get_pruning_group(layer, handler, idxs=list(indices))
+        cuts.record(group, names)
         group.prune()
+    if fit is not None:
+        refit(model, pruned, cuts, fit.hessians, fit.means)
     return pruned
 
 
@@ -130,8 +153,9 @@ def _distortion(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor)
 
 def group_curves(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor,
                  fractions: list[float] | None = None, progress=None,
-                 dense: tuple[int, int] | None = None) -> list[GroupCurve]:
-    """Steps 1-3 of the module docstring; ``dense``: the model's (params, MACs) when known."""
+                 dense: tuple[int, int] | None = None, fit: Refit | None = None) -> list[GroupCurve]:
+    """Steps 1-3 of the module docstring; ``dense``: the model's (params, MACs) when known;
+    ``fit``: each candidate's consumers re-fitted before it is measured."""
     tp = _tp()
     fractions = sorted(set(fractions or [i / 8 for i in range(1, 9)]) | {1.0})
     model.eval()
@@ -151,7 +175,7 @@ def group_curves(model: nn.Module, example_input: torch.Tensor, calibration: tor
             if kept == channels:
                 distortion.append(0.0), params_saved.append(0), macs_saved.append(0)
                 continue
-            pruned = _prune_copy(model, example_input, {root: order[:channels - kept]})
+            pruned = _prune_copy(model, example_input, {root: order[:channels - kept]}, fit)
             params, macs = count_costs(pruned, example_input)
             distortion.append(_distortion(pruned, calibration, reference))
             params_saved.append(params0 - params)
@@ -207,9 +231,13 @@ def preflight(model: nn.Module, example_input: torch.Tensor, fractions: list[flo
 
 def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor | Iterable,
                        max_macs: float | None = None, max_params: float | None = None,
-                       fractions: list[float] | None = None, progress=None) -> ChannelPruning:
+                       fractions: list[float] | None = None, progress=None,
+                       criterion: Criterion | str = MAGNITUDE) -> ChannelPruning:
     """Prune the channels of any module to at most ``max_macs`` MACs (per input) or
-    ``max_params`` parameters, both recounted on the result (see the module docstring)."""
+    ``max_params`` parameters, both recounted on the result (see the module docstring). With
+    ``criterion=OBS()`` every candidate and the result have the layers reading the cut channels
+    re-fitted by least squares (:mod:`designer.pruning.refit`); channels are ranked by group
+    magnitude either way."""
     if (max_macs is None) == (max_params is None):
         raise ValueError("give exactly one of max_macs and max_params")
     start = time.perf_counter()
@@ -222,7 +250,8 @@ def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibratio
     smallest = preflight(model, example_input, fractions)[1 if by_macs else 0]
     if limit < smallest:
         raise ValueError(_below_smallest(limit, smallest, total0, by_macs))
-    curves = group_curves(model, example_input, calibration, fractions, progress, dense=(params0, macs0))
+    fit = Refit.measure(model, calibration) if criterion_of(criterion).needs_hessian else None
+    curves = group_curves(model, example_input, calibration, fractions, progress, dense=(params0, macs0), fit=fit)
     if limit >= total0:
         return ChannelPruning(copy.deepcopy(model), {c.root: c.channels for c in curves}, params0, macs0, params0,
                               macs0, predicted_distortion=0.0, curves=curves, seconds=time.perf_counter() - start)
@@ -237,7 +266,7 @@ def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibratio
         if result.status == Status.INFEASIBLE:
             raise ValueError(_below_smallest(limit, smallest, total0, by_macs))
         picks = {c.root: c.kept[i] for c, i in zip(curves, result.solution)}
-        pruned = _prune_copy(model, example_input, {c.root: c.order[:c.channels - picks[c.root]] for c in curves})
+        pruned = _prune_copy(model, example_input, {c.root: c.order[:c.channels - picks[c.root]] for c in curves}, fit)
         params, macs = count_costs(pruned, example_input)
         over = (macs if by_macs else params) - limit
         if over <= 0:
@@ -248,7 +277,7 @@ def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibratio
             raise ValueError(f"channel pruning: no allocation met the budget on recount after {MAX_REPAIRS} tries; "
                              f"the smallest network it reaches has {smallest:,} {'MACs' if by_macs else 'parameters'} "
                              f"({smallest / total0:.4f} of the model's): a budget nearer that is hard to meet exactly")
-        budget -= over
+        budget -= over * 2 ** (repairs - 1)  # doubling: a small overshoot may not move the DP's binned costs
 
 
 def _below_smallest(limit: float, smallest: int, total: int, by_macs: bool) -> str:

