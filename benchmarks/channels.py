@@ -8,10 +8,14 @@ The model is a CIFAR-style ResNet-18 written by hand (torchvision cannot be a de
 ``tests/models/cifar.py``), ``--width`` scaling its channels (1.0: 11.2M parameters), trained
 on a built-in dataset. For each MACs target: ours at ``max_macs``; the baseline's uniform
 ratio found by bisection so that its recounted MACs are at most ours (never more); then the
-same fine-tuning (``--finetune-epochs``, SGD, same seed) and the test accuracy. Seeds repeat
+same BatchNorm re-estimation on the calibration batch, the test accuracy before fine-tuning
+(post-training), the same fine-tuning (``--finetune-epochs``, SGD, same seed) and the test
+accuracy. Ours runs with each ``--criteria``: ``magnitude`` (the plain cut) and ``obs`` (the
+layers reading the cut channels re-fitted by least squares on the calibration batch). Seeds repeat
 the whole run (training included).
 
     python benchmarks/channels.py --seeds 0 1 2 --targets 0.5 0.25
+    python benchmarks/channels.py --dataset textures --width 0.5 --epochs 10 --targets 0.25
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.models.cifar import CifarResNet  # noqa: E402
 
 from designer.pruning import prune_channels  # noqa: E402
+from designer.pruning.curves import recalibrate_batchnorm  # noqa: E402
 from designer.pruning.groups import count_costs  # noqa: E402
 from designer.timing import median_forward_seconds  # noqa: E402
 from designer.train.data import load_dataset  # noqa: E402
@@ -93,12 +98,15 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=128)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--baselines", nargs="+", default=list(BASELINES), choices=BASELINES)
+    parser.add_argument("--criteria", nargs="+", default=["magnitude", "obs"], choices=["magnitude", "obs"],
+                        help="ours with the plain cut (magnitude) and with the consumers re-fitted (obs)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     widths = tuple(max(1, round(w * args.width)) for w in (64, 128, 256, 512))
     rows: dict[tuple[str, float], list[float]] = {}
     info: dict[tuple[str, float], list[tuple[int, int]]] = {}
-    dense_accuracy, timings, dense_latency = [], [], []
+    untuned: dict[tuple[str, float], list[float]] = {}
+    dense_accuracy, timings, dense_latency = [], {}, []
     for seed in args.seeds:
         splits = load_dataset(args.dataset, seed=seed)
         torch.manual_seed(seed)
@@ -111,15 +119,21 @@ def main() -> None:
         params0, macs0 = count_costs(model, example)
         finetune = TrainConfig(epochs=args.finetune_epochs, lr=0.01, warmup_epochs=0, seed=seed, device=args.device)
         for target in args.targets:
-            start = time.perf_counter()
-            ours = prune_channels(model, example, calibration, max_macs=target * macs0).model
-            timings.append(time.perf_counter() - start)
-            our_macs = count_costs(ours, example)[1]
+            ours = []
+            for criterion in args.criteria:
+                start = time.perf_counter()
+                ours.append((f"rd{' + obs' if criterion == 'obs' else ''} (ours)",
+                             prune_channels(model, example, calibration, max_macs=target * macs0,
+                                            criterion=criterion).model))
+                timings.setdefault(criterion, []).append(time.perf_counter() - start)
+            our_macs = min(count_costs(pruned, example)[1] for _, pruned in ours)
             labelled = (calibration, splits.train.tensors[1][:args.calibration])
-            candidates = [("rd (ours)", ours)] + [
+            candidates = ours + [
                 (f"torch-pruning {name}", torch_pruning(model, example, our_macs, name, labelled)[0])
                 for name in args.baselines]
             for name, pruned in candidates:
+                recalibrate_batchnorm(pruned, calibration)  # every method alike, before the post-training figure
+                untuned.setdefault((name, target), []).append(evaluate(pruned.eval(), splits.test)["accuracy"])
                 train(pruned, splits.train, finetune)
                 pruned = pruned.cpu().eval()
                 rows.setdefault((name, target), []).append(evaluate(pruned, splits.test)["accuracy"])
@@ -140,12 +154,15 @@ def main() -> None:
           f"{spread(dense_accuracy)}%; params {params0:,}, MACs {macs0:,}\n")
     print(f"dense CPU latency (seed 0, one thread): {dense_latency[0][0]:.2f} ms at batch 1, "
           f"{dense_latency[0][1]:.2f} ms at batch 32\n")
-    print("| MACs kept | method | test accuracy (%) | MACs (seed 0) | params (seed 0) | latency ms, batch 1 | "
-          "batch 32 |\n|---|---|---|---|---|---|---|")
+    print("| MACs kept | method | before fine-tuning (%) | test accuracy (%) | MACs (seed 0) | params (seed 0) | "
+          "latency ms, batch 1 | batch 32 |\n|---|---|---|---|---|---|---|---|")
     for (name, target), values in rows.items():
         macs, params, one, many = info[(name, target)][0]
-        print(f"| {target:g} | {name} | {spread(values)} | {macs:,} | {params:,} | {one:.2f} | {many:.2f} |")
-    print(f"\nour channel pruning (curves, allocation, recount): {statistics.mean(timings):.1f} s per run on average")
+        print(f"| {target:g} | {name} | {spread(untuned[(name, target)])} | {spread(values)} | {macs:,} | {params:,} "
+              f"| {one:.2f} | {many:.2f} |")
+    for criterion, seconds in timings.items():
+        print(f"\nour channel pruning with {criterion} (curves, allocation, recount): {statistics.mean(seconds):.1f} s "
+              f"per run on average")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,17 @@ def time_limit(value: Any, name: str = "time_limit") -> float:
     return number(value, name, 0.0, strict=True)
 
 
+def scheduler(value: Any, name: str = "--scheduler") -> str:
+    """Where parallel work runs: ``serial`` (here), ``local`` (a local Dask cluster) or a Dask
+    scheduler's address such as ``tcp://host:8786``."""
+    if isinstance(value, str) and value in ("serial", "local"):
+        return value
+    host, _, port = str(value).split("://", 1)[-1].rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not host or not port.isdigit():
+        raise ValueError(f"{name}: expected serial, local or an address such as tcp://host:8786, got {value!r}")
+    return value
+
+
 def choice(value: Any, name: str, options: tuple[str, ...] | list[str]) -> str:
     if value not in options:
         raise ValueError(f"{name}: must be one of {', '.join(options)}, got {value!r}")

@@ -17,12 +17,15 @@ R = TypeVar("R")
 
 
 def run_all(function: Callable[[T], R], tasks: Sequence[T], scheduler: str | None = None, workers: int = 2,
-            progress: Callable[[int, int, R], None] | None = None, connect_timeout: float = 5.0) -> list[R]:
+            progress: Callable[[int, int, R], None] | None = None, connect_timeout: float = 5.0,
+            by_value: Sequence[str] = ()) -> list[R]:
     """``[function(task) for task in tasks]``, computed where ``scheduler`` says.
 
     ``scheduler``: ``"serial"`` (here), None (a local Dask cluster of ``workers`` processes)
     or a Dask scheduler address such as ``tcp://host:8786``. ``progress(done, total, result)``
     is called as results arrive (in completion order; the returned list is in task order).
+    ``by_value``: names of loaded modules whose classes travel with the tasks (cloudpickle's
+    by-value pickling): modules the workers cannot import, such as one loaded from a file path.
     """
     if scheduler == "serial":
         results = []
@@ -32,6 +35,15 @@ def run_all(function: Callable[[T], R], tasks: Sequence[T], scheduler: str | Non
                 progress(len(results), len(tasks), results[-1])
         return results
     distributed = require("dask.distributed", "sweep")
+    if by_value:  # distributed pickles a task's nested classes by reference: send the tasks as bytes
+        import functools
+        import sys
+
+        cloudpickle = require("cloudpickle", "sweep")
+        for name in by_value:
+            cloudpickle.register_pickle_by_value(sys.modules[name])
+        tasks = [cloudpickle.dumps(task) for task in tasks]
+        function = functools.partial(_call_pickled, function)
     Client, LocalCluster, as_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
     if scheduler is None:
         if workers < 1:
@@ -57,3 +69,8 @@ def run_all(function: Callable[[T], R], tasks: Sequence[T], scheduler: str | Non
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _call_pickled(function: Callable[[T], R], payload: bytes) -> R:
+    """``function`` on a task that travelled as cloudpickle's bytes (``run_all``'s ``by_value``)."""
+    return function(require("cloudpickle", "sweep").loads(payload))

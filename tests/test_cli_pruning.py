@@ -70,6 +70,8 @@ def test_prune_errors_are_clear(checkpoint):
                                  "--criterion", "obs"])
     assert result.exit_code == 2 and "--criterion: applies only with --mode weights, or --mode channels with --model" \
         in " ".join(result.output.split())
+    result = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--scheduler", "nowhere"])
+    assert result.exit_code == 2 and "--scheduler: expected serial, local or an address" in result.output
     result = runner.invoke(app, ["prune", "missing.pt", "--sparsity", "0.5"])
     assert result.exit_code == 2 and "no such checkpoint" in result.output
 

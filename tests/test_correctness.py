@@ -12,7 +12,8 @@ from designer.design.problem import DesignProblem
 from designer.entropy import deepmad_scores, default_alpha
 from designer.pruning.allocate import METHODS
 from designer.pruning.apply import apply_sparsity, total_sparsity
-from designer.pruning.curves import batch_statistics, distortion_curves, magnitude_mask, prunable_layers
+from designer.pruning.criteria import magnitude_mask
+from designer.pruning.curves import batch_statistics, distortion_curves, prunable_layers
 from designer.pruning.prune import prune_model
 from designer.report import inspect_spec
 from designer.spec import NetworkSpec, Stage, Stem

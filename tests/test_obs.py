@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from designer.pruning import obs
-from designer.pruning.curves import OBS, batch_statistics, distortion_curves, magnitude_mask
+from designer.pruning.criteria import OBS, magnitude_mask
+from designer.pruning.curves import batch_statistics, distortion_curves
 from designer.pruning.hessian import layer_hessians
 from designer.pruning.measure import distortion
 
@@ -246,3 +247,21 @@ def test_the_statistics_correction_gives_a_layer_its_output_mean_back():
     assert not torch.allclose(shifted(inputs).mean(0), before, atol=1e-3)
     apply_sparsity(layer, {"0": 0.75}, OBS(), hessians, means=means)
     assert torch.allclose(layer(inputs).mean(0).detach(), before, atol=1e-4)
+
+
+def test_the_layer_database_on_a_local_dask_cluster_equals_the_serial_one():
+    """Issue 34, item 6: each layer's curve a task on a Dask cluster (two worker processes, the
+    model's class sent by value), the same curves as computed here."""
+    pytest.importorskip("dask.distributed")
+    from designer.user_model import load_factory
+    torch.manual_seed(3)
+    model = load_factory("tests/models/cifar.py:small_residual")().eval()  # a module no worker can import
+    assert type(model).__module__.startswith("mpdesign_user_")
+    x = torch.randn(16, 1, 8, 8)
+    settings = {"grid": [0.0, 0.5, 0.8, 0.9], "criterion": OBS(), "points": 3}
+    serial = distortion_curves(model, x, **settings)
+    remote = distortion_curves(model, x, scheduler=None, **settings)
+    assert [c.name for c in remote.layers] == [c.name for c in serial.layers]
+    for a, b in zip(serial.layers, remote.layers):
+        assert a.sparsity == b.sparsity
+        assert a.distortion == pytest.approx(b.distortion, rel=1e-5, abs=1e-9)

@@ -86,7 +86,7 @@ def test_choices_listed_by_the_cli_are_the_librarys():
     assert set(pruning.PRUNE_METHODS) == set(METHODS) and train.OPTIMISER_NAMES == OPTIMISERS
     from designer.pruning.run import MODES, SCHEDULES
     assert pruning.PRUNE_MODES == MODES and pruning.SCHEDULES == SCHEDULES
-    from designer.pruning.curves import CRITERIA
+    from designer.pruning.criteria import CRITERIA
     assert pruning.CRITERION_NAMES == tuple(CRITERIA)
 
 

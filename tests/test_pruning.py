@@ -10,7 +10,8 @@ from designer.families import NAMES as FAMILY_NAMES
 from designer.network import build
 from designer.pruning.allocate import BASELINES, allocate
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
-from designer.pruning.curves import Curves, batch_statistics, distortion_curves, magnitude_mask, prunable_layers
+from designer.pruning.criteria import magnitude_mask
+from designer.pruning.curves import Curves, batch_statistics, distortion_curves, prunable_layers
 from designer.pruning.prune import prune_model, round_targets
 from designer.spec import NetworkSpec, Stage, Stem
 
@@ -224,7 +225,7 @@ def test_a_criterion_is_an_object_passed_in(model, calibration):
     import copy
 
     from designer.pruning.additivity import additivity
-    from designer.pruning.curves import Criterion
+    from designer.pruning.criteria import Criterion
 
     class Smallest(Criterion):  # keeps the smallest weights: the opposite of magnitude
         name = "smallest"

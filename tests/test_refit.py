@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from designer.pruning.curves import OBS, batch_statistics
+from designer.pruning.criteria import OBS
+from designer.pruning.curves import batch_statistics
 from designer.pruning.groups import Refit, _prune_copy, count_costs, prune_channels_any
 from designer.pruning.refit import Cuts, consumers, refit
 from tests.models.cifar import CifarResNet

@@ -167,3 +167,25 @@ def test_train_and_evaluate_take_any_dataset_or_dataloader():
     assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"]
     assert evaluate(model, DataLoader(Stripes(), batch_size=10))["accuracy"] == evaluate(model, Stripes())["accuracy"]
     assert evaluate(model, Stripes())["accuracy"] == 1.0
+
+
+def test_the_textures_dataset_is_fixed_balanced_and_not_trivial():
+    """Issue 34, item 5: the built-in ``textures`` is the same images whatever the split seed,
+    10 balanced classes of 32x32 colour, and no single colour statistic gives the class away (a
+    nearest-class-mean on the mean colour stays near chance: the shape is what tells)."""
+    import numpy as np
+
+    from designer.train.generated import make_textures
+    first, second = load_dataset("textures", seed=0), load_dataset("textures", seed=1)
+    assert (first.num_classes, first.in_channels, first.resolution) == (10, 3, 32)
+    sizes = [len(s) for s in (first.train, first.val, first.test)]
+    assert sum(sizes) == 6000
+    x, y = make_textures(n=400)
+    again, _ = make_textures(n=400)
+    assert np.array_equal(x, again) and np.bincount(y).tolist() == [40] * 10
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    colour = x.mean(axis=(2, 3))
+    means = np.stack([colour[y == c].mean(axis=0) for c in range(10)])
+    guess = np.argmin(((colour[:, None] - means[None]) ** 2).sum(-1), axis=1)
+    assert (guess == y).mean() < 0.3
+    assert not torch.equal(first.train.tensors[0][:5], second.train.tensors[0][:5])  # the split seed reorders

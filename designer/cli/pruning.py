@@ -46,7 +46,7 @@ def prune(
                                   "curves and fine-tuning again each round: more accurate at high sparsity, about "
                                   "ten rounds to 90%)."),
     dataset: Optional[str] = typer.Option(None, help="Dataset for calibration and fine-tuning: digits, mnist5k, "
-                                                     "shapes, an .npz or an image folder (default: the checkpoint's)."),
+                                                     "shapes, textures, an .npz or an image folder (default: the checkpoint's)."),
     calibration: int = typer.Option(64, help="Calibration images (the first of the training split)."),
     grid: int = typer.Option(101, help="Sparsity grid points per layer."),
     curve_points: Optional[int] = typer.Option(None, help="rd: measure this many grid points per layer (default 13; "
@@ -65,6 +65,10 @@ def prune(
                                                      "ExportedProgram when OUT ends in .pt2."),
     save_curves: Optional[Path] = typer.Option(None, help="rd: also write the first round's distortion curves "
                                                           "here (what `allocate` reads)."),
+    scheduler: str = typer.Option("serial", help="rd: where the layers' curves are measured: serial (here), local "
+                                                 "(a local Dask cluster) or a Dask scheduler's address "
+                                                 "(tcp://host:8786; workers need mpdesign installed, and the "
+                                                 "cluster must be one you trust: results come back unpickled)."),
     as_json: bool = typer.Option(False, "--json"),
     threads: int = typer.Option(0, help="torch's threads (0: auto, the cores other processes leave free; "
                                         "OMP_NUM_THREADS, when set, wins)."),
@@ -77,7 +81,7 @@ def prune(
                            schedule=schedule, dataset=dataset, calibration=calibration, grid=grid,
                            curve_points=curve_points, correction_rounds=correction_rounds,
                            finetune_epochs=finetune_epochs, device=device, out=out,
-                           save_curves=save_curves, progress=not as_json)
+                           save_curves=save_curves, scheduler=scheduler, progress=not as_json)
     try:  # every argument is checked before any curve is measured
         summary = run_prune(request)
     except ValueError as error:

@@ -28,11 +28,6 @@ def _grid_option(values: list[str]) -> dict[str, list]:
     return grid
 
 
-def _looks_like_address(text: str) -> bool:
-    host, _, port = text.split("://", 1)[-1].rpartition(":")
-    return bool(host) and port.isdigit()
-
-
 def _value(text: str):
     """A number (or other JSON value) when the text is one, else the text (e.g. M_R)."""
     try:
@@ -50,8 +45,8 @@ def _value(text: str):
 def sweep(
     sweep_file: Path = typer.Argument(..., help="Sweep JSON: kind (design or mapping), base, grid, time_limit."),
     grid: list[str] = typer.Option([], "--grid", help="FIELD=v1,v2 (repeatable); replaces that field's values."),
-    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: a local cluster); "
-                                                       "'serial' runs without Dask. The cluster must be one you "
+    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: local, a local "
+                                                       "cluster); 'serial' runs without Dask. The cluster must be one you "
                                                        "trust: its workers run code in this process's sweep, "
                                                        "and results come back unpickled."),
     workers: int = typer.Option(2, help="Local cluster: worker processes, one solver thread each."),
@@ -68,8 +63,8 @@ def sweep(
         checks.integer(workers, "--workers", minimum=1)
         if time_limit is not None:
             checks.time_limit(time_limit, "--time-limit")
-        if scheduler not in (None, "serial") and not _looks_like_address(scheduler):
-            raise ValueError(f"--scheduler: expected 'serial' or an address such as tcp://host:8786, got {scheduler!r}")
+        if scheduler is not None:
+            scheduler = None if checks.scheduler(scheduler) == "local" else scheduler
         data = Sweep.load(sweep_file).to_dict()
         data["grid"] = {**data["grid"], **_grid_option(grid)}
         if time_limit is not None:

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from designer.pruning.correction import joint_distortion
-from designer.pruning.curves import MAGNITUDE, Criterion, Curves, batch_statistics
+from designer.pruning.criteria import MAGNITUDE, Criterion
+from designer.pruning.curves import Curves, batch_statistics
 
 
 @torch.no_grad()

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from designer import checks
-from designer.pruning.curves import Curves, kept_count, prunable_layers
+from designer.pruning.criteria import kept_count
+from designer.pruning.curves import Curves, prunable_layers
 from designer.schemas import FORMAT_VERSION
 from solvers.knapsack import solve_dp, solve_lagrangian
 from solvers.result import SolveResult, Status

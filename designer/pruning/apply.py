@@ -7,7 +7,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from designer.pruning.curves import MAGNITUDE, PRUNABLE, Criterion, criterion_of, magnitude_mask, prunable_layers
+from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of, magnitude_mask
+from designer.pruning.curves import PRUNABLE, prunable_layers
 
 
 def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Criterion | str = MAGNITUDE,

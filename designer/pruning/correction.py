@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from designer.pruning.allocate import Allocation, allocate
-from designer.pruning.curves import MAGNITUDE, Criterion, Curves, LayerCurve, batch_statistics, magnitude_mask, \
-    prunable_layers
+from designer.pruning.criteria import MAGNITUDE, Criterion, magnitude_mask
+from designer.pruning.curves import Curves, LayerCurve, batch_statistics, prunable_layers
 from designer.pruning.measure import distortion
 
 MAX_FACTOR = 8.0  # how far one measurement may scale a layer's curve (a noisy marginal stays bounded)

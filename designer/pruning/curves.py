@@ -38,6 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from designer import files
+from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of, importance_of, magnitude_mask
 from designer.pruning.hessian import layer_hessians
 from designer.pruning.measure import per_sample
 from designer.pruning.segments import segments
@@ -62,132 +63,6 @@ def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             seen.add(id(weight))
             found.append((name, module))
     return found
-
-
-def kept_count(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None) -> int:
-    """How many weights :func:`magnitude_mask` keeps at ``sparsity``: ``n - floor(sparsity n)``,
-    raised to the floor (one weight per output channel that still has one) and capped by the
-    weights ``current`` still keeps. The floor is *part* of this count, never added on top."""
-    if not 0.0 <= sparsity <= 1.0 or math.isnan(sparsity):
-        raise ValueError(f"sparsity: must be in [0, 1], got {sparsity}")
-    n = weight.numel()
-    alive = current.reshape(weight.shape[0], -1) if current is not None else None
-    floor = int(alive.any(dim=1).sum()) if alive is not None else weight.shape[0]
-    # 1e-6: a sparsity written as 1 - kept / n (curves, allocations) gives back exactly kept
-    keep = max(n - int(math.floor(sparsity * n + 1e-6)), floor)
-    return min(keep, int(alive.sum())) if alive is not None else keep
-
-
-class Criterion:
-    """A within-layer criterion: each weight's importance (larger is kept first) and the weights a
-    layer keeps under a mask. A new one is a class with a ``name``, :meth:`importance` and, if it
-    re-fits the kept weights, :meth:`pruned`, passed to curves, masks and pruning as an object
-    (Torch-Pruning's way); :data:`CRITERIA` lists the built-in ones by name for the CLI.
-    ``needs_hessian``: it reads the layer's H (:mod:`designer.pruning.hessian`), passed as
-    ``hessian``."""
-
-    name: str
-    needs_hessian: bool = False
-
-    def importance(self, weight: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
-
-    def pruned(self, weight: torch.Tensor, mask: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
-        """The layer's weights under ``mask`` (zeros where it is False): the survivors as they were."""
-        return weight.detach() * mask
-
-
-class Magnitude(Criterion):
-    """|w|: the smallest weights go first."""
-
-    name = "magnitude"
-
-    def importance(self, weight: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
-        return weight.detach().abs()
-
-
-class OBS(Criterion):
-    """Optimal Brain Surgeon (:mod:`designer.pruning.obs`): weights by their saliency
-    ``w^2 / [H^-1]_ii`` (along ExactOBS's greedy path on small layers) and the survivors
-    re-fitted to the layer's calibration outputs;
-    ``damp``: H's damping, a fraction of its mean diagonal."""
-
-    name = "obs"
-    needs_hessian = True
-
-    def __init__(self, damp: float = 0.01):
-        if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not 0 < damp < 1:
-            raise ValueError(f"damp: a fraction of H's mean diagonal in (0, 1), got {damp!r}")
-        self.damp = float(damp)
-
-    def _hessian(self, hessian: torch.Tensor | None) -> torch.Tensor:
-        if hessian is None:
-            raise ValueError("obs: needs the layer's Hessian (designer.pruning.hessian.layer_hessians)")
-        return hessian
-
-    def importance(self, weight: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
-        from designer.pruning.obs import greedy_saliency, saliency
-        if self.greedy(weight, hessian):
-            return greedy_saliency(weight, self._hessian(hessian), self.damp)
-        return saliency(weight, self._hessian(hessian), self.damp)
-
-    def greedy(self, weight: torch.Tensor, hessian: torch.Tensor | None) -> bool:
-        """Whether the layer's mask follows ExactOBS's greedy path (small enough) or the one-shot
-        saliency (:data:`designer.pruning.obs.GREEDY_WORK`)."""
-        from designer.pruning.obs import GREEDY_WORK
-        side = self._hessian(hessian).shape[-1]
-        return weight.shape[0] * float(side) ** 3 <= GREEDY_WORK
-
-    def pruned(self, weight: torch.Tensor, mask: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
-        from designer.pruning.obs import reconstruct
-        return reconstruct(weight, mask, self._hessian(hessian), self.damp)
-
-    def __repr__(self) -> str:
-        return f"OBS(damp={self.damp:g})"
-
-
-MAGNITUDE = Magnitude()
-CRITERIA: dict[str, Criterion] = {MAGNITUDE.name: MAGNITUDE, "obs": OBS()}
-
-
-def criterion_of(criterion: Criterion | str) -> Criterion:
-    """A criterion object, or the built-in one of that name."""
-    if isinstance(criterion, Criterion):
-        return criterion
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion: must be one of {', '.join(CRITERIA)} (or a Criterion), got {criterion!r}")
-    return CRITERIA[criterion]
-
-
-def importance_of(criterion: Criterion, weight: torch.Tensor, hessian: torch.Tensor | None = None) -> torch.Tensor:
-    """``criterion``'s importance of ``weight``; the Hessian only to a criterion that reads it
-    (a user's ``importance(self, weight)`` keeps working)."""
-    return criterion.importance(weight, hessian) if criterion.needs_hessian else criterion.importance(weight)
-
-
-def magnitude_mask(weight: torch.Tensor, sparsity: float, current: torch.Tensor | None = None,
-                   criterion: Criterion | str = MAGNITUDE, hessian: torch.Tensor | None = None,
-                   importance: torch.Tensor | None = None) -> torch.Tensor:
-    """Keep exactly :func:`kept_count` weights: each output channel's most important surviving
-    weight (so no channel dies), then the most important others by ``criterion`` (magnitude by
-    default; ``hessian`` for one that reads it; ``importance``: the criterion's, computed
-    before, as for every point of a curve); never one that ``current`` already removed."""
-    criterion = criterion_of(criterion)
-    keep = kept_count(weight, sparsity, current)
-    if importance is None:
-        importance = importance_of(criterion, weight, hessian)
-    magnitude = importance.reshape(weight.shape[0], -1).float().clone()
-    alive = (current.reshape(magnitude.shape).bool() if current is not None
-             else torch.ones_like(magnitude, dtype=torch.bool))
-    magnitude[~alive] = -1.0
-    mask = torch.zeros(magnitude.shape, dtype=torch.bool, device=weight.device)
-    rows = torch.nonzero(alive.any(dim=1)).flatten()
-    mask[rows, magnitude[rows].argmax(dim=1)] = True
-    rest = keep - int(mask.sum())
-    if rest > 0:
-        candidates = torch.where(mask, torch.full_like(magnitude, -2.0), magnitude).flatten()
-        mask.view(-1)[torch.topk(candidates, rest, sorted=False).indices] = True
-    return mask.reshape(weight.shape)
 
 
 @contextmanager
@@ -355,61 +230,122 @@ def interpolate(kept: list[int], measured: dict[int, float]) -> list[float]:
     return values
 
 
+@dataclass
+class _Measurement:
+    """What every layer's curve reads: the chain of segments, each segment's cached input and the
+    reference logits (on the calibration batch, BatchNorm as the caller set it), and the settings."""
+
+    chain: list
+    cached: list[torch.Tensor]
+    reference: torch.Tensor
+    grid: list[float]
+    criterion: Criterion
+    points: int | None
+    chunk: int
+    worst_case: bool
+
+    @classmethod
+    def of(cls, model: nn.Module, inputs: torch.Tensor, **settings) -> _Measurement:
+        chain = segments(model, [name for name, _ in prunable_layers(model)])
+        cached, x = [], inputs
+        for segment in chain:
+            cached.append(x)
+            x = segment.run(x)
+        return cls(chain, cached, x, **settings)
+
+    def curve(self, name: str, module: nn.Module, h: torch.Tensor | None, macs: int) -> LayerCurve:
+        """One layer's curve: its masks on the grid, each distinct one measured (or interpolated)."""
+        first = next(i for i, segment in enumerate(self.chain) if name in segment.layers)
+        original = module.weight.detach().clone()
+        current = original != 0
+        importance = importance_of(self.criterion, original, h)
+        masks = [magnitude_mask(original, s, current, self.criterion, importance=importance) for s in self.grid]
+        kept = [int(m.sum()) for m in masks]
+        distinct = sorted(set(kept), key=kept.index)
+        if self.points is not None:
+            distinct = measured_points(sorted(distinct, reverse=True), self.points)
+        # each point's distortion with that point's weights: re-fitted where the criterion does
+        weights = torch.stack([self.criterion.pruned(original, masks[kept.index(k)], h) for k in distinct])
+
+        def suffix(weight: torch.Tensor) -> torch.Tensor:
+            y = self.chain[first].run(self.cached[first], override=(name, weight))
+            for later in self.chain[first + 1:]:
+                y = later.run(y)
+            error = per_sample(y, self.reference)
+            return error.max() if self.worst_case else error.mean()
+
+        chunk = self.chunk
+        values = torch.cat([torch.func.vmap(suffix)(weights[i:i + chunk]) for i in range(0, len(distinct), chunk)])
+        by_kept = dict(zip(distinct, values.tolist()))
+        return LayerCurve(name, original.numel(), macs, [1 - k / original.numel() for k in kept],
+                          interpolate(kept, by_kept))
+
+
+@dataclass
+class LayerTask:
+    """One layer's curve as a task a Dask worker runs (:func:`layer_curve`): the model, the
+    calibration batch, the layer's H (criteria that read it) and the settings, all picklable."""
+
+    model: nn.Module
+    inputs: torch.Tensor
+    name: str
+    hessian: torch.Tensor | None
+    macs: int
+    recalibrate_bn: bool
+    settings: dict
+
+
+@torch.no_grad()
+def layer_curve(task: LayerTask) -> LayerCurve:
+    """:func:`distortion_curves` for the one layer of ``task``, from scratch (in a worker)."""
+    model = task.model.eval()
+    with batch_statistics(model) if task.recalibrate_bn else nullcontext():
+        measurement = _Measurement.of(model, task.inputs, **task.settings)
+        return measurement.curve(task.name, model.get_submodule(task.name), task.hessian, task.macs)
+
+
+def _user_modules(model: nn.Module) -> list[str]:
+    """The modules defining the model's classes that are neither torch's nor ours: a worker may not
+    import them (a file loaded by ``--model path.py:factory`` has no importable name), so their
+    classes are sent by value."""
+    names = {type(m).__module__ for m in model.modules()}
+    return sorted(n for n in names if n.split(".")[0] not in ("torch", "designer", "builtins"))
+
+
 @torch.no_grad()
 def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] | None = None,
                       worst_case: bool = False, recalibrate_bn: bool = True, progress: bool = False,
                       chunk: int = 16, macs: dict[str, int] | None = None, criterion: Criterion | str = MAGNITUDE,
                       desc: str = "distortion curves", points: int | None = None,
-                      hessians: dict[str, torch.Tensor] | None = None) -> Curves:
+                      hessians: dict[str, torch.Tensor] | None = None, scheduler: str | None = "serial") -> Curves:
     """Distortion of the logits on ``inputs`` as each prunable layer alone is pruned (see module doc).
 
     The distinct masks of one layer are evaluated ``chunk`` at a time in one batched forward
     (``torch.func.vmap`` over the pruned weight). ``points``: measure at most this many grid
     points per layer and interpolate the rest (None: measure every one). ``hessians``: the
     layers' H for a criterion that reads it, when the caller has them (:func:`calibration_hessians`
-    with the same ``recalibrate_bn``); measured here otherwise."""
+    with the same ``recalibrate_bn``); measured here otherwise. ``scheduler``: ``"serial"`` (here),
+    ``"local"`` or None (a local Dask cluster) or a Dask scheduler's address (``tcp://host:8786``): the layers are
+    independent, so each is a task (:func:`layer_curve`) and the curves are the serial ones."""
     if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 2):
         raise ValueError(f"points: at least 2 measured points per layer, got {points!r}")
-    grid = sorted(set(grid if grid is not None else default_grid()))
-    criterion = criterion_of(criterion)
+    settings = {"grid": sorted(set(grid if grid is not None else default_grid())), "criterion": criterion_of(criterion),
+                "points": points, "chunk": chunk, "worst_case": worst_case}
     model.eval()
     macs = macs if macs is not None else layer_macs(model, inputs)
     layers = prunable_layers(model)
-    chain = segments(model, [name for name, _ in layers])
-    context = batch_statistics(model) if recalibrate_bn else nullcontext()
-    with context:
-        cached = []
-        x = inputs
-        for segment in chain:
-            cached.append(x)
-            x = segment.run(x)
-        reference = x
-        curves = []
+    with batch_statistics(model) if recalibrate_bn else nullcontext():
         if hessians is None:
-            hessians = layer_hessians(model, inputs, layers) if criterion.needs_hessian else {}
-        for name, module in tqdm(layers, desc=desc, disable=not progress, leave=False, unit="layer"):
-            first = next(i for i, segment in enumerate(chain) if name in segment.layers)
-            original = module.weight.detach().clone()
-            current = original != 0
-            h = hessians.get(name)
-            importance = importance_of(criterion, original, h)
-            masks = [magnitude_mask(original, s, current, criterion, importance=importance) for s in grid]
-            kept = [int(m.sum()) for m in masks]
-            distinct = sorted(set(kept), key=kept.index)
-            if points is not None:
-                distinct = measured_points(sorted(distinct, reverse=True), points)
-            # each point's distortion with that point's weights: re-fitted where the criterion does
-            weights = torch.stack([criterion.pruned(original, masks[kept.index(k)], h) for k in distinct])
-
-            def suffix(weight: torch.Tensor) -> torch.Tensor:
-                y = chain[first].run(cached[first], override=(name, weight))
-                for later in chain[first + 1:]:
-                    y = later.run(y)
-                error = per_sample(y, reference)
-                return error.max() if worst_case else error.mean()
-
-            values = torch.cat([torch.func.vmap(suffix)(weights[i:i + chunk]) for i in range(0, len(distinct), chunk)])
-            by_kept = dict(zip(distinct, values.tolist()))
-            curves.append(LayerCurve(name, original.numel(), macs[name], [1 - k / original.numel() for k in kept],
-                                     interpolate(kept, by_kept)))
-    return Curves(curves)
+            hessians = layer_hessians(model, inputs, layers) if settings["criterion"].needs_hessian else {}
+        if scheduler != "serial":
+            from solvers.parallel import run_all
+            tasks = [LayerTask(model, inputs, name, hessians.get(name), macs[name], recalibrate_bn, settings)
+                     for name, _ in layers]
+            bar = tqdm(total=len(tasks), desc=desc, disable=not progress, leave=False, unit="layer")
+            curves = run_all(layer_curve, tasks, None if scheduler == "local" else scheduler, progress=lambda done, total, _: bar.update(1),
+                             by_value=_user_modules(model))
+            bar.close()
+            return Curves(curves)
+        measurement = _Measurement.of(model, inputs, **settings)
+        return Curves([measurement.curve(name, module, hessians.get(name), macs[name])
+                       for name, module in tqdm(layers, desc=desc, disable=not progress, leave=False, unit="layer")])

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from designer.pruning.curves import MAGNITUDE, Criterion, batch_statistics, calibration_hessians, criterion_of
+from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of
+from designer.pruning.curves import batch_statistics, calibration_hessians
 from designer.pruning.measure import distortion
 from designer.pruning.refit import Cuts, consumers, refit
 from designer.user_model import calibration_tensor, count_macs

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from designer.pruning.curves import (MAGNITUDE, Criterion, calibration_hessians, criterion_of, importance_of,
-                                     prunable_layers, recalibrate_batchnorm)
+from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of, importance_of
+from designer.pruning.curves import calibration_hessians, prunable_layers, recalibrate_batchnorm
 
 
 def parse_nm(text: str, option: str = "--nm") -> tuple[int, int]:

@@ -23,8 +23,9 @@ from designer.user_model import calibration_tensor
 from designer.pruning.allocate import BASELINES, METHODS, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
 from designer.pruning.correction import corrected_allocation
-from designer.pruning.curves import (MAGNITUDE, Criterion, Curves, calibration_hessians, criterion_of, default_grid,
-                                     distortion_curves, layer_macs, prunable_layers, recalibrate_batchnorm)
+from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of
+from designer.pruning.curves import (Curves, calibration_hessians, default_grid, distortion_curves, layer_macs,
+                                     prunable_layers, recalibrate_batchnorm)
 
 
 @dataclass
@@ -83,7 +84,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                 finetune: Callable[[nn.Module], None] | None = None, grid: list[float] | None = None,
                 worst_case: bool = False, progress: bool = False,
                 criterion: Criterion | str = MAGNITUDE, curve_points: int | None = None,
-                correction_rounds: int = 0, recalibrate_bn: bool = True) -> PruneReport:
+                correction_rounds: int = 0, recalibrate_bn: bool = True, scheduler: str | None = "serial") -> PruneReport:
     """Prune ``model`` in place to ``sparsity`` of its prunable weights removed, or (RD only)
     to ``keep_macs``, a fraction of its prunable layers' MACs kept. ``curve_points``: the RD
     curves measure this many grid points per layer and interpolate the rest (None: all).
@@ -92,7 +93,8 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
     it contradicts rescaled, the best measured allocation kept); 0: the plain DP.
     ``recalibrate_bn``: the curves measure each distortion with BatchNorm statistics
     re-estimated on the calibration batch (the default), or with the running statistics (as the
-    RD_PRUNE authors do); the pruned model's BN is re-estimated either way."""
+    RD_PRUNE authors do); the pruned model's BN is re-estimated either way. ``scheduler``: where
+    the curves' layers are measured (:func:`designer.pruning.curves.distortion_curves`)."""
     if method not in METHODS:
         raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
     if (sparsity is None) == (keep_macs is None):
@@ -135,6 +137,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                 curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
                                            recalibrate_bn=recalibrate_bn, progress=progress, macs=macs,
                                            criterion=criterion, points=curve_points, hessians=hessians,
+                                           scheduler=scheduler,
                                            desc=f"round {index}/{len(targets_kept)}: distortion curves")
                 report.first_curves = report.first_curves or curves
                 targets, predicted, measured = _rd_allocation(model, calibration, curves, method, criterion,

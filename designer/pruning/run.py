@@ -23,7 +23,7 @@ from tqdm import tqdm
 from designer import checks, files
 from designer.pruning.allocate import METHODS
 from designer.pruning.apply import left_out, model_sparsity
-from designer.pruning.curves import CRITERIA, criterion_of
+from designer.pruning.criteria import CRITERIA, criterion_of
 from designer.train.data import check_dataset_fits
 
 MODES = ("weights", "channels")
@@ -63,6 +63,7 @@ class PruneRequest:
     device: str = "auto"
     out: Path = Path("pruned.pt")
     save_curves: Path | None = None
+    scheduler: str = "serial"  # where rd's curves are measured: serial, local (Dask) or a scheduler's address
     progress: bool = False
 
     def check(self) -> None:
@@ -73,6 +74,9 @@ class PruneRequest:
         checks.choice(self.method, "--method", METHODS)
         checks.choice(self.schedule, "--schedule", SCHEDULES)
         checks.choice(self.criterion, "--criterion", tuple(CRITERIA))
+        checks.scheduler(self.scheduler)
+        if self.scheduler != "serial" and (self.mode != "weights" or not self.method.startswith("rd") or self.nm):
+            raise ValueError("--scheduler: only the rd methods measure distortion curves (--mode weights)")
         if (self.checkpoint is None) == (self.model is None):
             raise ValueError("give a checkpoint or --model PATH.py:FACTORY (exactly one)")
         if sum(x is not None for x in (self.sparsity, self.keep_macs, self.nm)) != 1:
@@ -240,7 +244,7 @@ def load_subject(checkpoint, model_ref, weights, input_shape, dataset, device) -
         raise ValueError("--input-shape: needed with --model, e.g. 1,3,32,32")
     shape = parse_input_shape(input_shape)
     if dataset is None:
-        raise ValueError("--dataset: needed with --model (digits, mnist5k, shapes, an .npz or an image folder)")
+        raise ValueError("--dataset: needed with --model (digits, mnist5k, shapes, textures, an .npz or an image folder)")
     target = resolve_device(device)
     model = build_user_model(model_ref, weights).to(target).eval()
     if not list(prunable_layers(model)):
@@ -259,7 +263,7 @@ def _prune_weights(subject, calib, splits, request: PruneRequest, finetune, befo
     report = prune_model(subject.model, calib, method=method, sparsity=request.sparsity, keep_macs=request.keep_macs,
                          schedule=schedule, finetune=finetune, grid=default_grid(request.grid),
                          progress=request.progress, criterion=criterion, curve_points=request.points(),
-                         correction_rounds=request.correction_rounds)
+                         correction_rounds=request.correction_rounds, scheduler=request.scheduler)
     after = evaluate(subject.model, splits.test)
     if request.save_curves is not None:
         report.first_curves.save(request.save_curves)

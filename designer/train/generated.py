@@ -85,11 +85,19 @@ def _texture(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray) -> np.nda
     return ((np.cos(a) + np.cos(b)) > 1.0).astype(np.float32)
 
 
+def _colour(rng: np.random.Generator, away_from: np.ndarray | None = None, distance: float = 0.0) -> np.ndarray:
+    """A random RGB colour at least ``distance`` (Euclidean) from ``away_from``."""
+    while True:
+        colour = rng.uniform(0, 1, size=3).astype(np.float32)
+        if away_from is None or np.linalg.norm(colour - away_from) >= distance:
+            return colour
+
+
 def _paint(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray,
-           contrast: float) -> None:
-    """Fill ``mask`` of ``image`` (3, H, W) with a random texture between two random colours."""
-    first, second = rng.uniform(0, 1, size=(2, 3)).astype(np.float32)
-    second = first + (second - first) * contrast
+           contrast: float, first: np.ndarray) -> None:
+    """Fill ``mask`` of ``image`` (3, H, W) with a random texture between ``first`` and a random
+    colour pulled towards it by ``contrast`` (0: flat ``first``)."""
+    second = first + (rng.uniform(0, 1, size=3).astype(np.float32) - first) * contrast
     pattern = _texture(rng, xx, yy)[mask]
     image[:, mask] = first[:, None] * pattern + second[:, None] * (1 - pattern)
 
@@ -108,9 +116,11 @@ def _place(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, name: str, 
 
 
 def make_textures(n: int = 6000, classes: int = 10, resolution: int = 32, seed: int = 0,
-                  noise: float = 0.12, clutter: int = 3) -> tuple[np.ndarray, np.ndarray]:
+                  noise: float = 0.12, clutter: int = 3, separation: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """Textured shapes with clutter (module docstring): ``n`` images (3, resolution, resolution)
-    in [0, 1] and labels 0..classes-1 (the order of :data:`TEXTURED`), balanced to within one."""
+    in [0, 1] and labels 0..classes-1 (the order of :data:`TEXTURED`), balanced to within one.
+    ``clutter``: at most this many distractors; ``separation``: the least RGB distance between
+    the background's and the shape's base colours."""
     if not 2 <= classes <= len(TEXTURED):
         raise ValueError(f"textures: classes must be between 2 and {len(TEXTURED)}, got {classes}")
     rng = np.random.default_rng(seed)
@@ -119,14 +129,14 @@ def make_textures(n: int = 6000, classes: int = 10, resolution: int = 32, seed: 
     images = np.empty((n, 3, resolution, resolution), dtype=np.float32)
     labels = rng.permutation(np.arange(n) % classes)
     for i, label in enumerate(labels):
-        image = images[i]
-        _paint(image, everywhere, rng, xx, yy, contrast=rng.uniform(0.1, 0.5))
+        image, background = images[i], _colour(rng)
+        _paint(image, everywhere, rng, xx, yy, contrast=rng.uniform(0.1, 0.5), first=background)
         for _ in range(rng.integers(0, clutter + 1)):  # distractors: smaller shapes of any class
-            small = rng.uniform(0.08, 0.16) * resolution
+            small = rng.uniform(0.08, 0.15) * resolution
             _paint(image, _place(rng, xx, yy, TEXTURED[rng.integers(classes)], small, 0), rng, xx, yy,
-                   contrast=rng.uniform(0.3, 1.0))
-        size = rng.uniform(0.24, 0.40) * resolution
+                   contrast=rng.uniform(0.2, 0.8), first=_colour(rng))
+        size = rng.uniform(0.25, 0.40) * resolution
         _paint(image, _place(rng, xx, yy, TEXTURED[label], size, 0.8 * size), rng, xx, yy,
-               contrast=rng.uniform(0.3, 1.0))
+               contrast=rng.uniform(0.3, 0.8), first=_colour(rng, background, separation))
     images += rng.normal(0.0, noise, size=images.shape).astype(np.float32)
     return np.clip(images, 0.0, 1.0), labels.astype(np.int64)
