@@ -62,6 +62,11 @@ def test_cli_channel_mode_on_a_user_model_gives_a_smaller_exported_program(train
     program = torch.export.load(out)  # plain torch: no source file, no mpdesign
     x = torch.randn(1, 1, 8, 8)
     assert program.module()(x).shape == (1, 10)
+    assert program.module()(torch.randn(5, 1, 8, 8)).shape == (5, 10)  # any batch (issue 38)
+    from designer.cli import main
+    with pytest.raises(SystemExit) as exit_info:  # and our own mapper reads it back
+        main(["map", str(out), "--trust", "--scratchpad", "M_R", "--json"])
+    assert exit_info.value.code == 0, capsys.readouterr().err
     assert sum(v.numel() for v in program.state_dict.values()
                if v.dtype.is_floating_point) <= summary["params"] + 200  # + BN buffers
 

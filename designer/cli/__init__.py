@@ -15,12 +15,13 @@ import typer
 from designer.cli import design, mapping, pruning, schema, sweep, train
 from designer.cli.common import load_spec
 from designer import deadline
-from designer.cli.contracts import guard
+from designer.cli.contracts import PlainGroup, guard
 from designer.files import OutputError
 from solvers.extras import MissingExtra
 
 app = typer.Typer(help="Design neural networks and their deployment with mathematical programming.",
-                  no_args_is_help=True)  # completion on: mpdesign --install-completion
+                  no_args_is_help=True, cls=PlainGroup,  # completion on: mpdesign --install-completion
+                  context_settings={"help_option_names": ["-h", "--help"]})  # every command inherits -h
 
 
 def _print_version(value: bool) -> None:

@@ -46,7 +46,11 @@ def shown(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
-def fail(message: str, code: int = 2) -> None:
+BAD_INPUT = 2  # an option, a field or a file the command cannot take
+NO_SOLUTION = 3  # the solver found no design or mapping (in the time limit, or none exists)
+
+
+def fail(message: str, code: int = BAD_INPUT) -> None:
     """One line on stderr, ``error: ...``, and exit ``code`` (2: bad input)."""
     text = shown(" ".join(str(message).split()))
     typer.echo(f"error: {text}", err=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from typer.core import TyperCommand, TyperOption
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from designer import checks
 from designer.cli.common import fail, note
@@ -170,8 +170,26 @@ def _as_file(name: str, value: Any) -> Path | None:
     return path
 
 
+def _flags_without_type(params: list) -> list:
+    """A flag takes no value: no ``<bool>`` beside it in ``--help`` (typer shows one)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class PlainGroup(TyperGroup):
+    """The ``mpdesign`` group: its flags (``--version``, ``--help``) shown without a type."""
+
+    def get_params(self, ctx: Any) -> list:
+        return _flags_without_type(super().get_params(ctx))
+
+
 class GuardedCommand(TyperCommand):
     """A typer command that keeps the rules in this module's docstring before it runs."""
+
+    def get_params(self, ctx: Any) -> list:
+        return _flags_without_type(super().get_params(ctx))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         mark_command_start()  # --time-limit counts from here (designer.deadline)

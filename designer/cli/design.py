@@ -10,12 +10,13 @@ import typer
 from rich.table import Table
 
 from designer import checks, zoo
-from designer.cli.common import (DEVICES, choice_option, console, fail, in_option_names, load_spec, note,
-                                 parse_list, percent, si)
+from designer.cli.common import (DEVICES, NO_SOLUTION, choice_option, console, fail, in_option_names, load_spec,
+                                 note, parse_list, percent, si)
 from designer.costs import COUNTINGS
 from designer.families import NAMES as FAMILY_NAMES
 from designer.report import inspect_spec
 from designer.spec import SpecError
+from designer.units import parse_bytes
 
 # the names the library accepts, listed here so that `--help` needs no solver import
 # (tests/test_packaging.py checks them against designer.design and designer.design.latency)
@@ -153,7 +154,8 @@ def design(
     strides: Optional[str] = typer.Option(None, help="The stem's stride then one per stage, e.g. 2,2,2,2,1,2."),
     head: Optional[int] = typer.Option(None, help="Channels of a fixed 1x1 head conv."),
     no_monotone: bool = typer.Option(False, "--no-monotone", help="Allow stage widths to decrease."),
-    max_activation_bytes: Optional[float] = typer.Option(None, help="Largest single-layer inputs + output footprint."),
+    max_activation_bytes: Optional[str] = typer.Option(None, help="Largest single-layer inputs + output footprint: "
+                                                                  "bytes, or with a unit (256KiB, 1.5MB)."),
     bytes_per_element: int = typer.Option(1, help="Bytes per activation element for the footprint budget."),
     max_depth_spread: Optional[int] = typer.Option(None, help="Largest difference between stage depths."),
     latency_ms: Optional[float] = typer.Option(None, help="Latency budget in ms, modelled by --profile."),
@@ -202,7 +204,9 @@ def design(
             strides=parse_list(strides, "--strides", int),
             head=head, monotone=not no_monotone, max_macs=macs, max_params=params, max_layers=layers,
             effectiveness=effectiveness if effectiveness is not None else "family",
-            max_activation_bytes=max_activation_bytes, bytes_per_element=bytes_per_element,
+            max_activation_bytes=None if max_activation_bytes is None else parse_bytes(max_activation_bytes,
+                                                                                       "--max-activation-bytes"),
+            bytes_per_element=bytes_per_element,
             max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"), max_latency_ms=latency_ms,
             latency_profile=latency_profile, objective=objective, counting=counting,
             **_space(stem_widths, widths, depths, first_stage_max_depth))
@@ -227,7 +231,8 @@ def design(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     if result.spec is None:
-        fail(f"no design found: {result.solve.message} ({result.status} after {result.solve.seconds:.1f} s)", code=1)
+        fail(f"no design found: {result.solve.message} ({result.status} after {result.solve.seconds:.1f} s)",
+             code=NO_SOLUTION)
     if as_json:
         return
     table = Table(title=f"{family} design at {resolution}x{resolution}")

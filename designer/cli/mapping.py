@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from designer import checks, files
-from designer.cli.common import console, fail, note, percent
+from designer.cli.common import NO_SOLUTION, console, fail, note, percent
 from designer.mapping.objective import OBJECTIVES
 from designer.mapping.strategies import ORDERS, STRATEGIES
 
@@ -36,7 +36,7 @@ def map_graph(
     save_graph: Optional[Path] = typer.Option(None, help="Also write the tensor graph (graph JSON) here."),
     training: bool = typer.Option(False, "--training", help="--model / checkpoint: map one training step (forward "
                                                             "and backward: saved activations, gradients)."),
-    scratchpad: str = typer.Option("M_H", help="Bytes, or M_R, M_H, M_P."),
+    scratchpad: str = typer.Option("M_H", help="Bytes (262144, 256KiB, 1.5MB), or M_R, M_H, M_P."),
     strategy: Strategy = typer.Option("cpsat", help="cpsat (CP-SAT, whole graph), ilp (COSMA's ILP on HiGHS), "
                                                     "divide (windows along the min-peak order, large graphs), "
                                                     "windows, keep or baseline (those stages alone)."),
@@ -127,7 +127,7 @@ def _untiled(source, scratchpad: str, order: str, max_reloads: int, start_mappin
     except (GraphError, MappingError, ValueError) as error:
         fail(str(error).replace("scratchpad:", "--scratchpad:", 1).replace("start:", "--start:", 1))
     if result.mapping is None:
-        fail(f"no mapping found: {result.solve.message}", code=1)
+        fail(f"no mapping found: {result.solve.message}", code=NO_SOLUTION)
     _write(result, out, plot)
     if as_json:
         print(json.dumps({**result.to_dict(), "valid": bool(result.replay)}, indent=1))

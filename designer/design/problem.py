@@ -17,6 +17,7 @@ from designer.entropy import check_alpha, deepmad_scores, default_alpha
 from designer.families import REGISTRY, BlockFamily, family as block_family
 from designer.schemas import FORMAT_VERSION
 from designer.spec import NetworkSpec, Stage, Stem
+from designer.units import parse_bytes
 from solvers.result import SolveResult
 
 MAX_WIDTH = 16384  # the widest stage or stem the space may hold (DeepMAD's space ends at 2048)
@@ -206,6 +207,11 @@ class DesignProblem:
             if self.first_stage_max_depth < self.depths[0]:
                 raise DesignError(f"first_stage_max_depth: {self.first_stage_max_depth} is below the smallest depth "
                                   f"{self.depths[0]}; the smallest feasible value is {self.depths[0]}")
+        if isinstance(self.max_activation_bytes, str):  # a size with a unit ("256KiB"), as files may give it
+            try:
+                self.max_activation_bytes = parse_bytes(self.max_activation_bytes, "max_activation_bytes")
+            except ValueError as error:
+                raise DesignError(str(error)) from None
         for name in ("max_macs", "max_params", "max_activation_bytes", "effectiveness"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))

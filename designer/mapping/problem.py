@@ -10,7 +10,6 @@ scratchpad against M_R), before the budgets' search; :mod:`designer.mapping.solv
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from designer.mapping.result import MappingResult
 from designer.mapping.simulate import simulate
 from designer.mapping.solve import solve
 from designer.mapping.strategies import ORDERS, check_strategy
+from designer.units import parse_bytes
 from solvers.result import Status
 
 
@@ -103,17 +103,15 @@ SCRATCHPAD_NAMES = ("M_R", "M_H", "M_P")
 
 def check_scratchpad(text: str) -> int | str:
     """The scratchpad as given: a budget's name (M_R, M_H, M_P) or a positive whole number of
-    bytes; checked before any budget is computed."""
+    bytes, with a unit or without (:func:`designer.units.parse_bytes`: ``256KiB``, ``1.5MB``);
+    checked before any budget is computed."""
     text = str(text).strip()
     if text.upper() in SCRATCHPAD_NAMES:
         return text.upper()
     try:
-        value = float(text)
-    except ValueError:
-        raise MappingError(f"scratchpad: a byte count or M_R, M_H, M_P; got {text!r}") from None
-    if not math.isfinite(value) or not value.is_integer() or value <= 0:
-        raise MappingError(f"scratchpad: must be a positive whole number of bytes, got {text!r}")
-    return int(value)
+        return parse_bytes(text, "scratchpad")
+    except ValueError as error:
+        raise MappingError(f"{error} (or M_R, M_H, M_P)") from None
 
 
 BUDGET_SHARE = 0.2  # of the time limit, at most, for M_P's search when the problem computes its budgets
@@ -182,7 +180,8 @@ class MappingProblem:
         if isinstance(self.scratchpad, int) and self.scratchpad < required:
             worst = max(self.graph.operators, key=self.graph.operand_bytes)
             raise ValueError(f"scratchpad: {self.scratchpad:,} bytes is below M_R = {required:,}, the inputs "
-                             f"and outputs of {worst!r}: no mapping exists")
+                             f"and outputs of {worst!r}: no mapping exists as the layers are; a model's map "
+                             f"(--model, or a .pt2) with --tiling auto splits layers into patches and goes below M_R")
 
     @property
     def fixed_order(self) -> list[str] | None:

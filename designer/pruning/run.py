@@ -364,7 +364,10 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
     if subject.user and out.suffix == ".pt2":
         # an ExportedProgram: loads with plain torch.export.load in any process, without the
         # user's source file (but its .module() cannot .train() or .eval() in torch 2.13)
-        exported = torch.export.export(small.eval(), (subject.example_input,))
+        # the batch dimension dynamic (an example of 2: torch.export specialises a size of 1)
+        example = subject.example_input.expand(2, *subject.example_input.shape[1:]).contiguous()
+        exported = torch.export.export(small.eval(), (example,),
+                                       dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
         files.save_exported(exported, out)
     elif subject.user:  # the user's own class, smaller: designer.pruning.load_pruned(FACTORY, out)
         from designer.pruning.pruned_file import save_pruned

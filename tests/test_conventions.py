@@ -1,0 +1,48 @@
+"""Command-line conventions a newcomer expects (issue 38): -h, python -m designer, flags without a
+type in the help, and a documented exit code of its own for "no solution found"."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+from typer.testing import CliRunner
+
+from designer.cli import app
+
+runner = CliRunner()
+
+
+def test_dash_h_is_help_for_the_program_and_every_command():
+    for args in (["-h"], ["prune", "-h"], ["map", "-h"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "Usage: " in result.output and "[OPTIONS]" in result.output
+
+
+def test_python_dash_m_designer_runs_the_command():
+    result = subprocess.run([sys.executable, "-m", "designer", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("mpdesign ")
+
+
+def test_flags_show_no_type_in_the_help():
+    for args in (["-h"], ["map", "-h"], ["prune", "-h"]):
+        assert "<bool>" not in runner.invoke(app, args, terminal_width=200).output
+
+
+def test_no_design_found_has_its_own_exit_code(monkeypatch):
+    from designer.cli import design
+    found_nothing = SimpleNamespace(spec=None, status="time_limit",
+                                    solve=SimpleNamespace(message="no solution in the time limit", seconds=1.0))
+    monkeypatch.setattr(design, "solve_design", lambda problem, **options: found_nothing)
+    result = runner.invoke(app, ["design", "--macs", "1e8", "--time-limit", "1"])
+    assert result.exit_code == 3 and "no design found" in result.output
+
+
+def test_the_payload_table_of_the_outputs_doc_is_one_table():
+    """A blank line inside a markdown table ends it: the rows after it render as plain text."""
+    from pathlib import Path
+    lines = (Path(__file__).resolve().parents[1] / "docs" / "outputs.md").read_text().splitlines()
+    split = [i + 1 for i in range(1, len(lines) - 1)
+             if lines[i] == "" and lines[i - 1].startswith("|") and lines[i + 1].startswith("|")]
+    assert not split, f"blank lines inside a table at lines {split}"
