@@ -92,7 +92,7 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
         "measure": (lambda p: p["profile"] is not None, "--profile (it times on the profile's device)"),
     },
     "profile": {
-        **{name: ALWAYS for name in ("device", "precision", "batch", "quick", "networks", "out")},
+        **{name: ALWAYS for name in ("device", "precision", "batch", "quick", "networks", "out", "max_error")},
         **{name: (lambda p: p["networks"] > 0, "--networks N (random whole networks)")
            for name in ("resolution", "seed")},
     },

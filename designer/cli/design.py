@@ -300,6 +300,9 @@ def profile_command(
     resolution: int = typer.Option(224, help="Input resolution of the random networks (with --networks)."),
     seed: int = typer.Option(0, help="Seed of the random networks."),
     out: Path = typer.Option(Path("profile.json"), help="Where the profile goes."),
+    max_error: float = typer.Option(0.3, help="Refuse to write a fit whose median error on held-out samples is "
+                                              "above this fraction (a busy machine times noise, not layers); "
+                                              "raise it to keep such a fit."),
 ) -> None:
     """Time blocks (or whole networks) of every family on this device and fit the latency
     model `design --latency-ms` uses."""
@@ -312,6 +315,7 @@ def profile_command(
         checks.integer(networks, "--networks", minimum=0)
         checks.integer(seed, "--seed", minimum=0, maximum=2**32 - 1)
         checks.integer(resolution, "--resolution", minimum=16)
+        checks.positive(max_error, "--max-error")
         resolve_device(device)
     except ValueError as error:
         fail(str(error))
@@ -319,10 +323,18 @@ def profile_command(
     result = measure_profile(device, precision, batch, quick, networks=networks, resolution=resolution, seed=seed,
                              progress=lambda done, total: note(f"{done}/{total} {what} timed")
                              if done % 8 == 0 or done == total else None)
+    fit = result.fit
+    quality = (f"fit on {fit['samples']:.0f} {what}: median error {100 * fit['median_error']:.1f}%, worst "
+               f"{100 * fit['worst_error']:.1f}%, on held-out {what} {100 * fit['held_out_error']:.1f}%; timing "
+               f"noise {100 * fit['noise']:.1f}%")
+    if fit["held_out_error"] > max_error:
+        fail(f"the latency fit is not written: {quality}, above --max-error {max_error:g} (other processes were "
+             f"likely running: profile on a quiet machine, or give --max-error {fit['held_out_error']:.2f} to keep "
+             f"it)", code=1)
+    if fit["noise"] > 0.1:
+        note(f"warning: timings repeated {100 * fit['noise']:.0f}% apart: the machine is busy, and the fit is noisy")
     result.save(out)
-    console.print(f"profile of {result.device} ({precision}, batch {batch}) written to {out}; fit on "
-                  f"{result.fit['samples']:.0f} {what}: median error {100 * result.fit['median_error']:.1f}%, worst "
-                  f"{100 * result.fit['worst_error']:.1f}%")
+    console.print(f"profile of {result.device} ({precision}, batch {batch}) written to {out}; {quality}")
 
 
 @app.command()

@@ -67,7 +67,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")  # what a profile may be measured at
 @dataclass
 class LatencyProfile:
     """Fitted per-kind coefficients (milliseconds per MAC, per byte, per layer) and where they
-    were measured. ``fit`` records the fit's median and worst relative error on its samples."""
+    were measured. ``fit`` records the fit's median and worst relative error on its samples, its
+    median error on held-out samples (``held_out_error``) and the machine's timing ``noise`` (the
+    median relative change of samples timed twice)."""
 
     coefficients: dict[str, list[float]]
     device: str
@@ -222,18 +224,52 @@ def profile(device: str = "cpu", precision: str = "fp32", batch: int = 1, quick:
             progress(len(grid) + index + 1, total)
     rows, times = (network_rows, network_times) if networks else (block_rows, block_times)
     features, targets = np.array(rows), np.array(times)
-    from scipy.optimize import nnls
-    scale = np.maximum(features.max(axis=0), 1e-30)  # columns of very different sizes: fit scaled
-    solution, _ = nnls(features / scale, targets)
-    coefficients = solution / scale
+    # the machine's noise: the first few samples timed again, after all the others
+    if networks:
+        again = [measure_ms(random_spec(np.random.default_rng(seed), NAMES[0], resolution), device, precision, batch,
+                            repeats)]
+    else:
+        again = []
+        for name, width, btn, k, stride, res in grid[:NOISE_SAMPLES]:
+            module = block_family(name).module(width, width, btn, k, stride, first=False).to(target).eval()
+            x = torch.randn(batch, width, res, res, device=target)
+            again.append(1e3 * median_forward_seconds(module, x, repeats=repeats, warmups=3, dtype=dtype))
+    noise = float(np.median(np.abs(np.array(again) - targets[:len(again)]) / np.maximum(targets[:len(again)], 1e-9)))
+    coefficients = _fit(features, targets)
     errors = np.abs(features @ coefficients - targets) / np.maximum(targets, 1e-9)
     table = {kind: [float(v) for v in coefficients[3 * i:3 * i + 3]] for i, kind in enumerate(KINDS)}
     name = torch.cuda.get_device_name(target) if target.type == "cuda" else f"cpu ({platform.processor() or 'x86'})"
     return LatencyProfile(table, name, torch.__version__, precision, batch, bytes_per_element,
                           {"median_error": float(np.median(errors)), "worst_error": float(errors.max()),
+                           "held_out_error": held_out_error(features, targets), "noise": noise,
                            "samples": float(len(targets)), "on": "networks" if networks else "blocks",
                            "resolution": float(resolution) if networks else 0.0},
                           constant_ms=float(coefficients[-1]))
+
+
+NOISE_SAMPLES = 6  # samples timed twice to measure the machine's noise
+
+
+def _fit(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Non-negative least squares, the columns scaled (their sizes differ by orders of magnitude)."""
+    from scipy.optimize import nnls
+    scale = np.maximum(features.max(axis=0), 1e-30)
+    solution, _ = nnls(features / scale, targets)
+    return solution / scale
+
+
+def held_out_error(features: np.ndarray, targets: np.ndarray, folds: int = 5) -> float:
+    """The fit's median relative error on samples it was not fitted on (``folds``-fold cross
+    validation, every sample held out once): what a design's prediction will meet."""
+    order = np.random.default_rng(0).permutation(len(targets))
+    errors = []
+    for fold in np.array_split(order, min(folds, len(targets))):
+        rest = np.setdiff1d(order, fold)
+        if len(rest) == 0:
+            continue
+        coefficients = _fit(features[rest], targets[rest])
+        errors.extend(np.abs(features[fold] @ coefficients - targets[fold]) / np.maximum(targets[fold], 1e-9))
+    return float(np.median(errors)) if errors else float("inf")
 
 
 def network_features(spec, bytes_per_element: int, batch: int) -> np.ndarray:
