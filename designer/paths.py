@@ -45,19 +45,21 @@ def model_file(reference: str | None) -> Path | None:
 
 
 def refuse_clashes(inputs: Mapping[str, PathLike | None], outputs: Mapping[str, PathLike | None],
-                   replaceable: Mapping[tuple[str, str], str] | None = None) -> list[str]:
+                   replaceable: Mapping[tuple[str, str], str] | None = None, force: bool = True) -> list[str]:
     """Raise ``ValueError`` naming both options when an output is an input or two outputs are one
     file; ``replaceable[(output, input)]`` allows that overwrite (its reason is returned as a
-    note). Keys are the options as typed; ``None`` values are options not given."""
+    note). Without ``force``, an output that exists already is refused too (``--force`` replaces
+    it). Keys are the options as typed; ``None`` values are options not given."""
     replaceable = replaceable or {}
     given_inputs = [(name, Path(p), _identity(p)) for name, p in inputs.items() if p is not None]
     given_outputs = [(name, Path(p), _identity(p)) for name, p in outputs.items() if p is not None]
-    notes = []
+    notes, allowed = [], set()
     for position, (out_name, out_path, out_id) in enumerate(given_outputs):
         for in_name, in_path, in_id in given_inputs:
             if not _same(out_id, in_id):
                 continue
             if (out_name, in_name) in replaceable:
+                allowed.add(out_name)
                 notes.append(f"{out_name}: replaces {in_path}, the {in_name} it was read from "
                              f"({replaceable[(out_name, in_name)]})")
                 continue
@@ -69,4 +71,7 @@ def refuse_clashes(inputs: Mapping[str, PathLike | None], outputs: Mapping[str, 
                 also = "" if out_path == other_path else f" ({out_path} and {other_path} are one file)"
                 raise ValueError(f"{out_name}: {out_path} is also the {other_name} output{also}; one would "
                                  f"replace the other: give each its own path")
+    for out_name, out_path, out_id in given_outputs:
+        if not force and out_id[1] is not None and out_name not in allowed and not out_path.is_dir():
+            raise ValueError(f"{out_name}: {out_path} exists; give --force to replace it, or another {out_name}")
     return notes

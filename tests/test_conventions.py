@@ -46,3 +46,39 @@ def test_the_payload_table_of_the_outputs_doc_is_one_table():
     split = [i + 1 for i in range(1, len(lines) - 1)
              if lines[i] == "" and lines[i - 1].startswith("|") and lines[i + 1].startswith("|")]
     assert not split, f"blank lines inside a table at lines {split}"
+
+
+def _graph_file(path):
+    import json
+    path.write_text(json.dumps({"name": "two", "tensors": {"x": {"bytes": 100, "producer": None},
+                                                           "y": {"bytes": 100, "producer": "a"}},
+                                "operators": {"a": {"inputs": ["x"], "outputs": ["y"]}}}))
+    return path
+
+
+def test_an_output_that_exists_is_refused_unless_forced(tmp_path):
+    graph = _graph_file(tmp_path / "g.json")
+    out = tmp_path / "mapping.json"
+    out.write_text("keep me")
+    result = runner.invoke(app, ["map", str(graph), "--scratchpad", "M_R", "--out", str(out)])
+    assert result.exit_code == 2 and "exists; give --force" in " ".join(result.output.split())
+    assert out.read_text() == "keep me"
+    result = runner.invoke(app, ["map", str(graph), "--scratchpad", "M_R", "--out", str(out), "--force"])
+    assert result.exit_code == 0 and out.read_text() != "keep me"
+    run = tmp_path / "run"  # a run folder that holds a run already: train refuses to write over it
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"an earlier run")
+    result = runner.invoke(app, ["train", "tiny-cifar", "--dataset", "digits", "--out", str(run)])
+    assert result.exit_code == 2 and "checkpoint.pt exists; give --force" in " ".join(result.output.split())
+
+
+def test_prune_defaults_go_next_to_the_input_with_the_modes_name():
+    from pathlib import Path
+
+    from designer.pruning.run import PruneRequest
+    assert PruneRequest(checkpoint=Path("run/checkpoint.pt")).default_out() == Path("run/checkpoint-pruned.pt")
+    assert PruneRequest(checkpoint=Path("run/checkpoint.pt"), mode="channels").default_out() == \
+        Path("run/checkpoint-channels.pt")
+    assert PruneRequest(model="my_models.py:resnet18", weights=Path("w/r18.pt")).default_out() == \
+        Path("w/r18-pruned.pt")
+    assert PruneRequest(model="my_models.py:resnet18").default_out() == Path("resnet18-pruned.pt")

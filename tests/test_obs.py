@@ -225,9 +225,9 @@ def test_prune_nm_on_the_command_line(tmp_path):
     result = runner.invoke(app, [*words, "--json"])
     assert result.exit_code == 0, result.output
     NMReport.model_validate(json.loads(result.stdout))
-    refused = runner.invoke(app, [*words, "--method", "lamp"])
+    refused = runner.invoke(app, [*words, "--method", "lamp", "--force"])
     assert refused.exit_code == 2 and "--method: applies only with --mode weights under a budget" in refused.output
-    both = runner.invoke(app, [*words, "--sparsity", "0.5"])
+    both = runner.invoke(app, [*words, "--sparsity", "0.5", "--force"])
     assert both.exit_code == 2 and "exactly one of --sparsity" in both.output
 
 

@@ -32,6 +32,12 @@ def choice_option(default: str, values: tuple[str, ...] | list[str], help: str, 
                         autocompletion=complete)
 
 
+def force_option() -> typer.Option:
+    """``--force``: replace outputs that exist. Without it a command refuses them before any work:
+    :mod:`designer.cli.contracts` reads it from every command that writes files."""
+    return typer.Option(False, "--force", help="Replace output files that exist (refused otherwise).")
+
+
 DEVICES = ("auto", "cpu", "cuda")  # cuda:N too, checked by designer.checkpoint.resolve_device
 
 

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from designer import checks, zoo
-from designer.cli.common import (DEVICES, NO_SOLUTION, choice_option, console, fail, in_option_names, load_spec,
-                                 note, parse_list, percent, si)
+from designer.cli.common import (DEVICES, NO_SOLUTION, choice_option, console, fail, force_option, in_option_names,
+                                 load_spec, note, parse_list, percent, si)
 from designer.costs import COUNTINGS
 from designer.families import NAMES as FAMILY_NAMES
 from designer.report import inspect_spec
@@ -177,6 +177,7 @@ def design(
     threads: int = typer.Option(1, help="HiGHS threads."),
     out: Optional[Path] = typer.Option(None, help="Write the designed spec here (spec JSON)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    force: bool = force_option(),
 ) -> None:
     """Design a network that maximises the DeepMAD score under budgets, with a proven bound."""
     from designer.design.problem import OBJECTIVES, DesignError, DesignProblem
@@ -303,6 +304,7 @@ def profile_command(
     max_error: float = typer.Option(0.3, help="Refuse to write a fit whose median error on held-out samples is "
                                               "above this fraction (a busy machine times noise, not layers); "
                                               "raise it to keep such a fit."),
+    force: bool = force_option(),
 ) -> None:
     """Time blocks (or whole networks) of every family on this device and fit the latency
     model `design --latency-ms` uses."""

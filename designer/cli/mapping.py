@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from designer import checks, files
-from designer.cli.common import NO_SOLUTION, console, fail, note, percent
+from designer.cli.common import NO_SOLUTION, console, fail, force_option, note, percent
 from designer.mapping.objective import OBJECTIVES
 from designer.mapping.strategies import ORDERS, STRATEGIES
 
@@ -67,6 +67,7 @@ def map_graph(
     points: int = typer.Option(8, help="--curve: scratchpad sizes, geometrically spaced."),
     mode: Optional[str] = typer.Option(None, hidden=True),
     solver: Optional[str] = typer.Option(None, hidden=True),
+    force: bool = force_option(),
 ) -> None:
     """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines.
     The whole command, capture and budgets included, keeps to --time-limit."""

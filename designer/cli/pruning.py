@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from designer import checks
-from designer.cli.common import DEVICES, choice_option, console, fail, shown
+from designer.cli.common import DEVICES, choice_option, console, fail, force_option, shown
 
 # the names the library accepts, listed here so that `--help` needs no torch import
 # (tests/test_packaging.py checks them against designer.pruning)
@@ -59,10 +59,11 @@ def prune(
     finetune_epochs: int = typer.Option(1, help="Fine-tuning epochs after each round (0: none)."),
     device: str = choice_option("auto", DEVICES, "auto (CUDA when there is one), cpu or cuda[:N]: curves, BN "
                                                  "re-estimation and fine-tuning run there."),
-    out: Path = typer.Option(Path("pruned.pt"), help="Output: a checkpoint (mpdesign networks); for --model, a "
-                                                     "state_dict + metadata file (weights), or (channels) your "
-                                                     "module smaller: load_pruned(FACTORY, OUT), or an "
-                                                     "ExportedProgram when OUT ends in .pt2."),
+    out: Optional[Path] = typer.Option(None, help="Output (default: next to the checkpoint or --weights, "
+                                                  "NAME-pruned.pt or NAME-channels.pt): a checkpoint (mpdesign "
+                                                  "networks); for --model, a state_dict + metadata file (weights), "
+                                                  "or (channels) your module smaller: load_pruned(FACTORY, OUT), or "
+                                                  "an ExportedProgram when OUT ends in .pt2."),
     save_curves: Optional[Path] = typer.Option(None, help="rd: also write the first round's distortion curves "
                                                           "here (what `allocate` reads)."),
     scheduler: str = typer.Option("serial", help="rd: where the layers' curves are measured: serial (here), local "
@@ -72,6 +73,7 @@ def prune(
     as_json: bool = typer.Option(False, "--json"),
     threads: int = typer.Option(0, help="torch's threads (0: auto, the cores other processes leave free; "
                                         "OMP_NUM_THREADS, when set, wins)."),
+    force: bool = force_option(),
 ) -> None:
     """Prune a trained network - an mpdesign checkpoint or your own module - with rate-distortion
     allocation or a baseline; weights (masks) or channels (a smaller module)."""
@@ -81,7 +83,7 @@ def prune(
                            schedule=schedule, dataset=dataset, calibration=calibration, grid=grid,
                            curve_points=curve_points, correction_rounds=correction_rounds,
                            finetune_epochs=finetune_epochs, device=device, out=out,
-                           save_curves=save_curves, scheduler=scheduler, progress=not as_json)
+                           save_curves=save_curves, scheduler=scheduler, force=force, progress=not as_json)
     try:  # every argument is checked before any curve is measured
         summary = run_prune(request)
     except ValueError as error:

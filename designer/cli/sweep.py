@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from designer import checks, files
-from designer.cli.common import console, errors, fail, note, percent
+from designer.cli.common import console, errors, fail, force_option, note, percent
 
 app = typer.Typer()
 
@@ -54,6 +54,7 @@ def sweep(
     out: Optional[Path] = typer.Option(None, help="Write the results here (schema: mpdesign schema sweep)."),
     plot: Optional[Path] = typer.Option(None, help="Design sweeps: score and bound against the first grid field."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    force: bool = force_option(),
 ) -> None:
     """Solve every combination of a grid of design or mapping problems, in parallel on Dask."""
     from designer.sweep import Sweep, SweepError, run_sweep, sweep_payload

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from designer import checks, files
-from designer.cli.common import DEVICES, choice_option, console, errors, fail, load_spec
+from designer.cli.common import DEVICES, choice_option, console, errors, fail, force_option, load_spec
 
 OPTIMISER_NAMES = ("sgd", "adamw")  # designer.train.loop.OPTIMISERS (checked in tests/test_packaging.py)
 SWITCHES = ("auto", "on", "off")
@@ -40,6 +40,7 @@ def train(
     out: Path = typer.Option(Path("run"), help="Folder for checkpoint.pt and metrics.json."),
     threads: int = typer.Option(0, help="torch's threads (0: auto, the cores other processes leave free; "
                                         "OMP_NUM_THREADS, when set, wins)."),
+    force: bool = force_option(),
 ) -> None:
     """Train a spec on an offline dataset; writes a checkpoint `prune` and `map` accept.
 

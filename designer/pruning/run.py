@@ -61,7 +61,8 @@ class PruneRequest:
     correction_rounds: int = 0  # rounds of the correction loop (designer.pruning.correction); 0: the plain DP
     finetune_epochs: int = 1
     device: str = "auto"
-    out: Path = Path("pruned.pt")
+    out: Path | None = None  # None: next to the input, named by the mode (default_out)
+    force: bool = False  # replace an output that exists (refused otherwise)
     save_curves: Path | None = None
     scheduler: str = "serial"  # where rd's curves are measured: serial, local (Dask) or a scheduler's address
     progress: bool = False
@@ -69,6 +70,7 @@ class PruneRequest:
     def check(self) -> None:
         """Every field, naming the command line's options; nothing is loaded."""
         from designer.checkpoint import resolve_device
+        self.out = Path(self.out) if self.out is not None else self.default_out()
         checks.writable_file(self.out, "--out")
         checks.choice(self.mode, "--mode", MODES)
         checks.choice(self.method, "--method", METHODS)
@@ -117,7 +119,18 @@ class PruneRequest:
         from designer.paths import model_file, refuse_clashes
         inputs = {"CHECKPOINT": self.checkpoint, "--model": model_file(self.model), "--weights": self.weights,
                   "--dataset": self.dataset if self.dataset and Path(self.dataset).is_file() else None}
-        refuse_clashes(inputs, {"--out": self.out, "--save-curves": self.save_curves})
+        refuse_clashes(inputs, {"--out": self.out, "--save-curves": self.save_curves}, force=self.force)
+
+    def default_out(self) -> Path:
+        """Next to the checkpoint (or the --weights; else here, by the factory's name), named by
+        the mode: ``run/checkpoint-pruned.pt`` (weights, N:M) or ``run/checkpoint-channels.pt``,
+        so the weights and channel results of one input never overwrite each other."""
+        source = self.checkpoint or self.weights
+        if source is not None:
+            base = Path(source).with_suffix("")
+        else:
+            base = Path(str(self.model).rpartition(":")[2] or "model")
+        return base.with_name(f"{base.name}-{'channels' if self.mode == 'channels' else 'pruned'}.pt")
 
     def points(self) -> int | None:
         """Grid points measured per layer (None: every point of the grid)."""
