@@ -82,3 +82,15 @@ def test_prune_defaults_go_next_to_the_input_with_the_modes_name():
     assert PruneRequest(model="my_models.py:resnet18", weights=Path("w/r18.pt")).default_out() == \
         Path("w/r18-pruned.pt")
     assert PruneRequest(model="my_models.py:resnet18").default_out() == Path("resnet18-pruned.pt")
+
+
+def test_the_readme_gives_the_cpu_route_for_pip_and_every_extra():
+    import tomllib
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme.split("### Installing with pip", 1)[1].split("\n## ", 1)[0]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in section
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    missing = [name for name in extras if f"`{name}`" not in section]
+    assert not missing, f"extras not described in the README's pip section: {missing}"
