@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from designer.costs import Costs, Layer, count
 from designer.entropy import DeepMADScores, deepmad_scores
+from designer.errors import Error
 from designer.spec import NetworkSpec, SpecError, Stage, Stem, from_tinynas
 
 try:
@@ -11,7 +12,7 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["Costs", "DeepMADScores", "DesignProblem", "Layer", "NetworkSpec", "SpecError", "Stage", "Stem", "build",
+__all__ = ["Costs", "DeepMADScores", "DesignProblem", "Error", "Layer", "NetworkSpec", "SpecError", "Stage", "Stem", "build",
            "count", "deepmad_scores", "from_tinynas", "solve"]
 
 

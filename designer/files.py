@@ -22,8 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from designer.errors import Error
 
-class OutputError(Exception):
+
+class OutputError(Error):
     """An output could not be written: the path and the operating system's reason."""
 
 

@@ -20,6 +20,7 @@ from designer.checkpoint import resolve_device, save_checkpoint
 from designer.design import DesignProblem, solve
 from designer.design.problem import halving_strides
 from designer.entropy import deepmad_scores
+from designer.errors import Error
 from designer.families import NAMES as FAMILY_NAMES
 from designer.mapping.importer import export
 from designer.mapping.plot import plot_layout
@@ -76,7 +77,7 @@ class PipelineConfig:
         resolve_device(self.device)
 
 
-class PipelineError(RuntimeError):
+class PipelineError(Error, RuntimeError):
     """A step failed; the message names it and the steps that completed (their files stay)."""
 
 

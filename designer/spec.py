@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from designer import files
+from designer.errors import Error
 from designer.families import NAMES as FAMILIES, REGISTRY
 
 STRIDES = (1, 2)
@@ -34,7 +35,7 @@ TINYNAS_CLASSES = {f.tinynas_class: name for name, f in REGISTRY.items() if f.ti
 TINYNAS_CONV = "ConvKXBNRELU"
 
 
-class SpecError(ValueError):
+class SpecError(Error, ValueError):
     """A network spec (or a file holding one) is invalid; the message names the field."""
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from designer import checks
+from designer.errors import Error
 from solvers.parallel import run_all
 
 KINDS = ("design", "mapping")
@@ -37,7 +38,7 @@ MAPPING_BASE = MAPPING_GRID | {"graph", "weights", "bytes_per_element", "max_rel
 REPLACED = {"mode": "strategy divide or order given", "solver": "strategy ilp or cpsat"}
 
 
-class SweepError(ValueError):
+class SweepError(Error, ValueError):
     """A sweep that cannot run as given; the message names the field."""
 
 

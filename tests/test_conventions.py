@@ -94,3 +94,26 @@ def test_the_readme_gives_the_cpu_route_for_pip_and_every_extra():
     extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     missing = [name for name in extras if f"`{name}`" not in section]
     assert not missing, f"extras not described in the README's pip section: {missing}"
+
+
+def test_every_error_the_library_raises_on_purpose_is_a_designer_error():
+    import designer
+    from designer.design.problem import DesignError
+    from designer.files import OutputError
+    from designer.mapping.graph import GraphError
+    from designer.mapping.problem import MappingError
+    from designer.pipeline import PipelineError
+    from designer.spec import SpecError
+    from designer.sweep import SweepError
+    from designer.train.loop import TrainingDiverged
+    for error in (DesignError, SpecError, MappingError, GraphError, TrainingDiverged, SweepError):
+        assert issubclass(error, designer.Error) and issubclass(error, ValueError)
+    assert issubclass(OutputError, designer.Error) and issubclass(PipelineError, (designer.Error, RuntimeError))
+
+
+def test_a_sentence_is_not_wrapped_at_80_columns_when_piped():
+    from designer.cli.common import console, errors
+    for target in (console, errors):
+        with target.capture() as captured:
+            target.print("a long sentence of many words " * 10)
+        assert captured.get().rstrip("\n").count("\n") == 0

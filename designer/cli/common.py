@@ -15,8 +15,10 @@ from designer.spec import NetworkSpec, SpecError
 
 # markup off: every string printed is shown literally (a path or a name such as "[/]d.json"
 # is no style tag); our own emphasis goes through style= arguments
-console = Console(markup=False, highlight=False)
-errors = Console(stderr=True, markup=False, highlight=False)
+# soft_wrap: a sentence is never broken mid-phrase at 80 columns when the output is piped (the
+# terminal wraps it where it must); tables keep their own layout
+console = Console(markup=False, highlight=False, soft_wrap=True)
+errors = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
 def choice_option(default: str, values: tuple[str, ...] | list[str], help: str, *declarations: str) -> typer.Option:

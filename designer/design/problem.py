@@ -14,6 +14,7 @@ from typing import Any
 
 from designer.costs import check_counting, count
 from designer.entropy import check_alpha, deepmad_scores, default_alpha
+from designer.errors import Error
 from designer.families import REGISTRY, BlockFamily, family as block_family
 from designer.schemas import FORMAT_VERSION
 from designer.spec import NetworkSpec, Stage, Stem
@@ -25,7 +26,7 @@ MAX_DEPTH = 64  # the most blocks per stage (DeepMAD's: 16)
 OBJECTIVES = ("score", "penalised")  # what the design maximises (DesignProblem.objective)
 
 
-class DesignError(ValueError):
+class DesignError(Error, ValueError):
     """A design problem is invalid or infeasible; the message names the field or budget."""
 
 

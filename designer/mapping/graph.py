@@ -24,8 +24,10 @@ from typing import Any
 
 import networkx as nx
 
+from designer.errors import Error
 
-class GraphError(ValueError):
+
+class GraphError(Error, ValueError):
     """A malformed tensor graph; the message names the operator or tensor."""
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from designer import checks
+from designer.errors import Error
 from designer.mapping.baselines import greedy_min_peak_order, required_bytes
 from designer.mapping.cpsat import min_peak
 from designer.mapping.graph import TensorGraph
@@ -28,7 +29,7 @@ from designer.units import parse_bytes
 from solvers.result import Status
 
 
-class MappingError(ValueError):
+class MappingError(Error, ValueError):
     """A mapping problem that cannot be posed (a budget below M_R, an unknown strategy)."""
 
 

@@ -28,12 +28,13 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
 from designer import checks
+from designer.errors import Error
 from designer.train.batches import DEFAULT_MAX_DEVICE_BYTES, Batches, LoaderBatches
 
 OPTIMISERS = ("sgd", "adamw")
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(Error, ValueError):
     """The loss became NaN or infinite: training stops, and nothing is saved."""
 
 
