@@ -399,15 +399,15 @@ def test_channel_pruning_refuses_before_the_curves(factory, message, monkeypatch
     monkeypatch.setattr(groups, "group_curves", lambda *a, **k: pytest.fail("curves measured before the refusal"))
     model = build_user_model(factory).eval()
     with pytest.raises(ValueError, match=message):
-        groups.prune_channels_any(model, torch.zeros(1, 3, 32, 32), torch.randn(4, 3, 32, 32), max_params=1e9)
+        groups.prune_channels(model, torch.zeros(1, 3, 32, 32), torch.randn(4, 3, 32, 32), max_params=1e9)
 
 
 def test_a_budget_below_the_smallest_reachable_names_it():
-    from designer.pruning.groups import prune_channels_any
+    from designer.pruning.groups import prune_channels
     from designer.user_model import build_user_model
     model = build_user_model("tests/models/cifar.py:small_residual").eval()
     with pytest.raises(ValueError, match=r"--keep-macs: .* at least 0\.\d{4}"):
-        prune_channels_any(model, torch.zeros(1, 1, 8, 8), torch.randn(4, 1, 8, 8), max_macs=1.0)
+        prune_channels(model, torch.zeros(1, 1, 8, 8), torch.randn(4, 1, 8, 8), max_macs=1.0)
 
 
 def test_weights_mode_reports_the_whole_model_and_what_it_left_out():

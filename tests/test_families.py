@@ -114,7 +114,7 @@ def test_a_fused_network_designs_builds_trains_prunes_and_maps():
     from designer.mapping.importer import from_torch
     from designer.mapping.problem import MappingProblem, budgets
     from designer.network import example_input
-    from designer.pruning.channels import prune_channels
+    from designer.pruning.channels import prune_stage_widths
     from designer.train.data import load_dataset
     from designer.train.loop import TrainConfig, evaluate, train
     splits = load_dataset("digits")
@@ -129,7 +129,7 @@ def test_a_fused_network_designs_builds_trains_prunes_and_maps():
     assert evaluate(model, splits.test)["accuracy"] > 0.6  # chance is 0.1
     full = count(design.spec)
     calibration = splits.train.tensors[0][:64]
-    pruned = prune_channels(model.eval(), calibration, max_macs=0.6 * full.macs, fractions=[0.25, 0.5, 0.75, 1.0])
+    pruned = prune_stage_widths(model.eval(), calibration, max_macs=0.6 * full.macs, fractions=[0.25, 0.5, 0.75, 1.0])
     assert count(pruned.model.spec).macs == pruned.macs <= 0.6 * full.macs
     graph = from_torch(pruned.model.eval(), example_input(pruned.model.spec, 1))
     limits = budgets(graph, time_limit=5)

@@ -183,9 +183,9 @@ def test_shrink_keeps_the_function_when_nothing_is_removed_and_recounts(family, 
 
 def test_channel_pruning_meets_the_budget_on_recount(model, calibration):
     from designer.costs import count
-    from designer.pruning.channels import prune_channels
+    from designer.pruning.channels import prune_stage_widths
     full = count(model.spec)
-    result = prune_channels(model, calibration, max_macs=0.7 * full.macs, fractions=[0.25, 0.5, 0.75, 1.0])
+    result = prune_stage_widths(model, calibration, max_macs=0.7 * full.macs, fractions=[0.25, 0.5, 0.75, 1.0])
     recount = count(result.model.spec)
     assert recount.macs <= 0.7 * full.macs and recount.macs == result.macs
     from designer.pruning.groups import ChannelPruning  # one result type for both channel pruners
@@ -193,7 +193,7 @@ def test_channel_pruning_meets_the_budget_on_recount(model, calibration):
     assert result.kept and all(re.fullmatch(r"stages\[\d+\]\.btn", name) for name in result.kept)
     assert sum(p.numel() for p in result.model.parameters()) == recount.params == result.params
     with pytest.raises(ValueError, match="below the smallest network"):
-        prune_channels(model, calibration, max_params=10)
+        prune_stage_widths(model, calibration, max_params=10)
 
 
 def test_iterative_pruning_shows_the_round_and_what_is_left(model, calibration, capsys):

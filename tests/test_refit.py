@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from designer.pruning.criteria import OBS
 from designer.pruning.curves import batch_statistics
-from designer.pruning.groups import Refit, _prune_copy, count_costs, prune_channels_any
+from designer.pruning.groups import Refit, _prune_copy, count_costs, prune_channels
 from designer.pruning.refit import Cuts, consumers, refit
 from tests.models.cifar import CifarResNet
 
@@ -94,7 +94,7 @@ def test_a_residual_cut_refits_every_block_reading_the_stream_and_keeps_the_outp
 
 def test_channel_pruning_with_obs_meets_the_budget_and_differs_from_magnitude():
     model, x = _model(), torch.randn(32, 3, 16, 16)
-    results = {name: prune_channels_any(model, x[:1], x, max_macs=0.5 * count_costs(model, x)[1],
+    results = {name: prune_channels(model, x[:1], x, max_macs=0.5 * count_costs(model, x)[1],
                                         criterion=criterion)
                for name, criterion in (("magnitude", "magnitude"), ("obs", OBS()))}
     for result in results.values():

@@ -14,7 +14,7 @@ the layers reading the cut channels).
 """
 
 from designer.pruning.criteria import OBS, Magnitude
-from designer.pruning.groups import prune_channels_any as prune_channels
+from designer.pruning.groups import prune_channels
 from designer.pruning.prune import prune_model
 from designer.pruning.pruned_file import load_pruned, save_pruned
 

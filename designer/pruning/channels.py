@@ -84,7 +84,7 @@ def channel_curves(model: Network, inputs: torch.Tensor, fractions: list[float] 
     return curves
 
 
-def prune_channels(model: Network, inputs: torch.Tensor, max_params: float | None = None,
+def prune_stage_widths(model: Network, inputs: torch.Tensor, max_params: float | None = None,
                    max_macs: float | None = None, fractions: list[float] | None = None) -> ChannelPruning:
     """The smaller network minimising summed distortion with at most ``max_params``
     parameters or ``max_macs`` MACs (exactly one; whole-network counts)."""

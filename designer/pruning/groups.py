@@ -230,7 +230,7 @@ def preflight(model: nn.Module, example_input: torch.Tensor, fractions: list[flo
     return count_costs(smallest, example_input)
 
 
-def prune_channels_any(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor | Iterable,
+def prune_channels(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor | Iterable,
                        max_macs: float | None = None, max_params: float | None = None,
                        fractions: list[float] | None = None, progress=None,
                        criterion: Criterion | str = MAGNITUDE) -> ChannelPruning:

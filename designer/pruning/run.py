@@ -343,7 +343,7 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
     from designer.train.loop import evaluate
     batch = calib[:32]
     if subject.user:
-        from designer.pruning.groups import count_costs, prune_channels_any
+        from designer.pruning.groups import count_costs, prune_channels
         params0, macs0 = count_costs(subject.model, subject.example_input)
         bar = tqdm(desc="channel groups: distortion curves", unit="group", disable=not progress, leave=False)
 
@@ -352,7 +352,7 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
             bar.set_postfix_str(root, refresh=False)
             bar.update(done - bar.n)
 
-        result = prune_channels_any(subject.model, subject.example_input, calib,
+        result = prune_channels(subject.model, subject.example_input, calib,
                                     max_params=None if sparsity is None else (1 - sparsity) * params0,
                                     max_macs=None if keep_macs is None else keep_macs * macs0, progress=tick,
                                     criterion=criterion)
@@ -361,10 +361,10 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
     else:
         from designer.checkpoint import save_checkpoint
         from designer.costs import count
-        from designer.pruning.channels import prune_channels
+        from designer.pruning.channels import prune_stage_widths
         full = count(subject.model.spec)
         params0, macs0 = full.params, full.macs
-        result = prune_channels(subject.model, calib,
+        result = prune_stage_widths(subject.model, calib,
                                 max_params=None if sparsity is None else (1 - sparsity) * full.params,
                                 max_macs=None if keep_macs is None else keep_macs * full.macs)
         small, params, macs, widths = result.model, result.params, result.macs, result.kept
