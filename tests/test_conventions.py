@@ -117,3 +117,12 @@ def test_a_sentence_is_not_wrapped_at_80_columns_when_piped():
         with target.capture() as captured:
             target.print("a long sentence of many words " * 10)
         assert captured.get().rstrip("\n").count("\n") == 0
+
+
+def test_quiet_leaves_the_result_only(tmp_path):
+    graph = _graph_file(tmp_path / "g.json")
+    for quiet, expect_notes in (([], True), (["--quiet"], False)):
+        result = subprocess.run([sys.executable, "-m", "designer", "map", str(graph), "--scratchpad", "M_R", *quiet],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.strip()
+        assert bool(result.stderr.strip()) == expect_notes, result.stderr

@@ -43,9 +43,35 @@ def force_option() -> typer.Option:
 DEVICES = ("auto", "cpu", "cuda")  # cuda:N too, checked by designer.checkpoint.resolve_device
 
 
+class _Quiet:
+    """``--quiet`` of the command running (set by :mod:`designer.cli.contracts` before it runs)."""
+
+    on = False
+
+
+def quiet_option() -> typer.Option:
+    """``--quiet``: no progress and no notes on stderr; the result, warnings and errors stay."""
+    return typer.Option(False, "--quiet", help="No progress or notes; the result, warnings and errors stay.")
+
+
+def set_quiet(value: bool) -> None:
+    _Quiet.on = bool(value)
+
+
+def quiet() -> bool:
+    return _Quiet.on
+
+
 def note(text: str) -> None:
-    """Progress and notes on stderr, dimmed, never on stdout (which may carry --json)."""
-    errors.print(text, style="dim")
+    """Progress and notes on stderr, dimmed, never on stdout (which may carry --json); none
+    under ``--quiet``."""
+    if not _Quiet.on:
+        errors.print(text, style="dim")
+
+
+def warning(text: str) -> None:
+    """A warning on stderr, ``--quiet`` or not."""
+    errors.print(f"warning: {text}")
 
 
 def shown(text: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from designer import checks
-from designer.cli.common import fail, note
+from designer.cli.common import fail, note, set_quiet
 from designer.deadline import mark_command_start
 from designer.paths import model_file, refuse_clashes
 
@@ -61,7 +61,7 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
                                             "sizes, LO:HI)"),
         "strategy": ALWAYS, "objective": ALWAYS, "order": UNTILED, "time_limit": ALWAYS, "max_reloads": UNTILED,
         "weights": ALWAYS, "bytes_per_element": ALWAYS, "out": ALWAYS, "plot": ALWAYS, "as_json": ALWAYS,
-        "start": UNTILED, "trust": ALWAYS, "force": ALWAYS,
+        "start": UNTILED, "trust": ALWAYS, "force": ALWAYS, "quiet": ALWAYS,
         "tiling": (lambda p: p["curve"] is None, "a map at one size (--curve chooses a tiling at each size)"),
         "max_extra_macs": (lambda p: p["tiling"] == "auto" or p["curve"] is not None, "--tiling auto or --curve "
                            "(where a tiling is chosen)"),
@@ -73,7 +73,7 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
         "mode": ALWAYS, "schedule": ALLOCATED, "dataset": ALWAYS, "calibration": ALWAYS, "grid": ALLOCATED,
         "curve_points": RD_WEIGHTS, "correction_rounds": RD_WEIGHTS, "finetune_epochs": ALWAYS, "device": ALWAYS,
         "out": ALWAYS, "save_curves": RD_WEIGHTS, "scheduler": RD_WEIGHTS, "as_json": ALWAYS,
-        "threads": ALWAYS, "force": ALWAYS,
+        "threads": ALWAYS, "force": ALWAYS, "quiet": ALWAYS,
     },
     "allocate": {"curves": ALWAYS, "keep_weights": ALWAYS, "keep_macs": ALWAYS, "method": ALWAYS,
                  "bins": (lambda p: p["method"] == "dp", "--method dp"), "as_json": ALWAYS},
@@ -87,12 +87,12 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
             "family", "resolution", "classes", "macs", "params", "counting", "effectiveness", "layers", "strides",
             "head", "no_monotone", "max_activation_bytes", "max_depth_spread", "latency_ms", "profile", "alpha",
             "stem_widths", "widths", "depths", "first_stage_max_depth", "objective", "time_limit", "gap", "method",
-            "threads", "out", "as_json", "force")},
+            "threads", "out", "as_json", "force", "quiet")},
         "bytes_per_element": (lambda p: p["max_activation_bytes"] is not None, "--max-activation-bytes"),
         "measure": (lambda p: p["profile"] is not None, "--profile (it times on the profile's device)"),
     },
     "profile": {
-        **{name: ALWAYS for name in ("device", "precision", "batch", "quick", "networks", "out", "max_error", "force")},
+        **{name: ALWAYS for name in ("device", "precision", "batch", "quick", "networks", "out", "max_error", "force", "quiet")},
         **{name: (lambda p: p["networks"] > 0, "--networks N (random whole networks)")
            for name in ("resolution", "seed")},
     },
@@ -100,13 +100,13 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
     "schema": {"name": ALWAYS},
     "train": {name: ALWAYS for name in (
         "spec", "dataset", "epochs", "optimizer", "lr", "weight_decay", "batch_size", "resolution", "device", "amp",
-        "channels_last", "compile", "resident", "seed", "out", "threads", "force")},
+        "channels_last", "compile", "resident", "seed", "out", "threads", "force", "quiet")},
     "pipeline": {name: ALWAYS for name in (
         "dataset", "macs", "params", "sparsity", "scratchpad", "epochs", "seed", "device", "out", "quiet",
         "threads")},
     "sweep": {
         **{name: ALWAYS for name in ("sweep_file", "grid", "scheduler", "time_limit", "out", "plot", "as_json",
-                                     "force")},
+                                     "force", "quiet")},
         "workers": (lambda p: p["scheduler"] is None, "a local cluster (without --scheduler)"),
     },
 }
@@ -209,6 +209,7 @@ class GuardedCommand(TyperCommand):
                 checks.integer(ctx.params["threads"], "--threads", minimum=0)
         except ValueError as error:
             fail(str(error))
+        set_quiet(ctx.params.get("quiet", False))
         if self.name in TORCH_COMMANDS:  # quietly: a bad input's error stays the only line
             from designer.threads import use_threads
             use_threads(ctx.params["threads"])

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from designer import checks, zoo
 from designer.cli.common import (DEVICES, NO_SOLUTION, choice_option, console, fail, force_option, in_option_names,
-                                 load_spec, note, parse_list, percent, si)
+                                 load_spec, note, parse_list, percent, quiet_option, si, warning)
 from designer.costs import COUNTINGS
 from designer.families import NAMES as FAMILY_NAMES
 from designer.report import inspect_spec
@@ -178,6 +178,7 @@ def design(
     out: Optional[Path] = typer.Option(None, help="Write the designed spec here (spec JSON)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     force: bool = force_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Design a network that maximises the DeepMAD score under budgets, with a proven bound."""
     from designer.design.problem import OBJECTIVES, DesignError, DesignProblem
@@ -305,6 +306,7 @@ def profile_command(
                                               "above this fraction (a busy machine times noise, not layers); "
                                               "raise it to keep such a fit."),
     force: bool = force_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Time blocks (or whole networks) of every family on this device and fit the latency
     model `design --latency-ms` uses."""
@@ -334,7 +336,7 @@ def profile_command(
              f"likely running: profile on a quiet machine, or give --max-error {fit['held_out_error']:.2f} to keep "
              f"it)", code=1)
     if fit["noise"] > 0.1:
-        note(f"warning: timings repeated {100 * fit['noise']:.0f}% apart: the machine is busy, and the fit is noisy")
+        warning(f"timings repeated {100 * fit['noise']:.0f}% apart: the machine is busy, and the fit is noisy")
     result.save(out)
     console.print(f"profile of {result.device} ({precision}, batch {batch}) written to {out}; {quality}")
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from designer import checks, files
-from designer.cli.common import NO_SOLUTION, console, fail, force_option, note, percent
+from designer.cli.common import NO_SOLUTION, console, fail, force_option, note, percent, quiet_option
 from designer.mapping.objective import OBJECTIVES
 from designer.mapping.strategies import ORDERS, STRATEGIES
 
@@ -68,6 +68,7 @@ def map_graph(
     mode: Optional[str] = typer.Option(None, hidden=True),
     solver: Optional[str] = typer.Option(None, hidden=True),
     force: bool = force_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Map a DNN graph onto a scratchpad: schedule, addresses and spills, against baselines.
     The whole command, capture and budgets included, keeps to --time-limit."""

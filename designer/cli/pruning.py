@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from designer import checks
-from designer.cli.common import DEVICES, choice_option, console, fail, force_option, shown
+from designer.cli.common import DEVICES, choice_option, console, fail, force_option, quiet_option, shown
 
 # the names the library accepts, listed here so that `--help` needs no torch import
 # (tests/test_packaging.py checks them against designer.pruning)
@@ -74,6 +74,7 @@ def prune(
     threads: int = typer.Option(0, help="torch's threads (0: auto, the cores other processes leave free; "
                                         "OMP_NUM_THREADS, when set, wins)."),
     force: bool = force_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Prune a trained network - an mpdesign checkpoint or your own module - with rate-distortion
     allocation or a baseline; weights (masks) or channels (a smaller module)."""
@@ -83,7 +84,7 @@ def prune(
                            schedule=schedule, dataset=dataset, calibration=calibration, grid=grid,
                            curve_points=curve_points, correction_rounds=correction_rounds,
                            finetune_epochs=finetune_epochs, device=device, out=out,
-                           save_curves=save_curves, scheduler=scheduler, force=force, progress=not as_json)
+                           save_curves=save_curves, scheduler=scheduler, force=force, progress=not (as_json or quiet))
     try:  # every argument is checked before any curve is measured
         summary = run_prune(request)
     except ValueError as error:

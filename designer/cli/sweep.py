@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from designer import checks, files
-from designer.cli.common import console, errors, fail, force_option, note, percent
+from designer.cli.common import console, errors, fail, force_option, note, percent, quiet_option
 
 app = typer.Typer()
 
@@ -55,6 +55,7 @@ def sweep(
     plot: Optional[Path] = typer.Option(None, help="Design sweeps: score and bound against the first grid field."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     force: bool = force_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Solve every combination of a grid of design or mapping problems, in parallel on Dask."""
     from designer.sweep import Sweep, SweepError, run_sweep, sweep_payload

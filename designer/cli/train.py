@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from designer import checks, files
-from designer.cli.common import DEVICES, choice_option, console, errors, fail, force_option, load_spec
+from designer.cli.common import (DEVICES, choice_option, console, errors, fail, force_option, load_spec,
+                                 quiet_option)
 
 OPTIMISER_NAMES = ("sgd", "adamw")  # designer.train.loop.OPTIMISERS (checked in tests/test_packaging.py)
 SWITCHES = ("auto", "on", "off")
@@ -41,6 +42,7 @@ def train(
     threads: int = typer.Option(0, help="torch's threads (0: auto, the cores other processes leave free; "
                                         "OMP_NUM_THREADS, when set, wins)."),
     force: bool = force_option(),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Train a spec on an offline dataset; writes a checkpoint `prune` and `map` accept.
 
@@ -64,7 +66,7 @@ def train(
         checks.integer(seed, "--seed", minimum=0, maximum=2**32 - 1)
         config = TrainConfig(epochs=epochs, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                              batch_size=batch_size, seed=seed, device=device, amp=amp, channels_last=channels_last,
-                             compile=compile, resident=resident, progress=True)
+                             compile=compile, resident=resident, progress=not quiet)
         network = load_spec(spec)
         splits = load_dataset(dataset, seed=seed, resolution=resolution)
     except (SpecError, ValueError) as error:
