@@ -102,3 +102,16 @@ def test_channel_pruning_with_obs_meets_the_budget_and_differs_from_magnitude():
     first = results["magnitude"].curves[0]
     second = results["obs"].curves[0]
     assert first.kept == second.kept and first.distortion != second.distortion
+
+
+def test_channel_budgets_are_taken_as_prune_model_takes_them():
+    """Issue 38: keep_macs and sparsity as fractions, as prune_model takes them, beside the counts."""
+    model, x = _model(), torch.randn(16, 3, 16, 16)
+    params0, macs0 = count_costs(model, x)
+    by_fraction = prune_channels(model, x[:1], x, keep_macs=0.5)
+    by_count = prune_channels(model, x[:1], x, max_macs=0.5 * macs0)
+    assert by_fraction.kept == by_count.kept and by_fraction.macs <= 0.5 * macs0
+    assert prune_channels(model, x[:1], x, sparsity=0.4).params <= 0.6 * params0
+    import pytest
+    with pytest.raises(ValueError, match="exactly one budget"):
+        prune_channels(model, x[:1], x, keep_macs=0.5, max_params=100)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from designer import checks
 from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of
 from designer.pruning.curves import batch_statistics, calibration_hessians
 from designer.pruning.measure import distortion
@@ -231,20 +232,26 @@ def preflight(model: nn.Module, example_input: torch.Tensor, fractions: list[flo
 
 
 def prune_channels(model: nn.Module, example_input: torch.Tensor, calibration: torch.Tensor | Iterable,
-                       max_macs: float | None = None, max_params: float | None = None,
-                       fractions: list[float] | None = None, progress=None,
-                       criterion: Criterion | str = MAGNITUDE) -> ChannelPruning:
+                   max_macs: float | None = None, max_params: float | None = None,
+                   fractions: list[float] | None = None, progress=None,
+                   criterion: Criterion | str = MAGNITUDE, *, keep_macs: float | None = None,
+                   sparsity: float | None = None) -> ChannelPruning:
     """Prune the channels of any module to at most ``max_macs`` MACs (per input) or
-    ``max_params`` parameters, both recounted on the result (see the module docstring). With
-    ``criterion=OBS()`` every candidate and the result have the layers reading the cut channels
-    re-fitted by least squares (:mod:`designer.pruning.refit`); channels are ranked by group
-    magnitude either way."""
-    if (max_macs is None) == (max_params is None):
-        raise ValueError("give exactly one of max_macs and max_params")
+    ``max_params`` parameters, both recounted on the result (see the module docstring); or, as
+    :func:`designer.pruning.prune_model` takes budgets, ``keep_macs`` (the fraction of MACs kept)
+    or ``sparsity`` (the fraction of parameters removed). With ``criterion=OBS()`` every
+    candidate and the result have the layers reading the cut channels re-fitted by least squares
+    (:mod:`designer.pruning.refit`); channels are ranked by group magnitude either way."""
+    if sum(b is not None for b in (max_macs, max_params, keep_macs, sparsity)) != 1:
+        raise ValueError("give exactly one budget: max_macs, max_params (counts), keep_macs or sparsity (fractions)")
     start = time.perf_counter()
     device = next(model.parameters()).device
     example_input, calibration = example_input.to(device), calibration_tensor(calibration).to(device)
     params0, macs0 = count_costs(model, example_input)
+    if keep_macs is not None:
+        max_macs = checks.fraction(keep_macs, "keep_macs", include_zero=False) * macs0
+    if sparsity is not None:
+        max_params = (1 - checks.fraction(sparsity, "sparsity", include_one=False)) * params0
     by_macs = max_macs is not None
     limit = float(max_macs if by_macs else max_params)
     total0 = macs0 if by_macs else params0

@@ -343,8 +343,7 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
     from designer.train.loop import evaluate
     batch = calib[:32]
     if subject.user:
-        from designer.pruning.groups import count_costs, prune_channels
-        params0, macs0 = count_costs(subject.model, subject.example_input)
+        from designer.pruning.groups import prune_channels
         bar = tqdm(desc="channel groups: distortion curves", unit="group", disable=not progress, leave=False)
 
         def tick(done: int, total: int, root: str) -> None:  # one group's curve measured
@@ -352,12 +351,11 @@ def _prune_channels(subject, calib, splits, sparsity, keep_macs, finetune, befor
             bar.set_postfix_str(root, refresh=False)
             bar.update(done - bar.n)
 
-        result = prune_channels(subject.model, subject.example_input, calib,
-                                    max_params=None if sparsity is None else (1 - sparsity) * params0,
-                                    max_macs=None if keep_macs is None else keep_macs * macs0, progress=tick,
-                                    criterion=criterion)
+        result = prune_channels(subject.model, subject.example_input, calib, sparsity=sparsity, keep_macs=keep_macs,
+                                progress=tick, criterion=criterion)
         bar.close()
         small, params, macs, widths = result.model, result.params, result.macs, result.kept
+        params0, macs0 = result.params_dense, result.macs_dense
     else:
         from designer.checkpoint import save_checkpoint
         from designer.costs import count
