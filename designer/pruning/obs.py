@@ -36,8 +36,9 @@ import torch
 
 EXACT_WORK = 2e9  # rows x side^3 up to which (3) is solved exactly, row by row
 # rows x side^3 up to which the mask is ExactOBS's greedy path (5) rather than the one-shot saliency:
-# 32 x 288 (0.76e9) takes 1.5 s on this 2-core machine, 64 x 576 (12e9) about 25 s (memory-bound:
-# each removal rewrites every row's H^-1)
+# on one thread of this 2-core machine, the other core busy, 32 x 288 (0.76e9) takes 0.3 s and
+# 64 x 576 (12e9) 4.6 s (memory-bound: each removal rewrites every row's H^-1); above the bound
+# it would add minutes to a ResNet-18 database (128 x 1152: about 16 x 4.6 s per layer)
 GREEDY_WORK = 2e9
 # conjugate-gradient steps toward (3) on wide rows: measured on a 300-wide layer with correlated
 # inputs, 4 steps end 0.13% above the optimum, 6 steps 0.01%, 8 steps 0.001%
