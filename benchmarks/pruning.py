@@ -98,8 +98,6 @@ def _one_shot(dense, calibration, splits, curves, grid, total: int, criterion: s
         curves = distortion_curves(dense, calibration, grid, criterion=criterion, hessians=hessians)
     worst = running = None  # the worst-case and running-statistics curves, measured when asked for
     for method in args.methods:
-        if method == "rd+c" and criterion != "magnitude":
-            continue  # the correction loop measures plain masks
         name = label(method, criterion)
         for s in args.sparsities:
             model = copy.deepcopy(dense)
@@ -108,7 +106,8 @@ def _one_shot(dense, calibration, splits, curves, grid, total: int, criterion: s
                 targets = allocate(curves, keep_weights=budget).sparsity
             elif method == "rd+c":
                 targets = corrected_allocation(model, calibration, curves, keep_weights=budget,
-                                               rounds=CORRECTION_ROUNDS).allocation.sparsity
+                                               rounds=CORRECTION_ROUNDS, criterion=criterion,
+                                               hessians=hessians).allocation.sparsity
             elif method == "rd-wc":
                 worst = worst or distortion_curves(dense, calibration, grid, worst_case=True, criterion=criterion)
                 targets = allocate(worst, keep_weights=budget).sparsity

@@ -7,8 +7,9 @@ summed around 1.1-1.25 at 90%), so the DP's optimum for the sum need not be the 
 the least joint distortion D(s). Round r, with per-layer factors g_l (1 at the start):
 
     s^r      = argmin_s sum_l g_l C_l(s_l)   subject to the budget       (the knapsack DP)
-    D(s^r)   measured: every layer pruned at once, logit MSE on the calibration batch with
-             BatchNorm batch statistics (the curves' own measure, designer.pruning.measure)
+    D(s^r)   measured: every layer pruned at once (re-fitted by OBS where the criterion is OBS,
+             as its curves are), logit MSE on the calibration batch with BatchNorm batch
+             statistics (the curves' own measure, designer.pruning.measure)
     m_l      = D(s^r) - D(s^r with layer l dense)     for the ``hardest`` layers with the
              largest g_l C_l(s^r_l): layer l's real marginal distortion
     g_l     <- clip(m_l / C_l(s^r_l), 1 / MAX_FACTOR, MAX_FACTOR)
@@ -26,19 +27,39 @@ import torch
 from torch import nn
 
 from designer.pruning.allocate import Allocation, allocate
-from designer.pruning.criteria import MAGNITUDE, Criterion, magnitude_mask
+from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of, magnitude_mask
 from designer.pruning.curves import Curves, LayerCurve, batch_statistics, prunable_layers
 from designer.pruning.measure import distortion
 
 MAX_FACTOR = 8.0  # how far one measurement may scale a layer's curve (a noisy marginal stays bounded)
 
 
+class PrunedWeights:
+    """Each layer's weights at a sparsity under a criterion (re-fitted where it re-fits, from the
+    layers' ``hessians``), computed once per (layer, sparsity): the loop measures the same
+    layers at the same points again and again."""
+
+    def __init__(self, criterion: Criterion | str = MAGNITUDE, hessians: dict[str, torch.Tensor] | None = None):
+        self.criterion, self.hessians = criterion_of(criterion), hessians or {}
+        self._done: dict[tuple[str, float], torch.Tensor] = {}
+
+    def __call__(self, name: str, weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+        if (name, sparsity) not in self._done:
+            h = self.hessians.get(name)
+            mask = magnitude_mask(weight, sparsity, weight != 0, self.criterion, hessian=h)
+            self._done[(name, sparsity)] = self.criterion.pruned(weight, mask, h)
+        return self._done[(name, sparsity)]
+
+
 @torch.no_grad()
 def joint_distortion(model: nn.Module, inputs: torch.Tensor, sparsity: dict[str, float],
-                     criterion: Criterion | str = MAGNITUDE, reference: torch.Tensor | None = None) -> float:
+                     criterion: Criterion | str | PrunedWeights = MAGNITUDE,
+                     reference: torch.Tensor | None = None) -> float:
     """The logit MSE of ``model`` with every named layer pruned to its sparsity at once, against
     the unpruned model, with BatchNorm batch statistics (as the curves measure); the weights are
-    restored after."""
+    restored after. ``criterion``: a criterion, or the :class:`PrunedWeights` of one (OBS's
+    re-fitted weights)."""
+    pruned = criterion if isinstance(criterion, PrunedWeights) else PrunedWeights(criterion)
     modules = dict(prunable_layers(model))
     originals = {name: modules[name].weight.detach().clone() for name in sparsity}
     model.eval()
@@ -46,8 +67,7 @@ def joint_distortion(model: nn.Module, inputs: torch.Tensor, sparsity: dict[str,
         with batch_statistics(model):
             reference = model(inputs) if reference is None else reference
             for name, s in sparsity.items():
-                w = originals[name]
-                modules[name].weight.copy_(w * magnitude_mask(w, s, w != 0, criterion))
+                modules[name].weight.copy_(pruned(name, originals[name], s))
             return distortion(model(inputs), reference)
     finally:
         for name, w in originals.items():
@@ -77,10 +97,13 @@ def _single(curves: Curves, sparsity: dict[str, float]) -> dict[str, float]:
 @torch.no_grad()
 def corrected_allocation(model: nn.Module, inputs: torch.Tensor, curves: Curves, keep_weights: float | None = None,
                          keep_macs: float | None = None, rounds: int = 3, hardest: int = 6,
-                         criterion: Criterion | str = MAGNITUDE, method: str = "dp") -> Corrected:
-    """The correction loop of the module docstring, under the budget :func:`allocate` takes."""
+                         criterion: Criterion | str = MAGNITUDE, method: str = "dp",
+                         hessians: dict[str, torch.Tensor] | None = None) -> Corrected:
+    """The correction loop of the module docstring, under the budget :func:`allocate` takes;
+    ``hessians`` for a criterion that re-fits (OBS): each measurement prunes with its weights."""
     if rounds < 1 or hardest < 1:
         raise ValueError(f"rounds and hardest: at least 1, got {rounds} and {hardest}")
+    criterion = PrunedWeights(criterion, hessians)
     with batch_statistics(model.eval()):
         reference = model(inputs)
     factors = {c.name: 1.0 for c in curves.layers}

@@ -67,13 +67,13 @@ def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
 
 
 def _rd_allocation(model: nn.Module, calibration: torch.Tensor, curves: Curves, method: str, criterion: Criterion,
-                   correction_rounds: int, sparsity: float | None, budget: int):
+                   correction_rounds: int, sparsity: float | None, budget: int, hessians: dict | None = None):
     """RD's per-layer targets on ``curves`` under ``budget``: (targets, predicted, measured)."""
     solver = "slope" if method == "rd-slope" else "dp"
     budgets = {"keep_weights" if sparsity is not None else "keep_macs": budget}
     if correction_rounds:
         corrected = corrected_allocation(model, calibration, curves, rounds=correction_rounds,
-                                         criterion=criterion, method=solver, **budgets)
+                                         criterion=criterion, method=solver, hessians=hessians, **budgets)
         return corrected.allocation.sparsity, corrected.allocation.distortion, corrected.measured
     allocation = allocate(curves, method=solver, **budgets)
     return allocation.sparsity, allocation.distortion, None
@@ -106,9 +106,6 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
     if keep_macs is not None and not 0 < keep_macs <= 1:
         raise ValueError(f"keep_macs: the kept fraction of MACs must be in (0, 1], got {keep_macs}")
     criterion = criterion_of(criterion)
-    if correction_rounds and criterion.needs_hessian:
-        raise ValueError(f"correction_rounds: the correction loop measures plain masks; with criterion "
-                         f"{criterion.name}, which re-fits the kept weights, it is not available")
     final_kept = 1 - sparsity if sparsity is not None else keep_macs
     # a tensor or a DataLoader; curves and BN statistics where the model is
     calibration = calibration_tensor(calibration).to(next(model.parameters()).device)
@@ -141,7 +138,7 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
                                            desc=f"round {index}/{len(targets_kept)}: distortion curves")
                 report.first_curves = report.first_curves or curves
                 targets, predicted, measured = _rd_allocation(model, calibration, curves, method, criterion,
-                                                              correction_rounds, sparsity, budget)
+                                                              correction_rounds, sparsity, budget, hessians)
                 report.first_allocation = report.first_allocation or dict(targets)
             else:
                 targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)

@@ -108,9 +108,6 @@ class PruneRequest:
         checks.integer(self.correction_rounds, "--correction-rounds", minimum=0)
         if self.correction_rounds and (self.mode != "weights" or not self.method.startswith("rd")):
             raise ValueError("--correction-rounds: only the rd methods allocate on curves (--mode weights)")
-        if self.correction_rounds and criterion_of(self.criterion).needs_hessian:
-            raise ValueError(f"--correction-rounds: the correction loop measures plain masks; --criterion "
-                             f"{self.criterion} re-fits the kept weights (give one or the other)")
         if self.mode == "channels" and self.model is None and criterion_of(self.criterion).needs_hessian:
             raise ValueError(f"--criterion {self.criterion}: channel pruning re-fits the layers of a --model module; an "
                              f"mpdesign checkpoint's channels are its stages' widths, cut without a re-fit (use "
