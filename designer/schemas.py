@@ -192,7 +192,8 @@ class PruneRound(_Strict):
     reconstruction_error: Optional[dict[str, dict[str, float]]] = Field(
         description="obs: per layer, its output's relative error on the calibration data with the plain mask "
                     "(masked) and with the weights kept (kept, re-fitted), and greedy: 1 where the mask followed "
-                    "ExactOBS's greedy path, 0 where the one-shot saliency chose it (wide layers); null for magnitude")
+                    "ExactOBS's greedy path, 0 where the one-shot saliency chose it (wide layers), and dead_inputs: "
+                    "inputs zero on every calibration sample (H damped there); null for magnitude")
     seconds: dict[str, float] = Field(description="the round's time per step: allocation (curves included), masks, "
                                                   "fine-tuning")
 

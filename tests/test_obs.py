@@ -276,3 +276,16 @@ def test_the_layer_database_on_a_local_dask_cluster_equals_the_serial_one():
     for a, b in zip(serial.layers, remote.layers):
         assert a.sparsity == b.sparsity
         assert a.distortion == pytest.approx(b.distortion, rel=1e-5, abs=1e-9)
+
+
+def test_a_layer_with_an_input_that_is_always_zero_is_damped_and_reported():
+    """H is singular where an input never fires: the re-fit stays finite and the report says so."""
+    layer = nn.Linear(6, 4).double()
+    x = torch.randn(50, 6, dtype=torch.float64)
+    x[:, 2] = 0.0
+    h = layer_hessians(layer, x, [("fc", layer)])["fc"]
+    mask = magnitude_mask(layer.weight.detach(), 0.5)
+    new = OBS().pruned(layer.weight.detach(), mask, h)
+    assert torch.isfinite(new).all()
+    report = obs.reconstruction_error(layer.weight.detach(), mask, new, h, OBS())
+    assert report["dead_inputs"] == 1.0 and report["kept"] <= report["masked"] + 1e-12

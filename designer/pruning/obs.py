@@ -212,8 +212,11 @@ def bias_shift(weight: torch.Tensor, new: torch.Tensor, mean: torch.Tensor) -> t
 def reconstruction_error(weight: torch.Tensor, mask: torch.Tensor, new: torch.Tensor,
                          hessian: torch.Tensor, criterion=None) -> dict[str, float]:
     """The layer's relative output error with the plain mask (``masked``) and with the weights the
-    criterion kept (``kept``), and ``greedy`` 1 where the mask followed ExactOBS's path (5), 0
-    where the one-shot saliency chose it: what a round's report carries per layer."""
+    criterion kept (``kept``), ``greedy`` 1 where the mask followed ExactOBS's path (5), 0 where
+    the one-shot saliency chose it, and ``dead_inputs``: inputs that are zero on every
+    calibration sample (H singular there: damped, see :func:`damped`): what a round's report
+    carries per layer."""
     greedy = getattr(criterion, "greedy", None)
     return {"masked": relative_error(weight, weight * mask, hessian), "kept": relative_error(weight, new, hessian),
-            "greedy": float(greedy(weight, hessian)) if greedy is not None else 0.0}
+            "greedy": float(greedy(weight, hessian)) if greedy is not None else 0.0,
+            "dead_inputs": float((torch.diagonal(hessian, dim1=1, dim2=2) == 0).sum())}
