@@ -152,7 +152,7 @@ def run_seed(seed: int, args) -> dict:
 
     finetune = dict(optimizer="adamw", lr=2e-4, weight_decay=0.05) if args.setting == "vit" else dict(lr=0.01)
     finetune_config = TrainConfig(epochs=1, warmup_epochs=0, seed=seed, device=args.device, **finetune)
-    runs = [(m, c) for c in args.criteria for m in args.methods if not (m == "rd+c" and c != "magnitude")]
+    runs = [(m, c) for c in args.criteria for m in args.methods]
     for method, criterion in runs if "iterative" in args.schedules else []:
         model, name = copy.deepcopy(dense), label(method, criterion)
         start = time.perf_counter()
