@@ -32,6 +32,7 @@ from designer.pruning.additivity import additivity
 from designer.pruning.allocate import BASELINES, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, make_permanent, total_sparsity
 from designer.pruning.correction import corrected_allocation
+from designer.pruning.criteria import criterion_of, importance_of
 from designer.pruning.curves import (calibration_hessians, default_grid, distortion_curves, prunable_layers,
                                      recalibrate_batchnorm)
 from designer.pruning.prune import prune_model
@@ -94,8 +95,12 @@ def _one_shot(dense, calibration, splits, curves, grid, total: int, criterion: s
     if criterion == "obs":  # on a copy: the hooks and BN modes touch nothing of the dense model
         probe = copy.deepcopy(dense)
         hessians = calibration_hessians(probe, calibration, prunable_layers(probe), means=means)
+    # every method's masks (and rd's curves) from the same importances: ExactOBS's path is seconds a layer
+    importances = {name: importance_of(criterion_of(criterion), m.weight.detach(), (hessians or {}).get(name))
+                   for name, m in prunable_layers(dense)}
     if criterion != "magnitude":  # rd reads the criterion's own curves, from the same H
-        curves = distortion_curves(dense, calibration, grid, criterion=criterion, hessians=hessians)
+        curves = distortion_curves(dense, calibration, grid, criterion=criterion, hessians=hessians,
+                                   importances=importances)
     worst = running = None  # the worst-case and running-statistics curves, measured when asked for
     for method in args.methods:
         name = label(method, criterion)
@@ -106,10 +111,11 @@ def _one_shot(dense, calibration, splits, curves, grid, total: int, criterion: s
                 targets = allocate(curves, keep_weights=budget).sparsity
             elif method == "rd+c":
                 targets = corrected_allocation(model, calibration, curves, keep_weights=budget,
-                                               rounds=CORRECTION_ROUNDS, criterion=criterion,
-                                               hessians=hessians).allocation.sparsity
+                                               rounds=CORRECTION_ROUNDS, criterion=criterion, hessians=hessians,
+                                               importances=importances).allocation.sparsity
             elif method == "rd-wc":
-                worst = worst or distortion_curves(dense, calibration, grid, worst_case=True, criterion=criterion)
+                worst = worst or distortion_curves(dense, calibration, grid, worst_case=True, criterion=criterion,
+                                                   hessians=hessians, importances=importances)
                 targets = allocate(worst, keep_weights=budget).sparsity
             elif method == "rd-nobn":
                 running = running or distortion_curves(dense, calibration, grid, recalibrate_bn=False,
@@ -117,7 +123,7 @@ def _one_shot(dense, calibration, splits, curves, grid, total: int, criterion: s
                 targets = allocate(running, keep_weights=budget).sparsity
             else:
                 targets = within_budget(model, BASELINES[method](model, s), budget)
-            apply_sparsity(model, targets, criterion, hessians, means=means or None)
+            apply_sparsity(model, targets, criterion, hessians, means=means or None, importances=importances)
             make_permanent(model)
             recalibrate_batchnorm(model, calibration)
             result["one_shot"][(name, s)] = evaluate(model, splits.test)["accuracy"]

@@ -205,19 +205,21 @@ def profile(device: str = "cpu", precision: str = "fp32", batch: int = 1, quick:
     block_rows, block_times = [], []
     grid = _grid(quick) if networks == 0 else []
     total = len(grid) + networks
-    for index, (name, width, btn, k, stride, res) in enumerate(grid):
-        blocks = block_family(name)
-        module = blocks.module(width, width, btn, k, stride, first=False).to(target).eval()
+    def time_block(name: str, width: int, btn: int, k: int, stride: int, res: int) -> float:
+        module = block_family(name).module(width, width, btn, k, stride, first=False).to(target).eval()
         x = torch.randn(batch, width, res, res, device=target)
-        layers, _ = blocks.layers("b", width, width, btn, k, stride, res, first=False)
+        return 1e3 * median_forward_seconds(module, x, repeats=repeats, warmups=3, dtype=dtype)
+
+    for index, (name, width, btn, k, stride, res) in enumerate(grid):
+        layers, _ = block_family(name).layers("b", width, width, btn, k, stride, res, first=False)
         block_rows.append(np.append(sum(layer_features(layer, bytes_per_element, batch) for layer in layers), 0.0))
-        block_times.append(1e3 * median_forward_seconds(module, x, repeats=repeats, warmups=3, dtype=dtype))
+        block_times.append(time_block(name, width, btn, k, stride, res))
         if progress is not None:
             progress(index + 1, total)
     rng = np.random.default_rng(seed)
+    specs = [random_spec(rng, NAMES[index % len(NAMES)], resolution) for index in range(networks)]
     network_rows, network_times = [], []
-    for index in range(networks):
-        spec = random_spec(rng, NAMES[index % len(NAMES)], resolution)
+    for index, spec in enumerate(specs):
         network_rows.append(network_features(spec, bytes_per_element, batch))
         network_times.append(measure_ms(spec, device, precision, batch, repeats))
         if progress is not None:
@@ -225,15 +227,8 @@ def profile(device: str = "cpu", precision: str = "fp32", batch: int = 1, quick:
     rows, times = (network_rows, network_times) if networks else (block_rows, block_times)
     features, targets = np.array(rows), np.array(times)
     # the machine's noise: the first few samples timed again, after all the others
-    if networks:
-        again = [measure_ms(random_spec(np.random.default_rng(seed), NAMES[0], resolution), device, precision, batch,
-                            repeats)]
-    else:
-        again = []
-        for name, width, btn, k, stride, res in grid[:NOISE_SAMPLES]:
-            module = block_family(name).module(width, width, btn, k, stride, first=False).to(target).eval()
-            x = torch.randn(batch, width, res, res, device=target)
-            again.append(1e3 * median_forward_seconds(module, x, repeats=repeats, warmups=3, dtype=dtype))
+    again = ([measure_ms(spec, device, precision, batch, repeats) for spec in specs[:1]] if networks
+             else [time_block(*entry) for entry in grid[:NOISE_SAMPLES]])
     noise = float(np.median(np.abs(np.array(again) - targets[:len(again)]) / np.maximum(targets[:len(again)], 1e-9)))
     coefficients = _fit(features, targets)
     errors = np.abs(features @ coefficients - targets) / np.maximum(targets, 1e-9)

@@ -13,7 +13,7 @@ from designer.pruning.curves import PRUNABLE, prunable_layers
 
 def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Criterion | str = MAGNITUDE,
                    hessians: dict | None = None, errors: dict | None = None,
-                   means: dict | None = None) -> dict[str, float]:
+                   means: dict | None = None, importances: dict | None = None) -> dict[str, float]:
     """Mask each named layer by ``criterion`` (magnitude) to its sparsity (a removed weight stays removed:
     zeros from earlier rounds count as removed), the kept weights re-fitted where the criterion
     does (OBS, from ``hessians``: :func:`designer.pruning.hessian.layer_hessians`); returns the
@@ -21,7 +21,8 @@ def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Crit
     error on the calibration data, ``{"masked": plain mask, "kept": the weights kept}``. ``means``
     (each layer's mean input, from ``layer_hessians(means=...)``): a layer with a bias gets its
     outputs' mean over the calibration data back (the statistics correction of OBC; a layer
-    followed by BatchNorm has it from the re-estimation as well)."""
+    followed by BatchNorm has it from the re-estimation as well). ``importances``: each layer's
+    importance under the criterion when the caller has them (else computed here)."""
     criterion = criterion_of(criterion)
     modules = dict(prunable_layers(model))
     unknown = sorted(set(sparsity) - set(modules))
@@ -36,7 +37,9 @@ def apply_sparsity(model: nn.Module, sparsity: dict[str, float], criterion: Crit
             prune.remove(module, "weight")
         weight = module.weight.detach()
         h = hessians.get(name) if hessians is not None else None
-        mask = magnitude_mask(weight, target, current=weight != 0, criterion=criterion, hessian=h)
+        importance = importances.get(name) if importances is not None else None
+        mask = magnitude_mask(weight, target, current=weight != 0, criterion=criterion, hessian=h,
+                              importance=importance)
         new = criterion.pruned(weight, mask, h)
         if errors is not None and h is not None:
             from designer.pruning.obs import reconstruction_error

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from designer.pruning.allocate import Allocation, allocate
-from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of, magnitude_mask
+from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of, importance_of, magnitude_mask
 from designer.pruning.curves import Curves, LayerCurve, batch_statistics, prunable_layers
 from designer.pruning.measure import distortion
 
@@ -36,17 +36,22 @@ MAX_FACTOR = 8.0  # how far one measurement may scale a layer's curve (a noisy m
 
 class PrunedWeights:
     """Each layer's weights at a sparsity under a criterion (re-fitted where it re-fits, from the
-    layers' ``hessians``), computed once per (layer, sparsity): the loop measures the same
-    layers at the same points again and again."""
+    layers' ``hessians``), computed once per (layer, sparsity), from the layer's importance
+    computed once (or given, as ``importances``): the loop measures the same layers at the same
+    points again and again."""
 
-    def __init__(self, criterion: Criterion | str = MAGNITUDE, hessians: dict[str, torch.Tensor] | None = None):
+    def __init__(self, criterion: Criterion | str = MAGNITUDE, hessians: dict[str, torch.Tensor] | None = None,
+                 importances: dict[str, torch.Tensor] | None = None):
         self.criterion, self.hessians = criterion_of(criterion), hessians or {}
+        self.importances = dict(importances or {})
         self._done: dict[tuple[str, float], torch.Tensor] = {}
 
     def __call__(self, name: str, weight: torch.Tensor, sparsity: float) -> torch.Tensor:
         if (name, sparsity) not in self._done:
             h = self.hessians.get(name)
-            mask = magnitude_mask(weight, sparsity, weight != 0, self.criterion, hessian=h)
+            if name not in self.importances:
+                self.importances[name] = importance_of(self.criterion, weight, h)
+            mask = magnitude_mask(weight, sparsity, weight != 0, self.criterion, importance=self.importances[name])
             self._done[(name, sparsity)] = self.criterion.pruned(weight, mask, h)
         return self._done[(name, sparsity)]
 
@@ -98,12 +103,14 @@ def _single(curves: Curves, sparsity: dict[str, float]) -> dict[str, float]:
 def corrected_allocation(model: nn.Module, inputs: torch.Tensor, curves: Curves, keep_weights: float | None = None,
                          keep_macs: float | None = None, rounds: int = 3, hardest: int = 6,
                          criterion: Criterion | str = MAGNITUDE, method: str = "dp",
-                         hessians: dict[str, torch.Tensor] | None = None) -> Corrected:
+                         hessians: dict[str, torch.Tensor] | None = None,
+                         importances: dict[str, torch.Tensor] | None = None) -> Corrected:
     """The correction loop of the module docstring, under the budget :func:`allocate` takes;
-    ``hessians`` for a criterion that re-fits (OBS): each measurement prunes with its weights."""
+    ``hessians`` for a criterion that re-fits (OBS): each measurement prunes with its weights;
+    ``importances``: the layers' importances when the caller has them."""
     if rounds < 1 or hardest < 1:
         raise ValueError(f"rounds and hardest: at least 1, got {rounds} and {hardest}")
-    criterion = PrunedWeights(criterion, hessians)
+    criterion = PrunedWeights(criterion, hessians, importances)
     with batch_statistics(model.eval()):
         reference = model(inputs)
     factors = {c.name: 1.0 for c in curves.layers}

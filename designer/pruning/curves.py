@@ -253,12 +253,15 @@ class _Measurement:
             x = segment.run(x)
         return cls(chain, cached, x, **settings)
 
-    def curve(self, name: str, module: nn.Module, h: torch.Tensor | None, macs: int) -> LayerCurve:
-        """One layer's curve: its masks on the grid, each distinct one measured (or interpolated)."""
+    def curve(self, name: str, module: nn.Module, h: torch.Tensor | None, macs: int,
+              importance: torch.Tensor | None = None) -> LayerCurve:
+        """One layer's curve: its masks on the grid, each distinct one measured (or interpolated);
+        ``importance``: the criterion's, when the caller has it (else computed here)."""
         first = next(i for i, segment in enumerate(self.chain) if name in segment.layers)
         original = module.weight.detach().clone()
         current = original != 0
-        importance = importance_of(self.criterion, original, h)
+        if importance is None:
+            importance = importance_of(self.criterion, original, h)
         masks = [magnitude_mask(original, s, current, self.criterion, importance=importance) for s in self.grid]
         kept = [int(m.sum()) for m in masks]
         distinct = sorted(set(kept), key=kept.index)
@@ -284,12 +287,13 @@ class _Measurement:
 @dataclass
 class LayerTask:
     """One layer's curve as a task a Dask worker runs (:func:`layer_curve`): the model, the
-    calibration batch, the layer's H (criteria that read it) and the settings, all picklable."""
+    calibration batch, the layer's H and importance (when known) and the settings, all picklable."""
 
     model: nn.Module
     inputs: torch.Tensor
     name: str
     hessian: torch.Tensor | None
+    importance: torch.Tensor | None
     macs: int
     recalibrate_bn: bool
     settings: dict
@@ -301,7 +305,7 @@ def layer_curve(task: LayerTask) -> LayerCurve:
     model = task.model.eval()
     with batch_statistics(model) if task.recalibrate_bn else nullcontext():
         measurement = _Measurement.of(model, task.inputs, **task.settings)
-        return measurement.curve(task.name, model.get_submodule(task.name), task.hessian, task.macs)
+        return measurement.curve(task.name, model.get_submodule(task.name), task.hessian, task.macs, task.importance)
 
 
 def _user_modules(model: nn.Module) -> list[str]:
@@ -317,16 +321,20 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
                       worst_case: bool = False, recalibrate_bn: bool = True, progress: bool = False,
                       chunk: int = 16, macs: dict[str, int] | None = None, criterion: Criterion | str = MAGNITUDE,
                       desc: str = "distortion curves", points: int | None = None,
-                      hessians: dict[str, torch.Tensor] | None = None, scheduler: str | None = "serial") -> Curves:
+                      hessians: dict[str, torch.Tensor] | None = None, scheduler: str | None = "serial",
+                      importances: dict[str, torch.Tensor] | None = None) -> Curves:
     """Distortion of the logits on ``inputs`` as each prunable layer alone is pruned (see module doc).
 
     The distinct masks of one layer are evaluated ``chunk`` at a time in one batched forward
     (``torch.func.vmap`` over the pruned weight). ``points``: measure at most this many grid
     points per layer and interpolate the rest (None: measure every one). ``hessians``: the
     layers' H for a criterion that reads it, when the caller has them (:func:`calibration_hessians`
-    with the same ``recalibrate_bn``); measured here otherwise. ``scheduler``: ``"serial"`` (here),
-    ``"local"`` or None (a local Dask cluster) or a Dask scheduler's address (``tcp://host:8786``): the layers are
-    independent, so each is a task (:func:`layer_curve`) and the curves are the serial ones."""
+    with the same ``recalibrate_bn``); measured here otherwise. ``importances``: each layer's
+    importance under the criterion, when the caller has them (ExactOBS's path is seconds a layer:
+    a pruning round computes it once for the curves and the masks). ``scheduler``: ``"serial"``
+    (here), ``"local"`` or None (a local Dask cluster) or a Dask scheduler's address
+    (``tcp://host:8786``): the layers are independent, so each is a task (:func:`layer_curve`)
+    and the curves are the serial ones."""
     if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 2):
         raise ValueError(f"points: at least 2 measured points per layer, got {points!r}")
     settings = {"grid": sorted(set(grid if grid is not None else default_grid())), "criterion": criterion_of(criterion),
@@ -337,15 +345,16 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
     with batch_statistics(model) if recalibrate_bn else nullcontext():
         if hessians is None:
             hessians = layer_hessians(model, inputs, layers) if settings["criterion"].needs_hessian else {}
+        importances = importances or {}
         if scheduler != "serial":
             from solvers.parallel import run_all
-            tasks = [LayerTask(model, inputs, name, hessians.get(name), macs[name], recalibrate_bn, settings)
-                     for name, _ in layers]
+            tasks = [LayerTask(model, inputs, name, hessians.get(name), importances.get(name), macs[name],
+                               recalibrate_bn, settings) for name, _ in layers]
             bar = tqdm(total=len(tasks), desc=desc, disable=not progress, leave=False, unit="layer")
-            curves = run_all(layer_curve, tasks, None if scheduler == "local" else scheduler, progress=lambda done, total, _: bar.update(1),
-                             by_value=_user_modules(model))
+            curves = run_all(layer_curve, tasks, None if scheduler == "local" else scheduler,
+                             progress=lambda done, total, _: bar.update(1), by_value=_user_modules(model))
             bar.close()
             return Curves(curves)
         measurement = _Measurement.of(model, inputs, **settings)
-        return Curves([measurement.curve(name, module, hessians.get(name), macs[name])
+        return Curves([measurement.curve(name, module, hessians.get(name), macs[name], importances.get(name))
                        for name, module in tqdm(layers, desc=desc, disable=not progress, leave=False, unit="layer")])

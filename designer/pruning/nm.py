@@ -59,7 +59,7 @@ def prune_nm(model: nn.Module, calibration: torch.Tensor, n: int, m: int, criter
     keeps them; BatchNorm re-estimated, fine-tuned, made permanent. The report: per layer its
     sparsity (N:M or dense), the layers left dense, and with OBS each layer's relative output
     error with the plain mask and with the weights kept."""
-    from designer.pruning.apply import make_permanent, set_weights, total_sparsity
+    from designer.pruning.apply import layer_sparsity, make_permanent, set_weights, total_sparsity
     from designer.pruning.obs import reconstruction_error
     criterion = criterion_of(criterion)
     layers = prunable_layers(model)
@@ -80,7 +80,6 @@ def prune_nm(model: nn.Module, calibration: torch.Tensor, n: int, m: int, criter
         finetune(model)
     make_permanent(model)
     return {"pattern": f"{n}:{m}", "criterion": criterion.name, "sparsity": total_sparsity(model),
-            "layer_sparsity": {name: float((module.weight == 0).sum()) / module.weight.numel()
-                               for name, module in layers},
+            "layer_sparsity": layer_sparsity(model),
             "dense": [name for name, module in layers if not fits(module.weight, m)],
             "reconstruction_error": errors or None}

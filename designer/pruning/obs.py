@@ -62,12 +62,17 @@ def damped(h: torch.Tensor, damp: float) -> torch.Tensor:
     return h
 
 
+def _inverse(h: torch.Tensor, damp: float) -> torch.Tensor:
+    """The damped H's inverse, through its Cholesky factor."""
+    return torch.cholesky_inverse(torch.linalg.cholesky(damped(h, damp)))
+
+
 def saliency(weight: torch.Tensor, hessian: torch.Tensor, damp: float = 0.01) -> torch.Tensor:
     """OBS's ``w_i^2 / [H^-1]_ii``, shaped like ``weight``: larger is kept first."""
     rows = weight.detach().reshape(weight.shape[0], -1).to(torch.float64)
     out = torch.empty_like(rows)
     for where, h in _groups(rows, hessian):
-        inverse_diagonal = torch.diagonal(torch.cholesky_inverse(torch.linalg.cholesky(damped(h, damp))))
+        inverse_diagonal = torch.diagonal(_inverse(h, damp))
         out[where] = rows[where] ** 2 / inverse_diagonal
     return out.reshape(weight.shape).to(weight.dtype)
 
@@ -122,7 +127,7 @@ def greedy_saliency(weight: torch.Tensor, hessian: torch.Tensor, damp: float = 0
     rows = weight.detach().reshape(weight.shape[0], -1).to("cpu", torch.float64)
     out = torch.empty_like(rows)
     for where, h in _groups(rows, hessian):
-        inverse = torch.cholesky_inverse(torch.linalg.cholesky(damped(h, damp)))
+        inverse = _inverse(h, damp)
         w = rows[where]
         step = max(1, int(chunk_bytes // (8 * w.shape[1] ** 2)))
         out[where] = torch.cat([_greedy_rows(w[i:i + step], inverse)[0] for i in range(0, w.shape[0], step)])

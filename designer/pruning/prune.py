@@ -23,7 +23,7 @@ from designer.user_model import calibration_tensor
 from designer.pruning.allocate import BASELINES, METHODS, allocate, within_budget
 from designer.pruning.apply import apply_sparsity, layer_sparsity, make_permanent, total_sparsity
 from designer.pruning.correction import corrected_allocation
-from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of
+from designer.pruning.criteria import MAGNITUDE, Criterion, criterion_of, importance_of
 from designer.pruning.curves import (Curves, calibration_hessians, default_grid, distortion_curves, layer_macs,
                                      prunable_layers, recalibrate_batchnorm)
 
@@ -67,13 +67,15 @@ def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
 
 
 def _rd_allocation(model: nn.Module, calibration: torch.Tensor, curves: Curves, method: str, criterion: Criterion,
-                   correction_rounds: int, sparsity: float | None, budget: int, hessians: dict | None = None):
+                   correction_rounds: int, sparsity: float | None, budget: int, hessians: dict | None = None,
+                   importances: dict | None = None):
     """RD's per-layer targets on ``curves`` under ``budget``: (targets, predicted, measured)."""
     solver = "slope" if method == "rd-slope" else "dp"
     budgets = {"keep_weights" if sparsity is not None else "keep_macs": budget}
     if correction_rounds:
         corrected = corrected_allocation(model, calibration, curves, rounds=correction_rounds,
-                                         criterion=criterion, method=solver, hessians=hessians, **budgets)
+                                         criterion=criterion, method=solver, hessians=hessians,
+                                         importances=importances, **budgets)
         return corrected.allocation.sparsity, corrected.allocation.distortion, corrected.measured
     allocation = allocate(curves, method=solver, **budgets)
     return allocation.sparsity, allocation.distortion, None
@@ -130,21 +132,25 @@ def prune_model(model: nn.Module, calibration: torch.Tensor | Iterable, method: 
         with _timed(seconds, "allocation"):  # the curves' measurement included (rd)
             if criterion.needs_hessian:  # once a round: the curves and the masks read the same H
                 hessians = calibration_hessians(model, calibration, layers, recalibrate_bn, means)
+            # and the same importances (ExactOBS's path is seconds a layer)
+            importances = {name: importance_of(criterion, m.weight.detach(), (hessians or {}).get(name))
+                           for name, m in layers}
             if method.startswith("rd"):
                 curves = distortion_curves(model, calibration, grid or default_grid(), worst_case=worst_case,
                                            recalibrate_bn=recalibrate_bn, progress=progress, macs=macs,
                                            criterion=criterion, points=curve_points, hessians=hessians,
-                                           scheduler=scheduler,
+                                           scheduler=scheduler, importances=importances,
                                            desc=f"round {index}/{len(targets_kept)}: distortion curves")
                 report.first_curves = report.first_curves or curves
                 targets, predicted, measured = _rd_allocation(model, calibration, curves, method, criterion,
-                                                              correction_rounds, sparsity, budget, hessians)
+                                                              correction_rounds, sparsity, budget, hessians,
+                                                              importances)
                 report.first_allocation = report.first_allocation or dict(targets)
             else:
                 targets = within_budget(model, BASELINES[method](model, 1 - kept), budget)
                 predicted = measured = None
         with _timed(seconds, "masks"):
-            reached = apply_sparsity(model, targets, criterion, hessians, errors, means)
+            reached = apply_sparsity(model, targets, criterion, hessians, errors, means, importances)
             recalibrate_batchnorm(model, calibration)
         with _timed(seconds, "fine-tuning"):
             if finetune is not None:
