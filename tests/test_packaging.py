@@ -88,6 +88,9 @@ def test_choices_listed_by_the_cli_are_the_librarys():
     assert pruning.PRUNE_MODES == MODES and pruning.SCHEDULES == SCHEDULES
     from designer.pruning.criteria import CRITERIA
     assert pruning.CRITERION_NAMES == tuple(CRITERIA)
+    from designer.cli import quantization
+    from designer.quantization.rounding import ROUNDINGS
+    assert quantization.ROUNDING_NAMES == tuple(ROUNDINGS)
 
 
 def test_help_lists_the_choices_and_completion_is_on(capsys, monkeypatch):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import typer
 
-from designer.cli import design, mapping, pruning, schema, sweep, train
+from designer.cli import design, mapping, pruning, quantization, schema, sweep, train
 from designer.cli.common import load_spec
 from designer import deadline
 from designer.cli.contracts import PlainGroup, guard
@@ -35,7 +35,7 @@ def _print_version(value: bool) -> None:
 def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                           help="Print the version and exit.")) -> None:
     """Design neural networks and their deployment with mathematical programming."""
-for group in (design, train, pruning, mapping, sweep, schema):
+for group in (design, train, pruning, quantization, mapping, sweep, schema):
     for command in group.app.registered_commands:
         app.registered_commands.append(command)
 guard(app.registered_commands)  # designer.cli.contracts: the rules every command keeps

@@ -75,6 +75,10 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
         "out": ALWAYS, "save_curves": RD_WEIGHTS, "scheduler": RD_WEIGHTS, "as_json": ALWAYS,
         "threads": ALWAYS, "force": ALWAYS, "quiet": ALWAYS,
     },
+    "quantize": {name: ALWAYS for name in (
+        "checkpoint", "model_ref", "bits", "bits_avg", "size", "bops", "with_sparsity", "rounding", "dataset",
+        "calibration", "qat_epochs", "out", "as_json", "threads", "force", "quiet")} | {
+        "weights": WITH_MODEL, "input_shape": WITH_MODEL},
     "allocate": {"curves": ALWAYS, "keep_weights": ALWAYS, "keep_macs": ALWAYS, "method": ALWAYS,
                  "bins": (lambda p: p["method"] == "dp", "--method dp"), "as_json": ALWAYS},
     "inspect": {
@@ -114,7 +118,7 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
 
 # the commands that run torch for minutes (training, curves): their --threads sets torch's
 # intra-op threads for the machine the command finds (designer.threads)
-TORCH_COMMANDS = ("prune", "train", "pipeline")
+TORCH_COMMANDS = ("prune", "quantize", "train", "pipeline")
 
 
 # --- which options name files ----------------------------------------------------------------
@@ -135,6 +139,7 @@ FILES: dict[str, CommandFiles] = {
                         replaceable={("out", "graph"): ((".json",), "a mapping file reads as its graph, so mapping "
                                                                     "it again in place loses nothing")}),
     "prune": CommandFiles(inputs=("checkpoint", "model_ref", "weights", "dataset"), outputs=("out", "save_curves")),
+    "quantize": CommandFiles(inputs=("checkpoint", "model_ref", "weights", "dataset"), outputs=("out",)),
     "allocate": CommandFiles(inputs=("curves",)),
     "inspect": CommandFiles(inputs=("spec", "model_ref")),
     "design": CommandFiles(inputs=("profile",), outputs=("out",)),

@@ -257,7 +257,6 @@ class _Measurement:
               importance: torch.Tensor | None = None) -> LayerCurve:
         """One layer's curve: its masks on the grid, each distinct one measured (or interpolated);
         ``importance``: the criterion's, when the caller has it (else computed here)."""
-        first = next(i for i, segment in enumerate(self.chain) if name in segment.layers)
         original = module.weight.detach().clone()
         current = original != 0
         if importance is None:
@@ -269,6 +268,16 @@ class _Measurement:
             distinct = measured_points(sorted(distinct, reverse=True), self.points)
         # each point's distortion with that point's weights: re-fitted where the criterion does
         weights = torch.stack([self.criterion.pruned(original, masks[kept.index(k)], h) for k in distinct])
+        by_kept = dict(zip(distinct, self.distortions(name, weights)))
+        return LayerCurve(name, original.numel(), macs, [1 - k / original.numel() for k in kept],
+                          interpolate(kept, by_kept))
+
+    def distortions(self, name: str, weights: torch.Tensor) -> list[float]:
+        """The logits' distortion with layer ``name`` holding each of ``weights`` (stacked along
+        the first dimension) in turn, everything else as it is: the suffix of the chain from the
+        layer's segment, ``chunk`` weights in one batched forward. What a curve over any choice
+        per layer reads (sparsities here, bit-widths in :mod:`designer.quantization.curves`)."""
+        first = next(i for i, segment in enumerate(self.chain) if name in segment.layers)
 
         def suffix(weight: torch.Tensor) -> torch.Tensor:
             y = self.chain[first].run(self.cached[first], override=(name, weight))
@@ -278,10 +287,8 @@ class _Measurement:
             return error.max() if self.worst_case else error.mean()
 
         chunk = self.chunk
-        values = torch.cat([torch.func.vmap(suffix)(weights[i:i + chunk]) for i in range(0, len(distinct), chunk)])
-        by_kept = dict(zip(distinct, values.tolist()))
-        return LayerCurve(name, original.numel(), macs, [1 - k / original.numel() for k in kept],
-                          interpolate(kept, by_kept))
+        return torch.cat([torch.func.vmap(suffix)(weights[i:i + chunk])
+                          for i in range(0, len(weights), chunk)]).tolist()
 
 
 @dataclass

@@ -45,7 +45,7 @@ GREEDY_WORK = 2e9
 CG_STEPS = 8
 
 
-def _groups(weight: torch.Tensor, hessian: torch.Tensor) -> list[tuple[slice, torch.Tensor]]:
+def row_groups(weight: torch.Tensor, hessian: torch.Tensor) -> list[tuple[slice, torch.Tensor]]:
     """Per group of H: the rows of ``weight`` (as (out, side)) it serves."""
     groups = hessian.shape[0]
     rows = weight.shape[0] // groups
@@ -62,7 +62,7 @@ def damped(h: torch.Tensor, damp: float) -> torch.Tensor:
     return h
 
 
-def _inverse(h: torch.Tensor, damp: float) -> torch.Tensor:
+def damped_inverse(h: torch.Tensor, damp: float) -> torch.Tensor:
     """The damped H's inverse, through its Cholesky factor."""
     return torch.cholesky_inverse(torch.linalg.cholesky(damped(h, damp)))
 
@@ -71,8 +71,8 @@ def saliency(weight: torch.Tensor, hessian: torch.Tensor, damp: float = 0.01) ->
     """OBS's ``w_i^2 / [H^-1]_ii``, shaped like ``weight``: larger is kept first."""
     rows = weight.detach().reshape(weight.shape[0], -1).to(torch.float64)
     out = torch.empty_like(rows)
-    for where, h in _groups(rows, hessian):
-        inverse_diagonal = torch.diagonal(_inverse(h, damp))
+    for where, h in row_groups(rows, hessian):
+        inverse_diagonal = torch.diagonal(damped_inverse(h, damp))
         out[where] = rows[where] ** 2 / inverse_diagonal
     return out.reshape(weight.shape).to(weight.dtype)
 
@@ -126,8 +126,8 @@ def greedy_saliency(weight: torch.Tensor, hessian: torch.Tensor, damp: float = 0
     layer-wide top-k is OBC's). Work rows x side^3, memory ``chunk_bytes`` (rows at a time)."""
     rows = weight.detach().reshape(weight.shape[0], -1).to("cpu", torch.float64)
     out = torch.empty_like(rows)
-    for where, h in _groups(rows, hessian):
-        inverse = _inverse(h, damp)
+    for where, h in row_groups(rows, hessian):
+        inverse = damped_inverse(h, damp)
         w = rows[where]
         step = max(1, int(chunk_bytes // (8 * w.shape[1] ** 2)))
         out[where] = torch.cat([_greedy_rows(w[i:i + step], inverse)[0] for i in range(0, w.shape[0], step)])
@@ -177,7 +177,7 @@ def reconstruct(weight: torch.Tensor, mask: torch.Tensor, hessian: torch.Tensor,
     rows = weight.detach().reshape(weight.shape[0], -1).to("cpu", torch.float64)
     keep = mask.reshape(rows.shape).to("cpu")
     out = rows * keep
-    for where, h in _groups(rows, hessian):
+    for where, h in row_groups(rows, hessian):
         w, m = rows[where], keep[where]
         hd = damped(h, damp)
         if bool((m == m[:1]).all()):
@@ -197,7 +197,7 @@ def relative_error(weight: torch.Tensor, new: torch.Tensor, hessian: torch.Tenso
     rows = weight.detach().reshape(weight.shape[0], -1).to("cpu", torch.float64)
     delta = new.detach().reshape(rows.shape).to("cpu", torch.float64) - rows
     moved = energy = 0.0
-    for where, h in _groups(rows, hessian):
+    for where, h in row_groups(rows, hessian):
         moved += float(row_errors(delta[where], h).sum())
         energy += float(row_errors(rows[where], h).sum())
     return moved / energy if energy > 0 else 0.0
