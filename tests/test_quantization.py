@@ -257,3 +257,35 @@ def test_quantize_refuses_bad_input_in_one_line(checkpoint, tmp_path, args, mess
     result = CliRunner().invoke(app, ["quantize", str(checkpoint), *args])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
+
+
+def test_map_counts_the_deployed_bytes_of_a_quantized_file(tmp_path):
+    """An int8 tensor (a QuantizeLinear's codes) is 1 byte per element, a float one 4: M_R of the
+    quantized file against the same network's float file, and every tensor recounted from the
+    element counts ONNX Runtime gives."""
+    import copy
+
+    from designer.mapping.baselines import required_bytes
+    from designer.mapping.sources import load_graph
+    from designer.quantization.onnx_file import export_onnx
+    model = small_resnet(5)
+    x = torch.randn(16, 3, 16, 16)
+    float_model = copy.deepcopy(model)
+    fold_batchnorm(float_model)
+    quantized = quantize_model(model, x, bits=(8,), rounding=Nearest())
+    export_onnx(quantized.model, quantized.plan, x[:1], tmp_path / "int8.onnx")
+    export_onnx(float_model, None, x[:1], tmp_path / "float.onnx")
+    deployed, plain = load_graph(tmp_path / "int8.onnx"), load_graph(tmp_path / "float.onnx")
+    assert len(deployed.operators) == len(plain.operators)  # the Q/DQ pairs folded away
+    codes = [t for t in deployed.tensors.values() if t.name.endswith("_quantized")]
+    assert len(codes) >= 2 * len(quantized.plan) - 1
+    with torch.no_grad():  # the first conv's output: 8 channels at 16x16, as codes (1 B) and as floats (4 B)
+        elements = quantized.model.conv1(x[:1]).numel()
+    assert deployed.tensors["conv1.output_quantized"].bytes == elements
+    assert required_bytes(deployed) < required_bytes(plain)
+    assert required_bytes(deployed) == max(deployed.operand_bytes(op) for op in deployed.operators)
+    # every conv reads and writes codes: 4x fewer bytes than the float graph's conv at the same place
+    convs = [op for op in deployed.operators.values() if "conv" in op.name]
+    float_convs = [op for op in plain.operators.values() if "conv" in op.name]
+    for op, twin in zip(convs, float_convs):
+        assert 4 * deployed.operand_bytes(op.name) == plain.operand_bytes(twin.name)

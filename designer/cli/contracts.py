@@ -60,7 +60,10 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
         "training": UNTILED, "scratchpad": (lambda p: p["curve"] is None, "a map at one size (--curve sets its own "
                                             "sizes, LO:HI)"),
         "strategy": ALWAYS, "objective": ALWAYS, "order": UNTILED, "time_limit": ALWAYS, "max_reloads": UNTILED,
-        "weights": ALWAYS, "bytes_per_element": ALWAYS, "out": ALWAYS, "plot": ALWAYS, "as_json": ALWAYS,
+        "weights": ALWAYS, "out": ALWAYS,
+        "bytes_per_element": (lambda p: not str(p["graph"] or "").endswith(".onnx"),
+                              "a graph that does not give each tensor's type (an .onnx file does: int8 codes 1 byte, "
+                              "float 4)"), "plot": ALWAYS, "as_json": ALWAYS,
         "start": UNTILED, "trust": ALWAYS, "force": ALWAYS, "quiet": ALWAYS,
         "tiling": (lambda p: p["curve"] is None, "a map at one size (--curve chooses a tiling at each size)"),
         "max_extra_macs": (lambda p: p["tiling"] == "auto" or p["curve"] is not None, "--tiling auto or --curve "

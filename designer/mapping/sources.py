@@ -168,6 +168,9 @@ def load_graph(path: str | Path, include_weights: bool = False, bytes_per_elemen
     """A graph file (node-link, HMCOS, our graph JSON), or a network spec JSON built and
     captured at its resolution with batch size 1."""
     path = Path(path)
+    if path.suffix == ".onnx":  # each tensor at its own element type's bytes (a quantized network's)
+        from designer.mapping.onnx_graph import from_onnx
+        return from_onnx(path, include_weights)
     try:
         data = checks.load_json(path, "graph")
     except ValueError as error:

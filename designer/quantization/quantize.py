@@ -92,12 +92,14 @@ def plan_table(model: nn.Module, example: torch.Tensor, budget: Budget | None, b
 
 def quantize_model(model: nn.Module, calibration: torch.Tensor, budget: Budget | None = None,
                    bits=WEIGHT_BITS, rounding: Rounding | str | None = None, sparsities=(0.0,),
-                   progress: bool = False) -> Quantized:
+                   progress: bool = False, curves: list[LayerOptions] | None = None) -> Quantized:
     """Quantize ``model`` in place (module doc): weights at ``bits`` (the options) chosen per layer
     under ``budget`` (:class:`~designer.quantization.budgets.AverageBits`, ``ModelSize`` or
     ``BOPs``; None with one width: uniform), rounded by ``rounding`` (default GPTQ on the
     calibration batch's H), optionally also pruned (``sparsities``: the options besides dense);
-    activations at 8 bits calibrated on ``calibration``."""
+    activations at 8 bits calibrated on ``calibration``. ``curves``: each layer's distortion per
+    option when the caller has them (another sensitivity, e.g. HAWQ-V3's Hessian trace, on the same
+    table: :func:`plan_table` of the folded model); measured here otherwise."""
     rounding = rounding_of(rounding if rounding is not None else GPTQ())
     model.eval()
     folded = fold_batchnorm(model)
@@ -106,7 +108,10 @@ def quantize_model(model: nn.Module, calibration: torch.Tensor, budget: Budget |
         reference = model(calibration)
     layers = dict(prunable_layers(model))
     hessians = layer_hessians(model, calibration, list(layers.items())) if rounding.needs_hessian else {}
-    curves = option_curves(model, calibration, table, rounding, hessians, progress=progress).layers
+    if curves is None:
+        curves = option_curves(model, calibration, table, rounding, hessians, progress=progress).layers
+    elif [(c.name, c.bits, c.sparsity) for c in curves] != [(t.name, t.bits, t.sparsity) for t in table]:
+        raise ValueError("curves: give one per quantizable layer, with the options of plan_table (bits x sparsity)")
     allocation = allocate_bits(curves, budget) if budget is not None else None
     plan, weights, masks, rows = {}, {}, {}, []
     for layer in curves:
