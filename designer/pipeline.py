@@ -1,5 +1,6 @@
 """The whole job: design under a budget -> train -> prune (rate-distortion) -> fine-tune -> map
-onto a scratchpad; writes ``report.md`` and plots into the run folder.
+onto a scratchpad -> quantize to int8 (an ONNX file run by ONNX Runtime, mapped as stored);
+writes ``report.md`` and plots into the run folder.
 
 Every step is one API call a notebook could make too; this module only chains them and
 records their figures.
@@ -110,7 +111,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, log: Callable[[str], N
         if not completed and isinstance(error, ValueError):
             raise  # bad input the first step found (e.g. budgets no design meets): nothing was made
         done = ", ".join(completed) if completed else "none"
-        raise PipelineError(f"step {len(completed) + 1} ({['design', 'train', 'prune', 'map'][len(completed)]}) "
+        raise PipelineError(f"step {len(completed) + 1} ({['design', 'train', 'prune', 'map', 'quantize'][len(completed)]}) "
                             f"failed: {error}; steps completed: {done}"
                             + (f" (their files are in {out})" if completed else "")) from error
 
@@ -121,7 +122,7 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     torch.manual_seed(config.seed)
 
     # 1. design
-    log(f"[1/4] design: maximise the DeepMAD score under {config.macs:g} MACs, {config.params:g} params ...")
+    log(f"[1/5] design: maximise the DeepMAD score under {config.macs:g} MACs, {config.params:g} params ...")
     design = solve(problem, time_limit=config.design_seconds,
                    progress=lambda s: log(f"      iteration {s['iteration']}: best {_number(s['score'])}, "
                                           f"bound {_number(s['bound'])}"))
@@ -136,7 +137,7 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     completed.append("design")
 
     # 2. train
-    log(f"[2/4] train on {splits.name} for {config.epochs} epochs ...")
+    log(f"[2/5] train on {splits.name} for {config.epochs} epochs ...")
     model = build(spec)
     start = time.perf_counter()
     history = train(model, splits.train, TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device,
@@ -151,7 +152,7 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     completed.append("train")
 
     # 3. prune
-    log(f"[3/4] prune to {config.sparsity:.0%} sparsity (rate-distortion, iterative, fine-tuning each round) ...")
+    log(f"[3/5] prune to {config.sparsity:.0%} sparsity (rate-distortion, iterative, fine-tuning each round) ...")
     calibration = splits.train.tensors[0][:config.calibration]
     finetune = TrainConfig(epochs=1, lr=0.01, warmup_epochs=0, seed=config.seed, device=config.device)
     report = prune_model(model, calibration, method="rd", sparsity=config.sparsity, schedule="iterative",
@@ -165,9 +166,14 @@ def _run_steps(config: PipelineConfig, out: Path, splits, problem: DesignProblem
     completed.append("prune")
 
     # 4. map
-    log("[4/4] map onto a scratchpad (8-bit activations), tiled where that pays ...")
+    log("[4/5] map onto a scratchpad (8-bit activations), tiled where that pays ...")
     mapped = _map_step(model, spec, config, out, log)
     figures["map"] = mapped["figures"]
+    completed.append("map")
+
+    # 5. quantize and map what would be deployed
+    log("[5/5] quantize to int8 (GPTQ), write the ONNX file, run it in ONNX Runtime and map it ...")
+    figures["quantize"] = _quantize_step(model, spec, splits, calibration, config, out, log)
 
     _plots(out, spec, problem.stage_alpha, history, report, mapped["graph"], mapped["mapping"])
     files.write_text(out / "figures.json", json.dumps(figures, indent=1, default=str))
@@ -205,6 +211,40 @@ def _map_step(model, spec, config: PipelineConfig, out: Path, log: Callable[[str
                "baselines": result.baseline_bytes(), "status": str(result.solve.status), "method": result.method,
                "bound": result.solve.bound, "gap": result.solve.gap, "valid": bool(result.replay), "curve": rows}
     return {"figures": figures, "graph": result.problem.graph, "mapping": result.mapping}
+
+
+def _quantize_step(model, spec, splits, calibration, config: PipelineConfig, out: Path,
+                   log: Callable[[str], None]) -> dict:
+    """The pruned network at 8 bits (its zeros kept): the ONNX file, its accuracy and latency in
+    ONNX Runtime beside the float file's, and its map at M_R with each tensor at its stored bytes."""
+    import copy
+
+    from designer.mapping.problem import MappingProblem
+    from designer.mapping.solve import solve as solve_mapping
+    from designer.mapping.sources import load_graph
+    from designer.quantization import GPTQ, quantize_model
+    from designer.quantization.fold import fold_batchnorm
+    from designer.quantization.onnx_file import export_onnx
+    from designer.quantization.run import deployment
+    network = copy.deepcopy(model).cpu().eval()
+    float_model = copy.deepcopy(network)
+    fold_batchnorm(float_model)
+    quantized = quantize_model(network, calibration.cpu(), bits=(8,), rounding=GPTQ())
+    example = example_input(spec, 1)
+    path = out / "model-int8.onnx"
+    size = export_onnx(quantized.model, quantized.plan, example, path)
+    deployed = deployment(quantized.model, float_model, path, example, splits)
+    graph = load_graph(path)
+    result = solve_mapping(MappingProblem(graph, scratchpad="M_R", time_limit=config.map_seconds / 3))
+    figures = {"onnx_bytes": size, **deployed, "M_R": result.problem.budgets.required,
+               "offchip_bytes": result.offchip_bytes, "status": str(result.solve.status),
+               "valid": bool(result.replay)}
+    log(f"      {path.name}: {size:,} bytes ({size / deployed['float_onnx_bytes']:.2f}x float), ONNX Runtime accuracy "
+        f"{deployed['accuracy_onnx']:.4f}, batch 32 {1e3 * deployed['latency_int_b32_s']:.2f} ms "
+        f"({deployed['latency_int_b32_s'] / deployed['latency_float_b32_s']:.2f}x float); mapped at M_R = "
+        f"{figures['M_R']:,} bytes: {result.offchip_bytes:,} bytes off-chip, simulator "
+        f"{'valid' if result.replay else 'INVALID'}")
+    return figures
 
 
 def _plots(out: Path, spec, alpha, history, report, graph, mapping) -> None:
@@ -248,7 +288,7 @@ def _rd_plot(plt, curves, chosen: dict[str, float], path: Path) -> None:
 
 
 def _report(figures: dict, spec) -> str:
-    d, t, p, m = figures["design"], figures["train"], figures["prune"], figures["map"]
+    d, t, p, m, q = figures["design"], figures["train"], figures["prune"], figures["map"], figures["quantize"]
     stages = "\n".join(f"| {i} | {s.out} | {s.btn} | {s.k} | {s.L} | {s.stride} |" for i, s in enumerate(spec.stages, 1))
     gap, map_gap = _percent(d["gap"]), _percent(m["gap"])
     baselines = "\n".join(f"| {name} | {value:,} |" for name, value in sorted(m["baselines"].items(), key=lambda x: x[1]))
@@ -307,6 +347,17 @@ from the one before, so the curve never rises):
 {curve}
 
 ![traffic curve](curve.png)
+
+## 5. Deployment: int8 ONNX file
+
+`model-int8.onnx` (weights int8 per output channel by GPTQ, activations uint8, QDQ form):
+{q['onnx_bytes']:,} bytes against {q['float_onnx_bytes']:,} for the float32 file. Run by ONNX Runtime:
+test accuracy {q['accuracy_onnx']:.4f} (largest |logit| difference from the torch module
+{_number(q['max_abs_difference'])}); one thread, batch 1 {1e3 * q['latency_int_b1_s']:.3f} ms (float
+{1e3 * q['latency_float_b1_s']:.3f}), batch 32 {1e3 * q['latency_int_b32_s']:.2f} ms (float
+{1e3 * q['latency_float_b32_s']:.2f}). Mapped as stored (int8 codes 1 byte, float tensors 4): M_R =
+{q['M_R']:,} bytes, {q['offchip_bytes']:,} bytes off-chip at M_R, status {q['status']}, simulator
+{'valid' if q['valid'] else 'INVALID'}.
 """
 
 

@@ -28,6 +28,10 @@ def test_pipeline_end_to_end(tmp_path):
     assert m["max_abs_difference"] <= 1e-5 and m["extra_macs"] <= config.max_extra_macs * m["model_macs"]
     values = [row["objective"] for row in m["curve"]]
     assert all(a >= b for a, b in zip(values, values[1:])) and all(row["valid"] for row in m["curve"])
+    q = figures["quantize"]  # the int8 file: run by ONNX Runtime, as accurate as the pruned network, mapped
+    assert (tmp_path / "model-int8.onnx").stat().st_size == q["onnx_bytes"] < q["float_onnx_bytes"]
+    assert abs(q["accuracy_onnx"] - figures["prune"]["test_accuracy"]) <= 0.05
+    assert q["valid"] and "## 5. Deployment" in (tmp_path / "report.md").read_text()
 
 
 def test_the_rd_plot_marks_the_chosen_allocation_and_draws_zero(tmp_path):

@@ -53,14 +53,20 @@ class OptionCurves:
 
 
 def quantized_weight(weight: torch.Tensor, bits: int, sparsity: float, rounding: Rounding,
-                     hessian: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The layer's weight at option (``bits``, ``sparsity``), and its per-channel scales: the
-    smallest weights removed by magnitude, the rest on the grid by ``rounding``. The one place
-    curves and the materialised network take a layer's quantized weight from."""
+                     hessian: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The layer's weight at option (``bits``, ``sparsity``), its per-channel scales and its mask
+    (None: dense): the smallest weights removed by magnitude, the rest on the grid by
+    ``rounding``. A weight already zero (a pruned network) stays zero: GPTQ would otherwise
+    move error into it. The one place curves and the materialised network take a layer's
+    quantized weight from."""
     weight = weight.detach()
     scales = weight_scales(weight, bits)
-    mask = magnitude_mask(weight, sparsity) if sparsity > 0 else None
-    return rounding.round(weight, scales, bits, mask, hessian), scales
+    current = weight != 0
+    if sparsity > 0:
+        mask = magnitude_mask(weight, sparsity, current)
+    else:
+        mask = None if bool(current.all()) else current
+    return rounding.round(weight, scales, bits, mask, hessian), scales, mask
 
 
 def layer_table(model: nn.Module, inputs: torch.Tensor, bits: tuple[int, ...], sparsities: tuple[float, ...]

@@ -118,8 +118,8 @@ def quantize_model(model: nn.Module, calibration: torch.Tensor, budget: Budget |
         i = allocation.choice[layer.name] if allocation is not None else 0
         b, s = layer.bits[i], layer.sparsity[i]
         weight = layers[layer.name].weight
-        weights[layer.name], scales = quantized_weight(weight, b, s, rounding, hessians.get(layer.name))
-        masks[layer.name] = (weights[layer.name] != 0) if s > 0 else None
+        weights[layer.name], scales, masks[layer.name] = quantized_weight(weight, b, s, rounding,
+                                                                          hessians.get(layer.name))
         plan[layer.name] = LayerQuant(b, s, scales)
         rows.append({"name": layer.name, "bits": b, "sparsity": s, "weights": layer.weights,
                      "predicted": layer.distortion[i]})
