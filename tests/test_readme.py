@@ -57,6 +57,8 @@ RUN_ELSEWHERE = {
     "prune ": "test_cli_pruning.py, test_prune_any.py (measures curves and fine-tunes)",
     "map --model": "test_importer.py, test_tiling_cli.py, test_schemas.py (a 224-px ResNet-18 and MobileNetV2)",
     "pipeline ": "test_pipeline.py and make demo",
+    "quantize ": "test_quantization.py (measures curves, writes and runs the ONNX file)",
+    "map run/checkpoint-quantized.onnx": "test_quantization.py (a quantized file, mapped as stored)",
 }
 
 
