@@ -249,6 +249,17 @@ CASES = [
     ("map {text.txt}.pt2", "no such file"),
     ("map {graph.json} --save-graph {existing.json}/g.json", "--save-graph: cannot write"),
     ("map {graph.json} --training", "--training: needs a model"),
+    # ---- quantize --------------------------------------------------------------------------
+    ("quantize {digits.pt} --bits 1 --out {root}/q.onnx", "--bits: a weight bit-width is one of 8, 6, 4, 3, 2, got 1"),
+    ("quantize {digits.pt} --bits 4,9 --bits-avg 4 --out {root}/q.onnx", "got 9"),
+    ("quantize {digits.pt} --out {root}/q.onnx", "give a budget (--bits-avg, --size or --bops)"),
+    ("quantize {digits.pt} --bits-avg 1 --out {root}/q.onnx", "--bits-avg: 1 is below the fewest bits offered, 2"),
+    ("quantize {digits.pt} --size 10 --out {root}/q.onnx", "--size: 10 bytes is below the smallest the options reach"),
+    ("quantize {digits.pt} --bops 0 --out {root}/q.onnx", "--bops: must be a positive number"),
+    ("quantize {digits.pt} --bits 8 --out {root}/q.pt", "--out: the quantized network is written as ONNX"),
+    ("quantize {digits.pt} --bits 8 --rounding round --out {root}/q.onnx", "--rounding: must be one of gptq, nearest"),
+    ("quantize --model {unusable}:no_layers --input-shape 1,3,32,32 --dataset shapes --bits 8 --out {root}/q.onnx",
+     "has no Conv or Linear layer"),
     # ---- prune -----------------------------------------------------------------------------
     ("prune {digits.pt} --sparsity 2", "--sparsity: must be in [0, 1)"),
     ("prune {digits.pt} --sparsity 1", "--sparsity"),
@@ -384,7 +395,8 @@ def test_bad_input_is_one_clear_error_before_any_work(command, words, files, cap
 
 def test_the_table_is_large_and_covers_every_command():
     commands = {c.split()[0] for c, _ in CASES}
-    assert commands == {"inspect", "design", "map", "prune", "allocate", "train", "sweep", "pipeline", "profile"}
+    assert commands == {"inspect", "design", "map", "prune", "quantize", "allocate", "train", "sweep", "pipeline",
+                        "profile"}
     assert len(CASES) >= 60
 
 
