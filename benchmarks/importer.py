@@ -16,7 +16,7 @@ import argparse
 import time
 
 from designer.mapping import load
-from designer.mapping.baselines import required_bytes
+from designer.mapping.strategies.baselines import required_bytes
 
 MODELS = {
     "resnet18": "tests/models/cifar.py:tv_resnet18",

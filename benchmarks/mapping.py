@@ -27,9 +27,9 @@ import sys
 import time
 
 from designer.mapping import MappingProblem, TensorGraph, budgets, load
-from designer.mapping.generators import cell_network, transformer_encoder
-from designer.mapping.objective import OBJECTIVES
-from designer.mapping.simulate import simulate
+from designer.mapping.sources.generators import cell_network, transformer_encoder
+from designer.mapping.core.objective import OBJECTIVES
+from designer.mapping.core.simulate import simulate
 from designer.mapping.strategies import STRATEGIES
 
 BASELINES = ("topological/belady", "topological/greedy", "min-peak/belady", "min-peak/greedy")
@@ -144,8 +144,8 @@ def row(problem: MappingProblem, result, budget: str, spilling: dict) -> None:
 def tiling_table(reference: str, args: argparse.Namespace) -> None:
     """The tiled mapping of one model at fractions of its untiled M_R, and its traffic curve."""
     from designer.mapping import Source
-    from designer.mapping.tile_search import candidates, map_curve, map_tiled, plot_curve, smallest_footprint
-    from designer.mapping.tiling import model_macs
+    from designer.mapping.tiling.search import candidates, map_curve, map_tiled, plot_curve, smallest_footprint
+    from designer.mapping.tiling.plan import model_macs
     factory, _, shape = reference.rpartition("@")
     name = factory.rpartition(":")[2]
     source = Source(model=factory, input_shape=shape)

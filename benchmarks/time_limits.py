@@ -31,7 +31,7 @@ MPDESIGN = [sys.executable, "-m", "designer.cli"]
 
 def cases(work: Path) -> dict[str, tuple[list[str], float | None, str]]:
     """name: (arguments, the time limit they set or None, the JSON key holding the answer)."""
-    from designer.mapping.generators import cell_network
+    from designer.mapping.sources.generators import cell_network
     cells = work / "cells.json"
     cells.write_text(json.dumps(cell_network(cells=10).to_dict()))
     resnet = "tests/models/cifar.py:tv_resnet18"

@@ -23,11 +23,11 @@ from designer.design.problem import halving_strides
 from designer.entropy import deepmad_scores
 from designer.errors import Error
 from designer.families import NAMES as FAMILY_NAMES
-from designer.mapping.importer import export
-from designer.mapping.plot import plot_layout
+from designer.mapping.sources.importer import export
+from designer.mapping.core.plot import plot_layout
 from designer.mapping.problem import check_scratchpad
-from designer.mapping.tile_search import candidates, map_tiled, plot_curve, smallest_footprint, traffic_curve
-from designer.mapping.tiling import model_macs
+from designer.mapping.tiling.search import candidates, map_tiled, plot_curve, smallest_footprint, traffic_curve
+from designer.mapping.tiling.plan import model_macs
 from designer.network import build, example_input
 from designer.pruning.curves import default_grid
 from designer.pruning.prune import prune_model

@@ -48,7 +48,7 @@ class DramBytes(_Strict):
 
 
 class MappingFile(_Strict):
-    """What `map --out` writes and the simulator replays (designer.mapping.io)."""
+    """What `map --out` writes and the simulator replays (designer.mapping.core.io)."""
 
     format_version: int = FORMAT_VERSION
     scratchpad_bytes: int

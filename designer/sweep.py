@@ -86,7 +86,7 @@ class Sweep:
         if self.kind == "design":
             self.design_problems()
             return
-        from designer.mapping.objective import objective_named
+        from designer.mapping.core.objective import objective_named
         from designer.mapping.problem import check_scratchpad
         from designer.mapping.strategies import ORDERS, check_strategy
         try:

@@ -264,7 +264,7 @@ def test_an_option_given_twice_is_refused():
 
 # --- strict readers ------------------------------------------------------------------------------
 def test_a_boolean_format_version_and_a_duplicate_key_are_refused(tmp_path):
-    from designer.mapping.io import Mapping
+    from designer.mapping.core.io import Mapping
     path = tmp_path / "m.json"
     path.write_text('{"format_version": true, "scratchpad_bytes": 1, "steps": []}')
     with pytest.raises(ValueError, match="format_version True"):

@@ -100,7 +100,7 @@ def test_every_error_the_library_raises_on_purpose_is_a_designer_error():
     import designer
     from designer.design.problem import DesignError
     from designer.files import OutputError
-    from designer.mapping.graph import GraphError
+    from designer.mapping.core.graph import GraphError
     from designer.mapping.problem import MappingError
     from designer.pipeline import PipelineError
     from designer.spec import SpecError

@@ -111,7 +111,7 @@ def test_shrink_keeps_the_function_when_nothing_is_removed(name):
 
 def test_a_fused_network_designs_builds_trains_prunes_and_maps():
     from designer.design.solve import solve
-    from designer.mapping.importer import from_torch
+    from designer.mapping.sources.importer import from_torch
     from designer.mapping.problem import MappingProblem, budgets
     from designer.network import example_input
     from designer.pruning.channels import prune_stage_widths

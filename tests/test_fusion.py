@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from designer.mapping import MappingProblem
-from designer.mapping.baselines import required_bytes
-from designer.mapping.importer import from_torch, training_graph
+from designer.mapping.strategies.baselines import required_bytes
+from designer.mapping.sources.importer import from_torch, training_graph
 from tests.models.torchvision_like import SwinBlock, tiny_vit
 
 ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid,

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from designer.cli import main
-from designer.mapping.importer import from_torch
+from designer.mapping.sources.importer import from_torch
 from designer.mapping.problem import MappingProblem, budgets
-from designer.mapping.simulate import simulate
+from designer.mapping.core.simulate import simulate
 from tests.models.blocks import dense_block, mobilenet_v2_block, shuffle_unit, vit_block
 from tests.models.cifar import CifarResNet
 
@@ -86,7 +86,7 @@ def test_the_map_command_keeps_to_its_time_limit(strategy, tmp_path, capsys):
     bound included, ends within the limit plus 10% (plus the graph's generation, outside it)."""
     import time
 
-    from designer.mapping.generators import cell_network
+    from designer.mapping.sources.generators import cell_network
     path = tmp_path / "cells.json"
     path.write_text(json.dumps(cell_network(cells=10).to_dict()))
     start = time.perf_counter()
@@ -101,7 +101,7 @@ def test_the_map_command_keeps_to_its_time_limit(strategy, tmp_path, capsys):
 
 
 def test_a_training_step_imports_forward_and_backward_and_maps_validly(tmp_path, capsys):
-    from designer.mapping.importer import training_graph
+    from designer.mapping.sources.importer import training_graph
     from tests.models.cifar import small_residual
     graph = training_graph(small_residual(), torch.randn(1, 1, 8, 8), include_weights=True)
     kinds = {op.rstrip("_0123456789") for op in graph.operators}
@@ -117,7 +117,7 @@ def test_a_training_step_imports_forward_and_backward_and_maps_validly(tmp_path,
 
 
 def test_the_training_step_of_attention_holds_its_score_matrix():
-    from designer.mapping.importer import training_graph
+    from designer.mapping.sources.importer import training_graph
     graph = training_graph(vit_block(), torch.zeros(1, 3, 16, 16))
     tokens, heads = (16 // 4) ** 2, 4
     assert any(t.bytes == heads * tokens * tokens for t in graph.tensors.values() if t.producer is not None)

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from designer.mapping.baselines import (
+from designer.mapping.strategies.baselines import (
     PLACEMENTS,
     PlacementError,
     baseline,
@@ -18,19 +18,19 @@ from designer.mapping.baselines import (
     plan,
     required_bytes,
 )
-from designer.mapping.cpsat import solve_mapping
-from designer.mapping.graph import (
+from designer.mapping.strategies.cpsat import solve_mapping
+from designer.mapping.core.graph import (
     GraphError,
     Operator,
     Tensor,
     TensorGraph,
     from_hmcos,
 )
-from designer.mapping.importer import from_torch
+from designer.mapping.sources.importer import from_torch
 from designer.mapping.sources import load_graph
-from designer.mapping.io import Mapping
+from designer.mapping.core.io import Mapping
 from designer.mapping.problem import MappingError, MappingProblem, budgets, peak_of
-from designer.mapping.simulate import simulate
+from designer.mapping.core.simulate import simulate
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "graphs"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/graphs is not present")
@@ -111,7 +111,7 @@ def test_graph_validation_errors():
     with pytest.raises(GraphError, match="cycle"):
         TensorGraph([Operator("a", ["y"], ["x"]), Operator("b", ["x"], ["y"])], [Tensor("x", 1, "a"), Tensor("y", 1, "b")])
     with pytest.raises(GraphError, match="dangling"):
-        from designer.mapping.graph import from_node_link
+        from designer.mapping.core.graph import from_node_link
         from_node_link({"nodes": [{"id": 0, "cost_ram": 4}], "links": [{"source": 0, "target": 9}]})
 
 
@@ -250,7 +250,7 @@ def test_cli_map_json(tmp_path):
 
 @pytest.mark.parametrize("seed", range(10))
 def test_divide_and_conquer_is_valid_on_random_graphs(seed):
-    from designer.mapping.divide import divide_and_conquer
+    from designer.mapping.strategies.divide import divide_and_conquer
     graph = random_dag(seed + 200, n=14, unit=False)
     mapping = divide_and_conquer(graph, required_bytes(graph), window=4, seconds_per_window=3).mapping
     replay = simulate(graph, mapping.to_dict(graph))
@@ -260,7 +260,7 @@ def test_divide_and_conquer_is_valid_on_random_graphs(seed):
 def test_divide_and_conquer_backs_out_of_a_dead_end():
     """On this graph a committed window leaves carried tensors where the next window's operands
     cannot fit; the last CP-SAT commit is undone and the baseline used there instead."""
-    from designer.mapping.divide import divide_and_conquer
+    from designer.mapping.strategies.divide import divide_and_conquer
     graph = random_dag(200, n=14, unit=False)
     mapping = divide_and_conquer(graph, required_bytes(graph), window=4, seconds_per_window=3).mapping
     assert "0 backtracks" not in mapping.method
@@ -293,7 +293,7 @@ def spilling_cases(count: int, unit: bool):
 
 @pytest.mark.parametrize("index", range(5))
 def test_ilp_equals_brute_force_when_spilling(index):
-    from designer.mapping.ilp import solve_ilp
+    from designer.mapping.strategies.ilp import solve_ilp
     graph, capacity = spilling_cases(5, unit=True)[index]
     result, mapping = report(solve_ilp(graph, capacity, time_limit=30))
     assert result.status == "optimal"
@@ -304,7 +304,7 @@ def test_ilp_equals_brute_force_when_spilling(index):
 
 @pytest.mark.parametrize("index", range(5))
 def test_ilp_equals_cpsat_on_sized_tensors(index):
-    from designer.mapping.ilp import solve_ilp
+    from designer.mapping.strategies.ilp import solve_ilp
     graph, capacity = spilling_cases(5, unit=False)[index]
     ilp, mapping = report(solve_ilp(graph, capacity, time_limit=30))
     cpsat, _ = report(solve_mapping(graph, capacity, time_limit=30, max_reloads=3))
@@ -327,7 +327,7 @@ def test_ilp_fixed_schedule_and_through_the_problem():
 
 
 def test_generated_graphs_map_validly():
-    from designer.mapping.generators import cell_network, transformer_encoder
+    from designer.mapping.sources.generators import cell_network, transformer_encoder
     cells = cell_network(cells=3, nodes=2, channels=4, resolution=8, seed=1)
     encoder = transformer_encoder(layers=1, tokens=8, dim=8, heads=2)
     assert len(encoder.operators) == 14 and encoder.tensors["layer0/scores"].bytes == 2 * 8 * 8
@@ -347,7 +347,7 @@ def test_a_baseline_hint_is_a_complete_starting_mapping():
     """A whole baseline mapping as the hint: CP-SAT starts from it (here on a 112-operator cell
     network, where from the schedule alone it found nothing in 2 s; with the hint it had the
     baseline by 2 s, so 10 s leaves a slow machine room) and never returns anything worse."""
-    from designer.mapping.generators import cell_network
+    from designer.mapping.sources.generators import cell_network
     graph = cell_network(cells=8)
     capacity = required_bytes(graph)
     start = baseline(graph, capacity, greedy_min_peak_order(graph))
@@ -392,10 +392,10 @@ def test_the_simulator_rejects_an_input_that_moves_while_resident():
 @pytest.mark.parametrize("strategy", ["baseline", "cpsat", "ilp", "divide", "keep"])
 def test_inputs_keep_their_address_on_consecutive_steps_in_every_strategy(strategy):
     """Issue 22: an inception-like graph at M_R had x move from 3,072 to 4,096 while resident."""
-    from designer.mapping.baselines import solve_baseline
-    from designer.mapping.divide import divide_and_conquer
-    from designer.mapping.ilp import solve_ilp
-    from designer.mapping.keep import keep_plan
+    from designer.mapping.strategies.baselines import solve_baseline
+    from designer.mapping.strategies.divide import divide_and_conquer
+    from designer.mapping.strategies.ilp import solve_ilp
+    from designer.mapping.strategies.keep import keep_plan
     functions = {"baseline": solve_baseline, "cpsat": solve_mapping, "ilp": solve_ilp, "divide": divide_and_conquer,
                  "keep": keep_plan}
     options = {"window": 4, "seconds_per_window": 1} if strategy == "divide" else {}

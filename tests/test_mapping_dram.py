@@ -9,13 +9,13 @@ import random
 import pytest
 
 from designer.mapping import MappingError, MappingProblem
-from designer.mapping.baselines import baseline, required_bytes
-from designer.mapping.cpsat import solve_mapping
-from designer.mapping.graph import Operator, Tensor, TensorGraph
-from designer.mapping.keep import keep_plan
-from designer.mapping.objective import DRAM_BYTES, OFFCHIP_BYTES, compulsory_bytes
-from designer.mapping.simulate import simulate
-from designer.mapping.windows import solve_order
+from designer.mapping.strategies.baselines import baseline, required_bytes
+from designer.mapping.strategies.cpsat import solve_mapping
+from designer.mapping.core.graph import Operator, Tensor, TensorGraph
+from designer.mapping.strategies.keep import keep_plan
+from designer.mapping.core.objective import DRAM_BYTES, OFFCHIP_BYTES, compulsory_bytes
+from designer.mapping.core.simulate import simulate
+from designer.mapping.strategies.windows import solve_order
 
 
 def with_weights(seed: int, n: int = 5) -> TensorGraph:
@@ -148,7 +148,7 @@ def test_strategies_that_read_inputs_free_refuse_dram(strategy):
 
 
 def test_the_forced_liveness_bound_counts_rereads_under_dram():
-    from designer.mapping.liveness import liveness_bound
+    from designer.mapping.bounds.liveness import liveness_bound
     stronger = 0
     for graph, capacity in spilling(12):
         exact = brute_force_dram(graph, capacity)

@@ -5,14 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from designer.mapping.baselines import baseline, greedy_min_peak_order, required_bytes
-from designer.mapping.cpsat import solve_mapping
-from designer.mapping.keep import keep_plan, solve_keep
-from designer.mapping.layout import layout
-from designer.mapping.liveness import live_across, liveness_bound
-from designer.mapping.windows import solve_order, window_search
+from designer.mapping.strategies.baselines import baseline, greedy_min_peak_order, required_bytes
+from designer.mapping.strategies.cpsat import solve_mapping
+from designer.mapping.strategies.keep import keep_plan, solve_keep
+from designer.mapping.strategies.layout import layout
+from designer.mapping.bounds.liveness import live_across, liveness_bound
+from designer.mapping.strategies.windows import solve_order, window_search
 from designer.mapping.problem import MappingProblem, budgets
-from designer.mapping.simulate import simulate
+from designer.mapping.core.simulate import simulate
 from tests.test_mapping import brute_force_traffic, chain_with_skip, random_dag, spilling_cases
 
 
@@ -180,7 +180,7 @@ def test_the_layout_plot_names_the_largest_tensors_and_has_a_legend(tmp_path, mo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from designer.mapping.plot import NAMED, plot_layout
+    from designer.mapping.core.plot import NAMED, plot_layout
     graph = random_dag(11, n=14, unit=False)
     result = MappingProblem(graph, "M_R", time_limit=3).solve()
     axes = []

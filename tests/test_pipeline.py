@@ -4,8 +4,8 @@ import json
 
 from designer.checkpoint import load_checkpoint
 from designer.costs import count
-from designer.mapping.graph import TensorGraph
-from designer.mapping.simulate import simulate
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.simulate import simulate
 from designer.pipeline import PipelineConfig, run_pipeline
 from designer.pruning.apply import total_sparsity
 

@@ -265,7 +265,7 @@ def test_map_counts_the_deployed_bytes_of_a_quantized_file(tmp_path):
     element counts ONNX Runtime gives."""
     import copy
 
-    from designer.mapping.baselines import required_bytes
+    from designer.mapping.strategies.baselines import required_bytes
     from designer.mapping.sources import load_graph
     from designer.quantization.onnx_file import export_onnx
     model = small_resnet(5)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from designer.cli import main
-from designer.mapping.io import Mapping
+from designer.mapping.core.io import Mapping
 from designer.schemas import FORMAT_VERSION, PAYLOADS, MappingFile, MapReport, TrafficCurve, schema
 
 MODEL = ["--model", "tests/models/torchvision_like.py:tiny_residual_stem", "--input-shape", "3,32,32"]

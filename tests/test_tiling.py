@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from designer.mapping import MappingProblem
-from designer.mapping.baselines import required_bytes
-from designer.mapping.importer import export, tiled
-from designer.mapping.tile_search import candidates, choose, traffic_curve
-from designer.mapping.tiling import Rect, Tiling, cut_points, model_macs, plan, run_tiled
+from designer.mapping.strategies.baselines import required_bytes
+from designer.mapping.sources.importer import export, tiled
+from designer.mapping.tiling.search import candidates, choose, traffic_curve
+from designer.mapping.tiling.plan import Rect, Tiling, cut_points, model_macs, plan, run_tiled
 
 
 def users(program) -> set[str]:

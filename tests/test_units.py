@@ -34,7 +34,7 @@ def test_the_scratchpad_takes_units_and_budget_names():
 
 
 def test_the_command_line_reads_units(tmp_path):
-    from designer.mapping.graph import TensorGraph
+    from designer.mapping.core.graph import TensorGraph
     graph = TensorGraph.from_dict({"name": "two", "tensors": {"x": {"bytes": 1000, "producer": None},
                                                               "y": {"bytes": 1000, "producer": "a"},
                                                               "z": {"bytes": 1000, "producer": "b"}},

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from designer import checks, files
 from designer.cli.common import NO_SOLUTION, console, fail, force_option, note, percent, quiet_option
-from designer.mapping.objective import OBJECTIVES
+from designer.mapping.core.objective import OBJECTIVES
 from designer.mapping.strategies import ORDERS, STRATEGIES
 
 app = typer.Typer()
@@ -74,7 +74,7 @@ def map_graph(
     The whole command, capture and budgets included, keeps to --time-limit."""
     from designer.deadline import Deadline
     from designer.mapping import Source
-    from designer.mapping.io import Mapping
+    from designer.mapping.core.io import Mapping
     from designer.mapping.problem import check_scratchpad
     from designer.mapping.strategies import check_strategy
     source = Source(graph, model_ref, input_shape, training, weights, bytes_per_element, fuse, trust)
@@ -148,7 +148,7 @@ def _write(result, out: Optional[Path], plot: Optional[Path]) -> None:
     if out is not None:
         result.mapping.save(out, result.problem.graph, result.solve)
     if plot is not None:
-        from designer.mapping.plot import plot_layout
+        from designer.mapping.core.plot import plot_layout
         plot_layout(result.problem.graph, result.mapping, plot)
 
 
@@ -180,7 +180,7 @@ def _print(result) -> None:
 def _check_tiling(tiling: str, max_extra_macs, curve, points: int, time_limit: float) -> bool:
     """The tiling options (before anything is read); whether the model is to be exported for them.
     Which options a tiled map ignores is refused before this (designer.cli.contracts)."""
-    from designer.mapping.tile_search import check_curve, parse_tiling
+    from designer.mapping.tiling.search import check_curve, parse_tiling
     parse_tiling(tiling)
     if max_extra_macs is not None:
         checks.number(max_extra_macs, "--max-extra-macs", minimum=0)
@@ -194,7 +194,7 @@ def _check_tiling(tiling: str, max_extra_macs, curve, points: int, time_limit: f
 def _tiled(program, example, scratchpad: str, tiling: str, deadline, options: dict, out, save_graph, plot,
            as_json: bool) -> None:
     from designer.mapping import GraphError, MappingError
-    from designer.mapping.tile_search import map_tiled, parse_tiling
+    from designer.mapping.tiling.search import map_tiled, parse_tiling
     try:
         found = map_tiled(program, example, scratchpad, parse_tiling(tiling),
                           time_limit=deadline.left(SOLVE_FLOOR * deadline.seconds), **options)
@@ -218,7 +218,7 @@ def _tiled(program, example, scratchpad: str, tiling: str, deadline, options: di
 
 def _curve(program, curve: str, points: int, deadline, options: dict, out, plot, as_json: bool) -> None:
     from designer.mapping import GraphError, MappingError
-    from designer.mapping.tile_search import map_curve, plot_curve
+    from designer.mapping.tiling.search import map_curve, plot_curve
 
     def row(r: dict) -> None:
         untiled = r.get("untiled", {}).get("objective")

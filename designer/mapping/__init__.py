@@ -4,7 +4,7 @@
     graph = load("models.py:resnet18", input_shape="3,224,224", training=True)
     result = MappingProblem(graph, scratchpad="M_H", strategy="cpsat", objective="dram").solve()
 
-Names are imported on first use (PEP 562), so ``import designer.mapping.graph`` stays free of
+Names are imported on first use (PEP 562), so ``import designer.mapping.core.graph`` stays free of
 the solvers and torch.
 """
 
@@ -14,9 +14,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {"load": "sources", "Source": "sources", "MappingProblem": "problem", "MappingError": "problem",
-            "Budgets": "problem", "budgets": "problem", "MappingResult": "result", "Mapping": "io",
-            "TensorGraph": "graph", "GraphError": "graph", "STRATEGIES": "strategies",
-            "OBJECTIVES": "objective"}
+            "Budgets": "problem", "budgets": "problem", "MappingResult": "result", "Mapping": "core.io",
+            "TensorGraph": "core.graph", "GraphError": "core.graph", "STRATEGIES": "strategies",
+            "OBJECTIVES": "core.objective"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 from designer import checks
 from designer.errors import Error
-from designer.mapping.baselines import greedy_min_peak_order, required_bytes
-from designer.mapping.cpsat import min_peak
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping
-from designer.mapping.objective import Objective, objective_named
+from designer.mapping.strategies.baselines import greedy_min_peak_order, required_bytes
+from designer.mapping.strategies.cpsat import min_peak
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import Mapping
+from designer.mapping.core.objective import Objective, objective_named
 from designer.mapping.result import MappingResult
-from designer.mapping.simulate import simulate
+from designer.mapping.core.simulate import simulate
 from designer.mapping.solve import solve
 from designer.mapping.strategies import ORDERS, check_strategy
 from designer.units import parse_bytes
@@ -122,7 +122,7 @@ BUDGET_SHARE = 0.2  # of the time limit, at most, for M_P's search when the prob
 class MappingProblem:
     """``scratchpad``: bytes, or M_R, M_H, M_P (computed here). ``strategy``: a name in
     :data:`~designer.mapping.strategies.STRATEGIES`; ``objective``: a name in
-    :data:`~designer.mapping.objective.OBJECTIVES` (or an :class:`Objective`). ``order``: ``free``
+    :data:`~designer.mapping.core.objective.OBJECTIVES` (or an :class:`Objective`). ``order``: ``free``
     (the strategy chooses the schedule), ``given`` (the graph's order) or a schedule (a list of
     operator names). ``time_limit`` bounds the budgets' search and the solve together.
     ``budgets``: computed before (e.g. once for a sweep over scratchpads) instead of here.

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from designer.mapping.io import Mapping
+from designer.mapping.core.io import Mapping
 from solvers.result import SolveResult
 
 if TYPE_CHECKING:  # annotations only: problem.py imports solve.py, which builds this
     from designer.mapping.problem import MappingProblem
-    from designer.mapping.simulate import Replay
+    from designer.mapping.core.simulate import Replay
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,15 @@ keep-or-spill plan, the chosen strategy, and one result built from them.
 
 1. **Baselines**: every eviction rule on the schedules the order allows (the graph's order;
    a free order also the minimum-peak order).
-2. **Forced-liveness bound** (:mod:`designer.mapping.liveness`, any strategy, any size, when the
+2. **Forced-liveness bound** (:mod:`designer.mapping.bounds.liveness`, any strategy, any size, when the
    best baseline moves anything): at most ``LIVENESS_SHARE`` of the time limit.
-3. **Keep-or-spill plan** (:mod:`designer.mapping.keep`): the optimal drops of the given order
+3. **Keep-or-spill plan** (:mod:`designer.mapping.strategies.keep`): the optimal drops of the given order
    (a given order) or of the best of the two orders, improved by moving operators (a free order),
    laid out; at most ``KEEP_SHARE`` (``KEEP_SHARE_LARGE`` beyond ``MILP_LIMIT`` operators).
 4. **Time-indexed bound** (free order, strategy cpsat, graphs up to ``MILP_LIMIT`` operators, while
    the gap is above ``BOUND_GAP``): the address-free MILP, which sees the order, at most
    ``BOUND_SHARE``.
-5. **Window search** (:mod:`designer.mapping.windows`): the best mapping so far improved in
+5. **Window search** (:mod:`designer.mapping.strategies.windows`): the best mapping so far improved in
    its order, addresses included, a window of steps at a time; ``WINDOW_SHARE`` of the time
    left (``WINDOW_SHARE_LARGE`` on graphs over ``MILP_LIMIT`` operators).
 6. **Strategy** (:mod:`designer.mapping.strategies`): CP-SAT (the default) or COSMA's ILP over
@@ -27,17 +27,17 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from designer.mapping.baselines import all_baselines, greedy_min_peak_order
-from designer.mapping.bound import lower_bound
-from designer.mapping.cpsat import solve_mapping
-from designer.mapping.divide import divide_and_conquer
-from designer.mapping.ilp import solve_ilp
-from designer.mapping.io import Mapping, MappingOutcome
-from designer.mapping.keep import keep_plan
-from designer.mapping.liveness import liveness_bound
+from designer.mapping.strategies.baselines import all_baselines, greedy_min_peak_order
+from designer.mapping.bounds.milp import lower_bound
+from designer.mapping.strategies.cpsat import solve_mapping
+from designer.mapping.strategies.divide import divide_and_conquer
+from designer.mapping.strategies.ilp import solve_ilp
+from designer.mapping.core.io import Mapping, MappingOutcome
+from designer.mapping.strategies.keep import keep_plan
+from designer.mapping.bounds.liveness import liveness_bound
 from designer.mapping.result import MappingResult
-from designer.mapping.simulate import simulate
-from designer.mapping.windows import window_search
+from designer.mapping.core.simulate import simulate
+from designer.mapping.strategies.windows import window_search
 from solvers.result import SolveResult, Status, relative_gap
 
 if TYPE_CHECKING:  # annotations only: problem.py imports this module

@@ -1,4 +1,4 @@
-"""Choosing a tiling (:mod:`designer.mapping.tiling`) for a scratchpad, and the curve of traffic
+"""Choosing a tiling (:mod:`designer.mapping.tiling.plan`) for a scratchpad, and the curve of traffic
 against scratchpad size a hardware designer reads.
 
 :func:`candidates` imports the model once per (cut, k), plus untiled. For a scratchpad,
@@ -21,13 +21,13 @@ import time
 from dataclasses import dataclass
 
 from designer import checks
-from designer.mapping.baselines import required_bytes
-from designer.mapping.graph import TensorGraph
-from designer.mapping.importer import tiled
-from designer.mapping.io import Mapping
+from designer.mapping.strategies.baselines import required_bytes
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.sources.importer import tiled
+from designer.mapping.core.io import Mapping
 from designer.mapping.problem import Budgets, MappingError, MappingProblem, budgets, check_scratchpad
 from designer.mapping.result import MappingResult
-from designer.mapping.tiling import TilePlan, Tiling, cut_points, model_macs, plan, run_tiled, tiled_required
+from designer.mapping.tiling.plan import TilePlan, Tiling, cut_points, model_macs, plan, run_tiled, tiled_required
 
 KS = (2, 3, 4, 6, 8)  # patches per side tried
 SOLVED = 3  # candidates solved per scratchpad, at most
@@ -35,7 +35,7 @@ SOLVED = 3  # candidates solved per scratchpad, at most
 
 class Candidate:
     """A way to import the model: untiled (``tiling`` None) or one tiling. Its M_R is known by
-    arithmetic (:func:`~designer.mapping.tiling.tiled_required`); its graph is imported when
+    arithmetic (:func:`~designer.mapping.tiling.plan.tiled_required`); its graph is imported when
     first asked for."""
 
     def __init__(self, program, tiling: Tiling | None, tile_plan: TilePlan | None, required: int,
@@ -239,7 +239,7 @@ def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "a
               strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
               bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
               found: list[Candidate] | None = None) -> TiledMapping:
-    """Map an exported model (:func:`designer.mapping.importer.export`) at ``scratchpad`` (bytes,
+    """Map an exported model (:func:`designer.mapping.sources.importer.export`) at ``scratchpad`` (bytes,
     or a budget's name, of the untiled graph) with ``tiling`` ("auto": :func:`choose`), within
     ``time_limit``, and check the chosen tiling numerically on ``example``. ``found``: the
     model's :func:`candidates`, when already made (a caller mapping at several sizes)."""

@@ -21,7 +21,7 @@ Variables and constraints (sizes and the scratchpad divided by the GCD of all of
 (C6) objective: sum_T price_T (y_T + sum_r x_r): one spill (y_T, the first time a tensor
      leaves) and one retrieval per reload (for an input under dram: per interval but the
      first, and no spill); price_T is the objective's price of moving T once
-     (its size for off-chip bytes, :mod:`designer.mapping.objective`), divided by the GCD of
+     (its size for off-chip bytes, :mod:`designer.mapping.core.objective`), divided by the GCD of
      the prices.
 
 R (``max_reloads``) limits the reloads per tensor; tests check that raising it does not change
@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping, MappingOutcome, Step
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import Mapping, MappingOutcome, Step
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
 from solvers.result import SolveResult, Status
 
 STATUS = {cp_model.OPTIMAL: Status.OPTIMAL, cp_model.FEASIBLE: Status.FEASIBLE,
@@ -313,7 +313,7 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     mapping (a baseline); ``known_bound``: a proven lower bound on the objective, e.g. the
     address-free MILP's, added as a constraint so CP-SAT can stop once it reaches it.
 
-    Boundary conditions, for solving one window of a larger graph (:mod:`designer.mapping.divide`):
+    Boundary conditions, for solving one window of a larger graph (:mod:`designer.mapping.strategies.divide`):
     ``entering`` maps tensors produced before the window (producer-less in ``graph``) to their
     address if resident just before it, or None if only in host; ``hosted`` are tensors with a
     host copy already; ``leaving`` tensors are needed after the window, so each ends resident

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: the CLI lists the names without networkx
-    from designer.mapping.graph import TensorGraph
+    from designer.mapping.core.graph import TensorGraph
 
 
 class Objective:

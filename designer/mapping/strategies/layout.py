@@ -1,6 +1,6 @@
 """Addresses for a planned residency, all at once: dynamic storage allocation with cuts.
 
-A keep-or-spill plan (:mod:`designer.mapping.keep`) says, for a schedule, over which gaps each
+A keep-or-spill plan (:mod:`designer.mapping.strategies.keep`) says, for a schedule, over which gaps each
 tensor stays resident; what is left is to give every stretch of residency (a *run*: from one
 need over kept gaps to a later need) one address, with no two runs overlapping in both time
 and address. The step-by-step planner places tensors as they arrive and cannot see what comes
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping, Step
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import Mapping, Step
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
 
 
 @dataclass

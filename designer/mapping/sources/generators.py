@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 
-from designer.mapping.graph import Operator, Tensor, TensorGraph
+from designer.mapping.core.graph import Operator, Tensor, TensorGraph
 
 CELL_OPERATIONS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "max_pool_3x3", "avg_pool_3x3", "identity")
 

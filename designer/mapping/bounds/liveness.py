@@ -31,7 +31,7 @@ room, at the same price), so its optimum, and any dual bound HiGHS proves on it,
 mapping's cost from below: addresses, the order and the other read-backs are relaxed.
 Where the order is nearly forced (training graphs: a forward activation is live across
 everything between its forward use and its gradient) it is close to the keep-or-spill optimum
-of a good order (:mod:`designer.mapping.keep`); it has a binary per tensor and stretch and one
+of a good order (:mod:`designer.mapping.strategies.keep`); it has a binary per tensor and stretch and one
 row per operator, so it solves in seconds where the time-indexed bound (:mod:`.bound`) does not.
 """
 
@@ -42,10 +42,10 @@ import time
 import networkx as nx
 import pyomo.environ as pyo
 
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import MappingOutcome
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.timeindexed import gcd_unit, in_objective_units, transfer_prices
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import MappingOutcome
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.strategies.timeindexed import gcd_unit, in_objective_units, transfer_prices
 from solvers import highs
 from solvers.result import SolveResult, Status
 

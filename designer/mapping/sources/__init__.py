@@ -22,7 +22,7 @@ from typing import Any
 
 from designer import checks
 from designer.trust import check_trust_value, require_trust
-from designer.mapping.graph import GraphError, TensorGraph, from_hmcos, from_node_link
+from designer.mapping.core.graph import GraphError, TensorGraph, from_hmcos, from_node_link
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Source:
             self._factory = load_factory(self.model)
 
     def load(self) -> TensorGraph:
-        """The tensor graph: read, or captured with ``torch.export`` (:mod:`designer.mapping.importer`)."""
+        """The tensor graph: read, or captured with ``torch.export`` (:mod:`designer.mapping.sources.importer`)."""
         if self.model is not None or self.module is not None:
             return self._capture_user_model()
         if self.path.suffix == ".pt2":
@@ -84,7 +84,7 @@ class Source:
         seed), for tiling and its numerical check: models only, forward only."""
         import torch
 
-        from designer.mapping.importer import decomposed, export
+        from designer.mapping.sources.importer import decomposed, export
         if self.training:
             raise ValueError("--tiling: forward (inference) graphs only; drop --training")
         if self.path is not None and self.path.suffix not in (".pt", ".pt2"):
@@ -101,7 +101,7 @@ class Source:
         return export(module, example), example
 
     def _capture(self, module, example, name: str) -> TensorGraph:
-        from designer.mapping.importer import from_torch, training_graph
+        from designer.mapping.sources.importer import from_torch, training_graph
         capture = training_graph if self.training else from_torch
         name = self.name or name
         return capture(module, example, self.bytes_per_element, self.weights,
@@ -143,7 +143,7 @@ class Source:
         return self._capture(*self._checkpoint_module())
 
     def _exported(self) -> TensorGraph:
-        from designer.mapping.importer import from_exported
+        from designer.mapping.sources.importer import from_exported
         return from_exported(self._loaded_program(), self.bytes_per_element, self.weights, self.path.stem, self.fuse)
 
 
@@ -169,7 +169,7 @@ def load_graph(path: str | Path, include_weights: bool = False, bytes_per_elemen
     captured at its resolution with batch size 1."""
     path = Path(path)
     if path.suffix == ".onnx":  # each tensor at its own element type's bytes (a quantized network's)
-        from designer.mapping.onnx_graph import from_onnx
+        from designer.mapping.sources.onnx import from_onnx
         return from_onnx(path, include_weights)
     try:
         data = checks.load_json(path, "graph")
@@ -187,7 +187,7 @@ def load_graph(path: str | Path, include_weights: bool = False, bytes_per_elemen
     except (KeyError, TypeError, AttributeError) as error:  # a field of the wrong kind deep inside the file
         raise GraphError(f"{path}: malformed graph ({type(error).__name__}: {error})") from None
     if "stages" in data:
-        from designer.mapping.importer import from_torch
+        from designer.mapping.sources.importer import from_torch
         from designer.network import build, example_input
         from designer.spec import NetworkSpec
         spec = NetworkSpec.from_dict(data)

@@ -3,7 +3,7 @@ r"""The mapping problem without addresses, as a time-indexed MILP (pyomo + HiGHS
 Dropping addresses (fragmentation) relaxes the mapping problem, so the optimum of this model,
 and any dual bound HiGHS proves on it, bounds the least traffic of every mapping from below.
 On graphs that must spill it is much stronger than CP-SAT's own bound, so the mapping result
-reports the larger of the two. Variables as in COSMA's ILP (:mod:`designer.mapping.ilp`,
+reports the larger of the two. Variables as in COSMA's ILP (:mod:`designer.mapping.strategies.ilp`,
 sizes divided by their GCD):
 
   E[o,t]  operator o executes at step t (only t in [ancestors(o), n - 1 - descendants(o)])
@@ -11,7 +11,7 @@ sizes divided by their GCD):
   S[T,t]  T is written to host as it leaves at step t (spilled)
   R[T,t]  T is read back from host at step t (retrieved)
 
-(M1)-(M2) the schedule: :mod:`designer.mapping.timeindexed`'s (S1)-(S2)
+(M1)-(M2) the schedule: :mod:`designer.mapping.strategies.timeindexed`'s (S1)-(S2)
 (M3) creation and use: E[p,t] <= X[T,t];  E[c,t] <= X[T,t] for every consumer c of T
 (M4) continuity: X[T,t] <= X[T,t-1] + E[p,t] + R[T,t]
 (M5) host copy: R[T,t] <= H[T,t-1];  H[T,t] = sum_{t'<=t} S[T,t'] <= 1 (a running sum)
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import MappingOutcome
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.timeindexed import (
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import MappingOutcome
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.strategies.timeindexed import (
     add_host_copies,
     add_schedule,
     build_then_solve,
@@ -45,7 +45,7 @@ from solvers import highs
 
 def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective = OFFCHIP_BYTES,
                 deadline: float | None = None) -> pyo.ConcreteModel:
-    """The model above (:class:`~designer.mapping.timeindexed.BuildTimeout` past ``deadline``)."""
+    """The model above (:class:`~designer.mapping.strategies.timeindexed.BuildTimeout` past ``deadline``)."""
     n = len(graph.operators)
     unit = gcd_unit(graph, scratchpad_bytes)
     capacity = scratchpad_bytes // unit

@@ -1,6 +1,6 @@
 """An independent checker: replay a mapping step by step and reject it if any rule breaks.
 
-It reads the mapping file format (:mod:`designer.mapping.io`) and the graph, and shares no
+It reads the mapping file format (:mod:`designer.mapping.core.io`) and the graph, and shares no
 code with the solvers. Rules, for step t running operator op_t:
 
 1. the steps run every operator exactly once, each after the producers of its inputs;
@@ -22,7 +22,7 @@ code with the solvers. Rules, for step t running operator op_t:
     an input or weight (it became resident again after a step away).
 
 Beside the bytes, the replay prices the transfers it saw with the given objective
-(:mod:`designer.mapping.objective`: a price per tensor moved, nothing else; re-reads of inputs
+(:mod:`designer.mapping.core.objective`: a price per tensor moved, nothing else; re-reads of inputs
 and weights are transfers when the objective says they cost), so a mapping
 solved for another objective is checked in that objective's unit too.
 """
@@ -32,8 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from designer.mapping.graph import TensorGraph
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
 
 
 @dataclass(frozen=True)

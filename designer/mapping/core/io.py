@@ -18,8 +18,8 @@ from typing import Any
 
 from designer import checks, files
 from designer.schemas import FORMAT_VERSION, check_version
-from designer.mapping.graph import TensorGraph
-from designer.mapping.objective import DRAM_BYTES, compulsory_bytes
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.objective import DRAM_BYTES, compulsory_bytes
 from solvers.result import SolveResult
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from designer import files
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import Mapping
 
 NAMED = 8  # the largest tensors (by bytes x steps resident) named in the legend; the others are grey
 

@@ -1,5 +1,5 @@
 """A ``torch.nn.Module`` as a tensor graph: captured with ``torch.export`` (``torch.fx`` as
-fallback) or, for one training step, AOTAutograd's joint graph; read by :mod:`designer.mapping.aten`.
+fallback) or, for one training step, AOTAutograd's joint graph; read by :mod:`designer.mapping.sources.aten`.
 
 The exported program is decomposed to core ATen, so attention is matmuls and a softmax whose
 score matrix is a tensor of its own, except what an accelerator runs as one operator and the
@@ -10,7 +10,7 @@ ops), attention's ``_safe_softmax`` (else its NaN guard materialises score-sized
 They stay whole, so fusion joins the activations to their producer.
 
 What export cannot capture (data-dependent control flow, say) is retried with ``torch.fx``
-symbolic tracing; if both fail, a :class:`~designer.mapping.graph.GraphError` names what failed.
+symbolic tracing; if both fail, a :class:`~designer.mapping.core.graph.GraphError` names what failed.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from designer.mapping.aten import import_fx
-from designer.mapping.tiling import TilePlan, Tiling, mark_joins, plan, tile_ops
-from designer.mapping.graph import GraphError, Operator, Tensor, TensorGraph
+from designer.mapping.sources.aten import import_fx
+from designer.mapping.tiling.plan import TilePlan, Tiling, mark_joins, plan, tile_ops
+from designer.mapping.core.graph import GraphError, Operator, Tensor, TensorGraph
 
 # ops decomposition would spread over several operators (module docstring); kept whole
 KEPT_WHOLE = ("silu", "gelu", "hardswish", "hardsigmoid", "mish", "_safe_softmax", "roll")
@@ -53,7 +53,7 @@ def decomposed(program):
 def from_exported(program, bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
                   fuse: bool = True, tiling: Tiling | None = None) -> TensorGraph:
     """The tensor graph of an ``ExportedProgram`` (see the module docstring); ``tiling``: its
-    prefix computed patch by patch (:mod:`designer.mapping.tiling`)."""
+    prefix computed patch by patch (:mod:`designer.mapping.tiling.plan`)."""
     return tiled(decomposed(program), tiling, bytes_per_element, include_weights, name, fuse)[0]
 
 
@@ -61,7 +61,7 @@ def tiled(program, tiling: Tiling | None, bytes_per_element: int = 1, include_we
           fuse: bool = True, barrier: frozenset[str] | None = None) -> tuple[TensorGraph, TilePlan | None]:
     """The tensor graph of a decomposed ``ExportedProgram`` with ``tiling`` applied (None: as
     it is), and the tiling's plan (regions, MACs). ``barrier``: untiled, but nothing that reads
-    this prefix fused into it (:func:`designer.mapping.tiling.mark_joins`)."""
+    this prefix fused into it (:func:`designer.mapping.tiling.plan.mark_joins`)."""
     inputs = program.graph_signature.input_specs
     specs = {spec.arg.name: spec.kind.name for spec in inputs if hasattr(spec.arg, "name")}
     targets = {spec.arg.name: spec.target for spec in inputs if hasattr(spec.arg, "name") and spec.target}

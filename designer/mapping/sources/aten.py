@@ -19,7 +19,7 @@
   elementwise ops join the operator that produces their first input when they are its only
   consumer, so conv + BN + ReLU/SiLU/GELU/Hardswish/Mish, add + ReLU and elementwise chains are
   one operator that reads its inputs and weights and writes one output, as an accelerator runs
-  them. The capture (:mod:`designer.mapping.importer`) keeps those activations and attention's
+  them. The capture (:mod:`designer.mapping.sources.importer`) keeps those activations and attention's
   ``_safe_softmax`` whole instead of decomposing them, so they are one operator each.
 """
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from designer.mapping.graph import GraphError, Operator, Tensor, TensorGraph
+from designer.mapping.core.graph import GraphError, Operator, Tensor, TensorGraph
 
 ALIASES = {"view", "_unsafe_view", "reshape", "permute", "transpose", "t", "expand", "squeeze", "unsqueeze",
            "clone", "contiguous", "detach", "alias", "lift_fresh_copy", "_to_copy", "flatten", "view_as",
@@ -259,7 +259,7 @@ class _Importer:
         outputs = {self.parts[o].base if o in self.parts else o for o in outputs}
         if not self.ops:
             raise GraphError(f"{name}: the captured graph computes nothing")
-        if transform is not None:  # e.g. tiling (designer.mapping.tiling.tile_ops), before parts and fusion
+        if transform is not None:  # e.g. tiling (designer.mapping.tiling.plan.tile_ops), before parts and fusion
             self.ops = transform(self.ops, self.tensors, self.origin)
         self.split_parts(outputs)
         ops = _fuse(self.ops, self.tensors, outputs) if fuse else self.ops

@@ -2,7 +2,7 @@ r"""The mapping problem for one fixed order, with addresses, per gap: a compact 
 
 For a fixed order the only choices are, per produced tensor T with needs u_0 < ... < u_k
 (its producer's and its consumers' steps), whether it stays resident over each gap between two
-needs (:mod:`designer.mapping.keep`), and its address at each need. Keeping a tensor over part
+needs (:mod:`designer.mapping.strategies.keep`), and its address at each need. Keeping a tensor over part
 of a gap, or reading it back before its need, never costs less and only takes more room, so
 this is exact for the order. Sizes and the scratchpad are divided by their GCD.
 
@@ -20,7 +20,7 @@ this is exact for the order. Sizes and the scratchpad are divided by their GCD.
 (O3) spilled once if ever dropped:  s[T] >= 1 - y[T,i]
 objective: minimise sum_T price_T (sum_i (1 - y[T,i]) + s[T])
 
-Unlike the general model (:mod:`designer.mapping.cpsat`) no position or interval length is a
+Unlike the general model (:mod:`designer.mapping.strategies.cpsat`) no position or interval length is a
 variable, so it stays small on graphs of a thousand operators. A mapping of the same order
 (a baseline, a laid-out plan) is a complete hint. On large graphs one solve rarely improves
 on its hint within a minute, so :func:`window_search` frees a window of steps at a time.
@@ -34,12 +34,12 @@ from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
-from designer.mapping.cpsat import run_cpsat
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping, MappingOutcome
-from designer.mapping.layout import Run, gaps, needs as layout_needs, to_mapping
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.timeindexed import gcd_unit, transfer_prices
+from designer.mapping.strategies.cpsat import run_cpsat
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import Mapping, MappingOutcome
+from designer.mapping.strategies.layout import Run, gaps, needs as layout_needs, to_mapping
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.strategies.timeindexed import gcd_unit, transfer_prices
 from solvers.result import SolveResult, Status, relative_gap
 
 

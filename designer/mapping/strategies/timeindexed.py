@@ -22,8 +22,8 @@ from functools import reduce
 
 import pyomo.environ as pyo
 
-from designer.mapping.graph import TensorGraph
-from designer.mapping.objective import Objective
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.objective import Objective
 from solvers.result import SolveResult, Status, relative_gap
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from designer.mapping.graph import GraphError, Operator, Tensor, TensorGraph
+from designer.mapping.core.graph import GraphError, Operator, Tensor, TensorGraph
 from solvers.extras import require
 
 PLUMBING = ("QuantizeLinear", "DequantizeLinear")

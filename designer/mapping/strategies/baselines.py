@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from designer.mapping.cpsat import solve_mapping
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping, MappingOutcome, Step
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.strategies.cpsat import solve_mapping
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import Mapping, MappingOutcome, Step
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
 from solvers.result import SolveResult, Status
 
 EVICTIONS = ("belady", "greedy")
@@ -159,7 +159,7 @@ def plan(graph: TensorGraph, order: list[str], scratchpad_bytes: int, eviction: 
     ``resident`` and ``hosted`` continue a partial mapping: ``order`` then holds the operators
     still to run, and those tensors are where the earlier steps left them. ``steps`` plans only
     that many operators (the rest of ``order`` still counts as future uses). ``keep(name, t)``:
-    evict first the tensors a plan does not keep at step t (:mod:`designer.mapping.keep`)."""
+    evict first the tensors a plan does not keep at step t (:mod:`designer.mapping.strategies.keep`)."""
     if eviction not in EVICTIONS:
         raise ValueError(f"eviction: must be one of {', '.join(EVICTIONS)}, got {eviction!r}")
     if resident is None and not graph.is_schedule(order):

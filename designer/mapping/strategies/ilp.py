@@ -14,7 +14,7 @@ p(T), consumers C(T)), tensors without a producer F (inputs, weights: compulsory
 
 (1)  sum_t E[o,t] = 1;  sum_o E[o,t] = 1
 (2)  precedence: sum_{u<=t} E[c,u] <= sum_{u<t} E[p,u] for every edge p -> c
-     ((1)-(2) are :mod:`designer.mapping.timeindexed`'s (S1)-(S2), shared with the bound model)
+     ((1)-(2) are :mod:`designer.mapping.strategies.timeindexed`'s (S1)-(S2), shared with the bound model)
 (3)  creation: C[T,t] = E[p(T),t]
 (4)  preserve only what was resident: P[T,t] <= X[T,t-1];  P[T,first] = 0
 (5)  retrieve only after a spill, never while resident: R[T,t] <= H[T,t-1],
@@ -44,10 +44,10 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import Mapping, MappingOutcome, Step
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.timeindexed import (
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import Mapping, MappingOutcome, Step
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.strategies.timeindexed import (
     add_host_copies,
     add_schedule,
     build_then_solve,
@@ -66,7 +66,7 @@ TOLERANCES = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance":
 def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | None = None,
                 objective: Objective = OFFCHIP_BYTES, deadline: float | None = None) -> pyo.ConcreteModel:
     """The model above; ``order`` fixes the schedule (the paper's fixed-schedule mode);
-    :class:`~designer.mapping.timeindexed.BuildTimeout` past ``deadline``."""
+    :class:`~designer.mapping.strategies.timeindexed.BuildTimeout` past ``deadline``."""
     n = len(graph.operators)
     unit = gcd_unit(graph, scratchpad_bytes)
     M = scratchpad_bytes // unit

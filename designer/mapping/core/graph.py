@@ -12,7 +12,7 @@ Importers:
   ``graph_output_tensors``, ``tensor_list``, ``tensor_sizes``, ``dag``);
 * :meth:`TensorGraph.from_dict`: our own graph JSON.
 
-A module (``torch.export``) is imported by :mod:`designer.mapping.importer`, and every source,
+A module (``torch.export``) is imported by :mod:`designer.mapping.sources.importer`, and every source,
 files and modules alike, is read by :func:`designer.mapping.load`.
 """
 

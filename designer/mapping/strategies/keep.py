@@ -16,14 +16,14 @@ objective: minimise sum_T price_T (sum_i (1 - y[T,i]) + s[T])
 operands(t) counts every input, weight and output of the step's operator (sizes divided by
 their GCD). Without addresses this is exact for the order: its optimum is the least traffic
 any mapping of that order can have (a lower bound in ``fixed`` mode) and, unlike the
-time-indexed models (:mod:`designer.mapping.bound`), it has one variable per gap, not per step.
+time-indexed models (:mod:`designer.mapping.bounds.milp`), it has one variable per gap, not per step.
 
 :func:`keep_plan` turns a solution into a mapping: laid out offline, all runs at once
-(:mod:`designer.mapping.layout`), or by the step-by-step planner of the baselines
-(:func:`designer.mapping.baselines.plan`) evicting the tensors the MILP drops before any it
+(:mod:`designer.mapping.strategies.layout`), or by the step-by-step planner of the baselines
+(:func:`designer.mapping.strategies.baselines.plan`) evicting the tensors the MILP drops before any it
 keeps, whichever is cheaper. Fragmentation can force more evictions than the MILP's (the
 result says how many bytes); :mod:`designer.mapping.solve` then repairs the cheapest mapping
-window by window with addresses (:func:`designer.mapping.windows.window_search`).
+window by window with addresses (:func:`designer.mapping.strategies.windows.window_search`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from dataclasses import replace
 
 import pyomo.environ as pyo
 
-from designer.mapping.graph import TensorGraph
-from designer.mapping.io import MappingOutcome
-from designer.mapping.baselines import KEPT_ON_TOP, PLACEMENTS, PlacementError, plan
-from designer.mapping.layout import Gap, gaps, layout
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.timeindexed import gcd_unit, in_objective_units, transfer_prices
+from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.io import MappingOutcome
+from designer.mapping.strategies.baselines import KEPT_ON_TOP, PLACEMENTS, PlacementError, plan
+from designer.mapping.strategies.layout import Gap, gaps, layout
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.strategies.timeindexed import gcd_unit, in_objective_units, transfer_prices
 from solvers import highs
 from solvers.result import SolveResult, Status, relative_gap
 

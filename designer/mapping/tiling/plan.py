@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from designer.mapping.aten import ACTIVATIONS, ELEMENTWISE, NORMS, kind_of
-from designer.mapping.graph import Tensor
+from designer.mapping.sources.aten import ACTIVATIONS, ELEMENTWISE, NORMS, kind_of
+from designer.mapping.core.graph import Tensor
 
 SPATIAL = {"convolution", "max_pool2d_with_indices", "max_pool2d", "avg_pool2d"}
 POINTWISE = NORMS | ACTIVATIONS | ELEMENTWISE | {"getitem", "clone", "detach", "alias", "contiguous"}

@@ -5,7 +5,7 @@ COSMA's heuristic is not public; ours is a rolling horizon over a global order:
 1. **Order.** A global schedule: the greedy minimum-peak order (list scheduling that keeps
    live bytes low). It decides which operators are solved together, not their final order.
 2. **Window.** The next ``window`` operators not yet committed are solved by the CP-SAT model
-   (:func:`designer.mapping.cpsat.solve_mapping`), started from the Belady baseline continued
+   (:func:`designer.mapping.strategies.cpsat.solve_mapping`), started from the Belady baseline continued
    over them (a complete hint), free to reorder them, with boundary
    conditions carried from the committed steps: a tensor resident when the window starts
    keeps its address while it stays; a tensor only in host must be retrieved (its bytes
@@ -30,11 +30,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from designer.mapping.baselines import PlacementError, greedy_min_peak_order, plan
-from designer.mapping.cpsat import solve_mapping
-from designer.mapping.graph import Operator, Tensor, TensorGraph
-from designer.mapping.io import Mapping, MappingOutcome, Step
-from designer.mapping.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.strategies.baselines import PlacementError, greedy_min_peak_order, plan
+from designer.mapping.strategies.cpsat import solve_mapping
+from designer.mapping.core.graph import Operator, Tensor, TensorGraph
+from designer.mapping.core.io import Mapping, MappingOutcome, Step
+from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
 from solvers.result import SolveResult, Status
 
 MAX_BACKTRACKS = 50  # dead ends undone before giving up
