@@ -26,7 +26,7 @@ import re
 import sys
 import time
 
-from designer.mapping import MappingProblem, TensorGraph, budgets, load
+from designer.mapping import MappingProblem, TensorGraph, budgets, load, solve
 from designer.mapping.sources.generators import cell_network, transformer_encoder
 from designer.mapping.core.objective import OBJECTIVES
 from designer.mapping.core.simulate import simulate
@@ -106,7 +106,7 @@ def main() -> None:
                 for objective in args.objectives:
                     problem = MappingProblem(graph, name, strategy, objective, args.order,
                                              time_limit=args.time_limit, budgets=limits)
-                    result = problem.solve()
+                    result = solve(problem)
                     row(problem, result, name, spilling)
                     timings.append((len(graph.operators), result.solve.seconds, f"{strategy} {objective} {name}"))
     for label, rows in spilling.items():

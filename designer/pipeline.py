@@ -220,7 +220,7 @@ def _quantize_step(model, spec, splits, calibration, config: PipelineConfig, out
     import copy
 
     from designer.mapping.problem import MappingProblem
-    from designer.mapping.solve import solve as solve_mapping
+    from designer.mapping.stages import solve as solve_mapping
     from designer.mapping.sources import load_graph
     from designer.quantization import GPTQ, quantize_model
     from designer.quantization.fold import fold_batchnorm

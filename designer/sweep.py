@@ -194,9 +194,10 @@ def _solve_task(task: dict[str, Any]) -> dict[str, Any]:
         data.pop("format_version")  # the sweep file carries it once
         return {"point": task["point"], **data}
     from designer.mapping import Budgets, MappingProblem, TensorGraph
+    from designer.mapping.stages import solve as solve_mapping
     problem = MappingProblem(TensorGraph.from_dict(task["graph"]), **task["problem"], time_limit=task["time_limit"],
                              threads=1, budgets=Budgets(**task["budgets"]))
-    result = problem.solve()
+    result = solve_mapping(problem)
     return {"point": task["point"], "scratchpad_bytes": problem.scratchpad_bytes, "budgets": problem.budgets.to_dict(),
             "status": str(result.solve.status), "objective": result.solve.objective,
             "objective_name": problem.objective.name, "offchip_bytes": result.offchip_bytes,

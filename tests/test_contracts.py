@@ -452,8 +452,8 @@ def test_a_stage_whose_model_would_outlast_the_limit_is_not_started(monkeypatch)
     baselines took, the bounds, plans and the strategy are skipped and the message says so."""
     import time
 
-    import designer.mapping.solve as solve_module
-    from designer.mapping import MappingProblem
+    import designer.mapping.stages as solve_module
+    from designer.mapping import MappingProblem, solve
     from tests.test_mapping import random_dag
     found = solve_module.baselines
 
@@ -464,7 +464,7 @@ def test_a_stage_whose_model_would_outlast_the_limit_is_not_started(monkeypatch)
     graph = random_dag(3, n=12, unit=False)
     problem = MappingProblem(graph, "M_R", time_limit=1.2)
     monkeypatch.setattr(solve_module, "baselines", slow)
-    result = problem.solve()
+    result = solve(problem)
     assert result.mapping is not None and result.replay.valid
     assert "cpsat: not run" in result.solve.message
 

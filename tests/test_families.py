@@ -113,6 +113,7 @@ def test_a_fused_network_designs_builds_trains_prunes_and_maps():
     from designer.design.solve import solve
     from designer.mapping.sources.importer import from_torch
     from designer.mapping.problem import MappingProblem, budgets
+    from designer.mapping.stages import solve as solve_mapping
     from designer.network import example_input
     from designer.pruning.channels import prune_stage_widths
     from designer.train.data import load_dataset
@@ -133,5 +134,5 @@ def test_a_fused_network_designs_builds_trains_prunes_and_maps():
     assert count(pruned.model.spec).macs == pruned.macs <= 0.6 * full.macs
     graph = from_torch(pruned.model.eval(), example_input(pruned.model.spec, 1))
     limits = budgets(graph, time_limit=5)
-    mapped = MappingProblem(graph, limits.halfway, time_limit=5, budgets=limits).solve()
+    mapped = solve_mapping(MappingProblem(graph, limits.halfway, time_limit=5, budgets=limits))
     assert mapped.mapping is not None and mapped.replay

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from designer.mapping import MappingProblem
+from designer.mapping import MappingProblem, solve
 from designer.mapping.strategies.baselines import required_bytes
 from designer.mapping.sources.importer import from_torch, training_graph
 from tests.models.torchvision_like import SwinBlock, tiny_vit
@@ -67,7 +67,7 @@ def test_q_k_and_v_are_parts_of_the_in_projection_sized_as_read():
     assert [graph.tensors[t].bytes for t in projection.outputs] == [6 * 8] * 3  # not 3 x 48 each
     readers = {t: graph.consumers[t] for t in projection.outputs}
     assert all(len(c) == 1 for c in readers.values()) and len({c[0] for c in readers.values()}) >= 2
-    result = MappingProblem(graph, "M_R", time_limit=5).solve()
+    result = solve(MappingProblem(graph, "M_R", time_limit=5))
     assert result.replay.valid, result.replay.errors
 
 
@@ -113,5 +113,5 @@ def test_a_tiny_vit_imports_with_parts_and_maps_validly_in_both_objectives():
     graph = from_torch(tiny_vit().eval(), torch.zeros(1, 3, 32, 32), include_weights=True)
     assert sum(len(op.outputs) == 3 for op in graph.operators.values()) == 2  # one in-projection per layer
     for objective in ("offchip", "dram"):
-        result = MappingProblem(graph, "M_H", objective=objective, time_limit=5).solve()
+        result = solve(MappingProblem(graph, "M_H", objective=objective, time_limit=5))
         assert result.replay.valid, result.replay.errors

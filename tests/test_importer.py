@@ -10,6 +10,7 @@ import torch
 from designer.cli import main
 from designer.mapping.sources.importer import from_torch
 from designer.mapping.problem import MappingProblem, budgets
+from designer.mapping.stages import solve
 from designer.mapping.core.simulate import simulate
 from tests.models.blocks import dense_block, mobilenet_v2_block, shuffle_unit, vit_block
 from tests.models.cifar import CifarResNet
@@ -41,7 +42,7 @@ def test_each_model_imports_fused_and_unfused_and_maps_validly(name, imported):
     assert all(len(op.outputs) >= 1 for op in fused.operators.values())
     for graph in (fused, unfused):
         limits = budgets(graph, time_limit=5)
-        result = MappingProblem(graph, limits.halfway, time_limit=5, budgets=limits).solve()
+        result = solve(MappingProblem(graph, limits.halfway, time_limit=5, budgets=limits))
         assert result.mapping is not None
         replay = simulate(graph, result.mapping.to_dict(graph, result.solve))
         assert replay.valid, replay.errors
@@ -108,7 +109,7 @@ def test_a_training_step_imports_forward_and_backward_and_maps_validly(tmp_path,
     assert {"convolution", "convolution_backward", "native_batch_norm_backward", "threshold_backward"} <= kinds
     assert "conv1.weight" in graph.tensors and graph.tensors["conv1.weight"].producer is None
     limits = budgets(graph, time_limit=5)
-    result = MappingProblem(graph, limits.halfway, time_limit=5, budgets=limits).solve()
+    result = solve(MappingProblem(graph, limits.halfway, time_limit=5, budgets=limits))
     assert result.mapping is not None and simulate(graph, result.mapping.to_dict(graph, result.solve)).valid
     with pytest.raises(SystemExit) as exit_info:
         main(["map", "--model", "tests/models/cifar.py:small_residual", "--input-shape", "1,1,8,8", "--training",

@@ -30,6 +30,7 @@ from designer.mapping.sources.importer import from_torch
 from designer.mapping.sources import load_graph
 from designer.mapping.core.io import Mapping
 from designer.mapping.problem import MappingError, MappingProblem, budgets, peak_of
+from designer.mapping.stages import solve
 from designer.mapping.core.simulate import simulate
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "graphs"
@@ -222,7 +223,7 @@ def test_checkmate_graphs_at_required_and_peak(name):
     graph = load_graph(SHARED / "checkmate" / f"{name}.json")
     limits = budgets(graph, time_limit=20)
     for capacity in (limits.required, limits.peak):
-        result = MappingProblem(graph, capacity, time_limit=30, budgets=limits).solve()
+        result = solve(MappingProblem(graph, capacity, time_limit=30, budgets=limits))
         assert result.replay.valid, result.replay.errors
         for mapping in result.baselines.values():
             assert simulate(graph, mapping.to_dict(graph)).valid
@@ -271,7 +272,7 @@ def test_divide_and_conquer_backs_out_of_a_dead_end():
 
 def test_divide_mode_through_the_problem():
     graph = random_dag(7, n=16, unit=False)
-    result = MappingProblem(graph, required_bytes(graph), strategy="divide", window=5, seconds_per_window=3).solve()
+    result = solve(MappingProblem(graph, required_bytes(graph), strategy="divide", window=5, seconds_per_window=3))
     assert result.replay.valid and result.solve.status in ("feasible", "optimal")
     # divide mode proves no bound of its own; the forced-liveness bound holds in every mode
     assert result.solve.bound is not None and result.solve.bound <= result.solve.objective
@@ -316,11 +317,11 @@ def test_ilp_equals_cpsat_on_sized_tensors(index):
 def test_ilp_fixed_schedule_and_through_the_problem():
     graph, capacity = spilling_cases(1, unit=False)[0]
     order = graph.topological_order()
-    ilp = MappingProblem(graph, capacity, "ilp", order="given", time_limit=30).solve()
-    cpsat = MappingProblem(graph, capacity, order="given", time_limit=30).solve()
+    ilp = solve(MappingProblem(graph, capacity, "ilp", order="given", time_limit=30))
+    cpsat = solve(MappingProblem(graph, capacity, order="given", time_limit=30))
     assert ilp.mapping.order == order and ilp.replay.valid
     assert ilp.solve.status == "optimal" and ilp.offchip_bytes == cpsat.offchip_bytes
-    joint = MappingProblem(graph, capacity, "ilp", time_limit=30).solve()
+    joint = solve(MappingProblem(graph, capacity, "ilp", time_limit=30))
     assert joint.replay.valid and joint.offchip_bytes <= ilp.offchip_bytes
     with pytest.raises(MappingError, match="strategy: must be one of cpsat, ilp"):
         MappingProblem(graph, capacity, "gurobi")
@@ -335,7 +336,7 @@ def test_generated_graphs_map_validly():
     assert cell_network(seed=1).to_dict() == cell_network(seed=1).to_dict()  # seeded
     for graph in (cells, encoder):
         limits = budgets(graph, time_limit=10)
-        result = MappingProblem(graph, limits.required, time_limit=10, budgets=limits).solve()
+        result = solve(MappingProblem(graph, limits.required, time_limit=10, budgets=limits))
         assert result.replay.valid, result.replay.errors
         for mapping in result.baselines.values():
             assert simulate(graph, mapping.to_dict(graph)).valid
@@ -413,10 +414,10 @@ def test_a_mapping_from_a_smaller_scratchpad_is_a_start_so_traffic_never_rises()
     """Issue 22: a larger budget gave a worse answer than a smaller one's mapping, valid there."""
     graph = random_dag(11, n=14, unit=False)
     limits = budgets(graph, time_limit=5)
-    small = MappingProblem(graph, limits.required, time_limit=5, budgets=limits).solve()
+    small = solve(MappingProblem(graph, limits.required, time_limit=5, budgets=limits))
     for scratchpad in (limits.halfway, limits.peak):
-        larger = MappingProblem(graph, scratchpad, time_limit=1, lower_bound=False,
-                                start=small.mapping, budgets=limits).solve()
+        larger = solve(MappingProblem(graph, scratchpad, time_limit=1, lower_bound=False,
+                                start=small.mapping, budgets=limits))
         assert larger.replay.valid and larger.offchip_bytes <= small.offchip_bytes
     broken = Mapping(limits.required, small.mapping.steps[:-1])
     with pytest.raises(MappingError, match="start: not a valid mapping"):

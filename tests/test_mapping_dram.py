@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from designer.mapping import MappingError, MappingProblem
+from designer.mapping import MappingError, MappingProblem, solve
 from designer.mapping.strategies.baselines import baseline, required_bytes
 from designer.mapping.strategies.cpsat import solve_mapping
 from designer.mapping.core.graph import Operator, Tensor, TensorGraph
@@ -133,7 +133,7 @@ def test_the_order_models_minimise_dram_traffic_for_their_order(index):
 @pytest.mark.parametrize("strategy", ["cpsat", "windows", "keep", "baseline"])
 def test_every_dram_strategy_through_the_problem(strategy):
     graph, capacity = spilling(2)[1]
-    result = MappingProblem(graph, capacity, strategy, "dram", time_limit=10).solve()
+    result = solve(MappingProblem(graph, capacity, strategy, "dram", time_limit=10))
     assert result.replay.valid and result.replay.cost == result.solve.objective
     assert result.solve.objective >= brute_force_dram(graph, capacity)
     assert result.solve.objective <= min(result.baseline_costs().values())

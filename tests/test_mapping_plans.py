@@ -12,6 +12,7 @@ from designer.mapping.strategies.layout import layout
 from designer.mapping.bounds.liveness import live_across, liveness_bound
 from designer.mapping.strategies.windows import solve_order, window_search
 from designer.mapping.problem import MappingProblem, budgets
+from designer.mapping.stages import solve
 from designer.mapping.core.simulate import simulate
 from tests.test_mapping import brute_force_traffic, chain_with_skip, random_dag, spilling_cases
 
@@ -90,8 +91,8 @@ def test_keep_refuses_a_scratchpad_below_the_operands():
 def test_the_problem_reports_the_best_of_plans_and_baselines(strategy, order):
     graph = random_dag(11, n=14, unit=False)
     limits = budgets(graph, time_limit=5)
-    result = MappingProblem(graph, limits.halfway, strategy, order=order, time_limit=10, window=6,
-                            seconds_per_window=2, budgets=limits).solve()
+    result = solve(MappingProblem(graph, limits.halfway, strategy, order=order, time_limit=10, window=6,
+                            seconds_per_window=2, budgets=limits))
     assert result.replay.valid, result.replay.errors
     assert result.offchip_bytes <= min(result.baseline_bytes().values())
     assert result.solve.bound is not None and result.solve.bound <= result.offchip_bytes
@@ -166,7 +167,7 @@ def test_the_solve_reports_each_stage_as_it_ends():
     """Issue 23: `map` shows its phase and the best traffic so far; the events come from the library."""
     graph = random_dag(11, n=14, unit=False)
     events = []
-    result = MappingProblem(graph, "M_R", time_limit=5).solve(progress=events.append)
+    result = solve(MappingProblem(graph, "M_R", time_limit=5), progress=events.append)
     stages = [e["stage"] for e in events]
     assert stages[0] == "baselines" and "forced-liveness bound" in stages
     bests = [e["best"] for e in events if e["best"] is not None]
@@ -182,7 +183,7 @@ def test_the_layout_plot_names_the_largest_tensors_and_has_a_legend(tmp_path, mo
 
     from designer.mapping.core.plot import NAMED, plot_layout
     graph = random_dag(11, n=14, unit=False)
-    result = MappingProblem(graph, "M_R", time_limit=3).solve()
+    result = solve(MappingProblem(graph, "M_R", time_limit=3))
     axes = []
     original = plt.subplots
     monkeypatch.setattr(plt, "subplots", lambda *a, **k: (lambda fa: (axes.append(fa[1]), fa)[1])(original(*a, **k)))

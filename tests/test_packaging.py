@@ -88,6 +88,9 @@ def test_choices_listed_by_the_cli_are_the_librarys():
     assert pruning.PRUNE_MODES == MODES and pruning.SCHEDULES == SCHEDULES
     from designer.pruning.criteria import CRITERIA
     assert pruning.CRITERION_NAMES == tuple(CRITERIA)
+    from designer.cli import mapping
+    from designer.mapping.core.objective import OBJECTIVES as MAPPING_OBJECTIVES
+    assert mapping.OBJECTIVES == tuple(MAPPING_OBJECTIVES)
     from designer.cli import quantization
     from designer.quantization.rounding import ROUNDINGS
     assert quantization.ROUNDING_NAMES == tuple(ROUNDINGS)

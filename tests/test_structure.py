@@ -24,14 +24,12 @@ def modules() -> dict[str, Path]:
 
 
 def imports_of(path: Path, known: set[str]) -> set[str]:
-    """Every project module ``path`` imports, anywhere in the file (TYPE_CHECKING blocks aside)."""
+    """Every project module ``path`` imports, anywhere in the file: function-local imports and
+    ``TYPE_CHECKING`` blocks included (a cycle hidden under TYPE_CHECKING is still a cycle of
+    the design: issue 36 found problem -> solve -> result -> problem there)."""
     tree = ast.parse(path.read_text())
-    skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
-               and "TYPE_CHECKING" in ast.unparse(block.test) for node in ast.walk(block)}
     found = set()
     for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
         names = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -50,6 +48,13 @@ def test_no_import_cycles():
                 graph.add_edge(name, target)
     cycles = [cycle for cycle in nx.simple_cycles(graph) if len(cycle) > 1]
     assert not cycles, cycles[:5]
+
+
+def test_the_mapping_wing_hides_nothing_under_type_checking():
+    """Annotations import what they name for real: no TYPE_CHECKING block in the mapping wing."""
+    hidden = [str(path.relative_to(ROOT)) for path in (ROOT / "designer" / "mapping").rglob("*.py")
+              if "TYPE_CHECKING" in path.read_text()]
+    assert not hidden, hidden
 
 
 @pytest.mark.parametrize("folder", ["designer/mapping", "designer/cli/mapping.py"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from designer.mapping import MappingProblem
+from designer.mapping import MappingProblem, solve
 from designer.mapping.strategies.baselines import required_bytes
 from designer.mapping.sources.importer import export, tiled
 from designer.mapping.tiling.search import candidates, choose, traffic_curve
@@ -114,7 +114,7 @@ def test_every_tiled_mapping_replays_validly_below_the_untiled_m_r():
     assert choice.candidate.tiling is not None and choice.candidate.required <= below
     assert choice.result.replay.valid, choice.result.replay.errors
     for candidate in found[1:4]:
-        result = MappingProblem(candidate.graph, "M_R", time_limit=3).solve()
+        result = solve(MappingProblem(candidate.graph, "M_R", time_limit=3))
         assert result.replay.valid, result.replay.errors
 
 

@@ -1,8 +1,8 @@
 """Mapping a DNN graph onto a scratchpad (COSMA): the front door.
 
-    from designer.mapping import load, MappingProblem
+    from designer.mapping import load, solve, MappingProblem
     graph = load("models.py:resnet18", input_shape="3,224,224", training=True)
-    result = MappingProblem(graph, scratchpad="M_H", strategy="cpsat", objective="dram").solve()
+    result = solve(MappingProblem(graph, scratchpad="M_H", strategy="cpsat", objective="dram"))
 
 Names are imported on first use (PEP 562), so ``import designer.mapping.core.graph`` stays free of
 the solvers and torch.
@@ -16,7 +16,7 @@ from typing import Any
 _EXPORTS = {"load": "sources", "Source": "sources", "MappingProblem": "problem", "MappingError": "problem",
             "Budgets": "problem", "budgets": "problem", "MappingResult": "result", "Mapping": "core.io",
             "TensorGraph": "core.graph", "GraphError": "core.graph", "STRATEGIES": "strategies",
-            "OBJECTIVES": "core.objective"}
+            "OBJECTIVES": "core.objective", "solve": "stages"}
 
 __all__ = sorted(_EXPORTS)
 

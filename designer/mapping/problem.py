@@ -2,10 +2,10 @@
 an objective and their options; its budgets M_R / M_P / M_H, computed within its time limit.
 
     problem = MappingProblem(graph, scratchpad="M_H", strategy="cpsat", objective="offchip")
-    result = problem.solve()          # a MappingResult: mapping, status, objective, bound, gap
+    result = solve(problem)           # designer.mapping.stages: mapping, status, objective, bound, gap
 
 Everything is checked when the problem is built, cheapest first (names, the order, a byte
-scratchpad against M_R), before the budgets' search; :mod:`designer.mapping.solve` solves it.
+scratchpad against M_R), before the budgets' search; :mod:`designer.mapping.stages` solves it.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ from designer.mapping.strategies.cpsat import min_peak
 from designer.mapping.core.graph import TensorGraph
 from designer.mapping.core.io import Mapping
 from designer.mapping.core.objective import Objective, objective_named
-from designer.mapping.result import MappingResult
 from designer.mapping.core.simulate import simulate
-from designer.mapping.solve import solve
 from designer.mapping.strategies import ORDERS, check_strategy
 from designer.units import parse_bytes
 from solvers.result import Status
@@ -194,9 +192,4 @@ class MappingProblem:
     @property
     def min_peak_order(self) -> list[str]:
         return self.budgets.min_peak_order
-
-    def solve(self, progress=None) -> MappingResult:
-        """Baselines, bounds and the strategy, within what is left of the time limit
-        (:func:`designer.mapping.solve.solve`; ``progress(event)`` hears each stage as it ends)."""
-        return solve(self, max(self.time_limit - self.budget_seconds, 0.1 * self.time_limit), progress)
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 from designer.mapping.core.io import Mapping
+from designer.mapping.core.simulate import Replay
+from designer.mapping.problem import MappingProblem
 from solvers.result import SolveResult
-
-if TYPE_CHECKING:  # annotations only: problem.py imports solve.py, which builds this
-    from designer.mapping.problem import MappingProblem
-    from designer.mapping.core.simulate import Replay
 
 
 @dataclass(frozen=True)

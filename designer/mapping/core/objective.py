@@ -25,10 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # annotations only: the CLI lists the names without networkx
-    from designer.mapping.core.graph import TensorGraph
+from designer.mapping.core.graph import TensorGraph
 
 
 class Objective:

@@ -1,13 +1,13 @@
 """The mapping strategies a user chooses by name (``map --strategy NAME``), and what each accepts.
 
 Every strategy is a plain function of one signature, imported directly where it is used
-(:mod:`designer.mapping.solve`):
+(:mod:`designer.mapping.stages`):
 
     strategy(graph, scratchpad_bytes, time_limit, *, objective=OFFCHIP_BYTES, **options) -> MappingOutcome
 
 returning the mapping it found (or None) and its own :class:`~solvers.SolveResult` (status,
 objective in the objective's unit, bound, gap, seconds) exactly as the method reported them.
-:mod:`designer.mapping.solve` always runs the baselines and the bounds first and hands the
+:mod:`designer.mapping.stages` always runs the baselines and the bounds first and hands the
 named strategy the rest of the time, starting from the best mapping so far.
 
 ==========  ===============================================================  ======  ========  =====

@@ -22,7 +22,7 @@ time-indexed models (:mod:`designer.mapping.bounds.milp`), it has one variable p
 (:mod:`designer.mapping.strategies.layout`), or by the step-by-step planner of the baselines
 (:func:`designer.mapping.strategies.baselines.plan`) evicting the tensors the MILP drops before any it
 keeps, whichever is cheaper. Fragmentation can force more evictions than the MILP's (the
-result says how many bytes); :mod:`designer.mapping.solve` then repairs the cheapest mapping
+result says how many bytes); :mod:`designer.mapping.stages` then repairs the cheapest mapping
 window by window with addresses (:func:`designer.mapping.strategies.windows.window_search`).
 """
 

@@ -26,6 +26,7 @@ from designer.mapping.core.graph import TensorGraph
 from designer.mapping.sources.importer import tiled
 from designer.mapping.core.io import Mapping
 from designer.mapping.problem import Budgets, MappingError, MappingProblem, budgets, check_scratchpad
+from designer.mapping.stages import solve
 from designer.mapping.result import MappingResult
 from designer.mapping.tiling.plan import TilePlan, Tiling, cut_points, model_macs, plan, run_tiled, tiled_required
 
@@ -129,8 +130,8 @@ def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, 
     for i, candidate in enumerate(queue):
         share = max(0.1 * time_limit, (deadline - time.perf_counter()) / (len(queue) - i))
         start = previous[1] if previous is not None and candidate is previous[0] else None
-        result = MappingProblem(candidate.graph, scratchpad_bytes, strategy, objective, time_limit=share, start=start,
-                                budgets=candidate.budgets(0.2 * share)).solve()
+        result = solve(MappingProblem(candidate.graph, scratchpad_bytes, strategy, objective, time_limit=share, start=start,
+                                budgets=candidate.budgets(0.2 * share)))
         solved += 1
         value = result.solve.objective
         if value is not None and (best is None or (value, candidate.extra_macs) <
@@ -166,8 +167,8 @@ def traffic_curve(found: list[Candidate], low: int, high: int, points: int, *, t
         row = {"scratchpad_bytes": size, "tiling": choice.candidate.describe(), "extra_macs":
                choice.candidate.extra_macs, **_figures(choice.result)}
         if untiled.required <= size:  # the same question without tiling, for the second series
-            plain = MappingProblem(untiled.graph, size, strategy, objective, time_limit=0.4 * share,
-                                   start=previous_untiled, budgets=untiled.budgets(0.08 * share)).solve()
+            plain = solve(MappingProblem(untiled.graph, size, strategy, objective, time_limit=0.4 * share,
+                                   start=previous_untiled, budgets=untiled.budgets(0.08 * share)))
             previous_untiled = plain.mapping
             row["untiled"] = _figures(plain)
         rows.append(row)

@@ -25,7 +25,6 @@ keep-or-spill plan, the chosen strategy, and one result built from them.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from designer.mapping.strategies.baselines import all_baselines, greedy_min_peak_order
 from designer.mapping.bounds.milp import lower_bound
@@ -35,13 +34,12 @@ from designer.mapping.strategies.ilp import solve_ilp
 from designer.mapping.core.io import Mapping, MappingOutcome
 from designer.mapping.strategies.keep import keep_plan
 from designer.mapping.bounds.liveness import liveness_bound
+from designer.mapping.problem import MappingProblem
 from designer.mapping.result import MappingResult
 from designer.mapping.core.simulate import simulate
 from designer.mapping.strategies.windows import window_search
 from solvers.result import SolveResult, Status, relative_gap
 
-if TYPE_CHECKING:  # annotations only: problem.py imports this module
-    from designer.mapping.problem import MappingProblem
 
 MILP_LIMIT = 200  # operators up to which the time-indexed bound is computed (larger: weak, slow, 1 GB at 250)
 LIVENESS_SHARE = 0.1  # of the time limit, at most, for the forced-liveness bound
@@ -154,10 +152,13 @@ class _Search:
         return found
 
 
-def solve(problem: MappingProblem, time_limit: float | None = None, progress=None) -> MappingResult:
-    """See the module docstring; ``time_limit`` (default: the problem's) for all of it.
-    ``progress(event)`` hears each stage as it ends: {stage, seconds, best, bound}."""
-    search = _Search(problem, problem.time_limit if time_limit is None else time_limit, progress)
+def solve(problem: MappingProblem, progress=None, time_limit: float | None = None) -> MappingResult:
+    """See the module docstring: within what is left of the problem's time limit after its
+    budgets' search (``time_limit``: another limit for all of it). ``progress(event)`` hears each
+    stage as it ends: {stage, seconds, best, bound}."""
+    if time_limit is None:
+        time_limit = max(problem.time_limit - problem.budget_seconds, 0.1 * problem.time_limit)
+    search = _Search(problem, time_limit, progress)
     name, outcome = problem.strategy, None
     search.liveness()
     if name != "baseline":
