@@ -45,7 +45,7 @@ import pyomo.environ as pyo
 from designer.mapping.core.graph import TensorGraph
 from designer.mapping.core.io import MappingOutcome
 from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.strategies.timeindexed import gcd_unit, in_objective_units, transfer_prices
+from designer.mapping.core.units import gcd_unit, in_objective_units, transfer_prices
 from solvers import highs
 from solvers.result import SolveResult, Status
 

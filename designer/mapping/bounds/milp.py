@@ -34,12 +34,10 @@ from designer.mapping.strategies.timeindexed import (
     add_schedule,
     build_then_solve,
     check_deadline,
-    gcd_unit,
     host_copy,
-    in_objective_units,
     residency_spans,
-    transfer_prices,
 )
+from designer.mapping.core.units import gcd_unit, in_objective_units, transfer_prices
 from solvers import highs
 
 

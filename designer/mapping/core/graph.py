@@ -18,8 +18,10 @@ files and modules alike, is read by :func:`designer.mapping.load`.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 import networkx as nx
@@ -115,6 +117,12 @@ class TensorGraph:
         """Distinct tensors an operator needs resident: its inputs and outputs."""
         o = self.operators[op]
         return list(dict.fromkeys(o.inputs + o.outputs))
+
+    @functools.cached_property
+    def byte_unit(self) -> int:
+        """The largest byte count dividing every tensor's size: the unit the solvers' sizes are
+        counted in (with the scratchpad's, :func:`designer.mapping.core.units.gcd_unit`)."""
+        return reduce(math.gcd, (t.bytes for t in self.tensors.values()))
 
     def operand_bytes(self, op: str) -> int:
         return sum(self.tensors[t].bytes for t in self.operands(op))

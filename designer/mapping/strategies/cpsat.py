@@ -42,34 +42,9 @@ from ortools.sat.python import cp_model
 from designer.mapping.core.graph import TensorGraph
 from designer.mapping.core.io import Mapping, MappingOutcome, Step
 from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
+from designer.mapping.core.units import gcd_unit, transfer_prices
+from solvers.cpsat import run_cpsat
 from solvers.result import SolveResult, Status
-
-STATUS = {cp_model.OPTIMAL: Status.OPTIMAL, cp_model.FEASIBLE: Status.FEASIBLE,
-          cp_model.INFEASIBLE: Status.INFEASIBLE, cp_model.UNKNOWN: Status.NO_SOLUTION,
-          cp_model.MODEL_INVALID: Status.ERROR}
-
-
-def run_cpsat(model: cp_model.CpModel, time_limit: float, threads: int, seed: int,
-              work_limit: float | None = None) -> tuple[cp_model.CpSolver, Status, str, dict[str, int]]:
-    """Solve ``model``: the solver (for its values), our status, CP-SAT's status name, the
-    model's size. ``work_limit``: CP-SAT's deterministic time (the same answer on any machine,
-    with one worker), besides the wall-clock ``time_limit``.
-
-    CP-SAT's own Ctrl-C handler is off: it would end the search and return a result as if
-    the time were up. Python's handler then marks the interrupt, and KeyboardInterrupt is
-    raised as soon as the search returns (within ``time_limit``), so Ctrl-C is never a result."""
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit)
-    if work_limit is not None:
-        solver.parameters.max_deterministic_time = float(work_limit)
-    solver.parameters.num_workers = threads
-    solver.parameters.random_seed = seed
-    solver.parameters.catch_sigint_signal = False
-    code = solver.Solve(model)
-    proto = model.Proto()
-    return (solver, STATUS.get(code, Status.ERROR), solver.StatusName(code),
-            {"variables": len(proto.variables), "constraints": len(proto.constraints)})
-
 
 def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, seed: int = 0,
              work_limit: float | None = None) -> tuple[SolveResult, list[str] | None, bool]:
@@ -86,26 +61,26 @@ def min_peak(graph: TensorGraph, time_limit: float = 30.0, threads: int = 1, see
         consumers = graph.consumers[name]
         if tensor.producer is None:
             for c in consumers:
-                intervals.append(model.NewIntervalVar(pos[c], 1, pos[c] + 1, f"use[{name},{c}]"))
+                intervals.append(model.new_interval_var(pos[c], 1, pos[c] + 1, f"use[{name},{c}]"))
                 demands.append(tensor.bytes)
             continue
-        end = model.NewIntVar(1, n, f"end[{name}]")
-        model.AddMaxEquality(end, [pos[tensor.producer] + 1] + [pos[c] + 1 for c in consumers])
-        size = model.NewIntVar(1, n, f"len[{name}]")
-        intervals.append(model.NewIntervalVar(pos[tensor.producer], size, end, f"live[{name}]"))
+        end = model.new_int_var(1, n, f"end[{name}]")
+        model.add_max_equality(end, [pos[tensor.producer] + 1] + [pos[c] + 1 for c in consumers])
+        size = model.new_int_var(1, n, f"len[{name}]")
+        intervals.append(model.new_interval_var(pos[tensor.producer], size, end, f"live[{name}]"))
         demands.append(tensor.bytes)
     lower = max(graph.operand_bytes(op) for op in graph.operators)
-    peak = model.NewIntVar(lower, sum(t.bytes for t in graph.tensors.values()) * max(1, n), "peak")
-    model.AddCumulative(intervals, demands, peak)
-    model.Minimize(peak)
+    peak = model.new_int_var(lower, sum(t.bytes for t in graph.tensors.values()) * max(1, n), "peak")
+    model.add_cumulative(intervals, demands, peak)
+    model.minimize(peak)
     solver, status, message, size = run_cpsat(model, time_limit, threads, seed, work_limit)
     settled = status == Status.OPTIMAL or (work_limit is not None and
-                                           solver.ResponseProto().deterministic_time >= 0.99 * work_limit)
+                                           solver.response_proto.deterministic_time >= 0.99 * work_limit)
     order = None
     objective = bound = None
     if status.has_solution:
-        order = sorted(graph.operators, key=lambda op: solver.Value(pos[op]))
-        objective, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
+        order = sorted(graph.operators, key=lambda op: solver.value(pos[op]))
+        objective, bound = solver.objective_value, solver.best_objective_bound
     gap = None if objective is None else (objective - bound) / max(objective, 1e-9)
     return SolveResult(status, objective, bound, gap, time.perf_counter() - start, solution=order, solver="cp-sat",
                        message=message, model_size=size), order, settled
@@ -152,11 +127,11 @@ class _Model:
     def interval(self, start, length, end, address, size: int, present, label: str) -> None:
         """One (time, address) rectangle, optional when ``present`` is a literal."""
         if present is None:
-            self.x_intervals.append(self.model.NewIntervalVar(start, length, end, f"t{label}"))
-            self.y_intervals.append(self.model.NewFixedSizeIntervalVar(address, size, f"m{label}"))
+            self.x_intervals.append(self.model.new_interval_var(start, length, end, f"t{label}"))
+            self.y_intervals.append(self.model.new_fixed_size_interval_var(address, size, f"m{label}"))
         else:
-            self.x_intervals.append(self.model.NewOptionalIntervalVar(start, length, end, present, f"t{label}"))
-            self.y_intervals.append(self.model.NewOptionalFixedSizeIntervalVar(address, size, present, f"m{label}"))
+            self.x_intervals.append(self.model.new_optional_interval_var(start, length, end, present, f"t{label}"))
+            self.y_intervals.append(self.model.new_optional_fixed_size_interval_var(address, size, present, f"m{label}"))
         self.demands.append(size)
 
 
@@ -168,10 +143,10 @@ def _windows(graph: TensorGraph, order: list[str] | None) -> dict[str, tuple[int
 def _positions(model: cp_model.CpModel, graph: TensorGraph,
                windows: dict[str, tuple[int, int]]) -> dict[str, cp_model.IntVar]:
     """(C1) one position per operator, all different, after its predecessors, within its window."""
-    pos = {op: model.NewIntVar(lo, hi, f"pos[{op}]") for op, (lo, hi) in windows.items()}
-    model.AddAllDifferent(list(pos.values()))
+    pos = {op: model.new_int_var(lo, hi, f"pos[{op}]") for op, (lo, hi) in windows.items()}
+    model.add_all_different(list(pos.values()))
     for a, b in graph.dag.edges:
-        model.Add(pos[a] + 1 <= pos[b])
+        model.add(pos[a] + 1 <= pos[b])
     return pos
 
 
@@ -180,16 +155,16 @@ def _free_inputs(m: _Model, name: str, size: int) -> None:
     the same address for two consumers on consecutive steps (resident throughout)."""
     addresses = {}
     for c in dict.fromkeys(m.graph.consumers[name]):
-        address = addresses[c] = m.model.NewIntVar(0, m.capacity - size, f"a[{name},{c}]")
+        address = addresses[c] = m.model.new_int_var(0, m.capacity - size, f"a[{name},{c}]")
         m.interval(m.pos[c], 1, m.pos[c] + 1, address, size, None, f"[{name},{c}]")
         m.records[name].append((None, m.pos[c], m.pos[c] + 1, address, c))
     for first in addresses:
         for then in addresses:
             if first != then:
-                adjacent = m.model.NewBoolVar(f"next[{name},{first},{then}]")
-                m.model.Add(m.pos[then] == m.pos[first] + 1).OnlyEnforceIf(adjacent)
-                m.model.Add(m.pos[then] != m.pos[first] + 1).OnlyEnforceIf(adjacent.Not())
-                m.model.Add(addresses[then] == addresses[first]).OnlyEnforceIf(adjacent)
+                adjacent = m.model.new_bool_var(f"next[{name},{first},{then}]")
+                m.model.add(m.pos[then] == m.pos[first] + 1).only_enforce_if(adjacent)
+                m.model.add(m.pos[then] != m.pos[first] + 1).only_enforce_if(adjacent.negated())
+                m.model.add(addresses[then] == addresses[first]).only_enforce_if(adjacent)
 
 
 def _first_residency(m: _Model, name: str, size: int):
@@ -201,23 +176,23 @@ def _first_residency(m: _Model, name: str, size: int):
         return None, None, None
     if tensor.producer is not None:
         begin = m.pos[tensor.producer]
-        e0 = model.NewIntVar(m.windows[tensor.producer][0] + 1, m.n, f"e0[{name}]")
-        length0 = m.lengths[name, 0] = model.NewIntVar(1, m.n, f"len0[{name}]")
-        a0 = model.NewIntVar(0, m.capacity - size, f"a0[{name}]")
-        model.Add(length0 == e0 - begin)
+        e0 = model.new_int_var(m.windows[tensor.producer][0] + 1, m.n, f"e0[{name}]")
+        length0 = m.lengths[name, 0] = model.new_int_var(1, m.n, f"len0[{name}]")
+        a0 = model.new_int_var(0, m.capacity - size, f"a0[{name}]")
+        model.add(length0 == e0 - begin)
         m.interval(begin, length0, e0, a0, size, None, f"0[{name}]")
         m.records[name].append((None, begin, e0, a0, None))
         return e0, e0, None
     if m.entering[name] is None:
         return None, None, None
-    present = model.NewBoolVar(f"p0[{name}]")
-    e0 = model.NewIntVar(1, m.n, f"e0[{name}]")
-    address = model.NewConstant(m.entering[name] // m.unit)
+    present = model.new_bool_var(f"p0[{name}]")
+    e0 = model.new_int_var(1, m.n, f"e0[{name}]")
+    address = model.new_constant(m.entering[name] // m.unit)
     m.interval(0, e0, e0, address, size, present, f"0[{name}]")
     m.records[name].append((present, 0, e0, address, None))
-    drop = model.NewIntVar(0, m.n, f"drop[{name}]")  # the step it first leaves: e0, or 0
-    model.Add(drop == e0).OnlyEnforceIf(present)
-    model.Add(drop == 0).OnlyEnforceIf(present.Not())
+    drop = model.new_int_var(0, m.n, f"drop[{name}]")  # the step it first leaves: e0, or 0
+    model.add(drop == e0).only_enforce_if(present)
+    model.add(drop == 0).only_enforce_if(present.negated())
     return e0, drop, present
 
 
@@ -225,16 +200,16 @@ def _covered_by_first(m: _Model, name: str, e0, first_present, cover: dict, end_
     """(C3) consumers served by the first interval; a leaving tensor may stay to the end."""
     model = m.model
     for c in m.graph.consumers[name]:
-        b = m.covers[name, 0, c] = model.NewBoolVar(f"b0[{name},{c}]")
-        model.Add(m.pos[c] <= e0 - 1).OnlyEnforceIf(b)
+        b = m.covers[name, 0, c] = model.new_bool_var(f"b0[{name},{c}]")
+        model.add(m.pos[c] <= e0 - 1).only_enforce_if(b)
         if first_present is not None:
-            model.AddImplication(b, first_present)
+            model.add_implication(b, first_present)
         cover[c].append(b)
     if name in m.leaving:
-        stays = model.NewBoolVar(f"end0[{name}]")
-        model.Add(e0 == m.n).OnlyEnforceIf(stays)
+        stays = model.new_bool_var(f"end0[{name}]")
+        model.add(e0 == m.n).only_enforce_if(stays)
         if first_present is not None:
-            model.AddImplication(stays, first_present)
+            model.add_implication(stays, first_present)
         end_cover.append(stays)
 
 
@@ -245,26 +220,26 @@ def _reloads(m: _Model, name: str, size: int, price: int, spill, drop, cover: di
     previous_end, previous_present = drop, None
     read = m.read_input(name)
     for r in range(1, (max(m.max_reloads, len(set(m.graph.consumers[name]))) if read else m.max_reloads) + 1):
-        present = model.NewBoolVar(f"x{r}[{name}]")
-        model.AddImplication(present, previous_present if previous_present is not None else spill)
-        s_r = model.NewIntVar(0, m.n - 1, f"s{r}[{name}]")
-        e_r = model.NewIntVar(1, m.n, f"e{r}[{name}]")
-        length = m.lengths[name, r] = model.NewIntVar(1, m.n, f"len{r}[{name}]")
-        model.Add(length == e_r - s_r)
+        present = model.new_bool_var(f"x{r}[{name}]")
+        model.add_implication(present, previous_present if previous_present is not None else spill)
+        s_r = model.new_int_var(0, m.n - 1, f"s{r}[{name}]")
+        e_r = model.new_int_var(1, m.n, f"e{r}[{name}]")
+        length = m.lengths[name, r] = model.new_int_var(1, m.n, f"len{r}[{name}]")
+        model.add(length == e_r - s_r)
         if previous_end is not None:  # absent for a step before coming back (rule 6)
-            model.Add(s_r >= previous_end + 1).OnlyEnforceIf(present)
-        a_r = model.NewIntVar(0, m.capacity - size, f"a{r}[{name}]")
+            model.add(s_r >= previous_end + 1).only_enforce_if(present)
+        a_r = model.new_int_var(0, m.capacity - size, f"a{r}[{name}]")
         m.interval(s_r, length, e_r, a_r, size, present, f"{r}[{name}]")
         for c in m.graph.consumers[name]:
-            b = m.covers[name, r, c] = model.NewBoolVar(f"b{r}[{name},{c}]")
-            model.AddImplication(b, present)
-            model.Add(s_r <= m.pos[c]).OnlyEnforceIf(b)
-            model.Add(m.pos[c] <= e_r - 1).OnlyEnforceIf(b)
+            b = m.covers[name, r, c] = model.new_bool_var(f"b{r}[{name},{c}]")
+            model.add_implication(b, present)
+            model.add(s_r <= m.pos[c]).only_enforce_if(b)
+            model.add(m.pos[c] <= e_r - 1).only_enforce_if(b)
             cover[c].append(b)
         if name in m.leaving:
-            stays = model.NewBoolVar(f"end{r}[{name}]")
-            model.AddImplication(stays, present)
-            model.Add(e_r == m.n).OnlyEnforceIf(stays)
+            stays = model.new_bool_var(f"end{r}[{name}]")
+            model.add_implication(stays, present)
+            model.add(e_r == m.n).only_enforce_if(stays)
             end_cover.append(stays)
         if not (read and r == 1):  # an input's first read is compulsory, not priced
             m.prices.append((price, present))
@@ -281,13 +256,13 @@ def _tensor(m: _Model, name: str, size: int, price: int) -> None:
         return
     e0, drop, first_present = _first_residency(m, name, size)
     if tensor.producer is not None and not m.graph.consumers[name] and name not in m.leaving:
-        model.Add(e0 == m.pos[tensor.producer] + 1)  # dead on arrival: gone after its step
+        model.add(e0 == m.pos[tensor.producer] + 1)  # dead on arrival: gone after its step
         return
     already_hosted = name in m.hosted or (tensor.producer is None and m.entering.get(name) is None)  # inputs too
     if already_hosted:
-        spill = model.NewConstant(1)
+        spill = model.new_constant(1)
     else:
-        spill = m.spills[name] = model.NewBoolVar(f"y[{name}]")
+        spill = m.spills[name] = model.new_bool_var(f"y[{name}]")
         m.prices.append((price, spill))
     cover = {c: [] for c in m.graph.consumers[name]}
     end_cover: list = []
@@ -295,12 +270,12 @@ def _tensor(m: _Model, name: str, size: int, price: int) -> None:
         _covered_by_first(m, name, e0, first_present, cover, end_cover)
     _reloads(m, name, size, price, spill, drop, cover, end_cover)
     for c in m.graph.consumers[name]:
-        model.AddBoolOr(cover[c])
+        model.add_bool_or(cover[c])
     if name in m.leaving:  # resident at the last step, or a host copy for later
-        model.AddBoolOr(end_cover + [spill])
+        model.add_bool_or(end_cover + [spill])
     if first_present is not None and not already_hosted:
         # leaving at the window's start while still needed needs a host copy
-        model.AddImplication(first_present.Not(), spill)
+        model.add_implication(first_present.negated(), spill)
 
 
 def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
@@ -321,9 +296,8 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     start = time.perf_counter()
     entering = entering or {}
     addresses = [a for a in entering.values() if a is not None]
-    unit = reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes] + addresses)
-    prices = {name: objective.transfer_cost(graph, name) for name in graph.tensors}
-    price_unit = reduce(math.gcd, prices.values()) or 1
+    unit = reduce(math.gcd, [gcd_unit(graph, scratchpad_bytes)] + addresses)
+    prices, price_unit = transfer_prices(graph, objective)  # prices in units of their GCD
     model, windows = cp_model.CpModel(), _windows(graph, order)
     m = _Model(model, graph, _positions(model, graph, windows), windows, scratchpad_bytes // unit, unit, entering,
                hosted, leaving, max_reloads, objective.reloads_inputs)
@@ -332,18 +306,18 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     for name, tensor in graph.tensors.items():
         if tensor.bytes // unit > m.capacity:
             raise ValueError(f"tensor {name!r} ({tensor.bytes} bytes) is larger than the scratchpad")
-        _tensor(m, name, tensor.bytes // unit, prices[name] // price_unit)
+        _tensor(m, name, tensor.bytes // unit, prices[name])
     # (C5) space: rectangles, and the redundant cumulative
-    model.AddNoOverlap2D(m.x_intervals, m.y_intervals)
-    model.AddCumulative(m.x_intervals, m.demands, m.capacity)
+    model.add_no_overlap_2d(m.x_intervals, m.y_intervals)
+    model.add_cumulative(m.x_intervals, m.demands, m.capacity)
     # (C6) objective: one spill per tensor that ever leaves while needed, one retrieval per reload
     total = sum(price * literal for price, literal in m.prices)
-    model.Minimize(total)
+    model.minimize(total)
     if known_bound is not None and m.prices:
-        model.Add(total >= math.ceil(known_bound / price_unit - 1e-9))
+        model.add(total >= math.ceil(known_bound / price_unit - 1e-9))
     if hint is not None:
         for t, op in enumerate(hint.order):  # the schedule of a known mapping; CP-SAT completes the rest
-            model.AddHint(m.pos[op], t)
+            model.add_hint(m.pos[op], t)
         if any(step.resident for step in hint.steps):
             _hint_residency(m, hint)
 
@@ -353,7 +327,7 @@ def solve_mapping(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
         return MappingOutcome(None, SolveResult(status, seconds=seconds, solver="cp-sat",
                                                 message=message, model_size=size))
     mapping = extract(m, solver, "cp-sat" if order is None else "cp-sat (fixed schedule)")
-    value, bound = solver.ObjectiveValue() * price_unit, solver.BestObjectiveBound() * price_unit
+    value, bound = solver.objective_value * price_unit, solver.best_objective_bound * price_unit
     gap = 0.0 if value == bound else (value - bound) / max(value, 1e-9)
     return MappingOutcome(mapping, SolveResult(status, value, bound, gap, seconds, solver="cp-sat",
                                                message=message, model_size=size))
@@ -377,10 +351,10 @@ def _hint_residency(m: _Model, hint: Mapping) -> None:
             for _, start, _, address, consumer in intervals:
                 run = next((r for r in runs if r[0] <= position[consumer] < r[1]), None)
                 if run is not None:
-                    model.AddHint(address, run[2] // unit)
+                    model.add_hint(address, run[2] // unit)
             continue
         if name in spills:
-            model.AddHint(spills[name], any(name in step.spilled for step in hint.steps))
+            model.add_hint(spills[name], any(name in step.spilled for step in hint.steps))
         # records[i] is interval r = i, or r = i + 1 for a tensor only in host at a window's start
         has_first = not m.only_in_host(name)
         assigned: list[tuple[int, int, int] | None] = []
@@ -392,32 +366,32 @@ def _hint_residency(m: _Model, hint: Mapping) -> None:
             r = index if has_first else index + 1
             run = assigned[index] if index < len(assigned) else None
             if present is not None:
-                model.AddHint(present, run is not None)
+                model.add_hint(present, run is not None)
             if run is None:
                 continue
             if r > 0:  # the first interval starts with its producer (hinted) or at 0
-                model.AddHint(start, run[0])
+                model.add_hint(start, run[0])
             if r > 0 or not carried:  # a carried tensor's first address is a constant
-                model.AddHint(address, run[2] // unit)
-            model.AddHint(end, run[1])
+                model.add_hint(address, run[2] // unit)
+            model.add_hint(end, run[1])
             if (name, r) in lengths:
-                model.AddHint(lengths[name, r], run[1] - run[0])
+                model.add_hint(lengths[name, r], run[1] - run[0])
             for consumer in graph.consumers[name]:
                 if (name, r, consumer) in covers:
-                    model.AddHint(covers[name, r, consumer], run[0] <= position[consumer] < run[1])
+                    model.add_hint(covers[name, r, consumer], run[0] <= position[consumer] < run[1])
 
 
 def extract(m: _Model, solver: cp_model.CpSolver, method: str) -> Mapping:
     """Rebuild the steps (resident sets, spills, reloads) from a solution."""
     graph, pos, records, spills, unit, entering = m.graph, m.pos, m.records, m.spills, m.unit, m.entering
-    order = sorted(graph.operators, key=lambda op: solver.Value(pos[op]))
+    order = sorted(graph.operators, key=lambda op: solver.value(pos[op]))
     steps = [Step(op) for op in order]
     for name, intervals in records.items():
         live = []
         for present, start, end, address, _ in intervals:
-            if present is not None and not solver.BooleanValue(present):
+            if present is not None and not solver.boolean_value(present):
                 continue
-            live.append((solver.Value(start), solver.Value(end), solver.Value(address) * unit))
+            live.append((solver.value(start), solver.value(end), solver.value(address) * unit))
         for start, end, address in live:
             for t in range(start, min(end, len(steps))):
                 steps[t].resident[name] = address
@@ -430,7 +404,7 @@ def extract(m: _Model, solver: cp_model.CpSolver, method: str) -> Mapping:
         for k, (start, end, address) in enumerate(live):
             if k > 0 or not resident_first:
                 steps[start].retrieved.append(name)
-        if name in spills and solver.BooleanValue(spills[name]):
+        if name in spills and solver.boolean_value(spills[name]):
             # written to host the first time it leaves: after its first interval, or at the start
             leave = live[0][1] if resident_first else 0
             if leave < len(steps) and (not resident_first or name not in steps[leave].resident):

@@ -34,11 +34,11 @@ from dataclasses import replace
 import pyomo.environ as pyo
 
 from designer.mapping.core.graph import TensorGraph
-from designer.mapping.core.io import MappingOutcome
+from designer.mapping.core.io import Mapping, MappingOutcome
 from designer.mapping.strategies.baselines import KEPT_ON_TOP, PLACEMENTS, PlacementError, plan
 from designer.mapping.strategies.layout import Gap, gaps, layout
 from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.strategies.timeindexed import gcd_unit, in_objective_units, transfer_prices
+from designer.mapping.core.units import gcd_unit, in_objective_units, transfer_prices
 from solvers import highs
 from solvers.result import SolveResult, Status, relative_gap
 
@@ -179,6 +179,9 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
             continue
         if mapping is None or objective.of_steps(graph, stepwise.steps) < objective.of_steps(graph, mapping.steps):
             mapping = stepwise
+    if mapping is None:  # the kept set fragments the scratchpad (at M_R, say): the order's Belady plan instead
+        candidates = [order] + [o for o in ([] if fixed else orders or []) if o != order]
+        mapping = _unplanned(graph, candidates, scratchpad_bytes, objective, failures)
     if mapping is None:
         return MappingOutcome(None, milp.replace(status=Status.NO_SOLUTION, objective=None, gap=None,
                                                  seconds=time.perf_counter() - start,
@@ -195,3 +198,20 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
                     solver="keep-or-spill", model_size=milp.model_size,
                     message=f"keep-or-spill plan ({milp.status} for its order: {milp.objective:,} {objective.unit}"
                             f", bound {'none' if milp.bound is None else f'{milp.bound:,}'}); {laid_out}"))
+
+
+def _unplanned(graph: TensorGraph, orders: list[list[str]], scratchpad_bytes: int, objective: Objective,
+               failures: list[str]) -> Mapping | None:
+    """The orders laid out by Belady's eviction alone (no tensor held by the plan), the cheapest
+    that fits: what the strategy returns when the plan cannot be placed (found by hypothesis: at
+    M_R a 6-operator graph's min-peak order leaves a 1-byte operand splitting the scratchpad
+    before a 4-byte output, under every placement rule; its topological order lays out)."""
+    found = []
+    for order in orders:
+        for placement in PLACEMENTS:
+            try:
+                found.append(plan(graph, order, scratchpad_bytes, "belady", placement, objective=objective))
+            except PlacementError as error:
+                failures.append(str(error))
+    return min(found, key=lambda m: objective.of_steps(graph, m.steps), default=None)
+

@@ -1,6 +1,6 @@
 """What the two time-indexed pyomo models share (the address-free bound in ``milp.py`` and
-COSMA's ILP in ``ilp.py``): sizes in units of their GCD, each tensor's possible residency
-steps, and the schedule variables with their constraints.
+COSMA's ILP in ``ilp.py``): each tensor's possible residency steps, and the schedule variables
+with their constraints (sizes and prices in the units of :mod:`designer.mapping.core.units`).
 
   E[o,t]  operator o executes at step t, only for t in [ancestors(o), n - 1 - descendants(o)]
   F[o,t]  o has run by step t: F[o,t] = sum_{u<=t} E[o,u], kept as a running sum
@@ -15,16 +15,13 @@ of the two models) keep it linear (build times: benchmarks/README.md).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from functools import reduce
 
 import pyomo.environ as pyo
 
 from designer.mapping.core.graph import TensorGraph
-from designer.mapping.core.objective import Objective
-from solvers.result import SolveResult, Status, relative_gap
+from solvers.result import SolveResult, Status
 
 
 class BuildTimeout(Exception):
@@ -65,9 +62,7 @@ def build_then_solve(build, solve, time_limit: float, solver: str) -> tuple[obje
                                  message=f"{result.message}; model built in {built:.1f} s")
 
 
-def gcd_unit(graph: TensorGraph, scratchpad_bytes: int) -> int:
-    """The largest byte count dividing every tensor size and the scratchpad."""
-    return reduce(math.gcd, [t.bytes for t in graph.tensors.values()] + [scratchpad_bytes])
+
 
 
 def residency_spans(graph: TensorGraph, windows: dict[str, tuple[int, int]]) -> dict[str, range]:
@@ -147,21 +142,3 @@ def add_host_copies(m: pyo.ConcreteModel, span: dict[str, range]) -> None:
 def host_copy(m: pyo.ConcreteModel, name: str, t: int):
     """H[T,t], 0 before T's span."""
     return m.H[name, t] if (name, t) in m.H else 0
-
-
-def transfer_prices(graph: TensorGraph, objective: Objective) -> tuple[dict[str, int], int]:
-    """Each tensor's price per transfer under ``objective``, divided by the GCD of the prices
-    (the models' objective coefficients), and that GCD."""
-    prices = {name: objective.transfer_cost(graph, name) for name in graph.tensors}
-    unit = reduce(math.gcd, prices.values()) or 1
-    return {name: price // unit for name, price in prices.items()}, unit
-
-
-def in_objective_units(result: SolveResult, unit: int) -> SolveResult:
-    """HiGHS's objective and bound converted from GCD units back to the objective's unit. The
-    cost is a whole number of units (prices times binaries): HiGHS's 3.9999999999999996 is 4
-    units, and a bound of 3.2 proves 4."""
-    objective = None if result.objective is None else max(0, round(result.objective)) * unit
-    bound = None if result.bound is None else max(0, math.ceil(result.bound - 1e-6)) * unit
-    return result.replace(objective=objective, bound=bound, gap=relative_gap(objective, bound)
-                          if objective is not None and bound is not None else result.gap)

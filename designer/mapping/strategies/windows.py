@@ -34,12 +34,12 @@ from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
-from designer.mapping.strategies.cpsat import run_cpsat
 from designer.mapping.core.graph import TensorGraph
 from designer.mapping.core.io import Mapping, MappingOutcome
 from designer.mapping.strategies.layout import Run, gaps, needs as layout_needs, to_mapping
 from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
-from designer.mapping.strategies.timeindexed import gcd_unit, transfer_prices
+from designer.mapping.core.units import gcd_unit, transfer_prices
+from solvers.cpsat import run_cpsat
 from solvers.result import SolveResult, Status, relative_gap
 
 
@@ -88,22 +88,22 @@ class _OrderModel:
         as a constant where it is not modelled."""
         if not self.modelled(a, b):
             return bool(hinted_value) if boolean else hinted_value
-        var = self.model.NewBoolVar("") if boolean else self.model.NewIntVar(0, upper, "")
+        var = self.model.new_bool_var("") if boolean else self.model.new_int_var(0, upper, "")
         if hinted_value is not None:
-            self.model.AddHint(var, hinted_value)
+            self.model.add_hint(var, hinted_value)
             free = self.free
             if free is not None and (b < free.start or a >= free.stop if self.reach else
                                      not (free.start <= a and b < free.stop)):
-                self.model.Add(var == hinted_value)
+                self.model.add(var == hinted_value)
         return var
 
     def rectangle(self, a: int, b: int, where, size: int, present=None) -> None:
         if present is None:
-            self.x_intervals.append(self.model.NewFixedSizeIntervalVar(a, b - a + 1, ""))
-            self.y_intervals.append(self.model.NewFixedSizeIntervalVar(where, size, ""))
+            self.x_intervals.append(self.model.new_fixed_size_interval_var(a, b - a + 1, ""))
+            self.y_intervals.append(self.model.new_fixed_size_interval_var(where, size, ""))
         else:
-            self.x_intervals.append(self.model.NewOptionalFixedSizeIntervalVar(a, b - a + 1, present, ""))
-            self.y_intervals.append(self.model.NewOptionalFixedSizeIntervalVar(where, size, present, ""))
+            self.x_intervals.append(self.model.new_optional_fixed_size_interval_var(a, b - a + 1, present, ""))
+            self.y_intervals.append(self.model.new_optional_fixed_size_interval_var(where, size, present, ""))
 
     def hinted_address(self, name: str, u: int) -> int | None:
         return self.hinted[u][name] // self.unit if name in self.hinted.get(u, {}) else None
@@ -111,7 +111,7 @@ class _OrderModel:
     def same(self, a, b) -> None:
         """Two addresses equal (nothing to add when both are the hint's constants)."""
         if a is not None and b is not None and not (isinstance(a, int) and isinstance(b, int)):
-            self.model.Add(a == b)
+            self.model.add(a == b)
 
     def free_input(self, name: str, size: int) -> None:
         """(O2) an input or weight re-read from host at every use, anywhere, at no cost."""
@@ -153,14 +153,14 @@ class _OrderModel:
                 if kept:
                     self.same(a, b)
                 continue
-            model.Add(a == b).OnlyEnforceIf(kept)  # (O1)
+            model.add(a == b).only_enforce_if(kept)  # (O1)
             self.rectangle(u + 1, v - 1, a, size, kept)
             if spilled is None:
-                spilled = model.NewBoolVar("")
+                spilled = model.new_bool_var("")
                 self.costs.append((price, spilled))
             if spilled is not True:
-                model.AddImplication(kept.Not(), spilled)  # (O3)
-            self.costs.append((price, kept.Not()))
+                model.add_implication(kept.negated(), spilled)  # (O3)
+            self.costs.append((price, kept.negated()))
 
     def runs(self, value) -> list[Run]:
         """The solution's residency runs, to lay out as a mapping."""
@@ -191,11 +191,11 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     m = _OrderModel(graph, order, scratchpad_bytes, objective, hint, free, reach)
     for name, tensor in graph.tensors.items():
         (m.gapped if m.per_gap(name) else m.free_input)(name, tensor.bytes // m.unit)
-    m.model.AddNoOverlap2D(m.x_intervals, m.y_intervals)
+    m.model.add_no_overlap_2d(m.x_intervals, m.y_intervals)
     total = sum(price * literal for price, literal in m.costs)
-    m.model.Minimize(total)
+    m.model.minimize(total)
     if known_bound is not None and m.costs and free is None:
-        m.model.Add(total >= math.ceil(known_bound / m.price_unit - 1e-9))
+        m.model.add(total >= math.ceil(known_bound / m.price_unit - 1e-9))
     solver, status, message, size = run_cpsat(m.model, max(0.1, time_limit - (time.perf_counter() - start)),
                                               threads, seed)
     seconds = time.perf_counter() - start
@@ -203,12 +203,12 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     if not status.has_solution:
         return MappingOutcome(None, SolveResult(status, seconds=seconds, solver=name, message=message,
                                                 model_size=size))
-    mapping = to_mapping(graph, order, m.runs(lambda x: int(x) if isinstance(x, (bool, int)) else solver.Value(x)),
+    mapping = to_mapping(graph, order, m.runs(lambda x: int(x) if isinstance(x, (bool, int)) else solver.value(x)),
                          scratchpad_bytes, "cp-sat for the order, per gap")
     # the mapping's own cost: a solution that is not optimal may pay a needless spill (s = 1)
     value = objective.of_steps(graph, mapping.steps)
-    bound = None if free is not None else math.ceil(solver.BestObjectiveBound() - 1e-6) * m.price_unit
-    exact = value == round(solver.ObjectiveValue()) * m.price_unit
+    bound = None if free is not None else math.ceil(solver.best_objective_bound - 1e-6) * m.price_unit
+    exact = value == round(solver.objective_value) * m.price_unit
     return MappingOutcome(mapping, SolveResult(status if exact else Status.FEASIBLE, value, bound,
                                                relative_gap(value, bound), seconds, solver=name, message=message,
                                                model_size=size))
