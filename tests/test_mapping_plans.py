@@ -192,3 +192,62 @@ def test_the_layout_plot_names_the_largest_tensors_and_has_a_legend(tmp_path, mo
     assert "spill (written to host)" in labels and "reload (read back)" in labels
     assert sum(label.endswith(" B)") for label in labels) == min(NAMED, len(graph.tensors))
     assert (tmp_path / "layout.png").stat().st_size > 0
+
+
+def graph_order_belady(graph, scratchpad_bytes, time_limit, *, objective, threads):
+    """A strategy written as a user would: the Belady baseline on the graph's own order (the
+    function is its first file; the registration below, its second)."""
+    from designer.mapping.core.io import MappingOutcome
+    from solvers.result import SolveResult, Status
+    order = graph.topological_order()
+    mapping = baseline(graph, scratchpad_bytes, order, "belady", objective=objective)
+    cost = objective.of_steps(graph, mapping.steps)
+    return MappingOutcome(mapping, SolveResult(Status.FEASIBLE, objective=cost, seconds=0.0, solver="reverse-belady",
+                                               message="reverse-belady: the graph's order"))
+
+
+def test_a_strategy_registered_from_outside_runs_through_the_front_door():
+    """Issue 36: a new strategy is its function and one registry entry; the search names none."""
+    from designer.mapping.strategies import STRATEGIES, Strategy, register_strategy
+    entry = Strategy("reverse-belady", "Belady on the graph's order (a test strategy)", given_order=True, dram=True,
+                     function=graph_order_belady)
+    register_strategy(entry)
+    try:
+        with pytest.raises(ValueError, match="registered already"):
+            register_strategy(entry)
+        graph = random_dag(3, n=12, unit=False)  # at M_R its baselines move 22 bytes; no bound is asked for,
+        # so the gap stays open and the search hands the strategy its turn
+        result = solve(MappingProblem(graph, "M_R", strategy="reverse-belady", time_limit=5, lower_bound=False))
+        assert result.solver_result.solver == "reverse-belady"
+        assert result.replay.valid and result.problem.strategy == "reverse-belady"
+    finally:
+        del STRATEGIES["reverse-belady"]
+
+
+def test_reading_a_mapping_file_and_the_simulator_need_no_solver(tmp_path):
+    """Issue 36: the core imports neither OR-Tools nor pyomo; a mapping file is read and replayed
+    in a process where both are missing."""
+    import json
+    import subprocess
+    import sys
+    graph = random_dag(3, n=10, unit=False)
+    result = solve(MappingProblem(graph, "M_H", time_limit=5))
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps(result.mapping.to_dict(graph, result.solve)))
+    code = f"""
+import sys, json
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('ortools', 'pyomo', 'highspy', 'torch'):
+            raise ImportError(name + ' is not installed here')
+sys.meta_path.insert(0, Missing())
+import designer.mapping
+from designer.mapping import TensorGraph
+from designer.mapping.core.simulate import simulate
+data = json.load(open({str(path)!r}))
+replay = simulate(TensorGraph.from_dict(data), data)
+print(replay.valid, replay.offchip_bytes)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", str(result.offchip_bytes)]

@@ -28,14 +28,12 @@ import time
 
 from designer.mapping.strategies.baselines import all_baselines, greedy_min_peak_order
 from designer.mapping.bounds.milp import lower_bound
-from designer.mapping.strategies.cpsat import solve_mapping
-from designer.mapping.strategies.divide import divide_and_conquer
-from designer.mapping.strategies.ilp import solve_ilp
 from designer.mapping.core.io import Mapping, MappingOutcome
 from designer.mapping.strategies.keep import keep_plan
 from designer.mapping.bounds.liveness import liveness_bound
 from designer.mapping.problem import MappingProblem
 from designer.mapping.result import MappingResult
+from designer.mapping.strategies import STRATEGIES, Start, Strategy
 from designer.mapping.core.simulate import simulate
 from designer.mapping.strategies.windows import window_search
 from solvers.result import SolveResult, Status, relative_gap
@@ -134,7 +132,7 @@ class _Search:
         return keep
 
     def address_free_bound(self) -> None:
-        if (self.problem.lower_bound and self.problem.fixed_order is None and self.problem.strategy == "cpsat"
+        if (self.problem.lower_bound and self.problem.fixed_order is None
                 and not self.large and self.open_gap(BOUND_GAP) and self.affords(BOUND_COST)):
             self.bounds["address-free MILP"] = lower_bound(self.graph, self.problem.scratchpad_bytes,
                                                            min(BOUND_SHARE * self.limit, self.left()),
@@ -159,40 +157,36 @@ def solve(problem: MappingProblem, progress=None, time_limit: float | None = Non
     if time_limit is None:
         time_limit = max(problem.time_limit - problem.budget_seconds, 0.1 * problem.time_limit)
     search = _Search(problem, time_limit, progress)
-    name, outcome = problem.strategy, None
+    strategy = STRATEGIES[problem.strategy]
+    stage = {"all": 1.0, "share": None, "skip": 0.0}  # the strategy's use of a stage: its share of the time
+    outcomes: dict[str, MappingOutcome | None] = {}
     search.liveness()
-    if name != "baseline":
-        keep = search.keep(1.0 if name == "keep" else KEEP_SHARE_LARGE if search.large else KEEP_SHARE)
-        outcome = keep if name == "keep" else None
-    if name not in ("baseline", "keep"):
+    if strategy.keep != "skip":
+        outcomes["keep"] = search.keep(stage[strategy.keep] or (KEEP_SHARE_LARGE if search.large else KEEP_SHARE))
+    if strategy.bound:
         search.address_free_bound()
-        windows = search.windows(1.0 if name == "windows" else WINDOW_SHARE_LARGE if search.large else WINDOW_SHARE)
-        outcome = windows if name == "windows" else None
-    if name in ("cpsat", "ilp", "divide") and search.open_gap():
-        if search.affords(STRATEGY_COST):  # its time limit leaves the time its model takes to build
-            outcome = _strategy(search, max(search.left() - STRATEGY_COST * search.unit,
-                                            MIN_SOLVER_SHARE * search.limit))
-        else:  # its model alone would outlast the limit: said, not run
-            outcome = MappingOutcome(None, SolveResult(
-                Status.NO_SOLUTION, seconds=0.0, solver=name,
-                message=f"{name}: not run, {search.left():.1f} s left of {search.limit:.1f} s, less than building its "
-                        f"model takes on this graph"))
-    elif name == "baseline" and search.open_gap():
+    if strategy.windows != "skip":
+        outcomes["windows"] = search.windows(stage[strategy.windows]
+                                             or (WINDOW_SHARE_LARGE if search.large else WINDOW_SHARE))
+    outcome = outcomes.get(strategy.outcome)
+    if strategy.outcome == "run" and search.open_gap():
+        outcome = _run(search, strategy)
+    elif strategy.outcome == "baseline" and search.open_gap():
         outcome = _baseline_outcome(search)
     return _result(search, outcome, time.perf_counter() - search.begun)
 
 
-def _strategy(search: _Search, seconds: float) -> MappingOutcome:
-    """The whole-graph strategy with the time left, from the best mapping so far."""
-    problem, graph, common = search.problem, search.graph, search.common
-    if problem.strategy == "divide":
-        return divide_and_conquer(graph, problem.scratchpad_bytes, seconds, objective=problem.objective,
-                                  window=problem.window, seconds_per_window=problem.seconds_per_window,
-                                  max_reloads=problem.max_reloads, order=problem.min_peak_order)
-    if problem.strategy == "ilp":
-        return solve_ilp(graph, problem.scratchpad_bytes, seconds, order=problem.fixed_order, **common)
-    return solve_mapping(graph, problem.scratchpad_bytes, seconds, max_reloads=problem.max_reloads,
-                         hint=search.best(), order=problem.fixed_order, known_bound=search.proven(), **common)
+def _run(search: _Search, strategy: Strategy) -> MappingOutcome:
+    """The whole-graph strategy with the time left, from the best mapping so far, if building
+    its model fits in what is left (said, not run, otherwise)."""
+    if not search.affords(STRATEGY_COST):  # its model alone would outlast the limit
+        return MappingOutcome(None, SolveResult(
+            Status.NO_SOLUTION, seconds=0.0, solver=strategy.name,
+            message=f"{strategy.name}: not run, {search.left():.1f} s left of {search.limit:.1f} s, less than building "
+                    f"its model takes on this graph"))
+    seconds = max(search.left() - STRATEGY_COST * search.unit, MIN_SOLVER_SHARE * search.limit)
+    start = Start(search.problem, search.best(), search.proven())
+    return strategy.run(search.graph, search.problem.scratchpad_bytes, seconds, start, **search.common)
 
 
 def _baseline_outcome(search: _Search) -> MappingOutcome:

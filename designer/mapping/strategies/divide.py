@@ -43,7 +43,7 @@ MIN_WINDOW_SECONDS = 1.0  # what a window still gets past the deadline when no b
 
 def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.0, *,
                        objective: Objective = OFFCHIP_BYTES, window: int = 40, seconds_per_window: float = 10.0,
-                       max_reloads: int = 2, order: list[str] | None = None,
+                       max_reloads: int = 2, order: list[str] | None = None, threads: int = 1,
                        progress: Callable[[str], None] | None = None) -> MappingOutcome:
     """Map ``graph`` window by window (see the module docstring). Each window's CP-SAT solve
     gets at most ``seconds_per_window`` and what is left of ``time_limit``; once that is spent
@@ -82,7 +82,7 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, time_limit: fl
             hint = continued or Mapping(scratchpad_bytes, [Step(op) for op in ops])
             seconds = max(min(seconds_per_window, remaining), MIN_WINDOW_SECONDS if continued is None else 0.05)
             mapping, status = _solve_window(graph, ops, len(ops), later, resident, hosted, scratchpad_bytes,
-                                            seconds, max_reloads, hint, objective)
+                                            seconds, max_reloads, hint, objective, threads)
             solves += 1
         use_baseline = False
         if mapping is None and continued is None:
@@ -133,7 +133,7 @@ def _narrow_point(graph: TensorGraph, mapping: Mapping) -> int:
 
 def _solve_window(graph: TensorGraph, ops: list[str], end: int, position: dict[str, int], resident: dict[str, int],
                   hosted: set[str], scratchpad_bytes: int, seconds: float, max_reloads: int, hint: Mapping,
-                  objective: Objective):
+                  objective: Objective, threads: int = 1):
     inside = set(ops)
     tensors, entering = {}, {}
     for op in ops:
@@ -151,7 +151,7 @@ def _solve_window(graph: TensorGraph, ops: list[str], end: int, position: dict[s
     sub = TensorGraph([Operator(op, list(graph.operators[op].inputs), list(graph.operators[op].outputs))
                        for op in ops], list(tensors.values()), f"{graph.name}[window]")
     kwargs = dict(entering=entering, hosted=hosted & set(tensors), leaving=leaving, max_reloads=max_reloads,
-                  objective=objective)
+                  objective=objective, threads=threads)
     outcome = solve_mapping(sub, scratchpad_bytes, seconds, hint=hint, **kwargs)
     if outcome.mapping is None and outcome.result.status != Status.INFEASIBLE:
         # out of time: keep the global order, an easier problem
