@@ -116,21 +116,22 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective 
         if graph.tensors[name].producer is None:
             m.w[name].fix(0)
     m.reads = pyo.Var(tensors, bounds=(0, None))
-    m.c = pyo.ConstraintList()
+    m.written_once, m.read_back = pyo.ConstraintList(), pyo.ConstraintList()  # (F2)
+    m.stretches, m.live_across = pyo.ConstraintList(), pyo.ConstraintList()  # (F2), (F1)
     chained: dict[str, list[int]] = {}
     for name, k in stretches:
         # (F2) dropped anywhere: written once, read back at least once
         if graph.tensors[name].producer is not None:
-            m.c.add(m.w[name] >= m.d[name, k])
-        m.c.add(m.reads[name] >= m.d[name, k])
+            m.written_once.add(m.w[name] >= m.d[name, k])
+        m.read_back.add(m.reads[name] >= m.d[name, k])
         if k > 0:
             chained.setdefault(name, []).append(k)
     for name, ks in chained.items():
         # (F3) the chain's stretches each need their own read-back
-        m.c.add(m.reads[name] >= pyo.quicksum(m.d[name, k] for k in ks))
+        m.stretches.add(m.reads[name] >= pyo.quicksum(m.d[name, k] for k in ks))
     # (F1) what stays live across an operator fits beside its operands
     for pairs, room in rows:
-        m.c.add(pyo.quicksum(size[n] * (1 - m.d[n, k]) for n, k in pairs) <= room)
+        m.live_across.add(pyo.quicksum(size[n] * (1 - m.d[n, k]) for n, k in pairs) <= room)
     m.traffic = pyo.Objective(expr=pyo.quicksum(price[n] * (m.w[n] + m.reads[n]) for n in tensors),
                               sense=pyo.minimize)
     m.price_unit = price_unit

@@ -56,7 +56,9 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective 
     quicksum = pyo.quicksum
 
     m = pyo.ConcreteModel(name=f"mapping-lb-{graph.name}")
-    m.c = pyo.ConstraintList()
+    for family in ("resident_when_created", "resident_when_used", "continuity", "read_needs_host_copy", "still_needed",
+                   "leaving_while_needed", "capacity"):  # one list per family: (M3)-(M7)
+        m.add_component(family, pyo.ConstraintList())
     schedule = add_schedule(m, graph, windows, deadline=deadline)  # (M1)-(M2)
     run = schedule.run
     index = [(name, t) for name in produced for t in span[name]]
@@ -75,21 +77,21 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, objective: Objective 
         consumers = graph.consumers[name]
         for t in span[name]:
             # (M3) resident when created and when used
-            m.c.add(run(producer, t) <= m.X[name, t])
+            m.resident_when_created.add(run(producer, t) <= m.X[name, t])
             for c in consumers:
-                m.c.add(run(c, t) <= m.X[name, t])
+                m.resident_when_used.add(run(c, t) <= m.X[name, t])
             # (M4) continuity; (M5) host copy
-            m.c.add(m.X[name, t] <= resident(name, t - 1) + run(producer, t) + m.R[name, t])
-            m.c.add(m.R[name, t] <= host_copy(m, name, t - 1))
+            m.continuity.add(m.X[name, t] <= resident(name, t - 1) + run(producer, t) + m.R[name, t])
+            m.read_needs_host_copy.add(m.R[name, t] <= host_copy(m, name, t - 1))
             # (M6) leaving while still needed
             for c in consumers:
-                m.c.add(m.N[name, t] >= schedule.pending(c, t))
-            m.c.add(resident(name, t - 1) - m.X[name, t] <= 1 - m.N[name, t] + m.H[name, t])
+                m.still_needed.add(m.N[name, t] >= schedule.pending(c, t))
+            m.leaving_while_needed.add(resident(name, t - 1) - m.X[name, t] <= 1 - m.N[name, t] + m.H[name, t])
     # (M7) capacity
     free_inputs = {o: sum(size[t] for t in dict.fromkeys(graph.operators[o].inputs) if graph.tensors[t].producer is None)
                    for o in graph.operators}
     for t in steps:
-        m.c.add(quicksum(size[name] * m.X[name, t] for name in produced if (name, t) in m.X)
+        m.capacity.add(quicksum(size[name] * m.X[name, t] for name in produced if (name, t) in m.X)
                 + quicksum(free_inputs[o] * run(o, t) for o in graph.operators if free_inputs[o]) <= capacity)
     m.traffic = pyo.Objective(expr=quicksum(price[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
                               sense=pyo.minimize)

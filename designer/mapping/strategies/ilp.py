@@ -81,7 +81,9 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
         span[name] = sorted(steps)
 
     m = pyo.ConcreteModel(name=f"cosma-{graph.name}")
-    m.c = pyo.ConstraintList()
+    for family in ("created", "preserved", "retrieved", "spilled", "resident_when_used", "still_needed",
+                   "kept_only_while_needed", "capacity_cut", "address_kept", "no_overlap"):  # (3)-(12)
+        m.add_component(family, pyo.ConstraintList())
     schedule = add_schedule(m, graph, windows, order, deadline)  # (1) and (2)
     run = schedule.run
     index = [(name, t) for name in produced for t in span[name]]
@@ -102,7 +104,7 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
         _lifecycle(m, graph, schedule, span[name], name, resident)  # (3)-(9)
     # (10) capacity cut
     for t in range(n):
-        m.c.add(quicksum(size[name] * resident(name, t) for name in produced + inputs if t in span[name]) <= M)
+        m.capacity_cut.add(quicksum(size[name] * resident(name, t) for name in produced + inputs if t in span[name]) <= M)
     _addresses(m, produced, inputs, span, size, M, resident, deadline)  # (11)-(12)
     m.traffic = pyo.Objective(expr=quicksum(price[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
                               sense=pyo.minimize)
@@ -124,17 +126,17 @@ def _lifecycle(m: pyo.ConcreteModel, graph: TensorGraph, schedule, steps, name: 
     run, producer, consumers, first = schedule.run, graph.tensors[name].producer, graph.consumers[name], steps[0]
     for t in steps:
         X, X_before = resident(name, t), resident(name, t - 1)
-        m.c.add(m.C[name, t] == run(producer, t))  # (3)
-        m.c.add(m.P[name, t] <= X_before)  # (4)
-        m.c.add(m.R[name, t] <= host_copy(m, name, t - 1))  # (5)
-        m.c.add(m.R[name, t] <= 1 - X_before)
-        m.c.add(m.S[name, t] <= X_before)  # (6)
-        m.c.add(m.S[name, t] <= 1 - X)
+        m.created.add(m.C[name, t] == run(producer, t))  # (3)
+        m.preserved.add(m.P[name, t] <= X_before)  # (4)
+        m.retrieved.add(m.R[name, t] <= host_copy(m, name, t - 1))  # (5)
+        m.retrieved.add(m.R[name, t] <= 1 - X_before)
+        m.spilled.add(m.S[name, t] <= X_before)  # (6)
+        m.spilled.add(m.S[name, t] <= 1 - X)
         for c in consumers:
-            m.c.add(run(c, t) <= X)  # (7)
-            m.c.add(m.N[name, t] >= schedule.pending(c, t))  # (8)
-        m.c.add(X_before - X <= 1 - m.N[name, t] + m.H[name, t])
-        m.c.add(X <= m.C[name, t] + pyo.quicksum(schedule.pending(c, t) for c in consumers))  # (9)
+            m.resident_when_used.add(run(c, t) <= X)  # (7)
+            m.still_needed.add(m.N[name, t] >= schedule.pending(c, t))  # (8)
+        m.still_needed.add(X_before - X <= 1 - m.N[name, t] + m.H[name, t])
+        m.kept_only_while_needed.add(X <= m.C[name, t] + pyo.quicksum(schedule.pending(c, t) for c in consumers))  # (9)
     m.P[name, first].fix(0)
     m.S[name, first].fix(0)
 
@@ -145,14 +147,14 @@ def _addresses(m: pyo.ConcreteModel, produced: list[str], inputs: list[str], spa
     (12) non-overlap where two lifetimes can meet."""
     for name in produced:
         for t in span[name][1:]:
-            m.c.add(m.A[name, t] - m.A[name, t - 1] <= M * (1 - m.P[name, t]))
-            m.c.add(m.A[name, t - 1] - m.A[name, t] <= M * (1 - m.P[name, t]))
+            m.address_kept.add(m.A[name, t] - m.A[name, t - 1] <= M * (1 - m.P[name, t]))
+            m.address_kept.add(m.A[name, t - 1] - m.A[name, t] <= M * (1 - m.P[name, t]))
     for name in inputs:
         for t in span[name]:
             if t - 1 in span[name]:
                 apart = 2 - resident(name, t) - resident(name, t - 1)
-                m.c.add(m.A[name, t] - m.A[name, t - 1] <= M * apart)
-                m.c.add(m.A[name, t - 1] - m.A[name, t] <= M * apart)
+                m.address_kept.add(m.A[name, t] - m.A[name, t - 1] <= M * apart)
+                m.address_kept.add(m.A[name, t - 1] - m.A[name, t] <= M * apart)
     tensors = produced + inputs
     pairs = [(a, b, t) for i, a in enumerate(tensors) for b in tensors[i + 1:]
              for t in sorted(set(span[a]) & set(span[b]))]
@@ -161,8 +163,8 @@ def _addresses(m: pyo.ConcreteModel, produced: list[str], inputs: list[str], spa
         if i % 1000 == 0:
             check_deadline(deadline)
         both = 2 - resident(a, t) - resident(b, t)
-        m.c.add(m.A[a, t] + size[a] <= m.A[b, t] + M * (1 - m.B[a, b, t]) + M * both)
-        m.c.add(m.A[b, t] + size[b] <= m.A[a, t] + M * m.B[a, b, t] + M * both)
+        m.no_overlap.add(m.A[a, t] + size[a] <= m.A[b, t] + M * (1 - m.B[a, b, t]) + M * both)
+        m.no_overlap.add(m.A[b, t] + size[b] <= m.A[a, t] + M * m.B[a, b, t] + M * both)
 
 
 def extract(graph: TensorGraph, model: pyo.ConcreteModel, scratchpad_bytes: int) -> Mapping:

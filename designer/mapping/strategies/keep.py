@@ -63,11 +63,11 @@ def build_model(graph: TensorGraph, order: list[str], scratchpad_bytes: int,
     # inputs and weights (gapped under the dram objective) have their host copy from the start
     dropped_ever = sorted({gap.tensor for gap in found if graph.tensors[gap.tensor].producer is not None})
     m.s = pyo.Var(dropped_ever, domain=pyo.Binary)
-    m.c = pyo.ConstraintList()
+    m.written_once, m.capacity = pyo.ConstraintList(), pyo.ConstraintList()  # (K1), (K2)
     # (K1) written to host once if dropped over any gap
     for i, gap in enumerate(found):
         if graph.tensors[gap.tensor].producer is not None:
-            m.c.add(m.s[gap.tensor] >= 1 - m.y[i])
+            m.written_once.add(m.s[gap.tensor] >= 1 - m.y[i])
     # (K2) capacity at every step: the step's operands plus the kept tensors idle around it
     around: list[list[int]] = [[] for _ in order]
     for i, gap in enumerate(found):
@@ -76,7 +76,7 @@ def build_model(graph: TensorGraph, order: list[str], scratchpad_bytes: int,
     for t, kept in enumerate(around):
         free = capacity - operands[t]
         if kept and sum(graph.tensors[found[i].tensor].bytes // unit for i in kept) > free:
-            m.c.add(pyo.quicksum(graph.tensors[found[i].tensor].bytes // unit * m.y[i] for i in kept) <= free)
+            m.capacity.add(pyo.quicksum(graph.tensors[found[i].tensor].bytes // unit * m.y[i] for i in kept) <= free)
     m.traffic = pyo.Objective(expr=pyo.quicksum(price[gap.tensor] * (1 - m.y[i]) for i, gap in enumerate(found))
                               + pyo.quicksum(price[name] * m.s[name] for name in dropped_ever), sense=pyo.minimize)
     m.gaps, m.price_unit = found, price_unit

@@ -104,28 +104,31 @@ class Schedule:
 
 def add_schedule(m: pyo.ConcreteModel, graph: TensorGraph, windows: dict[str, tuple[int, int]],
                  order: list[str] | None = None, deadline: float | None = None) -> Schedule:
-    """Declare ``m.E`` and ``m.F`` and add (S1)-(S2) to ``m.c`` (``order`` fixes the schedule)."""
+    """Declare ``m.E`` and ``m.F`` and add the running sums and (S1)-(S2), one constraint list
+    per family (``order`` fixes the schedule)."""
     m.E = pyo.Var([(o, t) for o, (lo, hi) in windows.items() for t in range(lo, hi + 1)], domain=pyo.Binary)
     m.F = pyo.Var([(o, t) for o, (lo, hi) in windows.items() for t in range(lo, hi)], bounds=(0, 1))
     for t, o in enumerate(order or []):
         for u in range(windows[o][0], windows[o][1] + 1):
             m.E[o, u].fix(1 if u == t else 0)
     schedule = Schedule(m, windows)
+    m.running_sum, m.one_step_per_operator = pyo.ConstraintList(), pyo.ConstraintList()
+    m.one_operator_per_step, m.precedence = pyo.ConstraintList(), pyo.ConstraintList()
     for o, (lo, hi) in windows.items():
         for t in range(lo, hi):
-            m.c.add(m.F[o, t] == schedule.done(o, t - 1) + m.E[o, t])
+            m.running_sum.add(m.F[o, t] == schedule.done(o, t - 1) + m.E[o, t])
 
     # (S1) one step per operator, one operator per step
     for o, (lo, hi) in windows.items():
-        m.c.add(pyo.quicksum(m.E[o, t] for t in range(lo, hi + 1)) == 1)
+        m.one_step_per_operator.add(pyo.quicksum(m.E[o, t] for t in range(lo, hi + 1)) == 1)
     for t in range(len(graph.operators)):
-        m.c.add(pyo.quicksum(schedule.run(o, t) for o in graph.operators) == 1)
+        m.one_operator_per_step.add(pyo.quicksum(schedule.run(o, t) for o in graph.operators) == 1)
     # (S2) precedence
     # (at c's last step both sides are 1: p's window ends earlier)
     for p, c in graph.dag.edges:
         check_deadline(deadline)
         for t in range(windows[c][0], windows[c][1]):
-            m.c.add(schedule.done(c, t) <= schedule.done(p, t - 1))
+            m.precedence.add(schedule.done(c, t) <= schedule.done(p, t - 1))
     return schedule
 
 
@@ -133,10 +136,11 @@ def add_host_copies(m: pyo.ConcreteModel, span: dict[str, range]) -> None:
     """Declare ``m.H``, H[T,t] = sum_{u<=t} S[T,u] (T has a host copy by step t), as a running
     sum over each produced tensor's span; ``m.S`` must exist."""
     m.H = pyo.Var([(name, t) for name, steps in span.items() for t in steps], bounds=(0, 1))
+    m.host_copy_sum = pyo.ConstraintList()
     for name, steps in span.items():
         for t in steps:
             before = m.H[name, t - 1] if (name, t - 1) in m.H else 0
-            m.c.add(m.H[name, t] == before + m.S[name, t])
+            m.host_copy_sum.add(m.H[name, t] == before + m.S[name, t])
 
 
 def host_copy(m: pyo.ConcreteModel, name: str, t: int):
