@@ -12,9 +12,12 @@ images; activations 8-bit per tensor everywhere. Rows: float32 (torch); ``ort st
 activations, MinMax: its defaults); ours uniform at 8, 4 and 3 bits (nearest and GPTQ) and 2 bits (GPTQ); the
 DP at average 6, 4, 3 and 2.5 bits (GPTQ rounding, distortions measured per layer and width); HAWQ-V3's
 criterion with our DP at 4, 3 and 2.5 bits (sensitivity ``Tr(H_l)/n_l ||Q_b(W_l) - W_l||^2``, Hutchinson's
-estimate of the loss Hessian's trace with 32 Rademacher probes; NNCF's HAWQ is not used: NNCF
-does not install against our torch pin, so the criterion is reimplemented, with GPTQ rounding
-as ours so only the allocation differs); the DP at 3 bits plus one epoch of quantization-aware
+estimate of the loss Hessian's trace with 32 Rademacher probes, with GPTQ rounding as ours so
+only the allocation differs; NNCF is not a row: NNCF 3.4 installs and imports with our torch
+pin, but its one HAWQ criterion is in weight compression (``nncf.compress_weights``: weights at
+INT4 for a ratio of the layers, INT8 for the rest, activations left float, so no average below
+4 bits and no 8-bit activations), and its quantization-aware HAWQ (``create_compressed_model``)
+is gone from NNCF 3); the DP at 3 bits plus one epoch of quantization-aware
 fine-tuning. Sizes at equal average bits are equal by construction (the budget is counted on
 the result: ``avg bits`` column).
 """

@@ -24,3 +24,24 @@ def small_specs(draw, families=FAMILIES) -> NetworkSpec:
         head=draw(st.one_of(st.none(), st.integers(1, 32))),
         name=draw(st.text(max_size=8).filter(str.isprintable)),  # a name is printable text (spec.py)
     )
+
+
+# a small bottleneck network on 8x8 digits: what the command-line tests of prune and quantize train
+DIGITS_SPEC = {"resolution": 8, "in_channels": 1, "num_classes": 10, "stem": {"out": 8, "k": 3, "stride": 1},
+               "stages": [{"family": "bottleneck", "out": 16, "btn": 8, "k": 3, "L": 2, "stride": 1},
+                          {"family": "bottleneck", "out": 32, "btn": 16, "k": 3, "L": 1, "stride": 2}]}
+
+
+def train_digits_checkpoint(tmp_path_factory, epochs: int = 2):
+    """``mpdesign train`` of :data:`DIGITS_SPEC`: the checkpoint's path."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from designer.cli import app
+    folder = tmp_path_factory.mktemp("run")
+    (folder / "spec.json").write_text(json.dumps(DIGITS_SPEC))
+    result = CliRunner().invoke(app, ["train", str(folder / "spec.json"), "--dataset", "digits", "--epochs",
+                                      str(epochs), "--out", str(folder / "run")])
+    assert result.exit_code == 0, result.output
+    return folder / "run" / "checkpoint.pt"

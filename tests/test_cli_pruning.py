@@ -8,23 +8,13 @@ from typer.testing import CliRunner
 from designer.checkpoint import load_checkpoint
 from designer.costs import count
 from designer.pruning.apply import total_sparsity
+from tests.conftest import train_digits_checkpoint
 
 runner = CliRunner()
 
-SPEC = {"resolution": 8, "in_channels": 1, "num_classes": 10, "stem": {"out": 8, "k": 3, "stride": 1},
-        "stages": [{"family": "bottleneck", "out": 16, "btn": 8, "k": 3, "L": 2, "stride": 1},
-                   {"family": "bottleneck", "out": 32, "btn": 16, "k": 3, "L": 1, "stride": 2}]}
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from designer.cli import app
-    folder = tmp_path_factory.mktemp("run")
-    (folder / "spec.json").write_text(json.dumps(SPEC))
-    result = runner.invoke(app, ["train", str(folder / "spec.json"), "--dataset", "digits", "--epochs", "2",
-                                 "--out", str(folder / "run")])
-    assert result.exit_code == 0, result.output
-    return folder / "run" / "checkpoint.pt"
+    return train_digits_checkpoint(tmp_path_factory)
 
 
 def test_prune_weights_one_shot(checkpoint, tmp_path):

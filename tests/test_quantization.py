@@ -18,6 +18,7 @@ from designer.quantization.budgets import layer_bytes
 from designer.quantization.curves import LayerOptions
 from designer.quantization.fold import fold_batchnorm
 from designer.quantization.grid import activation_qparams, fake_weight, levels, nearest, weight_scales
+from tests.conftest import train_digits_checkpoint
 from tests.models.cifar import CifarResNet
 from tests.models.vit import ViT
 
@@ -201,22 +202,9 @@ def test_a_model_without_a_quantizable_layer_is_refused():
         quantize_model(nn.Sequential(nn.Flatten(), nn.ReLU()), torch.randn(4, 3, 4, 4), bits=(8,))
 
 
-SPEC = {"resolution": 8, "in_channels": 1, "num_classes": 10, "stem": {"out": 8, "k": 3, "stride": 1},
-        "stages": [{"family": "bottleneck", "out": 16, "btn": 8, "k": 3, "L": 2, "stride": 1},
-                   {"family": "bottleneck", "out": 32, "btn": 16, "k": 3, "L": 1, "stride": 2}]}
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from designer.cli import app
-    folder = tmp_path_factory.mktemp("run")
-    (folder / "spec.json").write_text(json.dumps(SPEC))
-    result = CliRunner().invoke(app, ["train", str(folder / "spec.json"), "--dataset", "digits", "--epochs", "3",
-                                      "--out", str(folder / "run")])
-    assert result.exit_code == 0, result.output
-    return folder / "run" / "checkpoint.pt"
+    return train_digits_checkpoint(tmp_path_factory)
 
 
 def test_quantize_command_writes_a_file_onnx_runtime_runs(checkpoint, tmp_path):

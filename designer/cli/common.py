@@ -43,6 +43,25 @@ def force_option() -> typer.Option:
 DEVICES = ("auto", "cpu", "cuda")  # cuda:N too, checked by designer.checkpoint.resolve_device
 
 
+# what a command that works on a trained network takes (prune, quantize): a checkpoint, or a
+# user's module by reference with its weights and input shape
+def checkpoint_argument() -> typer.Argument:
+    return typer.Argument(None, help="A checkpoint written by `mpdesign train` (or use --model).")
+
+
+def model_option() -> typer.Option:
+    return typer.Option(None, "--model", help="Your own model: PATH.py:FACTORY or package.module:factory (a "
+                                              "callable returning it).")
+
+
+def weights_option() -> typer.Option:
+    return typer.Option(None, help="--model: a state dict, or a checkpoint holding one.")
+
+
+def input_shape_option() -> typer.Option:
+    return typer.Option(None, help="--model: the input shape, e.g. 1,3,32,32.")
+
+
 class _Quiet:
     """``--quiet`` of the command running (set by :mod:`designer.cli.contracts` before it runs)."""
 

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from designer import checks
-from designer.cli.common import DEVICES, choice_option, console, fail, force_option, quiet_option, shown
+from designer.cli.common import (DEVICES, checkpoint_argument, choice_option, console, fail, force_option,
+                                  input_shape_option, model_option, quiet_option, shown, weights_option)
 
 # the names the library accepts, listed here so that `--help` needs no torch import
 # (tests/test_packaging.py checks them against designer.pruning)
@@ -24,11 +25,10 @@ app = typer.Typer()
 
 @app.command()
 def prune(
-    checkpoint: Optional[Path] = typer.Argument(None, help="A checkpoint written by `mpdesign train` (or use --model)."),
-    model_ref: Optional[str] = typer.Option(None, "--model", help="Your own model: PATH.py:FACTORY or "
-                                                                  "package.module:factory (a callable returning it)."),
-    weights: Optional[Path] = typer.Option(None, help="--model: a state dict, or a checkpoint holding one."),
-    input_shape: Optional[str] = typer.Option(None, help="--model: the input shape, e.g. 1,3,32,32."),
+    checkpoint: Optional[Path] = checkpoint_argument(),
+    model_ref: Optional[str] = model_option(),
+    weights: Optional[Path] = weights_option(),
+    input_shape: Optional[str] = input_shape_option(),
     sparsity: Optional[float] = typer.Option(None, help="Fraction of prunable weights to remove (channels: of "
                                                         "parameters)."),
     keep_macs: Optional[float] = typer.Option(None, help="Fraction of MACs to keep (rd; channels)."),

@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from designer.cli.common import choice_option, console, fail, force_option, parse_list, quiet_option
+from designer.cli.common import (checkpoint_argument, choice_option, console, fail, force_option, input_shape_option,
+                                  model_option, parse_list, quiet_option, weights_option)
 
 # listed here so that `--help` needs no torch import (tests/test_packaging.py checks them against designer.quantization)
 ROUNDING_NAMES = ("gptq", "nearest")
@@ -18,11 +19,10 @@ app = typer.Typer()
 
 @app.command()
 def quantize(
-    checkpoint: Optional[Path] = typer.Argument(None, help="A checkpoint written by `mpdesign train` (or use --model)."),
-    model_ref: Optional[str] = typer.Option(None, "--model", help="Your own model: PATH.py:FACTORY or "
-                                                                  "package.module:factory (a callable returning it)."),
-    weights: Optional[Path] = typer.Option(None, help="--model: a state dict, or a checkpoint holding one."),
-    input_shape: Optional[str] = typer.Option(None, help="--model: the input shape, e.g. 1,3,32,32."),
+    checkpoint: Optional[Path] = checkpoint_argument(),
+    model_ref: Optional[str] = model_option(),
+    weights: Optional[Path] = weights_option(),
+    input_shape: Optional[str] = input_shape_option(),
     bits: str = typer.Option("8,6,4,3,2", help="The weight bit-widths a layer may take (comma-separated, 2-8); one "
                                                "width without a budget: uniform quantization."),
     bits_avg: Optional[float] = typer.Option(None, help="Budget: the weights' average bits (HAWQ-V3's model size)."),
