@@ -4,6 +4,7 @@ accuracy is its ONNX file's, run by ONNX Runtime; then size and latency of the i
 
     python benchmarks/quantization.py --setting resnet18 --dataset textures --epochs 10 --seeds 0 1 2
     python benchmarks/quantization.py --setting unit-gamma      # the control (see benchmarks/pruning.py)
+    python benchmarks/quantization.py --setting resnet18 --dataset textures --seeds --latency   # size and latency
 
 The networks, datasets and training are the pruning benchmark's (``benchmark_model``); every
 method quantizes the same trained network (BatchNorm folded) with the same 128 calibration
@@ -197,19 +198,23 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
         results = [run_seed(seed, args, Path(folder)) for seed in args.seeds]
-        print(f"Setting {args.setting}, {args.dataset}, {args.epochs} epochs; test accuracy (%) of each file run by "
-              f"ONNX Runtime (float: torch), mean ± std over seeds {args.seeds}\n")
-        print("| method | accuracy | vs float | avg bits | quantized bytes |\n|---|---|---|---|---|")
-        floats = [r["float"][0] for r in results]
-        for label in results[0]:
-            values = [r[label][0] for r in results]
-            delta = statistics.mean(v - f for v, f in zip(values, floats))
-            size = results[0][label][1]
-            print(f"| {label} | {spread(values)} | {100 * delta:+.1f} | {results[0][label][2]:.2f} | "
-                  f"{'' if size is None else f'{size:,}'} |")
+        if results:
+            accuracy_table(args, results)
         if args.latency:
             latency_table(args, Path(folder))
 
+
+def accuracy_table(args, results: list[dict]) -> None:
+    print(f"Setting {args.setting}, {args.dataset}, {args.epochs} epochs; test accuracy (%) of each file run by "
+          f"ONNX Runtime (float: torch), mean ± std over seeds {args.seeds}\n")
+    print("| method | accuracy | vs float | avg bits | quantized bytes |\n|---|---|---|---|---|")
+    floats = [r["float"][0] for r in results]
+    for label in results[0]:
+        values = [r[label][0] for r in results]
+        delta = statistics.mean(v - f for v, f in zip(values, floats))
+        size = results[0][label][1]
+        print(f"| {label} | {spread(values)} | {100 * delta:+.1f} | {results[0][label][2]:.2f} | "
+              f"{'' if size is None else f'{size:,}'} |")
 
 if __name__ == "__main__":
     main()
