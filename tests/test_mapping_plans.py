@@ -2,7 +2,7 @@
 force on small graphs, and every mapping they give replayed by the simulator."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from designer.mapping.strategies.baselines import baseline, greedy_min_peak_order, required_bytes
@@ -15,6 +15,19 @@ from designer.mapping.problem import MappingProblem, budgets
 from designer.mapping.stages import solve
 from designer.mapping.core.simulate import simulate
 from tests.test_mapping import brute_force_traffic, chain_with_skip, random_dag, spilling_cases
+
+
+def placed_belady(graph, limits, order):
+    """The smallest of M_R and M_H at which ``order``'s Belady plan exists, and the plan: some
+    random graphs' order has no placement at M_R at all (CP-SAT proves it; seed 6000 at 30
+    operators), and a test that starts from a plan needs one. (None, None) when neither has one."""
+    from designer.mapping.strategies.baselines import PlacementError
+    for capacity in (limits.required, limits.halfway):
+        try:
+            return capacity, baseline(graph, capacity, order, "belady")
+        except PlacementError as error:
+            assert "proves that no mapping" in str(error)
+    return None, None
 
 
 @pytest.mark.parametrize("index", range(8))
@@ -67,8 +80,10 @@ def test_keep_plans_and_layouts_replay_valid_with_sizes(seed, n):
     for capacity in {limits.required, limits.halfway}:
         order = limits.min_peak_order
         result, kept = solve_keep(graph, order, capacity, 10)
-        # no mapping of this order moves less than the plan, the Belady baseline included
-        assert result.bound <= baseline(graph, capacity, order, "belady").offchip_bytes(graph)
+        # no mapping of this order moves less than the plan, the Belady baseline included (where it has one)
+        at, belady = placed_belady(graph, limits, order)
+        if at == capacity:
+            assert result.bound <= belady.offchip_bytes(graph)
         offline = layout(graph, order, kept, capacity)
         if offline is not None:
             replay = simulate(graph, offline.to_dict(graph))
@@ -116,8 +131,9 @@ def test_order_model_is_never_worse_than_its_hint_and_replays_valid(seed, n):
     graph = random_dag(seed, n=n, unit=False)
     limits = budgets(graph, time_limit=5)
     order = limits.min_peak_order
-    hint = baseline(graph, limits.required, order, "belady")
-    outcome = solve_order(graph, order, limits.required, 10, hint=hint)
+    capacity, hint = placed_belady(graph, limits, order)
+    assume(hint is not None)
+    outcome = solve_order(graph, order, capacity, 10, hint=hint)
     replay = simulate(graph, outcome.mapping.to_dict(graph))
     assert replay.valid, replay.errors
     assert replay.offchip_bytes <= hint.offchip_bytes(graph)
@@ -152,10 +168,11 @@ def test_every_neighbourhood_replays_valid(seed):
     must keep the address the rest of the mapping has it at (a bug once moved it)."""
     graph = random_dag(seed, n=30, unit=False)
     limits = budgets(graph, time_limit=5)
-    best = baseline(graph, limits.required, limits.min_peak_order, "belady")
+    capacity, best = placed_belady(graph, limits, limits.min_peak_order)
+    assume(best is not None)
     for start in range(0, 30, 3):
         for reach in (False, True):
-            part = solve_order(graph, best.order, limits.required, 2, hint=best, free=range(start, start + 6),
+            part = solve_order(graph, best.order, capacity, 2, hint=best, free=range(start, start + 6),
                                reach=reach)
             replay = simulate(graph, part.mapping.to_dict(graph))
             assert replay.valid, (start, reach, replay.errors)
