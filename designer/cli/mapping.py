@@ -91,7 +91,7 @@ def map_graph(
         deadline = Deadline.of_command(time_limit)
         checks.integer(max_reloads, "--max-reloads", minimum=0)
         check_strategy(strategy.value, order.value, objective.value, "--strategy")
-        check_scratchpad(scratchpad)
+        check_scratchpad(scratchpad, "--scratchpad")
         start_mapping = Mapping.load(checks.readable_file(start, "--start"), "--start") if start is not None else None
         tiled = _check_tiling(tiling, max_extra_macs, curve, points, time_limit)
         source.check()
@@ -122,14 +122,14 @@ def _untiled(source, scratchpad: str, order: str, max_reloads: int, start_mappin
             files.write_text(save_graph, json.dumps(tensor_graph.to_dict(), indent=1))
         problem = MappingProblem(tensor_graph, scratchpad, options["strategy"], options["objective"], order,
                                  time_limit=deadline.left(SOLVE_FLOOR * deadline.seconds), max_reloads=max_reloads,
-                                 start=start_mapping)
+                                 start=start_mapping, labels={"scratchpad": "--scratchpad", "start": "--start"})
         note(f"{tensor_graph}: M_R {problem.budgets.required:,}, M_H {problem.budgets.halfway:,}, M_P "
              f"{problem.budgets.peak:,}; solving at {problem.scratchpad_bytes:,} bytes ({problem.strategy}, "
              f"{problem.objective.name}, up to {problem.time_limit - problem.budget_seconds:.0f} s; "
              f"{deadline.elapsed():.1f} s of --time-limit {deadline.seconds:g} s used)...")
         result = solve(problem, progress=_progress)
     except (GraphError, MappingError, ValueError) as error:
-        fail(str(error).replace("scratchpad:", "--scratchpad:", 1).replace("start:", "--start:", 1))
+        fail(str(error))
     if result.mapping is None:
         fail(f"no mapping found: {result.solve.message}", code=NO_SOLUTION)
     _write(result, out, plot)
@@ -199,9 +199,9 @@ def _tiled(program, example, scratchpad: str, tiling: str, deadline, options: di
     from designer.mapping.tiling.search import map_tiled, parse_tiling
     try:
         found = map_tiled(program, example, scratchpad, parse_tiling(tiling),
-                          time_limit=deadline.left(SOLVE_FLOOR * deadline.seconds), **options)
+                          time_limit=deadline.left(SOLVE_FLOOR * deadline.seconds), option="--scratchpad", **options)
     except (GraphError, MappingError, ValueError) as error:
-        fail(str(error).replace("scratchpad:", "--scratchpad:", 1))
+        fail(str(error))
     if save_graph is not None:  # the graph that was mapped: the tiled one
         files.write_text(save_graph, json.dumps(found.result.problem.graph.to_dict(), indent=1))
     _write(found.result, out, plot)

@@ -110,7 +110,13 @@ def allocate(
     """Per-layer sparsities minimising the summed distortion under a budget."""
     from designer.pruning.allocate import allocate as allocate_curves
     from designer.pruning.curves import Curves
-    try:
+    try:  # the options checked here, by the names typed; the library checks its own fields for API callers
+        if (keep_weights is None) == (keep_macs is None):
+            raise ValueError("give exactly one of --keep-weights and --keep-macs (counts kept)")
+        for value, option in ((keep_weights, "--keep-weights"), (keep_macs, "--keep-macs")):
+            if value is not None:
+                checks.number(value, option, minimum=0)
+        checks.choice(method, "--method", ALLOCATIONS)
         checks.integer(bins, "--bins", minimum=0)
         result = allocate_curves(Curves.load(curves), keep_weights=keep_weights, keep_macs=keep_macs, method=method,
                                  bins=bins or None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from designer import checks
 from designer.errors import Error
@@ -100,15 +100,16 @@ def peak_of(graph: TensorGraph, order: list[str]) -> int:
 SCRATCHPAD_NAMES = ("M_R", "M_H", "M_P")
 
 
-def check_scratchpad(text: str) -> int | str:
+def check_scratchpad(text: str, option: str = "scratchpad") -> int | str:
     """The scratchpad as given: a budget's name (M_R, M_H, M_P) or a positive whole number of
     bytes, with a unit or without (:func:`designer.units.parse_bytes`: ``256KiB``, ``1.5MB``);
-    checked before any budget is computed."""
+    checked before any budget is computed. ``option``: what an error names (the command line
+    passes ``--scratchpad``)."""
     text = str(text).strip()
     if text.upper() in SCRATCHPAD_NAMES:
         return text.upper()
     try:
-        return parse_bytes(text, "scratchpad")
+        return parse_bytes(text, option)
     except ValueError as error:
         raise MappingError(f"{error} (or M_R, M_H, M_P)") from None
 
@@ -141,6 +142,9 @@ class MappingProblem:
     seconds_per_window: float = 5.0  # divide: CP-SAT's time per window
     start: Mapping | None = None
     budgets: Budgets | None = None
+    # what an error names for a field: the command line passes its options ({"scratchpad": "--scratchpad"}),
+    # so a message is written with the caller's names, never rewritten after
+    labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         begun = time.perf_counter()
@@ -153,14 +157,14 @@ class MappingProblem:
         self.scratchpad_bytes = self.budgets.bytes_of(self.scratchpad)
         self.budget_seconds = time.perf_counter() - begun
         if self.start is not None:
-            self.start.check_graph(self.graph, "start")
+            self.start.check_graph(self.graph, self.label("start"))
             self.start = Mapping(self.scratchpad_bytes, self.start.steps, self.start.method or "given start")
             replay = simulate(self.graph, self.start.to_dict(self.graph))
             if not replay.valid:
-                raise MappingError(f"start: not a valid mapping of this graph at {self.scratchpad_bytes:,} bytes "
+                raise MappingError(f"{self.label('start')}: not a valid mapping of this graph at {self.scratchpad_bytes:,} bytes "
                                    f"({replay.errors[0]})")
             if self.fixed_order is not None and self.start.order != self.fixed_order:
-                raise MappingError("start: the problem keeps a given order; the start runs another")
+                raise MappingError(f"{self.label('start')}: the problem keeps a given order; the start runs another")
 
     def _check_fields(self) -> None:
         checks.time_limit(self.time_limit, "time_limit")
@@ -174,13 +178,17 @@ class MappingProblem:
         elif not self.graph.is_schedule(list(self.order)):
             raise ValueError("order: not a topological order of the graph's operators")
         check_strategy(self.strategy, self.order if isinstance(self.order, str) else "given", self.objective.name)
-        self.scratchpad = check_scratchpad(self.scratchpad)
+        self.scratchpad = check_scratchpad(self.scratchpad, self.label("scratchpad"))
         required = required_bytes(self.graph)
         if isinstance(self.scratchpad, int) and self.scratchpad < required:
             worst = max(self.graph.operators, key=self.graph.operand_bytes)
-            raise ValueError(f"scratchpad: {self.scratchpad:,} bytes is below M_R = {required:,}, the inputs "
+            raise ValueError(f"{self.label('scratchpad')}: {self.scratchpad:,} bytes is below M_R = {required:,}, the inputs "
                              f"and outputs of {worst!r}: no mapping exists as the layers are; a model's map "
                              f"(--model, or a .pt2) with --tiling auto splits layers into patches and goes below M_R")
+
+    def label(self, name: str) -> str:
+        """How an error names field ``name`` (:attr:`labels`, else the field's own name)."""
+        return self.labels.get(name, name)
 
     @property
     def fixed_order(self) -> list[str] | None:

@@ -109,9 +109,10 @@ class Choice:
 
 def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, strategy: str = "cpsat",
            objective: str = "offchip", max_extra_macs: float | None = None, total_macs: int = 0,
-           previous: tuple[Candidate, Mapping] | None = None) -> Choice:
+           previous: tuple[Candidate, Mapping] | None = None, option: str = "scratchpad") -> Choice:
     """The best candidate for ``scratchpad_bytes`` (module docstring); ``previous``: a
-    candidate and its mapping at a smaller scratchpad, tried first, from that mapping."""
+    candidate and its mapping at a smaller scratchpad, tried first, from that mapping;
+    ``option``: what an error names the scratchpad (the command line's ``--scratchpad``)."""
     fits = feasible(found, scratchpad_bytes, max_extra_macs, total_macs)
     if not fits:
         smallest = smallest_footprint(found, max_extra_macs, total_macs)
@@ -121,7 +122,7 @@ def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, 
             capped = (f" with at most {max_extra_macs:g} of the model's MACs recomputed (--max-extra-macs); "
                       f"without that cap {free.required:,} bytes ({free.describe()}, "
                       f"{free.extra_macs / max(1, total_macs):.3f} of the MACs recomputed)")
-        raise MappingError(f"scratchpad: {scratchpad_bytes:,} bytes is below the smallest footprint any tiling "
+        raise MappingError(f"{option}: {scratchpad_bytes:,} bytes is below the smallest footprint any tiling "
                            f"reaches, {smallest.required:,} bytes ({smallest.describe()}){capped}")
     queue = fits[:SOLVED]
     if previous is not None and previous[0] not in queue:  # always tried: the curve never rises
@@ -239,11 +240,12 @@ def parse_tiling(text: str) -> Tiling | str | None:
 def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "auto", *, time_limit: float = 60.0,
               strategy: str = "cpsat", objective: str = "offchip", max_extra_macs: float | None = None,
               bytes_per_element: int = 1, include_weights: bool = False, name: str = "",
-              found: list[Candidate] | None = None) -> TiledMapping:
+              found: list[Candidate] | None = None, option: str = "scratchpad") -> TiledMapping:
     """Map an exported model (:func:`designer.mapping.sources.importer.export`) at ``scratchpad`` (bytes,
     or a budget's name, of the untiled graph) with ``tiling`` ("auto": :func:`choose`), within
     ``time_limit``, and check the chosen tiling numerically on ``example``. ``found``: the
-    model's :func:`candidates`, when already made (a caller mapping at several sizes)."""
+    model's :func:`candidates`, when already made (a caller mapping at several sizes); ``option``:
+    what an error names the scratchpad."""
     begun = time.perf_counter()
     if found is None or (tiling != "auto" and tiling.k not in {c.tiling.k for c in found if c.tiling}):
         found = candidates(program, bytes_per_element, include_weights, name,
@@ -255,13 +257,14 @@ def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "a
             raise MappingError(f"--tiling: {tiling.cut} cannot end a tiled prefix; these can: {cuts}")
         found = given
     total = model_macs(program.graph)
-    size = check_scratchpad(scratchpad)
+    size = check_scratchpad(scratchpad, option)
     if isinstance(size, str):  # a budget of the untiled graph (imported already when tiling is chosen)
         untiled = next((c.graph for c in found if c.tiling is None), None) or \
             tiled(program, None, bytes_per_element, include_weights, name)[0]
         size = budgets(untiled, time_limit=0.2 * time_limit).bytes_of(size)
     choice = choose(found, size, time_limit=max(1.0, time_limit - (time.perf_counter() - begun)),
-                    strategy=strategy, objective=objective, max_extra_macs=max_extra_macs, total_macs=total)
+                    strategy=strategy, objective=objective, max_extra_macs=max_extra_macs, total_macs=total,
+                    option=option)
     difference = None
     if choice.candidate.plan is not None:
         tiled_value, whole = run_tiled(program, choice.candidate.plan, example)
@@ -275,10 +278,7 @@ def check_curve(low: int | str, high: int | str, points: int, time_limit: float)
     it before the model is exported, :func:`map_curve` for the API."""
     for end in (low, high):
         if end != "min":
-            try:
-                check_scratchpad(end)
-            except MappingError as error:  # the ends are --curve's, not a --scratchpad
-                raise MappingError(str(error).replace("scratchpad:", "--curve: an end", 1)) from None
+            check_scratchpad(end, "--curve: an end")  # the ends are --curve's, not a --scratchpad
     checks.integer(points, "--points", minimum=2)
     most = int(time_limit // MIN_POINT_SECONDS)
     if points > most:
