@@ -18,16 +18,16 @@ def save_checkpoint(model: Network, path: str | Path, **metadata: Any) -> None:
     files.save_torch({"spec": model.spec.to_dict(), "state_dict": state, "metadata": metadata}, path)
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
+def resolve_device(device: str | torch.device = "auto", option: str = "device") -> torch.device:
     """``auto`` (CUDA when torch sees one), ``cpu`` or ``cuda``; a clear error for anything else
-    or for ``cuda`` without a CUDA device."""
+    or for ``cuda`` without a CUDA device, naming ``option`` (the command line's ``--device``)."""
     name = str(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.split(":")[0] not in ("cpu", "cuda"):
-        raise ValueError(f"device: must be auto, cpu or cuda, got {name!r}")
+        raise ValueError(f"{option}: must be auto, cpu or cuda, got {name!r}")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device: cuda was asked for but torch sees no CUDA device")
+        raise ValueError(f"{option}: cuda was asked for but torch sees no CUDA device")
     return torch.device(name)
 
 

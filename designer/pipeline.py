@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -56,26 +56,33 @@ class PipelineConfig:
     seed: int = 0
     device: str = "auto"  # training, curves, BN re-estimation and fine-tuning: auto (CUDA when present), cpu, cuda
     progress: bool = False  # bars for training epochs and pruning rounds, on stderr (the CLI turns them on)
+    # what an error names for a field: the command line passes its options ({"macs": "--macs"}), so a
+    # message is written with the caller's names
+    labels: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Every field checked before any step runs (a pipeline that fails after minutes of
         design and training for a typo in its last step's option helps nobody)."""
-        checks.choice(self.family, "family", FAMILY_NAMES)
-        checks.positive(self.macs, "macs")
-        checks.positive(self.params, "params")
-        checks.positive(self.effectiveness, "effectiveness")
-        checks.time_limit(self.design_seconds, "design_seconds")
-        checks.integer(self.epochs, "epochs", minimum=1)
-        checks.fraction(self.sparsity, "sparsity", include_one=False)
-        checks.integer(self.prune_grid, "prune_grid", minimum=2)
-        checks.integer(self.calibration, "calibration", minimum=1)
+        checks.choice(self.family, self.label("family"), FAMILY_NAMES)
+        checks.positive(self.macs, self.label("macs"))
+        checks.positive(self.params, self.label("params"))
+        checks.positive(self.effectiveness, self.label("effectiveness"))
+        checks.time_limit(self.design_seconds, self.label("design_seconds"))
+        checks.integer(self.epochs, self.label("epochs"), minimum=1)
+        checks.fraction(self.sparsity, self.label("sparsity"), include_one=False)
+        checks.integer(self.prune_grid, self.label("prune_grid"), minimum=2)
+        checks.integer(self.calibration, self.label("calibration"), minimum=1)
         if self.scratchpad != "auto":
-            check_scratchpad(self.scratchpad)
-        checks.number(self.max_extra_macs, "max_extra_macs", minimum=0)
-        checks.integer(self.curve_points, "curve_points", minimum=2)
-        checks.time_limit(self.map_seconds, "map_seconds")
-        checks.integer(self.seed, "seed", minimum=0)
-        resolve_device(self.device)
+            check_scratchpad(self.scratchpad, self.label("scratchpad"))
+        checks.number(self.max_extra_macs, self.label("max_extra_macs"), minimum=0)
+        checks.integer(self.curve_points, self.label("curve_points"), minimum=2)
+        checks.time_limit(self.map_seconds, self.label("map_seconds"))
+        checks.integer(self.seed, self.label("seed"), minimum=0)
+        resolve_device(self.device, self.label("device"))
+
+    def label(self, name: str) -> str:
+        """How an error names field ``name`` (:attr:`labels`, else the field's own name)."""
+        return self.labels.get(name, name)
 
 
 class PipelineError(Error, RuntimeError):
@@ -96,12 +103,12 @@ def run_pipeline(config: PipelineConfig, out: str | Path, log: Callable[[str], N
     """Run the four steps into ``out``. Bad inputs (the dataset, budgets, output folder) are
     refused before the first step; a step that fails raises :class:`PipelineError` naming the
     steps that completed."""
-    out = checks.writable_folder(out, "out")
+    out = checks.writable_folder(out, config.label("out"))
     if out.is_dir() and any(out.iterdir()):  # a folder describes one run: never mix two runs' files
         held = sorted(p.name for p in out.iterdir())
-        raise ValueError(f"out: {out} already holds files ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}); "
+        raise ValueError(f"{config.label('out')}: {out} already holds files ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}); "
                          f"give a new or empty folder")
-    checks.integer(config.seed, "seed", minimum=0, maximum=2**32 - 1)
+    checks.integer(config.seed, config.label("seed"), minimum=0, maximum=2**32 - 1)
     splits = load_dataset(config.dataset, seed=config.seed)
     problem = pipeline_problem(config, splits.resolution, splits.in_channels, splits.num_classes)
     completed: list[str] = []

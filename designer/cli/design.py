@@ -320,7 +320,7 @@ def profile_command(
         checks.integer(seed, "--seed", minimum=0, maximum=2**32 - 1)
         checks.integer(resolution, "--resolution", minimum=16)
         checks.positive(max_error, "--max-error")
-        resolve_device(device)
+        resolve_device(device, "--device")
     except ValueError as error:
         fail(str(error))
     what = "networks" if networks else "blocks"

@@ -64,6 +64,8 @@ def train(
         checks.number(weight_decay, "--weight-decay", minimum=0)
         checks.integer(batch_size, "--batch-size", minimum=1)
         checks.integer(seed, "--seed", minimum=0, maximum=2**32 - 1)
+        from designer.checkpoint import resolve_device
+        resolve_device(device, "--device")
         config = TrainConfig(epochs=epochs, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                              batch_size=batch_size, seed=seed, device=device, amp=amp, channels_last=channels_last,
                              compile=compile, resident=resident, progress=not quiet)
@@ -126,8 +128,10 @@ def pipeline(
     """Design under a budget -> train -> prune (RD) -> fine-tune -> map onto a scratchpad."""
     from designer.pipeline import PipelineConfig, PipelineError, run_pipeline
     try:
+        labels = {name: f"--{name}" for name in ("dataset", "macs", "params", "sparsity", "scratchpad", "epochs", "seed",
+                                                 "device", "out")}
         config = PipelineConfig(dataset=dataset, macs=macs, params=params, sparsity=sparsity, scratchpad=scratchpad,
-                                epochs=epochs, seed=seed, device=device, progress=not quiet)
+                                epochs=epochs, seed=seed, device=device, progress=not quiet, labels=labels)
         run_pipeline(config, out, log=console.print)
     except PipelineError as error:
         fail(str(error), code=1)

@@ -112,7 +112,7 @@ class PruneRequest:
             raise ValueError(f"--criterion {self.criterion}: channel pruning re-fits the layers of a --model module; an "
                              f"mpdesign checkpoint's channels are its stages' widths, cut without a re-fit (use "
                              f"--criterion magnitude)")
-        resolve_device(self.device)
+        resolve_device(self.device, "--device")
         from designer.paths import model_file, refuse_clashes
         inputs = {"CHECKPOINT": self.checkpoint, "--model": model_file(self.model), "--weights": self.weights,
                   "--dataset": self.dataset if self.dataset and Path(self.dataset).is_file() else None}
