@@ -40,7 +40,7 @@ from designer.quantization import GPTQ, AverageBits, Nearest, quantize_model
 from designer.quantization.curves import LayerOptions
 from designer.quantization.fold import fold_batchnorm
 from designer.quantization.grid import weight_scales
-from designer.quantization.onnx_file import export_onnx, latency, payload_bytes, run_onnx, session
+from designer.quantization.onnx_file import accuracy, export_onnx, latency, payload_bytes, session
 from designer.quantization.quantize import plan_table
 from designer.train.data import load_dataset
 from designer.train.loop import TrainConfig, evaluate, train
@@ -52,11 +52,7 @@ AVERAGES = (6.0, 4.0, 3.0, 2.5)  # 2.5: below where uniform 3 bits is nearly fre
 
 
 def onnx_accuracy(path: Path, split) -> float:
-    runner = session(path)
-    images, labels = split.tensors
-    correct = sum(int((run_onnx(runner, images[i:i + 256]).argmax(1) == labels[i:i + 256]).sum())
-                  for i in range(0, len(images), 256))
-    return correct / len(images)
+    return accuracy(session(path), split)
 
 
 def ort_static(float_path: Path, calibration: torch.Tensor, out: Path) -> None:

@@ -227,6 +227,14 @@ def run_onnx(runner, x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(runner.run(None, {name: x.detach().cpu().numpy().astype(np.float32)})[0])
 
 
+def accuracy(runner, split, batch_size: int = 256) -> float:
+    """The file's top-1 accuracy on ``split`` (a TensorDataset of images and labels)."""
+    images, labels = split.tensors[0], split.tensors[1]
+    correct = sum(int((run_onnx(runner, images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum())
+                  for i in range(0, len(images), batch_size))
+    return correct / len(images)
+
+
 def latency(runner, example: torch.Tensor, batch: int, repeats: int = 20) -> float:
     """Median seconds of one run at ``batch`` (after two warm-up runs)."""
     x = example[:1].expand(batch, *example.shape[1:]).contiguous()

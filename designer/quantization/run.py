@@ -96,16 +96,6 @@ class QuantizeRequest:
         return base.with_name(f"{base.name}-quantized.onnx")
 
 
-def _onnx_accuracy(runner, split, batch_size: int = 256) -> float:
-    from designer.quantization.onnx_file import run_onnx
-    images, labels = split.tensors[0], split.tensors[1]
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        logits = run_onnx(runner, images[start:start + batch_size])
-        correct += int((logits.argmax(1) == labels[start:start + batch_size]).sum())
-    return correct / len(images)
-
-
 def run_quantize(request: QuantizeRequest) -> dict:
     """Check, load, quantize, (fine-tune,) write, run and time; the summary (with ``line``)."""
     from designer.pruning.run import load_subject
@@ -149,19 +139,19 @@ def deployment(model, float_model, path: Path, example: torch.Tensor, splits) ->
     module on a test batch, its latency at batch 1 and 32 beside the float file's (one thread)."""
     import os
 
-    from designer.quantization.onnx_file import export_onnx, latency, run_onnx, session
+    from designer.quantization.onnx_file import accuracy, export_onnx, latency, run_onnx, session
     runner = session(path)
     batch = splits.test.tensors[0][:64]
     with torch.no_grad():
         difference = float((run_onnx(runner, batch) - model.eval()(batch)).abs().max())
-    accuracy = _onnx_accuracy(runner, splits.test)
+    top1 = accuracy(runner, splits.test)
     with tempfile.TemporaryDirectory() as folder:
         float_path = Path(folder) / "float.onnx"
         export_onnx(float_model, None, example, float_path)
         float_runner, float_size = session(float_path), os.path.getsize(float_path)
         times = {f"latency_{kind}_b{b}_s": latency(r, example, b)
                  for kind, r in (("int", runner), ("float", float_runner)) for b in (1, 32)}
-    return {"accuracy_onnx": accuracy, "max_abs_difference": difference, "float_onnx_bytes": float_size, **times}
+    return {"accuracy_onnx": top1, "max_abs_difference": difference, "float_onnx_bytes": float_size, **times}
 
 
 def _line(s: dict, request: QuantizeRequest) -> str:
