@@ -109,12 +109,12 @@ def block_layers(family_name: str | BlockFamily, prefix: str, c_in: int, out: in
     return family(family_name).layers(prefix, c_in, out, btn, k, stride, in_res, first)
 
 
-def check_counting(counting: str, family_name: str | None = None) -> None:
-    """A ValueError naming the field unless ``counting`` is known (and applies to the family)."""
+def check_counting(counting: str, family_name: str | None = None, option: str = "counting") -> None:
+    """A ValueError naming ``option`` unless ``counting`` is known (and applies to the family)."""
     if counting not in COUNTINGS:
-        raise ValueError(f"counting: must be one of {', '.join(COUNTINGS)}, got {counting!r}")
+        raise ValueError(f"{option}: must be one of {', '.join(COUNTINGS)}, got {counting!r}")
     if counting == "tinynas" and family_name is not None and family_name not in TINYNAS_FAMILIES:
-        raise ValueError(f"counting: 'tinynas' is defined for the {' and '.join(TINYNAS_FAMILIES)} families "
+        raise ValueError(f"{option}: 'tinynas' is defined for the {' and '.join(TINYNAS_FAMILIES)} families "
                          f"(TinyNAS's ResK1KXK1 and ResKXKX), not {family_name!r}")
 
 

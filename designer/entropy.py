@@ -57,14 +57,14 @@ def default_alpha(n_stages: int) -> tuple[float, ...]:
     return (1.0,) * (n_stages - 1) + (LAST_STAGE_WEIGHT,)
 
 
-def check_alpha(alpha, n_stages: int) -> tuple[float, ...]:
-    """``alpha`` as a tuple of floats, or a ValueError naming what is wrong with it."""
+def check_alpha(alpha, n_stages: int, option: str = "alpha") -> tuple[float, ...]:
+    """``alpha`` as a tuple of floats, or a ValueError naming ``option`` and what is wrong with it."""
     values = tuple(float(a) for a in alpha)
     if len(values) != n_stages:
-        raise ValueError(f"alpha: got {len(values)} stage weights for {n_stages} scoring stages (one per "
+        raise ValueError(f"{option}: got {len(values)} stage weights for {n_stages} scoring stages (one per "
                          f"stride-2 unit after the first unit, plus the first)")
     if not all(math.isfinite(a) and a >= 0 for a in values) or not any(values):
-        raise ValueError(f"alpha: stage weights must be finite, non-negative and not all zero, got "
+        raise ValueError(f"{option}: stage weights must be finite, non-negative and not all zero, got "
                          f"{', '.join(f'{a:g}' for a in values)}")
     return values
 

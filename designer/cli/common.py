@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -108,19 +107,6 @@ def fail(message: str, code: int = BAD_INPUT) -> None:
     text = shown(" ".join(str(message).split()))
     typer.echo(f"error: {text}", err=True)
     raise typer.Exit(code=code)
-
-
-def in_option_names(message: str, options: dict[str, str]) -> str:
-    """``message`` with the API's field names (``max_macs``) replaced by the options a user typed
-    (``--macs``): a field named as the subject of a message (``field:`` or ``field[0]:``), or any
-    mention of a field whose name no English word shares (one with an underscore)."""
-    def option(match: re.Match) -> str:
-        return options[match.group(1)] + (match.group(2) or "")
-
-    names = "|".join(sorted(map(re.escape, options), key=len, reverse=True))
-    message = re.sub(rf"(?<![\w-])({names})(\[\d+\])?(?=:| and )", option, message)
-    underscored = "|".join(sorted((re.escape(n) for n in options if "_" in n), key=len, reverse=True))
-    return re.sub(rf"(?<![\w-])({underscored})\b()", option, message) if underscored else message
 
 
 def load_spec(source: str, resolution: Optional[int] = None, num_classes: Optional[int] = None) -> NetworkSpec:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from designer import checks, zoo
-from designer.cli.common import (DEVICES, NO_SOLUTION, choice_option, console, fail, force_option, in_option_names,
+from designer.cli.common import (DEVICES, NO_SOLUTION, choice_option, console, fail, force_option,
                                  load_spec, note, parse_list, percent, quiet_option, si, warning)
 from designer.costs import COUNTINGS
 from designer.families import NAMES as FAMILY_NAMES
@@ -210,7 +210,7 @@ def design(
                                                                                        "--max-activation-bytes"),
             bytes_per_element=bytes_per_element,
             max_depth_spread=max_depth_spread, alpha=parse_list(alpha, "--alpha"), max_latency_ms=latency_ms,
-            latency_profile=latency_profile, objective=objective, counting=counting,
+            latency_profile=latency_profile, objective=objective, counting=counting, labels=DESIGN_OPTIONS,
             **_space(stem_widths, widths, depths, first_stage_max_depth))
         from designer.design.solve import check_arguments, check_budgets
         check_arguments(problem, time_limit, gap, threads, method)
@@ -227,7 +227,7 @@ def design(
         result = solve_design(problem, time_limit=time_limit, rel_gap=gap, threads=threads, method=method,
                               progress=report)
     except (DesignError, SpecError, ValueError) as error:
-        fail(in_option_names(str(error), DESIGN_OPTIONS))
+        fail(str(error))
     if result.spec is not None and out is not None:
         result.spec.save(out)
     if as_json:

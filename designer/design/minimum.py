@@ -50,9 +50,10 @@ class Minimum:
     def met(self) -> bool:
         return self.limit >= self.smallest * (1 - 1e-12)
 
-    def text(self) -> str:
+    def text(self, name: str | None = None) -> str:
+        """The sentence an error carries; ``name``: how it names the field (default: the field)."""
         value = f"{self.smallest:.4g}" if self.field == "max_latency_ms" else f"{round(self.smallest):,}"
-        return (f"{self.field}: the {self.label} budget {self.limit:g} cannot be met: the smallest {self.label} any "
+        return (f"{name or self.field}: the {self.label} budget {self.limit:g} cannot be met: the smallest {self.label} any "
                 f"design in the space can have is {value}")
 
 
@@ -116,7 +117,7 @@ def minima(problem: DesignProblem) -> list[Minimum]:
 
 def check_minima(problem: DesignProblem) -> None:
     """Raise :class:`DesignError` naming every budget below its smallest value, each with that value."""
-    broken = [m.text() for m in minima(problem) if not m.met]
+    broken = [m.text(problem.label(m.field)) for m in minima(problem) if not m.met]
     if broken:
         raise DesignError("; ".join(broken))
 
@@ -136,11 +137,11 @@ def _check_fixed_parts(problem: DesignProblem) -> None:
         narrowest = ceil_to(problem.stem_widths[0], problem.width_step)
         stem_bytes = (problem.in_channels * resolution ** 2 + narrowest * after ** 2) * problem.bytes_per_element
         if stem_bytes > problem.max_activation_bytes:
-            raise DesignError(f"max_activation_bytes: {problem.max_activation_bytes:g} is below the stem conv's own "
+            raise DesignError(f"{problem.label('max_activation_bytes')}: {problem.max_activation_bytes:g} is below the stem conv's own "
                               f"footprint at its narrowest width ({narrowest} channels): the smallest feasible "
                               f"budget is at least {stem_bytes:,} bytes")
     if problem.effectiveness is not None:
         rho_stem = 1 / (problem.in_channels * problem.stem_kernel ** 2)
         if rho_stem > problem.effectiveness:
-            raise DesignError(f"effectiveness: the stem alone has rho {rho_stem:.4f} > {problem.effectiveness}; "
+            raise DesignError(f"{problem.label('effectiveness')}: the stem alone has rho {rho_stem:.4f} > {problem.effectiveness}; "
                               f"the smallest feasible effectiveness budget is {rho_stem:.4f}")

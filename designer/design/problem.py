@@ -110,6 +110,14 @@ class DesignProblem:
     objective: str = "score"  # "score": the DeepMAD score; "penalised": minus the authors' depth penalty
     counting: str = "mpdesign"  # what max_macs / max_params count: "mpdesign" (MACs, params) or "tinynas"
     name: str = "design"
+    # what an error names for a field: the command line passes its options ({"max_macs": "--macs"}), so a
+    # message is written with the caller's names, never rewritten after; not part of the problem's data
+    labels: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def label(self, name: str) -> str:
+        """How an error names field ``name`` (a subscript kept: ``out_widths[1]`` -> ``--widths[1]``)."""
+        base, bracket, rest = name.partition("[")
+        return self.labels.get(base, base) + bracket + rest
 
     def __post_init__(self) -> None:
         names = self._resolve_families()
@@ -142,17 +150,17 @@ class DesignProblem:
         """``family`` and ``families`` checked and made consistent; the names a stage may take."""
         if isinstance(self.families, str) or (self.families is not None and not isinstance(self.families,
                                                                                             (list, tuple))):
-            raise DesignError(f"families: a list of family names, got {self.families!r}")
+            raise DesignError(f"{self.label('families')}: a list of family names, got {self.families!r}")
         names = tuple(self.families) if self.families is not None else ()
         for name in names + ((self.family,) if self.family is not None else ()):
             if name not in REGISTRY:
-                raise DesignError(f"family: must be one of {', '.join(REGISTRY)}, got {name!r}")
+                raise DesignError(f"{self.label('family')}: must be one of {', '.join(REGISTRY)}, got {name!r}")
         if len(set(names)) != len(names):
-            raise DesignError(f"families: each family once, got {list(names)}")
+            raise DesignError(f"{self.label('families')}: each family once, got {list(names)}")
         if self.family is None:
             self.family = names[0] if names else "bottleneck"
         if names and self.family not in names:
-            raise DesignError(f"family: {self.family!r} gives the stride pattern and must be one of families "
+            raise DesignError(f"{self.label('family')}: {self.family!r} gives the stride pattern and must be one of families "
                               f"{list(names)}")
         names = names or (self.family,)
         self.families = names if len(names) > 1 else None
@@ -162,14 +170,14 @@ class DesignProblem:
     def validate(self) -> None:
         def positive_int(value: Any, name: str) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DesignError(f"{name}: must be a positive integer, got {value!r}")
+                raise DesignError(f"{self.label(name)}: must be a positive integer, got {value!r}")
 
         for name in ("resolution", "in_channels", "num_classes", "width_step", "bytes_per_element"):
             positive_int(getattr(self, name), name)
         if len(self.strides) < 2 or any(s not in (1, 2) for s in self.strides):
-            raise DesignError(f"strides: the stem's stride then one per stage, each 1 or 2; got {self.strides}")
+            raise DesignError(f"{self.label('strides')}: the stem's stride then one per stage, each 1 or 2; got {self.strides}")
         if self.stem_kernel % 2 == 0:
-            raise DesignError(f"stem_kernel: must be odd, got {self.stem_kernel}")
+            raise DesignError(f"{self.label('stem_kernel')}: must be odd, got {self.stem_kernel}")
         if self.head is not None:
             positive_int(self.head, "head")
         for name in ("stem_widths", "out_widths", "depths"):
@@ -177,81 +185,81 @@ class DesignProblem:
             positive_int(lo, f"{name}[0]")
             positive_int(hi, f"{name}[1]")
             if lo > hi:
-                raise DesignError(f"{name}: lower bound {lo} exceeds upper bound {hi}")
+                raise DesignError(f"{self.label(name)}: lower bound {lo} exceeds upper bound {hi}")
             largest = MAX_DEPTH if name == "depths" else MAX_WIDTH
             if hi > largest:  # the grid (and every model over it) grows with the range
-                raise DesignError(f"{name}: at most {largest}, got {hi}")
+                raise DesignError(f"{self.label(name)}: at most {largest}, got {hi}")
         for name in ("stem_widths", "out_widths"):
             lo, hi = getattr(self, name)
             if ceil_to(lo, self.width_step) > hi:
-                raise DesignError(f"{name}: no multiple of width_step={self.width_step} in [{lo}, {hi}]")
+                raise DesignError(f"{self.label(name)}: no multiple of width_step={self.width_step} in [{lo}, {hi}]")
         if self.objective not in OBJECTIVES:
-            raise DesignError(f"objective: one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+            raise DesignError(f"{self.label('objective')}: one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         try:
             for blocks in self._families:
-                check_counting(self.counting, blocks.name)
+                check_counting(self.counting, blocks.name, self.label("counting"))
         except ValueError as error:
             raise DesignError(str(error)) from None
         if self.btn_ratio is not None and not 0 < self.btn_ratio[0] <= self.btn_ratio[1]:
-            raise DesignError(f"btn_ratio: need 0 < min <= max, got {self.btn_ratio}")
+            raise DesignError(f"{self.label('btn_ratio')}: need 0 < min <= max, got {self.btn_ratio}")
         if self.kernels is not None and (not self.kernels or any(
                 not isinstance(k, int) or k < 1 or k % 2 == 0 for k in self.kernels)):
-            raise DesignError(f"kernels: must be odd positive integers, got {self.kernels}")
+            raise DesignError(f"{self.label('kernels')}: must be odd positive integers, got {self.kernels}")
         skips = {blocks.depth_penalty_skips for blocks in self._families}
         if len(skips) > 1 and (self.objective == "penalised" or self.max_depth_spread is not None):
             # the penalty's stages would depend on the family the first stage takes
-            raise DesignError(f"families: the authors' depth penalty (objective 'penalised', max_depth_spread) "
+            raise DesignError(f"{self.label('families')}: the authors' depth penalty (objective 'penalised', max_depth_spread) "
                               f"leaves out a different number of leading stages for {', '.join(self.families)}; "
                               f"give families that agree (or one family)")
         if self.first_stage_max_depth is not None:
             positive_int(self.first_stage_max_depth, "first_stage_max_depth")
             if self.first_stage_max_depth < self.depths[0]:
-                raise DesignError(f"first_stage_max_depth: {self.first_stage_max_depth} is below the smallest depth "
+                raise DesignError(f"{self.label('first_stage_max_depth')}: {self.first_stage_max_depth} is below the smallest depth "
                                   f"{self.depths[0]}; the smallest feasible value is {self.depths[0]}")
         if isinstance(self.max_activation_bytes, str):  # a size with a unit ("256KiB"), as files may give it
             try:
-                self.max_activation_bytes = parse_bytes(self.max_activation_bytes, "max_activation_bytes")
+                self.max_activation_bytes = parse_bytes(self.max_activation_bytes, self.label("max_activation_bytes"))
             except ValueError as error:
                 raise DesignError(str(error)) from None
         for name in ("max_macs", "max_params", "max_activation_bytes", "effectiveness"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value) or not value > 0):
-                raise DesignError(f"{name}: must be a positive finite number, got {value!r}")
+                raise DesignError(f"{self.label(name)}: must be a positive finite number, got {value!r}")
         if self.max_layers is not None:
             positive_int(self.max_layers, "max_layers")
         if (self.max_latency_ms is None) != (self.latency_profile is None):
-            raise DesignError("max_latency_ms and latency_profile: give both (a budget and the profile that models "
-                              "it) or neither")
+            raise DesignError(f"{self.label('max_latency_ms')} and {self.label('latency_profile')}: give both (a budget "
+                              f"and the profile that models it) or neither")
         if self.max_latency_ms is not None:
             if (isinstance(self.max_latency_ms, bool) or not isinstance(self.max_latency_ms, (int, float))
                     or not math.isfinite(self.max_latency_ms) or self.max_latency_ms <= 0):
-                raise DesignError(f"max_latency_ms: must be a positive finite number, got {self.max_latency_ms!r}")
+                raise DesignError(f"{self.label('max_latency_ms')}: must be a positive finite number, got {self.max_latency_ms!r}")
             try:
                 self.latency_model
             except ValueError as error:
-                raise DesignError(f"latency_profile: {error}") from None
+                raise DesignError(f"{self.label('latency_profile')}: {error}") from None
         if self.depth_ranges is not None:
             if len(self.depth_ranges) != self.n_stages:
-                raise DesignError(f"depth_ranges: one (lo, hi) per stage ({self.n_stages}), "
+                raise DesignError(f"{self.label('depth_ranges')}: one (lo, hi) per stage ({self.n_stages}), "
                                   f"got {len(self.depth_ranges)}")
             for j, pair in enumerate(self.depth_ranges, start=1):
                 if not isinstance(pair, tuple) or len(pair) != 2 or any(
                         isinstance(v, bool) or not isinstance(v, int) for v in pair):
-                    raise DesignError(f"depth_ranges: stage {j}: a pair of integers (lo, hi), got {pair!r}")
+                    raise DesignError(f"{self.label('depth_ranges')}: stage {j}: a pair of integers (lo, hi), got {pair!r}")
                 lo, hi = self.stage_depth_bounds(j)
                 if lo > hi:
-                    raise DesignError(f"depth_ranges: stage {j}'s range {tuple(self.depth_ranges[j - 1])} holds no "
+                    raise DesignError(f"{self.label('depth_ranges')}: stage {j}'s range {tuple(self.depth_ranges[j - 1])} holds no "
                                       f"depth the other depth rules allow")
         if self.max_depth_spread is not None and (not isinstance(self.max_depth_spread, int)
                                                   or self.max_depth_spread < 0):
-            raise DesignError(f"max_depth_spread: must be a non-negative integer, got {self.max_depth_spread!r}")
+            raise DesignError(f"{self.label('max_depth_spread')}: must be a non-negative integer, got {self.max_depth_spread!r}")
         if math.prod(self.strides) > self.resolution:
-            raise DesignError(f"strides: a total stride of {math.prod(self.strides)} exceeds the resolution "
+            raise DesignError(f"{self.label('strides')}: a total stride of {math.prod(self.strides)} exceeds the resolution "
                               f"{self.resolution}")
         if self.alpha is not None:
             try:
-                check_alpha(self.alpha, len(self.scoring_ends()))
+                check_alpha(self.alpha, len(self.scoring_ends()), self.label("alpha"))
             except ValueError as error:
                 raise DesignError(f"{error} (the stride pattern {self.strides})") from None
 
@@ -364,6 +372,7 @@ class DesignProblem:
     # ---- serialisation ------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("labels")  # how errors are worded, not the problem
         for key, value in data.items():
             if isinstance(value, tuple):
                 data[key] = list(value)

@@ -319,16 +319,17 @@ class _Incumbent:
 
 def check_arguments(problem: DesignProblem, time_limit: float, rel_gap: float, threads: int, method: str) -> None:
     """Every argument of :func:`solve`, before any work: a clear DesignError naming it."""
+    label = problem.label
     try:
-        checks.time_limit(time_limit, "time_limit")
-        checks.fraction(rel_gap, "rel_gap", include_one=False)
-        checks.integer(threads, "threads", minimum=1, maximum=os.cpu_count() or 1)  # more aborts HiGHS
-        checks.choice(method, "method", ("auto", "exact", "refine"))
+        checks.time_limit(time_limit, label("time_limit"))
+        checks.fraction(rel_gap, label("rel_gap"), include_one=False)
+        checks.integer(threads, label("threads"), minimum=1, maximum=os.cpu_count() or 1)  # more aborts HiGHS
+        checks.choice(method, label("method"), ("auto", "exact", "refine"))
     except ValueError as error:
         raise DesignError(str(error)) from None
     if problem.max_macs is None and problem.max_params is None:
-        raise DesignError("budgets: give max_macs or max_params (or both); without either the most expressive "
-                          "network is simply the largest one the space allows")
+        raise DesignError(f"budgets: give {label('max_macs')} or {label('max_params')} (or both); without either the "
+                          f"most expressive network is simply the largest one the space allows")
 
 
 def _constructive_result(problem: DesignProblem, spec: NetworkSpec, solver_result: SolveResult,
