@@ -14,9 +14,9 @@ spill (every tensor resident from its producer to its last reader); M_H, their m
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 FORMAT_VERSION = 1
 
@@ -436,6 +436,34 @@ PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport
                                          "sweep": SweepFile}
 
 
+def _place(loc: tuple) -> str:
+    """A pydantic error location as a path into the file: ``layers[0].weights``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def read_payload(model: type[BaseModel], data: Any, what: str) -> BaseModel:
+    """``data`` (a parsed JSON file) read with ``model`` in strict mode (a number where a number
+    belongs: ``"3"`` and ``true`` are refused), or one line naming ``what``, the place in the file
+    and the problem: the same models that document the outputs check the inputs."""
+    try:
+        return model.model_validate(data, strict=True)
+    except ValidationError as error:
+        problems = error.errors()
+        first = problems[0]
+        parent = first["loc"][:-1]
+        if first["type"] == "missing":
+            fields = sorted(str(p["loc"][-1]) for p in problems if p["type"] == "missing" and p["loc"][:-1] == parent)
+            where = f"{what}: {_place(parent)}" if parent else what
+            raise ValueError(f"{where} lacks {', '.join(fields)}") from None
+        if first["type"] == "extra_forbidden":
+            raise ValueError(f"{what}: {_place(first['loc'])}: unknown field") from None
+        raise ValueError(f"{what}: {_place(first['loc']) or 'the file'}: {first['msg'].lower()}, got "
+                         f"{first.get('input')!r}") from None
+
+
 def check_version(data: dict, what: str) -> None:
     """A file's ``format_version`` is one this version reads (none: version 1)."""
     version = data.get("format_version", 1) if isinstance(data, dict) else 1
@@ -450,4 +478,4 @@ def schema(name: str) -> dict:
     return PAYLOADS[name].model_json_schema()
 
 
-__all__ = ["FORMAT_VERSION", "PAYLOADS", "check_version", "schema"]
+__all__ = ["FORMAT_VERSION", "PAYLOADS", "check_version", "read_payload", "schema"]

@@ -72,8 +72,18 @@ def test_curves_on_any_module_and_json_round_trip(tmp_path, calibration):
     curves.save(path)
     assert Curves.load(path) == curves
     path.write_text('{"layers": [{"name": "x"}]}')
-    with pytest.raises(ValueError, match=r"layers\[0\] lacks"):
+    with pytest.raises(ValueError, match=r"layers\[0\] lacks distortion, macs, sparsity, weights"):
         Curves.load(path)
+    # read with the payload's own model, strictly (issue 38): a number as text, a flag as a number,
+    # an unknown key, each named where it is
+    good = {"name": "x", "weights": 3, "macs": 9, "sparsity": [0, 0.5], "distortion": [0.0, 1.0]}
+    for change, message in (({"weights": "3"}, r"layers\[0\]\.weights: input should be a valid integer, got '3'"),
+                            ({"distortion": [0.0, True]}, r"layers\[0\]\.distortion\[1\]: input should be a valid "
+                                                          r"number, got True"),
+                            ({"colour": 1}, r"layers\[0\]\.colour: unknown field")):
+        with pytest.raises(ValueError, match=message):
+            Curves.from_dict({"layers": [{**good, **change}]})
+    assert Curves.from_dict({"layers": [good]}).layers[0].sparsity == [0.0, 0.5]
 
 
 def test_magnitude_mask_keeps_a_weight_per_channel_and_never_restores():

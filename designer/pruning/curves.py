@@ -139,36 +139,30 @@ class Curves:
 
     @classmethod
     def from_dict(cls, data: dict) -> Curves:
-        """Curves from their JSON form, every field checked (the message names the layer)."""
+        """Curves from their JSON form (:class:`designer.schemas.CurvesFile`, read strictly), then
+        what a schema cannot say: one curve per layer, positive sizes, finite values, a grid in
+        [0, 1] in increasing order, no negative distortion (the message names the layer)."""
+        from designer.schemas import CurvesFile, read_payload
         check_version(data, "curves")
-        if not isinstance(data, dict) or not isinstance(data.get("layers"), list) or not data["layers"]:
+        payload = read_payload(CurvesFile, data, "curves")
+        if not payload.layers:
             raise ValueError("curves: expected an object with a non-empty 'layers' list")
-        fields = ("name", "weights", "macs", "sparsity", "distortion")
         layers, names = [], set()
-        for i, layer in enumerate(data["layers"]):
+        for i, layer in enumerate(payload.layers):
             where = f"curves: layers[{i}]"
-            if not isinstance(layer, dict):
-                raise ValueError(f"{where}: expected an object with {', '.join(fields)}")
-            missing = set(fields) - set(layer)
-            if missing:
-                raise ValueError(f"{where} lacks {', '.join(sorted(missing))}")
-            name = layer["name"]
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"{where}.name: expected a non-empty string, got {name!r}")
-            if name in names:
-                raise ValueError(f"{where}.name: {name!r} appears twice (each layer needs one curve)")
-            names.add(name)
+            if not layer.name:
+                raise ValueError(f"{where}.name: expected a non-empty string, got {layer.name!r}")
+            if layer.name in names:
+                raise ValueError(f"{where}.name: {layer.name!r} appears twice (each layer needs one curve)")
+            names.add(layer.name)
             for key in ("weights", "macs"):
-                value = layer[key]
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ValueError(f"{where}.{key}: expected a positive whole number, got {value!r}")
-            sparsity, distortion = layer["sparsity"], layer["distortion"]
-            if not isinstance(sparsity, list) or not isinstance(distortion, list) or not sparsity \
-                    or len(sparsity) != len(distortion):
+                if getattr(layer, key) < 1:
+                    raise ValueError(f"{where}.{key}: expected a positive whole number, got {getattr(layer, key)!r}")
+            sparsity, distortion = layer.sparsity, layer.distortion
+            if not sparsity or len(sparsity) != len(distortion):
                 raise ValueError(f"{where} needs as many distortions as sparsities (at least one)")
             for key, values in (("sparsity", sparsity), ("distortion", distortion)):
-                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                           for v in values):
+                if not all(math.isfinite(v) for v in values):
                     raise ValueError(f"{where}.{key}: every value must be a finite number")
             if not all(0.0 <= s <= 1.0 for s in sparsity):
                 raise ValueError(f"{where}.sparsity: every value must be in [0, 1]")
@@ -176,7 +170,7 @@ class Curves:
                 raise ValueError(f"{where}.sparsity: the grid must be in increasing order")
             if any(d < 0 for d in distortion):
                 raise ValueError(f"{where}.distortion: a distortion (a squared error) cannot be negative")
-            layers.append(LayerCurve(name, layer["weights"], layer["macs"], [float(s) for s in sparsity],
+            layers.append(LayerCurve(layer.name, layer.weights, layer.macs, [float(s) for s in sparsity],
                                      [float(d) for d in distortion]))
         return cls(layers)
 
