@@ -257,6 +257,24 @@ class ChannelReport(_Strict):
     output: str
 
 
+class LatencyProfileFile(_Strict):
+    """What `profile --out` writes and `design --profile` reads (designer.design.latency)."""
+
+    format_version: int = FORMAT_VERSION
+    coefficients: dict[str, list[float]] = Field(description="per layer kind (pointwise, spatial, depthwise, "
+                                                             "linear, ...): milliseconds per MAC, per byte moved, "
+                                                             "per layer")
+    device: str
+    torch_version: str
+    precision: Literal["fp32", "bf16", "fp16"]
+    batch: int = Field(ge=1)
+    bytes_per_element: int = Field(ge=1)
+    fit: dict[str, Union[float, str]] = Field(
+        default_factory=dict, description="the fit's median and worst relative error, held-out error, timing "
+                                          "noise, and what it was fitted on (blocks or networks)")
+    constant_ms: float = Field(0.0, ge=0, description="per network (a whole-network fit; 0 for a block fit)")
+
+
 class QuantizedLayer(_Strict):
     name: str
     bits: int = Field(description="weight bits (symmetric per output channel)")
@@ -430,7 +448,7 @@ class SweepFile(_Strict):
 
 PAYLOADS: dict[str, type[BaseModel]] = {"mapping": MappingFile, "map": MapReport, "curve": TrafficCurve,
                                          "curves": CurvesFile, "design": DesignReport, "prune": PruneReport,
-                                         "channels": ChannelReport, "nm": NMReport, "quantize": QuantizeReport,
+                                         "channels": ChannelReport, "nm": NMReport, "quantize": QuantizeReport, "profile": LatencyProfileFile,
                                          "allocation": AllocationReport,
                                          "inspect-model": ModelInspection, "inspect": SpecInspection,
                                          "sweep": SweepFile}

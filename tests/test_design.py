@@ -242,6 +242,8 @@ def test_profile_and_latency_budget_through_the_command_line(tmp_path):
     result = runner.invoke(app, ["profile", "--quick", "--out", str(path), "--max-error", "1e9"])
     assert result.exit_code == 0, result.output
     profile = LatencyProfile.load(path)
+    from designer.schemas import LatencyProfileFile
+    LatencyProfileFile.model_validate(json.loads(path.read_text()))  # the written file is the documented payload
     assert profile.batch == 1 and profile.precision == "fp32" and profile.fit["samples"] > 0
     assert all(v >= 0 for values in profile.coefficients.values() for v in values)
     budget = 1.5 * profile.predict(CASES["bottleneck"].to_spec(16, [(16, 8, 3, 1), (16, 8, 3, 1)]))

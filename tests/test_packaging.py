@@ -83,6 +83,10 @@ def test_choices_listed_by_the_cli_are_the_librarys():
     from designer.pruning.allocate import METHODS
     from designer.train.loop import OPTIMISERS
     assert design.DESIGN_OBJECTIVES == OBJECTIVES and design.PRECISION_NAMES == PRECISIONS
+    from typing import get_args
+
+    from designer.schemas import LatencyProfileFile
+    assert get_args(LatencyProfileFile.model_fields["precision"].annotation) == PRECISIONS
     assert set(pruning.PRUNE_METHODS) == set(METHODS) and train.OPTIMISER_NAMES == OPTIMISERS
     from designer.pruning.run import MODES, SCHEDULES
     assert pruning.PRUNE_MODES == MODES and pruning.SCHEDULES == SCHEDULES

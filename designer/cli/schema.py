@@ -10,14 +10,14 @@ from designer.cli.common import fail
 
 app = typer.Typer()
 # designer.schemas.PAYLOADS (checked in tests)
-PAYLOAD_NAMES = ("mapping", "map", "curve", "curves", "design", "prune", "channels", "nm", "quantize", "allocation",
+PAYLOAD_NAMES = ("mapping", "map", "curve", "curves", "design", "prune", "channels", "nm", "quantize", "profile", "allocation",
                  "inspect-model", "inspect", "sweep")
 
 
 @app.command()
 def schema(name: str = typer.Argument(..., help="mapping (map --out), map (map --json), curve (map --curve --out) "
                                                 "curves (prune --save-curves, allocate's input), design "
-                                                "(design --json), prune, channels, nm (prune --json), quantize (quantize --json), "
+                                                "(design --json), prune, channels, nm (prune --json), quantize (quantize --json), profile (profile --out, design --profile), "
                                                 "allocation (allocate), inspect-model (inspect --model --json), "
                                                 "inspect (inspect SPEC --json), sweep (sweep --out, --json).",
                                       metavar="<" + "|".join(PAYLOAD_NAMES) + ">")) -> None:

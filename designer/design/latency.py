@@ -94,46 +94,33 @@ class LatencyProfile:
         return self.layers_ms(count(spec, self.bytes_per_element).layers) + self.constant_ms
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        from designer.schemas import FORMAT_VERSION
+        return {"format_version": FORMAT_VERSION, **asdict(self)}
 
     def save(self, path: str | Path) -> None:
         files.write_text(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencyProfile:
+        """A profile from its JSON form (:class:`designer.schemas.LatencyProfileFile`, read
+        strictly: a profile is data a program wrote, so anything else is a mistake), then what a
+        schema cannot say: one coefficient triple, finite and non-negative, per layer kind."""
+        from designer.schemas import LatencyProfileFile, check_version, read_payload
         if not isinstance(data, dict) or not isinstance(data.get("coefficients"), dict):
             raise ValueError("profile: expected an object with 'coefficients' per layer kind")
-        missing = sorted(set(KINDS) - set(data["coefficients"]))
+        check_version(data, "profile")
+        payload = read_payload(LatencyProfileFile, data, "profile")
+        missing = sorted(set(KINDS) - set(payload.coefficients))
         if missing:
             raise ValueError(f"profile: coefficients lack {', '.join(missing)}")
         for kind in KINDS:
-            values = data["coefficients"][kind]
-            if (not isinstance(values, list) or len(values) != 3
-                    or not all(isinstance(v, (int, float)) and v >= 0 and np.isfinite(v) for v in values)):
+            values = payload.coefficients[kind]
+            if len(values) != 3 or not all(v >= 0 and np.isfinite(v) for v in values):
                 raise ValueError(f"profile: coefficients.{kind} must be three finite non-negative numbers")
-        constant = data.get("constant_ms", 0.0)
-        if isinstance(constant, bool) or not isinstance(constant, (int, float)) or not 0 <= constant < float("inf"):
-            raise ValueError(f"profile: constant_ms must be a finite non-negative number, got {constant!r}")
-        # every other field, one by one: a profile is data a program wrote, so anything else is a mistake
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"profile: unknown field(s) {', '.join(map(repr, unknown))} "
-                             f"(fields: {', '.join(sorted(known))})")
-        missing = sorted({"device", "torch_version", "precision", "batch", "bytes_per_element"} - set(data))
-        if missing:
-            raise ValueError(f"profile: missing field(s) {', '.join(missing)}")
-        for name in ("device", "torch_version", "precision"):
-            if not isinstance(data[name], str):
-                raise ValueError(f"profile: {name} must be text, got {data[name]!r}")
-        if data["precision"] not in PRECISIONS:
-            raise ValueError(f"profile: precision must be one of {', '.join(PRECISIONS)}, got {data['precision']!r}")
-        for name in ("batch", "bytes_per_element"):
-            if isinstance(data[name], bool) or not isinstance(data[name], int) or data[name] < 1:
-                raise ValueError(f"profile: {name} must be a whole number of at least 1, got {data[name]!r}")
-        if not isinstance(data.get("fit", {}), dict):
-            raise ValueError("profile: fit must be an object (the fit's figures)")
-        return cls(**data)
+        if not np.isfinite(payload.constant_ms):
+            raise ValueError(f"profile: constant_ms must be a finite non-negative number, got {payload.constant_ms!r}")
+        fields = payload.model_dump(exclude={"format_version"})
+        return cls(**{**fields, "coefficients": {k: list(v) for k, v in payload.coefficients.items()}})
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyProfile:
