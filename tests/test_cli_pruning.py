@@ -73,12 +73,12 @@ def test_allocate_prints_the_documented_json(tmp_path):
                      LayerCurve("b", 300, 300, [0.0, 0.5, 0.9], [0.0, 0.01, 0.2])])
     path = tmp_path / "curves.json"
     curves.save(path)
-    result = runner.invoke(app, ["allocate", str(path), "--keep-weights", "200"])
+    result = runner.invoke(app, ["allocate", str(path), "--sparsity", "0.5"])  # 200 of the 400 weights kept
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert set(payload) == {"format_version", "sparsity", "distortion", "kept_weights", "kept_macs"}
     assert payload["sparsity"] == {"a": 0.5, "b": 0.5} and payload["kept_weights"] <= 200
-    bad = runner.invoke(app, ["allocate", str(path), "--keep-weights", "5"])
+    bad = runner.invoke(app, ["allocate", str(path), "--sparsity", "0.99"])  # 4 weights: below the 10% floor
     assert bad.exit_code == 2 and "below" in bad.output
 
 
@@ -94,7 +94,7 @@ def test_prune_saves_the_curves_allocate_reads(checkpoint, tmp_path):
     from designer.schemas import AllocationReport, PruneReport
     PruneReport.model_validate(json.loads(result.stdout))  # documented; no printed sentence ("line") in it
     CurvesFile.model_validate(json.loads(curves.read_text()))
-    allocated = runner.invoke(app, ["allocate", str(curves), "--keep-weights", "1000"])
+    allocated = runner.invoke(app, ["allocate", str(curves), "--sparsity", "0.5"])
     assert allocated.exit_code == 0, allocated.output
     AllocationReport.model_validate(json.loads(allocated.stdout))
     refused = runner.invoke(app, ["prune", str(checkpoint), "--sparsity", "0.5", "--method", "lamp",

@@ -300,7 +300,7 @@ def test_allocate_table_shows_layer_names_escaped(tmp_path):
     from designer.pruning.curves import Curves, LayerCurve
     curves = Curves([LayerCurve("evil\x1b[31m\u202e", 10, 10, [0.0, 0.5], [0.0, 1.0])])
     curves.save(tmp_path / "c.json")
-    result = invoke("allocate", tmp_path / "c.json", "--keep-weights", "10", "--table")
+    result = invoke("allocate", tmp_path / "c.json", "--sparsity", "0.5", "--table")
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "\u202e" not in result.output and "\\x1b[31m\\u202e" in result.output
 

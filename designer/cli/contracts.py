@@ -82,7 +82,7 @@ APPLIES: dict[str, dict[str, tuple[Condition, str] | None]] = {
         "checkpoint", "model_ref", "bits", "bits_avg", "size", "bops", "with_sparsity", "rounding", "dataset",
         "calibration", "qat_epochs", "out", "as_json", "threads", "force", "quiet")} | {
         "weights": WITH_MODEL, "input_shape": WITH_MODEL},
-    "allocate": {"curves": ALWAYS, "keep_weights": ALWAYS, "keep_macs": ALWAYS, "method": ALWAYS,
+    "allocate": {"curves": ALWAYS, "sparsity": ALWAYS, "keep_weights": ALWAYS, "keep_macs": ALWAYS, "method": ALWAYS,
                  "bins": (lambda p: p["method"] == "dp", "--method dp"), "as_json": ALWAYS},
     "inspect": {
         "spec": ALWAYS, "model_ref": ALWAYS, "input_shape": WITH_MODEL, "depth": WITH_MODEL, "as_json": ALWAYS,

@@ -101,25 +101,36 @@ def prune(
 @app.command()
 def allocate(
     curves: Path = typer.Argument(..., help="Distortion curves JSON."),
-    keep_weights: Optional[float] = typer.Option(None, help="Kept weights budget (count)."),
-    keep_macs: Optional[float] = typer.Option(None, help="Kept MACs budget (count)."),
+    sparsity: Optional[float] = typer.Option(None, help="Fraction of the curves' weights to remove (as prune "
+                                                        "takes it)."),
+    keep_macs: Optional[float] = typer.Option(None, help="Fraction of the curves' MACs to keep (as prune takes it)."),
+    keep_weights: Optional[float] = typer.Option(None, hidden=True),  # a count once: refused, naming --sparsity
     method: str = choice_option("dp", ALLOCATIONS, "dp (binned knapsack DP) or slope (Lagrangian)."),
     bins: int = typer.Option(20000, help="Budget bins of the DP (0: exact integer state)."),
     as_json: bool = typer.Option(True, "--json/--table"),
 ) -> None:
-    """Per-layer sparsities minimising the summed distortion under a budget."""
+    """Per-layer sparsities minimising the summed distortion under a budget, given as prune takes it."""
     from designer.pruning.allocate import allocate as allocate_curves
     from designer.pruning.curves import Curves
     try:  # the options checked here, by the names typed; the library checks its own fields for API callers
-        if (keep_weights is None) == (keep_macs is None):
-            raise ValueError("give exactly one of --keep-weights and --keep-macs (counts kept)")
-        for value, option in ((keep_weights, "--keep-weights"), (keep_macs, "--keep-macs")):
-            if value is not None:
-                checks.number(value, option, minimum=0)
+        if keep_weights is not None:
+            raise ValueError("--keep-weights: replaced by --sparsity, the fraction of weights removed, as prune "
+                             "takes it (the library's allocate(keep_weights=) still takes a count)")
+        if (sparsity is None) == (keep_macs is None):
+            raise ValueError("give exactly one of --sparsity (fraction of weights removed) and --keep-macs "
+                             "(fraction of MACs kept)")
+        if sparsity is not None:
+            checks.fraction(sparsity, "--sparsity", include_one=False)
+        if keep_macs is not None:
+            checks.fraction(keep_macs, "--keep-macs", include_zero=False)
         checks.choice(method, "--method", ALLOCATIONS)
         checks.integer(bins, "--bins", minimum=0)
-        result = allocate_curves(Curves.load(curves), keep_weights=keep_weights, keep_macs=keep_macs, method=method,
-                                 bins=bins or None)
+        loaded = Curves.load(curves)
+        if sparsity is not None:  # the fractions as counts of the curves' own totals
+            budget = {"keep_weights": (1 - sparsity) * sum(layer.weights for layer in loaded.layers)}
+        else:
+            budget = {"keep_macs": keep_macs * sum(layer.macs for layer in loaded.layers)}
+        result = allocate_curves(loaded, method=method, bins=bins or None, **budget)
     except ValueError as error:
         fail(str(error))
     if as_json:
