@@ -56,6 +56,12 @@ class Deadline:
         """``seconds`` from the command's start."""
         return cls(seconds, _command_started)
 
+    @classmethod
+    def starting_now(cls, seconds: float) -> "Deadline":
+        """``seconds`` from now: a stage's own share of a limit (every stage counts its time
+        through one of these, never by subtracting clock readings itself)."""
+        return cls(seconds, time.perf_counter())
+
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
@@ -63,3 +69,7 @@ class Deadline:
         """Seconds left, at least ``floor`` (a stage that must run at all, such as a solver
         whose baselines answer within that floor)."""
         return max(floor, self.seconds - self.elapsed())
+
+    def expired(self) -> bool:
+        """No time left."""
+        return self.elapsed() >= self.seconds

@@ -126,3 +126,16 @@ def test_quiet_leaves_the_result_only(tmp_path):
                                 capture_output=True, text=True)
         assert result.returncode == 0 and result.stdout.strip()
         assert bool(result.stderr.strip()) == expect_notes, result.stderr
+
+
+def test_a_stage_counts_its_share_through_one_deadline_object():
+    """Issue 38: stages ask a Deadline what is left instead of subtracting clock readings."""
+    from designer.deadline import Deadline
+    spent, ample = Deadline.starting_now(0.0), Deadline.starting_now(1e9)
+    assert spent.expired() and spent.left() == 0.0 and spent.left(floor=0.5) == 0.5
+    assert not ample.expired() and 0 < ample.left() <= 1e9 and ample.elapsed() >= 0
+    import designer.mapping.strategies.keep as keep
+    import designer.mapping.tiling.search as search
+    for module in (keep, search):  # the wing's stages that shared a limit by hand now hold a Deadline
+        source = open(module.__file__).read()
+        assert "perf_counter" not in source and "Deadline.starting_now" in source

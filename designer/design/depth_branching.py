@@ -25,9 +25,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import time
 from dataclasses import dataclass, replace
 
+from designer.deadline import Deadline
 from designer.design.lagrangian import LagrangianBound, lagrangian_bound
 from designer.design.problem import DesignProblem
 from designer.spec import NetworkSpec
@@ -81,8 +81,8 @@ class DepthBranching:
     def run(self, target: float, time_limit: float) -> BranchedBound:
         """Split for at most ``time_limit`` seconds; ``target``: the incumbent's objective value
         (raised as the DPs propose better designs). See the module docstring."""
-        start = time.perf_counter()
-        while self.open(target) and time.perf_counter() - start < time_limit:
+        deadline = Deadline.starting_now(time_limit)
+        while self.open(target) and not deadline.expired():
             parent_bound, _, box, multipliers = heapq.heappop(self.heap)
             halves = _split(box)
             if halves is None:  # (B3) nothing left to split where the bound is largest
@@ -91,9 +91,9 @@ class DepthBranching:
                 break
             for half in halves:
                 target = self._bound_half(half, parent_bound, multipliers, target,
-                                          time_limit - (time.perf_counter() - start))
+                                          deadline.left())
         bound = max([target] + [-item[0] for item in self.heap])
-        return BranchedBound(bound, self.opened, self.closed, self.evaluations, time.perf_counter() - start,
+        return BranchedBound(bound, self.opened, self.closed, self.evaluations, deadline.elapsed(),
                              self.feasible, self.feasible_value)
 
     def _bound_half(self, half: Box, parent_bound: float, multipliers: dict, target: float, left: float) -> float:

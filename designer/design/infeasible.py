@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
+from designer.deadline import Deadline
 from designer.design.cells import initial_cells, solve_cells
 from designer.design.milp import stage_data
 from designer.design.problem import DesignProblem
@@ -29,14 +29,14 @@ def explain_infeasible(problem: DesignProblem, threads: int = 1, time_limit: flo
         if not stage_data(problem, j, cells.out[j - 1], cells.btn[j - 1]).configs:
             return (f"max_activation_bytes: {problem.max_activation_bytes:g} bytes: no block of stage {j} fits it "
                     f"(the footprint of its first block's layers at the narrowest widths exceeds the budget)")
-    start = time.perf_counter()
+    deadline = Deadline.starting_now(time_limit)
     given = [field for _, field, _ in budgets if getattr(problem, field) is not None]
     found, unsettled = [], []
     for objective, field, label in budgets:
         limit = getattr(problem, field)
         if limit is None:
             continue
-        remaining = time_limit - (time.perf_counter() - start)
+        remaining = deadline.left()
         if remaining <= 0.05:
             unsettled.append(field)
             continue

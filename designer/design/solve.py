@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from designer.deadline import Deadline
 from designer import checks
 from designer.design.cells import (
     choice_to_spec,
@@ -276,13 +277,13 @@ def _lagrangian(run: _Run, best: _Incumbent) -> None:
     share = min(run.remaining(), LAGRANGIAN_SHARE * run.time_limit)
     if share <= 0.05:
         return
-    started = time.perf_counter()
+    deadline = Deadline.starting_now(share)
     dual = lagrangian_bound(run.problem, target=best.value, incumbent=best.spec, time_limit=share,
                             max_evaluations=LAGRANGIAN_STEPS)
     run.tighten(dual.bound, f"Lagrangian bound ({dual.evaluations} evaluations)")
     if dual.feasible is not None:
         best.offer(dual.feasible, dual.feasible_value)
-    left, gap = share - (time.perf_counter() - started), relative_gap(best.value, run.bound)
+    left, gap = deadline.left(), relative_gap(best.value, run.bound)
     if left <= 0.05 or gap is None or gap <= run.rel_gap:
         return
     branched = depth_branching(run.problem, dual, best.value, left, best.spec)

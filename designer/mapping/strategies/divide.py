@@ -27,9 +27,9 @@ not what it leaves behind.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
+from designer.deadline import Deadline
 from designer.mapping.strategies.baselines import PlacementError, greedy_min_peak_order, plan
 from designer.mapping.strategies.cpsat import solve_mapping
 from designer.mapping.core.graph import Operator, Tensor, TensorGraph
@@ -48,8 +48,7 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, time_limit: fl
     """Map ``graph`` window by window (see the module docstring). Each window's CP-SAT solve
     gets at most ``seconds_per_window`` and what is left of ``time_limit``; once that is spent
     the continued baseline commits the rest (CP-SAT only where the baseline cannot place)."""
-    start_time = time.perf_counter()
-    deadline = start_time + time_limit
+    deadline = Deadline.starting_now(time_limit)
 
     def cost(steps: list[Step]) -> int:
         return objective.of_steps(graph, steps)
@@ -76,7 +75,7 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, time_limit: fl
                              steps=len(ops), objective=objective)
         except PlacementError:  # the committed layout leaves the placement rules no room: CP-SAT must
             continued = None
-        remaining = deadline - time.perf_counter()
+        remaining = deadline.left()
         mapping, status = None, "baseline after a dead end" if use_baseline else "baseline, time limit reached"
         if continued is None or (not use_baseline and remaining > 0.05):
             hint = continued or Mapping(scratchpad_bytes, [Step(op) for op in ops])
@@ -109,12 +108,12 @@ def divide_and_conquer(graph: TensorGraph, scratchpad_bytes: int, time_limit: fl
         resident = {n: a for n, a in kept[-1].resident.items() if graph.tensors[n].producer is not None}
         if progress is not None:
             progress(f"{len(committed)}/{total} operators mapped ({status}), "
-                     f"{time.perf_counter() - start_time:.0f} s")
+                     f"{deadline.elapsed():.0f} s")
     method = (f"divide and conquer ({solves} windows of <= {window}, {fallbacks} finished by the baseline, "
               f"{backtracks} backtracks)")
     mapping = Mapping(scratchpad_bytes, committed, method=method)
     return MappingOutcome(mapping, SolveResult(Status.FEASIBLE, objective=cost(committed),
-                                               seconds=time.perf_counter() - start_time, solver="cp-sat windows",
+                                               seconds=deadline.elapsed(), solver="cp-sat windows",
                                                message=method))
 
 

@@ -28,11 +28,11 @@ window by window with addresses (:func:`designer.mapping.strategies.windows.wind
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pyomo.environ as pyo
 
+from designer.deadline import Deadline
 from designer.mapping.core.graph import TensorGraph
 from designer.mapping.core.io import Mapping, MappingOutcome
 from designer.mapping.strategies.baselines import KEPT_ON_TOP, PLACEMENTS, PlacementError, plan
@@ -87,14 +87,14 @@ def solve_keep(graph: TensorGraph, order: list[str], scratchpad_bytes: int, time
                objective: Objective = OFFCHIP_BYTES, threads: int = 1) -> tuple[SolveResult, set[Gap]]:
     """HiGHS on the model: its report (objective and bound in the objective's unit, for this
     order and without addresses) and the gaps its best solution keeps (empty without one)."""
-    start = time.perf_counter()
+    deadline = Deadline.starting_now(time_limit)
     model = build_model(graph, order, scratchpad_bytes, objective)
     if not model.gaps:  # every tensor is used at consecutive steps: nothing to decide
-        return SolveResult(Status.OPTIMAL, objective=0, bound=0, gap=0.0, seconds=time.perf_counter() - start,
+        return SolveResult(Status.OPTIMAL, objective=0, bound=0, gap=0.0, seconds=deadline.elapsed(),
                            solver="keep-or-spill", message="no idle gaps"), set()
-    result = highs.solve(model, time_limit=max(0.5, time_limit - (time.perf_counter() - start)), rel_gap=1e-6,
+    result = highs.solve(model, time_limit=max(0.5, deadline.left()), rel_gap=1e-6,
                          threads=threads)
-    result = in_objective_units(result, model.price_unit).replace(seconds=time.perf_counter() - start,
+    result = in_objective_units(result, model.price_unit).replace(seconds=deadline.elapsed(),
                                                                  solver="highs (keep-or-spill, fixed order)")
     if result.objective is None:
         return result, set()
@@ -122,21 +122,21 @@ def best_order(graph: TensorGraph, orders: list[list[str]], scratchpad_bytes: in
                reorder: bool = True) -> tuple[list[str], SolveResult, set[Gap]] | None:
     """The order among ``orders`` whose keep-or-spill optimum is least, then (``reorder``)
     improved by :func:`moves` while they help and time remains; None if no plan came in time."""
-    deadline = time.perf_counter() + time_limit
+    deadline = Deadline.starting_now(time_limit)
     best = None
     for order in orders:
-        result, kept = solve_keep(graph, order, scratchpad_bytes, max(0.5, deadline - time.perf_counter()),
+        result, kept = solve_keep(graph, order, scratchpad_bytes, max(0.5, deadline.left()),
                                   objective=objective, threads=threads)
         if result.objective is not None and (best is None or result.objective < best[1].objective):
             best = (order, result, kept)
     improved = reorder and best is not None
-    while improved and time.perf_counter() < deadline:
+    while improved and not deadline.expired():
         order, result, kept = best
         improved = False
         for candidate in moves(graph, order, [g for g in gaps(graph, order, objective) if g not in kept]):
-            if time.perf_counter() >= deadline:
+            if deadline.expired():
                 break
-            trial, trial_kept = solve_keep(graph, candidate, scratchpad_bytes, deadline - time.perf_counter(),
+            trial, trial_kept = solve_keep(graph, candidate, scratchpad_bytes, deadline.left(),
                                            objective=objective, threads=threads)
             if trial.objective is not None and trial.objective < result.objective:
                 best, improved = (candidate, trial, trial_kept), True
@@ -151,16 +151,16 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
     order, laid out; the result's bound is the MILP's, a bound for that order. Otherwise the
     best plan over ``orders`` (default: the graph's topological order) improved by moving
     operators (:func:`best_order`); no bound (other orders were not searched)."""
-    start = time.perf_counter()
+    deadline = Deadline.starting_now(time_limit)
     fixed = order is not None
     try:
         planned = best_order(graph, [order] if fixed else orders or [graph.topological_order()], scratchpad_bytes,
                              MILP_SHARE * time_limit, objective=objective, threads=threads, reorder=not fixed)
     except ValueError as error:  # the scratchpad is below a step's own operands
-        return MappingOutcome(None, SolveResult(Status.INFEASIBLE, seconds=time.perf_counter() - start,
+        return MappingOutcome(None, SolveResult(Status.INFEASIBLE, seconds=deadline.elapsed(),
                                                 solver="keep-or-spill", message=str(error)))
     if planned is None:
-        return MappingOutcome(None, SolveResult(Status.NO_SOLUTION, seconds=time.perf_counter() - start,
+        return MappingOutcome(None, SolveResult(Status.NO_SOLUTION, seconds=deadline.elapsed(),
                                                 solver="keep-or-spill", message="no order has a plan in time"))
     order, milp, kept = planned
     kept_at = {(gap.tensor, t) for gap in kept for t in range(gap.first, gap.last + 1)}
@@ -169,7 +169,7 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
     failures = [] if mapping is not None else ["the offline layout found no room"]
     for placement in (KEPT_ON_TOP, *PLACEMENTS):
         if mapping is not None and (objective.of_steps(graph, mapping.steps) == milp.objective
-                                    or time.perf_counter() - start > time_limit):
+                                    or deadline.expired()):
             break  # laid out at the plan's cost (nothing to gain), or out of time
         try:
             stepwise = plan(graph, order, scratchpad_bytes, "belady", placement, objective=objective,
@@ -184,7 +184,7 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
         mapping = _unplanned(graph, candidates, scratchpad_bytes, objective, failures)
     if mapping is None:
         return MappingOutcome(None, milp.replace(status=Status.NO_SOLUTION, objective=None, gap=None,
-                                                 seconds=time.perf_counter() - start,
+                                                 seconds=deadline.elapsed(),
                                                  message=f"the keep-or-spill plan could not be laid out: {failures[0]}"))
     cost = objective.of_steps(graph, mapping.steps)
     laid_out = ("laid out at the plan's cost" if cost == milp.objective else
@@ -194,7 +194,7 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
     status = Status.OPTIMAL if gap is not None and gap <= 1e-9 else Status.FEASIBLE
     return MappingOutcome(
         replace(mapping, method=f"keep-or-spill MILP, {mapping.method.split('/')[-1]}"),
-        SolveResult(status, objective=cost, bound=bound, gap=gap, seconds=time.perf_counter() - start,
+        SolveResult(status, objective=cost, bound=bound, gap=gap, seconds=deadline.elapsed(),
                     solver="keep-or-spill", model_size=milp.model_size,
                     message=f"keep-or-spill plan ({milp.status} for its order: {milp.objective:,} {objective.unit}"
                             f", bound {'none' if milp.bound is None else f'{milp.bound:,}'}); {laid_out}"))

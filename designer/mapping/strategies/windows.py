@@ -29,11 +29,11 @@ on its hint within a minute, so :func:`window_search` frees a window of steps at
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
+from designer.deadline import Deadline
 from designer.mapping.core.graph import TensorGraph
 from designer.mapping.core.io import Mapping, MappingOutcome
 from designer.mapping.strategies.layout import Run, gaps, needs as layout_needs, to_mapping
@@ -187,7 +187,7 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     can stop once it reaches it; ``free``: only the steps in this range may change, the rest
     is fixed to ``hint`` (a neighbourhood of :func:`window_search`; ``reach``: with the gaps
     that reach into it, a wider and slower neighbourhood)."""
-    start = time.perf_counter()
+    deadline = Deadline.starting_now(time_limit)
     m = _OrderModel(graph, order, scratchpad_bytes, objective, hint, free, reach)
     for name, tensor in graph.tensors.items():
         (m.gapped if m.per_gap(name) else m.free_input)(name, tensor.bytes // m.unit)
@@ -196,9 +196,9 @@ def solve_order(graph: TensorGraph, order: list[str], scratchpad_bytes: int, tim
     m.model.minimize(total)
     if known_bound is not None and m.costs and free is None:
         m.model.add(total >= math.ceil(known_bound / m.price_unit - 1e-9))
-    solver, status, message, size = run_cpsat(m.model, max(0.1, time_limit - (time.perf_counter() - start)),
+    solver, status, message, size = run_cpsat(m.model, max(0.1, deadline.left()),
                                               threads, seed)
-    seconds = time.perf_counter() - start
+    seconds = deadline.elapsed()
     name = "cp-sat (order, per gap)"
     if not status.has_solution:
         return MappingOutcome(None, SolveResult(status, seconds=seconds, solver=name, message=message,
@@ -229,21 +229,20 @@ def window_search(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     until ``time_limit``; each pass uses the next size of :data:`WINDOWS` unless ``window`` is
     given, and every other pass lets the gaps reaching into the window change too.
     No bound (the neighbourhoods prove nothing about the whole)."""
-    start_time = time.perf_counter()
-    deadline = start_time + time_limit
+    deadline = Deadline.starting_now(time_limit)
     order = incumbent.order
     best, cost = incumbent, objective.of_steps(graph, incumbent.steps)
     solves, improvements, passes, sizes = 0, 0, 0, None if window is None else [window]
     window = window or WINDOWS[0]
-    while time.perf_counter() < deadline - 0.2 and cost > 0:
+    while deadline.left() > 0.2 and cost > 0:
         # a pass: the windows where the best mapping moves the most bytes first (the others later,
         # if time is left), each window sliding by half its size; a window moving nothing is skipped
         starts = _busiest(graph, best, window, objective)
         for start in starts:
-            if time.perf_counter() >= deadline - 0.2:
+            if deadline.left() <= 0.2:
                 break
             free = range(start, min(start + window, len(order)))
-            seconds = min(seconds_per_window, deadline - time.perf_counter())
+            seconds = min(seconds_per_window, deadline.left())
             outcome = solve_order(graph, order, scratchpad_bytes, seconds, objective=objective, hint=best, free=free,
                                   reach=passes % 2 == 0, threads=threads)
             solves += 1
@@ -257,7 +256,7 @@ def window_search(graph: TensorGraph, scratchpad_bytes: int, time_limit: float =
     message = (f"{solves} windows in {passes} passes, {improvements} improvements, from "
                f"{objective.of_steps(graph, incumbent.steps):,} to {cost:,} {objective.unit}")
     return MappingOutcome(replace(best, method=f"window search ({message})"),
-                          SolveResult(Status.FEASIBLE, objective=cost, seconds=time.perf_counter() - start_time,
+                          SolveResult(Status.FEASIBLE, objective=cost, seconds=deadline.elapsed(),
                                       solver="window search", message=message))
 
 

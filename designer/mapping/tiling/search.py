@@ -17,10 +17,10 @@ MACs, so a tiling that recomputes more but moves less may go untried.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 from designer import checks
+from designer.deadline import Deadline
 from designer.mapping.strategies.baselines import required_bytes
 from designer.mapping.core.graph import TensorGraph
 from designer.mapping.sources.importer import tiled
@@ -127,9 +127,9 @@ def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, 
     queue = fits[:SOLVED]
     if previous is not None and previous[0] not in queue:  # always tried: the curve never rises
         queue = sorted(queue[:SOLVED - 1] + [previous[0]], key=lambda c: (c.extra_macs, c.required))
-    deadline, best, solved = time.perf_counter() + time_limit, None, 0
+    deadline, best, solved = Deadline.starting_now(time_limit), None, 0
     for i, candidate in enumerate(queue):
-        share = max(0.1 * time_limit, (deadline - time.perf_counter()) / (len(queue) - i))
+        share = max(0.1 * time_limit, deadline.left() / (len(queue) - i))
         start = previous[1] if previous is not None and candidate is previous[0] else None
         result = solve(MappingProblem(candidate.graph, scratchpad_bytes, strategy, objective, time_limit=share, start=start,
                                 budgets=candidate.budgets(0.2 * share)))
@@ -158,9 +158,9 @@ def traffic_curve(found: list[Candidate], low: int, high: int, points: int, *, t
     (e.g. a longer solve's), which the first point starts from."""
     sizes = sorted({round(low * (high / low) ** (i / max(1, points - 1))) for i in range(points)})
     untiled = next(c for c in found if c.tiling is None)
-    rows, previous, previous_untiled, begun = [], start, None, time.perf_counter()
+    rows, previous, previous_untiled, deadline = [], start, None, Deadline.starting_now(time_limit)
     for i, size in enumerate(sizes):
-        share = max(MIN_POINT_SECONDS, (time_limit - (time.perf_counter() - begun)) / (len(sizes) - i))
+        share = max(MIN_POINT_SECONDS, deadline.left() / (len(sizes) - i))
         choice = choose(found, size, time_limit=share * (0.6 if untiled.required <= size else 1.0),
                         strategy=strategy, objective=objective, max_extra_macs=max_extra_macs,
                         total_macs=total_macs, previous=previous)
@@ -246,7 +246,7 @@ def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "a
     ``time_limit``, and check the chosen tiling numerically on ``example``. ``found``: the
     model's :func:`candidates`, when already made (a caller mapping at several sizes); ``option``:
     what an error names the scratchpad."""
-    begun = time.perf_counter()
+    deadline = Deadline.starting_now(time_limit)
     if found is None or (tiling != "auto" and tiling.k not in {c.tiling.k for c in found if c.tiling}):
         found = candidates(program, bytes_per_element, include_weights, name,
                            KS if tiling == "auto" else (tiling.k,))
@@ -262,7 +262,7 @@ def map_tiled(program, example, scratchpad: int | str, tiling: Tiling | str = "a
         untiled = next((c.graph for c in found if c.tiling is None), None) or \
             tiled(program, None, bytes_per_element, include_weights, name)[0]
         size = budgets(untiled, time_limit=0.2 * time_limit).bytes_of(size)
-    choice = choose(found, size, time_limit=max(1.0, time_limit - (time.perf_counter() - begun)),
+    choice = choose(found, size, time_limit=max(1.0, deadline.left()),
                     strategy=strategy, objective=objective, max_extra_macs=max_extra_macs, total_macs=total,
                     option=option)
     difference = None
@@ -294,7 +294,7 @@ def map_curve(program, low: int | str = "min", high: int | str = "M_P", points: 
     """:func:`traffic_curve` of an exported model from ``low`` to ``high``: bytes, a budget of
     the untiled graph (M_R, M_H, M_P), or ``min``, the smallest footprint a tiling reaches;
     ``found``: the model's :func:`candidates`, when already made."""
-    begun = time.perf_counter()
+    deadline = Deadline.starting_now(time_limit)
     check_curve(low, high, points, time_limit)
     found = found if found is not None else candidates(program, bytes_per_element, include_weights, name)
     total = model_macs(program.graph)
@@ -306,7 +306,7 @@ def map_curve(program, low: int | str = "min", high: int | str = "M_P", points: 
              limits.bytes_of(v) if isinstance(v, str) else v for v in ends]
     if sizes[1] < sizes[0]:
         raise MappingError(f"--curve: {high} ({sizes[1]:,} bytes) is below {low} ({sizes[0]:,} bytes)")
-    left = max(1.0, time_limit - (time.perf_counter() - begun))
+    left = max(1.0, deadline.left())
     return traffic_curve(found, sizes[0], sizes[1], points, time_limit=left,
                          strategy=strategy, objective=objective, max_extra_macs=max_extra_macs, total_macs=total,
                          progress=progress)
