@@ -5,7 +5,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from designer.mapping.strategies.baselines import baseline, greedy_min_peak_order, required_bytes
+from designer.mapping.strategies.baselines import PlacementError, baseline, greedy_min_peak_order, required_bytes
 from designer.mapping.strategies.cpsat import solve_mapping
 from designer.mapping.strategies.keep import keep_plan, solve_keep
 from designer.mapping.strategies.layout import layout
@@ -21,7 +21,6 @@ def placed_belady(graph, limits, order):
     """The smallest of M_R and M_H at which ``order``'s Belady plan exists, and the plan: some
     random graphs' order has no placement at M_R at all (CP-SAT proves it; seed 6000 at 30
     operators), and a test that starts from a plan needs one. (None, None) when neither has one."""
-    from designer.mapping.strategies.baselines import PlacementError
     for capacity in (limits.required, limits.halfway):
         try:
             return capacity, baseline(graph, capacity, order, "belady")
@@ -89,7 +88,14 @@ def test_keep_plans_and_layouts_replay_valid_with_sizes(seed, n):
             replay = simulate(graph, offline.to_dict(graph))
             assert replay.valid, replay.errors
             assert replay.offchip_bytes >= result.bound
-        outcome = keep_plan(graph, capacity, 10, orders=[graph.topological_order(), order])
+        orders = [graph.topological_order(), order]
+        outcome = keep_plan(graph, capacity, 10, orders=orders)
+        if outcome.mapping is None:  # only when CP-SAT proves neither order has any placement here
+            assert "could not be laid out" in outcome.result.message
+            for each in orders:
+                with pytest.raises(PlacementError, match="proves that no mapping"):
+                    baseline(graph, capacity, each, "belady")
+            continue
         replay = simulate(graph, outcome.mapping.to_dict(graph))
         assert replay.valid, replay.errors
         assert outcome.result.bound is None  # other orders were not searched: no bound

@@ -35,7 +35,7 @@ import pyomo.environ as pyo
 from designer.deadline import Deadline
 from designer.mapping.core.graph import TensorGraph
 from designer.mapping.core.io import Mapping, MappingOutcome
-from designer.mapping.strategies.baselines import KEPT_ON_TOP, PLACEMENTS, PlacementError, plan
+from designer.mapping.strategies.baselines import KEPT_ON_TOP, PLACEMENTS, PlacementError, baseline, plan
 from designer.mapping.strategies.layout import Gap, gaps, layout
 from designer.mapping.core.objective import OFFCHIP_BYTES, Objective
 from designer.mapping.core.units import gcd_unit, in_objective_units, transfer_prices
@@ -202,16 +202,16 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
 
 def _unplanned(graph: TensorGraph, orders: list[list[str]], scratchpad_bytes: int, objective: Objective,
                failures: list[str]) -> Mapping | None:
-    """The orders laid out by Belady's eviction alone (no tensor held by the plan), the cheapest
-    that fits: what the strategy returns when the plan cannot be placed (found by hypothesis: at
-    M_R a 6-operator graph's min-peak order leaves a 1-byte operand splitting the scratchpad
-    before a 4-byte output, under every placement rule; its topological order lays out)."""
+    """The orders' Belady baselines (no tensor held by the plan; the CP-SAT layout where every
+    placement rule fails), the cheapest: what the strategy returns when the plan cannot be placed
+    (found by hypothesis: at M_R a 6-operator graph's min-peak order leaves a 1-byte operand
+    splitting the scratchpad before a 4-byte output, under every placement rule; its topological
+    order lays out). None when CP-SAT proves that no order given has a mapping at all."""
     found = []
     for order in orders:
-        for placement in PLACEMENTS:
-            try:
-                found.append(plan(graph, order, scratchpad_bytes, "belady", placement, objective=objective))
-            except PlacementError as error:
-                failures.append(str(error))
+        try:
+            found.append(baseline(graph, scratchpad_bytes, order, "belady", objective=objective))
+        except PlacementError as error:
+            failures.append(str(error))
     return min(found, key=lambda m: objective.of_steps(graph, m.steps), default=None)
 
