@@ -37,7 +37,7 @@ import torch
 from pruning import benchmark_model, log, spread
 
 from designer.quantization import GPTQ, AverageBits, Nearest, quantize_model
-from designer.quantization.curves import LayerOptions
+from designer.quantization.curves import LayerOptions, option_curves
 from designer.quantization.fold import fold_batchnorm
 from designer.quantization.grid import weight_scales
 from designer.quantization.onnx_file import accuracy, export_onnx, latency, payload_bytes, session
@@ -132,8 +132,10 @@ def run_seed(seed: int, args, folder: Path) -> dict:
         result[label] = (*deployed(q.model, q.plan, example, splits.test, folder, label), q.report.average_bits)
     table = plan_table(model, example, AverageBits(8), (8, 6, 4, 3, 2), ())
     hawq = hawq_curves(model, calibration, labels, table)
+    ours = option_curves(model, calibration, table, GPTQ()).layers  # measured once, for every average
     for average in AVERAGES:
-        q = quantize_model(copy.deepcopy(model), calibration, budget=AverageBits(average), rounding=GPTQ())
+        q = quantize_model(copy.deepcopy(model), calibration, budget=AverageBits(average), rounding=GPTQ(),
+                           curves=ours)
         label = f"ours dp {average:g} bits"
         result[label] = (*deployed(q.model, q.plan, example, splits.test, folder, label), q.report.average_bits)
         if average == 3.0:
@@ -176,9 +178,9 @@ def latency_table(args, folder: Path) -> None:
             figures[kind] = (os.path.getsize(folder / f"lat_{kind}.onnx"), latency(runner, example, 1, 50),
                              latency(runner, example, 32, 20))
         for kind, (size, b1, b32) in figures.items():
-            ratio = "" if kind == "float" else (f" ({size / figures['float'][0]:.3f}x)", f" ({b1 / figures['float'][1]:.2f}x)",
-                                                  f" ({b32 / figures['float'][2]:.2f}x)")
-            ratio = ratio or ("", "", "")
+            base = figures["float"]
+            ratio = ("", "", "") if kind == "float" else (f" ({size / base[0]:.3f}x)", f" ({b1 / base[1]:.2f}x)",
+                                                          f" ({b32 / base[2]:.2f}x)")
             print(f"| {name} | {kind} | {size:,}{ratio[0]} | {1e3 * b1:.2f}{ratio[1]} | {1e3 * b32:.1f}{ratio[2]} |")
 
 

@@ -96,7 +96,6 @@ def _table(rng: random.Random, layers: int = 3) -> list[LayerOptions]:
 def test_the_dp_is_brute_force_on_small_tables(seed):
     rng = random.Random(seed)
     table = _table(rng)
-    total = sum(layer.weights for layer in table)
     for budget in (AverageBits(rng.uniform(2.5, 6.5)), BOPs(rng.uniform(0.3, 0.8) * sum(8 * 8 * l.macs for l in table)),
                    ModelSize(rng.uniform(0.6, 1.0) * sum(layer_bytes(l.weights, l.channels, 8) for l in table))):
         limit = budget.limit(table)
@@ -106,7 +105,6 @@ def test_the_dp_is_brute_force_on_small_tables(seed):
         allocation = allocate_bits(table, budget, bins=None)  # the exact integer state
         assert allocation.distortion == pytest.approx(best[0])
         assert allocation.cost <= limit and allocation.solve.status == "optimal"
-    assert total > 0
 
 
 def _codes(model_proto, name: str):

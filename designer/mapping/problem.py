@@ -161,8 +161,8 @@ class MappingProblem:
             self.start = Mapping(self.scratchpad_bytes, self.start.steps, self.start.method or "given start")
             replay = simulate(self.graph, self.start.to_dict(self.graph))
             if not replay.valid:
-                raise MappingError(f"{self.label('start')}: not a valid mapping of this graph at {self.scratchpad_bytes:,} bytes "
-                                   f"({replay.errors[0]})")
+                raise MappingError(f"{self.label('start')}: not a valid mapping of this graph at "
+                                   f"{self.scratchpad_bytes:,} bytes ({replay.errors[0]})")
             if self.fixed_order is not None and self.start.order != self.fixed_order:
                 raise MappingError(f"{self.label('start')}: the problem keeps a given order; the start runs another")
 
@@ -182,8 +182,8 @@ class MappingProblem:
         required = required_bytes(self.graph)
         if isinstance(self.scratchpad, int) and self.scratchpad < required:
             worst = max(self.graph.operators, key=self.graph.operand_bytes)
-            raise ValueError(f"{self.label('scratchpad')}: {self.scratchpad:,} bytes is below M_R = {required:,}, the inputs "
-                             f"and outputs of {worst!r}: no mapping exists as the layers are; a model's map "
+            raise ValueError(f"{self.label('scratchpad')}: {self.scratchpad:,} bytes is below M_R = {required:,}, "
+                             f"the inputs and outputs of {worst!r}: no mapping exists as the layers are; a model's map "
                              f"(--model, or a .pt2) with --tiling auto splits layers into patches and goes below M_R")
 
     def label(self, name: str) -> str:

@@ -158,16 +158,16 @@ def solve(problem: MappingProblem, progress=None, time_limit: float | None = Non
         time_limit = max(problem.time_limit - problem.budget_seconds, 0.1 * problem.time_limit)
     search = _Search(problem, time_limit, progress)
     strategy = STRATEGIES[problem.strategy]
-    stage = {"all": 1.0, "share": None, "skip": 0.0}  # the strategy's use of a stage: its share of the time
     outcomes: dict[str, MappingOutcome | None] = {}
     search.liveness()
-    if strategy.keep != "skip":
-        outcomes["keep"] = search.keep(stage[strategy.keep] or (KEEP_SHARE_LARGE if search.large else KEEP_SHARE))
+    if strategy.keep != "skip":  # "all": the strategy is this stage; "share": its share of the time
+        outcomes["keep"] = search.keep(1.0 if strategy.keep == "all" else
+                                       KEEP_SHARE_LARGE if search.large else KEEP_SHARE)
     if strategy.bound:
         search.address_free_bound()
     if strategy.windows != "skip":
-        outcomes["windows"] = search.windows(stage[strategy.windows]
-                                             or (WINDOW_SHARE_LARGE if search.large else WINDOW_SHARE))
+        outcomes["windows"] = search.windows(1.0 if strategy.windows == "all" else
+                                             WINDOW_SHARE_LARGE if search.large else WINDOW_SHARE)
     outcome = outcomes.get(strategy.outcome)
     if strategy.outcome == "run" and search.open_gap():
         outcome = _run(search, strategy)

@@ -225,7 +225,7 @@ def interpolate(kept: list[int], measured: dict[int, float]) -> list[float]:
 
 
 @dataclass
-class _Measurement:
+class Measurement:
     """What every layer's curve reads: the chain of segments, each segment's cached input and the
     reference logits (on the calibration batch, BatchNorm as the caller set it), and the settings."""
 
@@ -239,7 +239,7 @@ class _Measurement:
     worst_case: bool
 
     @classmethod
-    def of(cls, model: nn.Module, inputs: torch.Tensor, **settings) -> _Measurement:
+    def of(cls, model: nn.Module, inputs: torch.Tensor, **settings) -> Measurement:
         chain = segments(model, [name for name, _ in prunable_layers(model)])
         cached, x = [], inputs
         for segment in chain:
@@ -305,7 +305,7 @@ def layer_curve(task: LayerTask) -> LayerCurve:
     """:func:`distortion_curves` for the one layer of ``task``, from scratch (in a worker)."""
     model = task.model.eval()
     with batch_statistics(model) if task.recalibrate_bn else nullcontext():
-        measurement = _Measurement.of(model, task.inputs, **task.settings)
+        measurement = Measurement.of(model, task.inputs, **task.settings)
         return measurement.curve(task.name, model.get_submodule(task.name), task.hessian, task.macs, task.importance)
 
 
@@ -356,6 +356,6 @@ def distortion_curves(model: nn.Module, inputs: torch.Tensor, grid: list[float] 
                              progress=lambda done, total, _: bar.update(1), by_value=_user_modules(model))
             bar.close()
             return Curves(curves)
-        measurement = _Measurement.of(model, inputs, **settings)
+        measurement = Measurement.of(model, inputs, **settings)
         return Curves([measurement.curve(name, module, hessians.get(name), macs[name], importances.get(name))
                        for name, module in tqdm(layers, desc=desc, disable=not progress, leave=False, unit="layer")])

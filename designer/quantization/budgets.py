@@ -31,68 +31,61 @@ from solvers.knapsack import solve_dp
 from solvers.result import SolveResult, Status
 
 
+@dataclass
 class Budget:
-    """A limit on the sum of the layers' costs: :meth:`cost` of one option, :meth:`limit` of all."""
+    """A limit on the sum of the layers' costs: :meth:`cost` of one option, :meth:`limit` of all
+    (``value`` itself unless a budget says otherwise); ``option`` names it in errors."""
 
-    option: str
-    unit: str
+    value: float
+    option = ""
+    unit = ""
+
+    def __post_init__(self):
+        if (isinstance(self.value, bool) or not isinstance(self.value, (int, float)) or not math.isfinite(self.value)
+                or self.value <= 0):
+            raise ValueError(f"{self.option}: must be a positive number, got {self.value!r}")
 
     def cost(self, layer: LayerOptions, bits: int, sparsity: float) -> float:
         raise NotImplementedError
 
     def limit(self, table: list[LayerOptions]) -> float:
-        raise NotImplementedError
-
-    def shown(self, value: float) -> str:
-        return f"{value:,.0f}"
+        return float(self.value)
 
 
-@dataclass
+def weight_bits(layer: LayerOptions, bits: int, sparsity: float) -> float:
+    """The bits a layer's weights take at an option: kept weights x bits, plus one mask bit per
+    weight when it is sparse (what :class:`AverageBits` counts and the report's average is)."""
+    return layer.weights * ((1 - sparsity) * bits + (1 if sparsity > 0 else 0))
+
+
 class AverageBits(Budget):
-    bits: float
+    """The weights' mean bits: ``value`` bits per weight."""
+
     option = "--bits-avg"
     unit = "bits per weight"
 
-    def __post_init__(self):
-        _positive(self.bits, self.option)
-
     def limit(self, table):
-        return self.bits * sum(layer.weights for layer in table)
+        return self.value * sum(layer.weights for layer in table)
 
     def cost(self, layer, bits, sparsity):
-        return layer.weights * ((1 - sparsity) * bits + (1 if sparsity > 0 else 0))
-
-    def shown(self, value: float) -> str:
-        return f"{value:.3f}"
+        return weight_bits(layer, bits, sparsity)
 
 
-@dataclass
 class ModelSize(Budget):
-    bytes: float
+    """The quantized layers' bytes in the file: ``value`` bytes (:func:`layer_bytes`)."""
+
     option = "--size"
     unit = "bytes"
-
-    def __post_init__(self):
-        _positive(self.bytes, self.option)
-
-    def limit(self, table):
-        return float(self.bytes)
 
     def cost(self, layer, bits, sparsity):
         return layer_bytes(layer.weights, layer.channels, bits)
 
 
-@dataclass
 class BOPs(Budget):
-    bops: float
+    """Bit operations: ``value`` BOPs."""
+
     option = "--bops"
     unit = "BOPs"
-
-    def __post_init__(self):
-        _positive(self.bops, self.option)
-
-    def limit(self, table):
-        return float(self.bops)
 
     def cost(self, layer, bits, sparsity):
         return (1 - sparsity) * layer.macs * bits * ACTIVATION_BITS
@@ -107,11 +100,6 @@ def layer_bytes(weights: int, channels: int, bits: int) -> int:
     return math.ceil(weights * width / 8) + 4 * channels + math.ceil(channels * width / 8) + 8 * channels
 
 
-def _positive(value, option: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{option}: must be a positive number, got {value!r}")
-
-
 def smallest(budget: Budget, table: list[LayerOptions]) -> float:
     """The least total the layers reach (each at its cheapest option)."""
     return sum(min(budget.cost(layer, b, s) for b, s in zip(layer.bits, layer.sparsity)) for layer in table)
@@ -124,10 +112,10 @@ def check_budget(budget: Budget, table: list[LayerOptions]) -> None:
     if least > limit * (1 + 1e-12):
         if isinstance(budget, AverageBits):
             least_avg = least / sum(layer.weights for layer in table)
-            raise ValueError(f"{budget.option}: {budget.bits:g} is below the smallest average the options reach, "
+            raise ValueError(f"{budget.option}: {budget.value:g} is below the smallest average the options reach, "
                              f"{least_avg:.4f} bits per weight (every layer at its fewest bits)")
-        raise ValueError(f"{budget.option}: {budget.shown(limit)} {budget.unit} is below the smallest the options "
-                         f"reach, {budget.shown(least)} {budget.unit} (every layer at its fewest bits)")
+        raise ValueError(f"{budget.option}: {limit:,.0f} {budget.unit} is below the smallest the options "
+                         f"reach, {least:,.0f} {budget.unit} (every layer at its fewest bits)")
 
 
 @dataclass

@@ -6,7 +6,7 @@ different set of choices: for every quantizable layer and every option ``(b, s)`
 :mod:`designer.quantization.rounding`), the ``s`` smallest by magnitude removed first — that
 layer alone takes the option and the logits' mean squared error against the float network on
 the calibration batch is measured; the options of one layer run through the suffix of the chain
-together (``_Measurement.distortions``). Activations stay float while the weights' options are
+together (``Measurement.distortions``). Activations stay float while the weights' options are
 measured: every activation is quantized at 8 bits whatever the allocation chooses, so it adds
 the same to every allocation (its share is measured on the whole network, in the report).
 
@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from designer.pruning.criteria import magnitude_mask
-from designer.pruning.curves import _Measurement, layer_macs, prunable_layers
+from designer.pruning.curves import Measurement, layer_macs, prunable_layers
 from designer.pruning.hessian import layer_hessians
 from designer.quantization.grid import weight_scales
 from designer.quantization.rounding import Rounding
@@ -81,22 +81,29 @@ def layer_table(model: nn.Module, inputs: torch.Tensor, bits: tuple[int, ...], s
 
 @torch.no_grad()
 def option_curves(model: nn.Module, inputs: torch.Tensor, table: list[LayerOptions], rounding: Rounding,
-                  hessians: dict[str, torch.Tensor] | None = None, chunk: int = 16, progress: bool = False) -> OptionCurves:
+                  hessians: dict[str, torch.Tensor] | None = None, chunk: int = 16, progress: bool = False,
+                  store: dict | None = None) -> OptionCurves:
     """Each layer of ``table`` with the distortion of each of its options (module doc); the model
     in eval mode as it is (BatchNorm folded, :mod:`designer.quantization.fold`). ``hessians``:
-    the layers' H when ``rounding`` reads it (measured here otherwise)."""
+    the layers' H when ``rounding`` reads it (measured here otherwise). ``store``: filled with
+    each option's :func:`quantized_weight` by (layer, option index), so the option the allocation
+    chooses is not rounded again (GPTQ is the costly part; the store holds every option's weights,
+    as many copies of the layer weights as it has options)."""
     model.eval()
     layers = dict(prunable_layers(model))
     if rounding.needs_hessian and hessians is None:
         hessians = layer_hessians(model, inputs, list(layers.items()))
     hessians = hessians or {}
-    measurement = _Measurement.of(model, inputs, grid=[0.0], criterion="magnitude", points=None, chunk=chunk,
+    measurement = Measurement.of(model, inputs, grid=[0.0], criterion="magnitude", points=None, chunk=chunk,
                                   worst_case=False)
     done = []
     for row in tqdm(table, desc="quantization curves", disable=not progress, leave=False, unit="layer"):
         weight = layers[row.name].weight
-        stack = torch.stack([quantized_weight(weight, b, s, rounding, hessians.get(row.name))[0]
-                             for b, s in zip(row.bits, row.sparsity)])
+        options = [quantized_weight(weight, b, s, rounding, hessians.get(row.name))
+                   for b, s in zip(row.bits, row.sparsity)]
+        if store is not None:
+            store.update({(row.name, i): option for i, option in enumerate(options)})
+        stack = torch.stack([option[0] for option in options])
         done.append(LayerOptions(row.name, row.weights, row.channels, row.macs, row.bits, row.sparsity,
                                  measurement.distortions(row.name, stack)))
     return OptionCurves(done)

@@ -63,15 +63,13 @@ class BiasQuant(nn.Module):
 
 
 class ActivationQuant:
-    """A forward (pre-)hook quantizing a layer's input or output at 8 bits; ``enabled`` off in
-    :func:`plain` copies and while calibrating."""
+    """A forward (pre-)hook quantizing a layer's input or output at 8 bits (a class, so that
+    :func:`plain` can find and drop it)."""
 
     def __init__(self, scale: float, zero_point: int, where: str):
-        self.scale, self.zero_point, self.where, self.enabled = scale, zero_point, where, True
+        self.scale, self.zero_point, self.where = scale, zero_point, where
 
     def __call__(self, module, args, output=None):
-        if not self.enabled:
-            return None
         if self.where == "input":
             return (fake_activation(args[0], self.scale, self.zero_point), *args[1:])
         return fake_activation(output, self.scale, self.zero_point)
@@ -135,20 +133,6 @@ def _fit_bias(module: nn.Module, quant: LayerQuant) -> None:
     if bool((needed > quant.scales).any()):
         quant.scales = torch.maximum(quant.scales, needed)
         module.parametrizations.weight[0].scales.copy_(quant.scales)
-
-
-def _hooks(model: nn.Module) -> list[ActivationQuant]:
-    found = []
-    for module in model.modules():
-        for hooks in (module._forward_pre_hooks, module._forward_hooks):  # torch keeps no public list
-            found += [h for h in hooks.values() if isinstance(h, ActivationQuant)]
-    return found
-
-
-def set_activation_quant(model: nn.Module, enabled: bool) -> None:
-    """Turn the activation quantization of ``model`` on or off (weights stay quantized)."""
-    for hook in _hooks(model):
-        hook.enabled = enabled
 
 
 def plain(model: nn.Module) -> nn.Module:

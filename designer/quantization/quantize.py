@@ -24,7 +24,7 @@ from torch import nn
 from designer.pruning.curves import prunable_layers
 from designer.pruning.hessian import layer_hessians
 from designer.pruning.measure import distortion
-from designer.quantization.budgets import AverageBits, Budget, allocate_bits, check_budget, layer_bytes
+from designer.quantization.budgets import Budget, allocate_bits, check_budget, layer_bytes, weight_bits
 from designer.quantization.curves import LayerOptions, layer_table, option_curves, quantized_weight
 from designer.quantization.fake import LayerQuant, calibrate_activations, quantize_weights
 from designer.quantization.fold import fold_batchnorm
@@ -108,8 +108,9 @@ def quantize_model(model: nn.Module, calibration: torch.Tensor, budget: Budget |
         reference = model(calibration)
     layers = dict(prunable_layers(model))
     hessians = layer_hessians(model, calibration, list(layers.items())) if rounding.needs_hessian else {}
+    rounded: dict = {}  # (layer, option) -> its quantized weight, scales and mask, as the curves made them
     if curves is None:
-        curves = option_curves(model, calibration, table, rounding, hessians, progress=progress).layers
+        curves = option_curves(model, calibration, table, rounding, hessians, progress=progress, store=rounded).layers
     elif [(c.name, c.bits, c.sparsity) for c in curves] != [(t.name, t.bits, t.sparsity) for t in table]:
         raise ValueError("curves: give one per quantizable layer, with the options of plan_table (bits x sparsity)")
     allocation = allocate_bits(curves, budget) if budget is not None else None
@@ -117,9 +118,9 @@ def quantize_model(model: nn.Module, calibration: torch.Tensor, budget: Budget |
     for layer in curves:
         i = allocation.choice[layer.name] if allocation is not None else 0
         b, s = layer.bits[i], layer.sparsity[i]
-        weight = layers[layer.name].weight
-        weights[layer.name], scales, masks[layer.name] = quantized_weight(weight, b, s, rounding,
-                                                                          hessians.get(layer.name))
+        chosen = rounded.get((layer.name, i)) or quantized_weight(layers[layer.name].weight, b, s, rounding,
+                                                                   hessians.get(layer.name))
+        weights[layer.name], scales, masks[layer.name] = chosen
         plan[layer.name] = LayerQuant(b, s, scales)
         rows.append({"name": layer.name, "bits": b, "sparsity": s, "weights": layer.weights,
                      "predicted": layer.distortion[i]})
@@ -130,7 +131,7 @@ def quantize_model(model: nn.Module, calibration: torch.Tensor, budget: Budget |
     with torch.no_grad():
         measured = distortion(model(calibration), reference)
     total = sum(layer.weights for layer in curves)
-    average = sum(AverageBits(1).cost(layer, row["bits"], row["sparsity"]) for layer, row in zip(curves, rows)) / total
+    average = sum(weight_bits(layer, row["bits"], row["sparsity"]) for layer, row in zip(curves, rows)) / total
     size = sum(layer_bytes(layer.weights, layer.channels, row["bits"]) for layer, row in zip(curves, rows))
     report = QuantizationReport(
         rounding.name, rows, float(sum(row["predicted"] for row in rows)), measured_weights, measured, average, size,

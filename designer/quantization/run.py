@@ -92,7 +92,8 @@ class QuantizeRequest:
         """Next to the checkpoint (or the --weights; else here, by the factory's name):
         ``run/checkpoint-quantized.onnx``."""
         source = self.checkpoint or self.weights
-        base = Path(source).with_suffix("") if source is not None else Path(str(self.model).rpartition(":")[2] or "model")
+        base = (Path(source).with_suffix("") if source is not None
+                else Path(str(self.model).rpartition(":")[2] or "model"))
         return base.with_name(f"{base.name}-quantized.onnx")
 
 
@@ -101,7 +102,7 @@ def run_quantize(request: QuantizeRequest) -> dict:
     from designer.pruning.run import load_subject
     from designer.quantization.fold import fold_batchnorm
     from designer.quantization.onnx_file import export_onnx
-    from designer.quantization.quantize import plan_table, quantize_model
+    from designer.quantization.quantize import quantize_model
     from designer.train.data import load_dataset
     from designer.train.loop import TrainConfig, evaluate, train
     request.check()
@@ -113,11 +114,11 @@ def run_quantize(request: QuantizeRequest) -> dict:
     example = subject.example_input
     float_model = copy.deepcopy(model)
     fold_batchnorm(float_model)
-    plan_table(float_model, example, request.budget, request.bits, request.with_sparsity)  # every budget, before work
     calib = splits.train.tensors[0][:request.calibration]
-    before = evaluate(float_model, splits.test)["accuracy"]
+    # quantize_model checks the budget against the cheapest options before it measures anything
     quantized = quantize_model(model, calib, request.budget, request.bits, request.rounding, request.with_sparsity,
                                progress=request.progress)
+    before = evaluate(float_model, splits.test)["accuracy"]
     after = evaluate(model, splits.test)["accuracy"]
     tuned = None
     if request.qat_epochs:  # quantization-aware: the straight-through fake quantization trains as it is
@@ -160,6 +161,7 @@ def _line(s: dict, request: QuantizeRequest) -> str:
     return (f"{s['rounding']}: {len(s['layers'])} layers at {'/'.join(map(str, bits))} bits (average "
             f"{s['average_bits']:.2f}), accuracy {s['accuracy_float']:.4f} float -> {s['accuracy_quantized']:.4f} "
             f"quantized{qat}; ONNX Runtime {s['accuracy_onnx']:.4f} (max |diff| from torch "
-            f"{s['max_abs_difference']:.3g}); file {s['onnx_bytes']:,} B ({s['onnx_bytes'] / s['float_onnx_bytes']:.3f}x "
-            f"float), latency batch 32 {1e3 * s['latency_int_b32_s']:.1f} ms ({s['latency_int_b32_s'] / s['latency_float_b32_s']:.2f}x "
+            f"{s['max_abs_difference']:.3g}); file {s['onnx_bytes']:,} B "
+            f"({s['onnx_bytes'] / s['float_onnx_bytes']:.3f}x float), latency batch 32 "
+            f"{1e3 * s['latency_int_b32_s']:.1f} ms ({s['latency_int_b32_s'] / s['latency_float_b32_s']:.2f}x "
             f"float), batch 1 {1e3 * s['latency_int_b1_s']:.2f} ms; written to {s['output']}")

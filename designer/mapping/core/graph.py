@@ -18,10 +18,9 @@ files and modules alike, is read by :func:`designer.mapping.load`.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import cached_property, reduce
 from typing import Any
 
 import networkx as nx
@@ -118,7 +117,7 @@ class TensorGraph:
         o = self.operators[op]
         return list(dict.fromkeys(o.inputs + o.outputs))
 
-    @functools.cached_property
+    @cached_property
     def byte_unit(self) -> int:
         """The largest byte count dividing every tensor's size: the unit the solvers' sizes are
         counted in (with the scratchpad's, :func:`designer.mapping.core.units.gcd_unit`)."""

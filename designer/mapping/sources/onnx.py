@@ -6,9 +6,10 @@ passes a QuantizeLinear -> DequantizeLinear pair as its 8-bit codes: 1 byte per 
 float tensor at 4. So the Q/DQ plumbing is folded away: a DequantizeLinear's output is its
 input's codes; an operator whose only reader is a QuantizeLinear writes the codes directly (the
 integer kernel requantizes its accumulator); every other node is an operator on tensors of its
-own element type (at batch 1, as ONNX Runtime computes it). Constant subgraphs (shape arithmetic, the batch size's included) are
-what the runtime folds when it loads the file: left out. Weights, with ``include_weights``: an
-initializer read through a DequantizeLinear at its stored bytes (INT4 packed two to a byte).
+own element type (at batch 1, as ONNX Runtime computes it). Constant subgraphs (shape
+arithmetic, the batch size's included) are what the runtime folds when it loads the file: left
+out. Weights, with ``include_weights``: an initializer read through a DequantizeLinear at its
+stored bytes (INT4 packed two to a byte).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def from_onnx(path: str | Path, include_weights: bool = False) -> TensorGraph:
     path = Path(path)
     model, types = _observed(onnx, path)
     nodes = list(model.graph.node)
-    constant = {t.name for t in model.graph.initializer}
+    initializers = {t.name for t in model.graph.initializer}
+    constant = set(initializers)
     for node in nodes:  # a node reading only constants (or shapes, fixed at batch 1) is folded at load time
         if node.op_type in ("Shape", "Size") or all(not i or i in constant for i in node.input):
             constant.update(node.output)
@@ -88,8 +90,8 @@ def from_onnx(path: str | Path, include_weights: bool = False) -> TensorGraph:
             name = alias[name]
         return name
 
-    weights_of = {n.output[0]: n.input[0] for n in nodes if n.op_type == "DequantizeLinear"
-                  and n.input[0] in {t.name for t in model.graph.initializer}}
+    weights_of = {n.output[0]: n.input[0] for n in nodes
+                  if n.op_type == "DequantizeLinear" and n.input[0] in initializers}
     operators, tensors = [], {}
 
     def tensor(name: str, made_by: str | None) -> str:

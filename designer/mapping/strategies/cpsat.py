@@ -131,7 +131,8 @@ class _Model:
             self.y_intervals.append(self.model.new_fixed_size_interval_var(address, size, f"m{label}"))
         else:
             self.x_intervals.append(self.model.new_optional_interval_var(start, length, end, present, f"t{label}"))
-            self.y_intervals.append(self.model.new_optional_fixed_size_interval_var(address, size, present, f"m{label}"))
+            self.y_intervals.append(self.model.new_optional_fixed_size_interval_var(address, size, present,
+                                                                                     f"m{label}"))
         self.demands.append(size)
 
 

@@ -104,7 +104,8 @@ def build_model(graph: TensorGraph, scratchpad_bytes: int, order: list[str] | No
         _lifecycle(m, graph, schedule, span[name], name, resident)  # (3)-(9)
     # (10) capacity cut
     for t in range(n):
-        m.capacity_cut.add(quicksum(size[name] * resident(name, t) for name in produced + inputs if t in span[name]) <= M)
+        m.capacity_cut.add(quicksum(size[name] * resident(name, t) for name in produced + inputs
+                                    if t in span[name]) <= M)
     _addresses(m, produced, inputs, span, size, M, resident, deadline)  # (11)-(12)
     m.traffic = pyo.Objective(expr=quicksum(price[name] * (m.S[name, t] + m.R[name, t]) for name, t in index),
                               sense=pyo.minimize)

@@ -185,7 +185,8 @@ def keep_plan(graph: TensorGraph, scratchpad_bytes: int, time_limit: float = 60.
     if mapping is None:
         return MappingOutcome(None, milp.replace(status=Status.NO_SOLUTION, objective=None, gap=None,
                                                  seconds=deadline.elapsed(),
-                                                 message=f"the keep-or-spill plan could not be laid out: {failures[0]}"))
+                                                 message=f"the keep-or-spill plan could not be laid out: "
+                                                         f"{failures[0]}"))
     cost = objective.of_steps(graph, mapping.steps)
     laid_out = ("laid out at the plan's cost" if cost == milp.objective else
                 f"laying it out cost {cost - milp.objective:,} {objective.unit} more (fragmentation)")

@@ -131,8 +131,8 @@ def choose(found: list[Candidate], scratchpad_bytes: int, *, time_limit: float, 
     for i, candidate in enumerate(queue):
         share = max(0.1 * time_limit, deadline.left() / (len(queue) - i))
         start = previous[1] if previous is not None and candidate is previous[0] else None
-        result = solve(MappingProblem(candidate.graph, scratchpad_bytes, strategy, objective, time_limit=share, start=start,
-                                budgets=candidate.budgets(0.2 * share)))
+        result = solve(MappingProblem(candidate.graph, scratchpad_bytes, strategy, objective, time_limit=share,
+                                      start=start, budgets=candidate.budgets(0.2 * share)))
         solved += 1
         value = result.solve.objective
         if value is not None and (best is None or (value, candidate.extra_macs) <
